@@ -1,0 +1,175 @@
+//! btrfs driver: an image is a read-only subvolume, a container root a writable snapshot of it
+//! (constant time whatever the image size). All through ioctls, no `btrfs` command.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+use tracing::debug;
+
+use crate::driver::{ContainerRoot, DriverKind, StorageDriver, staging_name};
+use crate::error::{Result, StorageError};
+use crate::sys;
+
+pub struct BtrfsDriver {
+    root: PathBuf,
+}
+
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
+    open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| StorageError::io("open directory", path)(e.into()))
+}
+
+fn split(path: &Path) -> (&Path, &OsStr) {
+    (
+        path.parent().expect("pool paths have a parent"),
+        path.file_name().expect("pool paths have a name"),
+    )
+}
+
+/// Deletes the subvolume at `path` (clearing its read-only flag is not needed as root).
+pub(crate) fn destroy_subvolume(path: &Path) -> Result<()> {
+    let (parent, name) = split(path);
+    let pfd = open_dir(parent)?;
+    sys::subvol_destroy(pfd.as_fd(), name).map_err(StorageError::io("delete subvolume", path))?;
+    debug!(path = %path.display(), "btrfs subvolume deleted");
+    Ok(())
+}
+
+/// Snapshots `src` to `dst` (which must not exist).
+pub(crate) fn snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<()> {
+    let sfd = open_dir(src)?;
+    let (parent, name) = split(dst);
+    let pfd = open_dir(parent)?;
+    sys::snapshot(sfd.as_fd(), pfd.as_fd(), name, readonly)
+        .map_err(StorageError::io("snapshot subvolume", dst))?;
+    debug!(src = %src.display(), dst = %dst.display(), readonly, "btrfs snapshot created");
+    Ok(())
+}
+
+/// True when `path` is the root of a subvolume (inode 256 on btrfs).
+pub(crate) fn is_subvolume(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path)
+        .map(|m| m.is_dir() && m.ino() == 256)
+        .unwrap_or(false)
+}
+
+impl BtrfsDriver {
+    pub fn new(root: PathBuf) -> Self {
+        BtrfsDriver { root }
+    }
+}
+
+impl StorageDriver for BtrfsDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Btrfs
+    }
+
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn stage_image(&self) -> Result<PathBuf> {
+        let path = self.root.join("images").join(staging_name());
+        let (parent, name) = split(&path);
+        let pfd = open_dir(parent)?;
+        sys::subvol_create(pfd.as_fd(), name)
+            .map_err(StorageError::io("create subvolume", &path))?;
+        Ok(path)
+    }
+
+    fn commit_image(&self, staged: &Path, name: &str) -> Result<()> {
+        let dst = self.image_path(name);
+        if dst.exists() {
+            return Err(StorageError::ImageExists(name.to_owned()));
+        }
+        let fd = open_dir(staged)?;
+        sys::subvol_set_readonly(fd.as_fd(), true)
+            .map_err(StorageError::io("make subvolume read-only", staged))?;
+        fs::rename(staged, &dst).map_err(StorageError::io("rename", &dst))?;
+        Ok(())
+    }
+
+    fn discard_staged(&self, staged: &Path) {
+        if let Err(e) = destroy_subvolume(staged) {
+            tracing::warn!(path = %staged.display(), error = %e, "could not discard staged image");
+        }
+    }
+
+    fn delete_image(&self, name: &str) -> Result<()> {
+        let path = self.image_path(name);
+        if !path.exists() {
+            return Err(StorageError::ImageNotFound(name.to_owned()));
+        }
+        destroy_subvolume(&path)
+    }
+
+    fn create_container(&self, image: &str, id: &str) -> Result<ContainerRoot> {
+        let img = self.image_path(image);
+        if !img.is_dir() {
+            return Err(StorageError::ImageNotFound(image.to_owned()));
+        }
+        let dir = self.container_dir(id);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
+                _ => StorageError::io("create directory", &dir)(e),
+            })?;
+        let subvol = dir.join("rootfs");
+        if let Err(e) = snapshot(&img, &subvol, false) {
+            let _ = fs::remove_dir(&dir);
+            return Err(e);
+        }
+        Ok(ContainerRoot::Btrfs { subvol })
+    }
+
+    fn container_root(&self, _image: &str, id: &str) -> ContainerRoot {
+        ContainerRoot::Btrfs {
+            subvol: self.container_dir(id).join("rootfs"),
+        }
+    }
+
+    fn delete_container(&self, id: &str) -> Result<()> {
+        let dir = self.container_dir(id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        // Every subvolume below the container directory (its root, its snapshots) goes first.
+        let mut subvols = Vec::new();
+        collect_subvolumes(&dir, &mut subvols)?;
+        subvols.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for sv in subvols {
+            destroy_subvolume(&sv)?;
+        }
+        fs::remove_dir_all(&dir).map_err(StorageError::io("remove directory", &dir))
+    }
+}
+
+/// Finds subvolumes up to two levels below `dir` (rootfs, snapshots/<name>).
+fn collect_subvolumes(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in fs::read_dir(dir).map_err(StorageError::io("read directory", dir))? {
+        let p = e.map_err(StorageError::io("read directory", dir))?.path();
+        if is_subvolume(&p) {
+            out.push(p);
+        } else if p.is_dir() && !p.is_symlink() {
+            for e in fs::read_dir(&p).map_err(StorageError::io("read directory", &p))? {
+                let q = e.map_err(StorageError::io("read directory", &p))?.path();
+                if is_subvolume(&q) {
+                    out.push(q);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The storage driver seam: one trait, a btrfs and an overlay implementation.
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::sys::statfs::{BTRFS_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC, statfs};
+use serde::{Deserialize, Serialize};
+
+use crate::btrfs::BtrfsDriver;
+use crate::error::{Result, StorageError};
+use crate::overlay::OverlayDriver;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    Btrfs,
+    Overlay,
+}
+
+impl fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DriverKind::Btrfs => "btrfs",
+            DriverKind::Overlay => "overlay",
+        })
+    }
+}
+
+/// What the runtime needs to mount a container's root filesystem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+pub enum ContainerRoot {
+    /// A writable subvolume, mounted idmapped as the container's `/`.
+    Btrfs { subvol: PathBuf },
+    /// An overlay of the image directory `lower` with `dir/upper` (and `dir/work`), mounted on
+    /// `dir/rootfs` inside the container's mount namespace.
+    Overlay { lower: PathBuf, dir: PathBuf },
+}
+
+/// A storage pool. Methods block (file system work): call them from a blocking thread.
+pub trait StorageDriver: Send + Sync + 'static {
+    fn kind(&self) -> DriverKind;
+    /// The pool's directory (`--storage-dir`).
+    fn root(&self) -> &Path;
+    /// An empty directory to fill with a new image; pass it to `commit_image` or `discard_staged`.
+    fn stage_image(&self) -> Result<PathBuf>;
+    /// Makes a staged image visible under `name` (read-only from then on).
+    fn commit_image(&self, staged: &Path, name: &str) -> Result<()>;
+    fn discard_staged(&self, staged: &Path);
+    fn delete_image(&self, name: &str) -> Result<()>;
+    fn has_image(&self, name: &str) -> bool {
+        self.image_path(name).is_dir()
+    }
+    fn image_path(&self, name: &str) -> PathBuf {
+        self.root().join("images").join(name)
+    }
+    /// Creates the private root filesystem of container `id` from `image`.
+    fn create_container(&self, image: &str, id: &str) -> Result<ContainerRoot>;
+    /// The layout of an existing container root.
+    fn container_root(&self, image: &str, id: &str) -> ContainerRoot;
+    /// Deletes everything the pool holds for container `id` (idempotent).
+    fn delete_container(&self, id: &str) -> Result<()>;
+    /// Ids of every container directory in the pool (for reconciliation).
+    fn container_ids(&self) -> Result<Vec<String>> {
+        let dir = self.root().join("containers");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(StorageError::io("read directory", &dir))? {
+            let e = e.map_err(StorageError::io("read directory", &dir))?;
+            if let Some(n) = e.file_name().to_str() {
+                out.push(n.to_owned());
+            }
+        }
+        Ok(out)
+    }
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root().join("containers").join(id)
+    }
+}
+
+/// Which driver to use: `auto` picks btrfs when `root` is on btrfs, else overlay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverChoice {
+    Auto,
+    Btrfs,
+    Overlay,
+}
+
+impl std::str::FromStr for DriverChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DriverChoice::Auto),
+            "btrfs" => Ok(DriverChoice::Btrfs),
+            "overlay" => Ok(DriverChoice::Overlay),
+            o => Err(format!(
+                "unknown storage driver {o:?} (auto, btrfs, overlay)"
+            )),
+        }
+    }
+}
+
+/// Creates the pool layout under `root` (mode 0700: image trees hold setuid files owned by
+/// container ids, which no host user may reach) and opens the driver.
+pub fn open_driver(choice: DriverChoice, root: &Path) -> Result<Box<dyn StorageDriver>> {
+    for sub in ["", "images", "containers"] {
+        let p = root.join(sub);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&p)
+            .map_err(StorageError::io("create directory", &p))?;
+    }
+    fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+        .map_err(StorageError::io("chmod", root))?;
+    let st = statfs(root).map_err(|e| StorageError::io("statfs", root)(e.into()))?;
+    let on_btrfs = st.filesystem_type() == BTRFS_SUPER_MAGIC;
+    let kind = match choice {
+        DriverChoice::Auto if on_btrfs => DriverKind::Btrfs,
+        DriverChoice::Auto => DriverKind::Overlay,
+        DriverChoice::Btrfs => DriverKind::Btrfs,
+        DriverChoice::Overlay => DriverKind::Overlay,
+    };
+    match kind {
+        DriverKind::Btrfs if !on_btrfs => Err(StorageError::Unsupported {
+            driver: "btrfs",
+            path: root.to_path_buf(),
+            reason: "the directory is not on a btrfs file system".into(),
+        }),
+        DriverKind::Btrfs => Ok(Box::new(BtrfsDriver::new(root.to_path_buf()))),
+        DriverKind::Overlay if st.filesystem_type() == OVERLAYFS_SUPER_MAGIC => {
+            Err(StorageError::Unsupported {
+                driver: "overlay",
+                path: root.to_path_buf(),
+                reason:
+                    "an overlay upper directory cannot live on overlayfs; use another file system"
+                        .into(),
+            })
+        }
+        DriverKind::Overlay => Ok(Box::new(OverlayDriver::new(root.to_path_buf()))),
+    }
+}
+
+/// A unique name for a staging entry under `images/`.
+pub(crate) fn staging_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        ".staging-{}-{}-{}",
+        std::process::id(),
+        t,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,41 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Errors of the storage layer. Every variant names the object it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image {0:?} already exists")]
+    ImageExists(String),
+    #[error("image {0:?} not found")]
+    ImageNotFound(String),
+    #[error("container root of {0} already exists")]
+    ContainerExists(String),
+    #[error("archive entry {entry:?} refused: {reason}")]
+    UnsafeEntry { entry: String, reason: &'static str },
+    #[error("cannot read the archive")]
+    Archive(#[source] io::Error),
+    #[error("{path} is not a directory or a tar archive", path = .0.display())]
+    NotImportable(PathBuf),
+    #[error("{}: storage driver {driver} does not work here: {reason}", path.display())]
+    Unsupported {
+        driver: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+impl StorageError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| StorageError::Io { op, path, source }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,84 @@
+//! JSON bodies: size-capped, unknown fields refused (by the types), and errors that name the
+//! field (`limits.memory: invalid type …`).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub const MAX_JSON_BODY: usize = 1 << 20;
+
+pub struct JsonBody<T>(pub T);
+
+/// Parses a JSON document into `T`, classifying errors: malformed JSON is 400, a well-formed
+/// document with a wrong, missing or unknown field is 422 naming the field.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Syntax
+                | serde_json::error::Category::Eof
+                | serde_json::error::Category::Io => {
+                    Err(ApiError::bad_request(format!("malformed JSON: {inner}")))
+                }
+                serde_json::error::Category::Data if path == "." => {
+                    Err(ApiError::invalid(format!("{inner}")))
+                }
+                serde_json::error::Category::Data => {
+                    Err(ApiError::invalid(format!("{path}: {inner}")))
+                }
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_capped(req.into_body(), MAX_JSON_BODY).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request("a JSON body is required"));
+        }
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Reads a body of at most `limit` bytes (413 beyond).
+pub async fn read_capped(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::too_large(format!("request body exceeds {limit} bytes"))
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CreateRequest;
+
+    #[test]
+    fn errors_are_classified_and_name_the_field() {
+        let e = parse::<CreateRequest>(b"{not json").unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        let e = parse::<CreateRequest>(br#"{"name":"a","image":"b","limits":{"memory":[1]}}"#)
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 422);
+        assert!(e.message.starts_with("limits.memory"), "{}", e.message);
+        let e = parse::<CreateRequest>(br#"{"name":"a","image":"b","colour":"red"}"#).unwrap_err();
+        assert_eq!(e.status.as_u16(), 422);
+        assert!(e.message.contains("colour"), "{}", e.message);
+        let e = parse::<CreateRequest>(br#"{"image":"b"}"#).unwrap_err();
+        assert!(e.message.contains("name"), "{}", e.message);
+    }
+}

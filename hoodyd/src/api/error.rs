@@ -1,0 +1,159 @@
+//! The error envelope: `{"error": {"code", "message", "details": [causes…]}}` with a 4xx/5xx.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hoody_snapshot::StorageError;
+use serde::Serialize;
+
+use crate::cgroup::CgroupError;
+use crate::limits::FieldError;
+use crate::runtime::RuntimeError;
+use crate::runtime::spec::FailureKind;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    details: &'a [String],
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: vec![],
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+    }
+    pub fn invalid(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", m)
+    }
+    pub fn too_large(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
+    }
+    fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = crate::helper::error::chain(e);
+        let message = chain.remove(0);
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message,
+            details: chain,
+        }
+    }
+    /// Keeps the status and code, takes message and details from `e`'s chain.
+    fn with_chain(mut self, e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = crate::helper::error::chain(e);
+        self.message = chain.remove(0);
+        self.details = chain;
+        self
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.to_string())
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        match &e {
+            RuntimeError::NotFound(_) | RuntimeError::ImageNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            RuntimeError::Conflict(m) => ApiError::conflict(m.clone()),
+            RuntimeError::Invalid(f) => ApiError::invalid(f.to_string()),
+            RuntimeError::Helper {
+                kind: FailureKind::Exec,
+                message,
+                causes,
+            } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid",
+                message: format!("command: {message}"),
+                details: causes.clone(),
+            },
+            RuntimeError::Helper {
+                message, causes, ..
+            } => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal",
+                message: message.clone(),
+                details: causes.clone(),
+            },
+            RuntimeError::Cgroup(CgroupError::MissingController { .. }) => {
+                ApiError::invalid("").with_chain(&e)
+            }
+            RuntimeError::Storage(s) => match s {
+                StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => {
+                    ApiError::invalid("").with_chain(s)
+                }
+                StorageError::Archive(_) => ApiError::bad_request("").with_chain(s),
+                StorageError::ImageExists(_) | StorageError::ContainerExists(_) => {
+                    ApiError::conflict("").with_chain(s)
+                }
+                StorageError::ImageNotFound(_) => ApiError::not_found("").with_chain(s),
+                _ => ApiError::internal(&e),
+            },
+            RuntimeError::Store(StoreError::NameTaken { .. } | StoreError::ImageTaken(_)) => {
+                ApiError::conflict("").with_chain(&e)
+            }
+            RuntimeError::Store(StoreError::IdsExhausted) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "exhausted", e.to_string())
+            }
+            _ => ApiError::internal(&e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, message = %self.message, details = ?self.details, "request failed");
+        }
+        let body = Envelope {
+            error: Body {
+                code: self.code,
+                message: &self.message,
+                details: &self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Success envelope.
+pub fn data<T: Serialize>(v: T) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "data": v }))
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,32 @@
+//! Query strings, parsed with errors in the API's envelope.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(q)
+            .map(Query)
+            .map_err(|e| ApiError::bad_request(format!("query string: {e}")))
+    }
+}
+
+/// `?force=`, `?timeout=`, `?start=` and friends.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    #[serde(default)]
+    pub force: bool,
+    /// Seconds to wait after SIGTERM before killing.
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    pub start: bool,
+}

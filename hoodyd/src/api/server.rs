@@ -1,0 +1,173 @@
+//! The Unix socket: created atomically with its final mode (bind to a temporary name, chmod,
+//! chown, rename over the old path), a stale socket replaced only when nobody answers on it,
+//! one HTTP/1.1 connection per client with header timeouts and upgrades, a cap on concurrent
+//! connections, and the peer's credentials (SO_PEERCRED) attached to every request.
+
+use std::convert::Infallible;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::UnixListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
+
+/// Who is on the other end of the socket.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Binds the API socket at `path` with mode 0660 and group `gid`.
+pub fn bind(path: &Path, gid: Option<u32>) -> io::Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("another daemon answers on {}", path.display()),
+            ));
+        }
+        debug!(socket = %path.display(), "replacing a stale socket");
+    }
+    let dir = path.parent().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "socket path has no directory")
+    })?;
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "socket path has no file name")
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
+    let prepared = (|| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))?;
+        if let Some(g) = gid {
+            std::os::unix::fs::chown(&tmp, Some(0), Some(g))?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = prepared {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
+}
+
+/// Serves `router` on `listener` until `shutdown` flips to true, then lets open requests finish
+/// for the grace period.
+pub async fn serve(
+    listener: UnixListener,
+    router: Router,
+    cfg: ServeConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let (conn_stop_tx, conn_stop) = watch::channel(false);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            warn!(
+                limit = cfg.max_connections,
+                "connection refused: too many open connections"
+            );
+            continue;
+        };
+        let peer = match stream.peer_cred() {
+            Ok(c) => Peer {
+                uid: c.uid(),
+                gid: c.gid(),
+                pid: c.pid(),
+            },
+            Err(e) => {
+                warn!(error = %e, "no peer credentials; connection dropped");
+                continue;
+            }
+        };
+        let router = router.clone();
+        let mut stop = conn_stop.clone();
+        let header_timeout = cfg.header_timeout;
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(peer);
+                let router = router.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        router
+                            .oneshot(req.map(Body::new))
+                            .await
+                            .unwrap_or_else(|e| match e {}),
+                    )
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let stopping = tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        debug!(error = %e, uid = peer.uid, "connection ended with an error");
+                    }
+                    false
+                }
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            drop(permit);
+        });
+    }
+    info!("no longer accepting connections");
+    let _ = conn_stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + cfg.shutdown_grace;
+    while slots.available_permits() < cfg.max_connections && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,21 @@
+use clap::Parser;
+
+fn main() {
+    // Helper sub-commands run single-threaded, before anything else starts.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    hoodyd::helper::dispatch(&args);
+    let flags = hoodyd::config::Flags::parse();
+    let cfg = match hoodyd::config::Config::load(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hoodyd: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    hoodyd::daemon::init_logging(cfg.log_format);
+    if let Err(e) = hoodyd::daemon::main(cfg) {
+        tracing::error!("{e:#}");
+        eprintln!("hoodyd: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,283 @@
+//! The kernel implementation of [`CgroupOps`] over a cgroup2 directory. Files are always
+//! opened without O_CREAT: writing a name that does not exist must fail, never create a file
+//! (on a host where the path is a tmpfs that would silently "succeed").
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, statfs};
+use tracing::{debug, warn};
+
+use super::{CgroupError, CgroupOps, Result, Usage};
+use crate::limits::Limits;
+
+pub struct CgroupFs {
+    root: PathBuf,
+    controllers: BTreeSet<String>,
+}
+
+const WANTED: &[&str] = &["cpu", "memory", "pids"];
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| CgroupError::Io {
+            op: "open",
+            path: path.into(),
+            source,
+        })?;
+    f.write_all(value.as_bytes())
+        .map_err(|source| CgroupError::Io {
+            op: "write",
+            path: path.into(),
+            source,
+        })?;
+    debug!(path = %path.display(), value, "cgroup write");
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|source| CgroupError::Io {
+        op: "read",
+        path: path.into(),
+        source,
+    })
+}
+
+/// `key value` lines (cgroup.events, memory.events, cpu.stat) → value of `key`.
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+impl CgroupFs {
+    /// Opens (creating if needed) `root`, which must be on cgroup2, and enables the cpu, memory
+    /// and pids controllers for its children where the parent offers them.
+    pub fn open(root: &Path) -> Result<Self> {
+        if !root.exists() {
+            let parent = root.parent().unwrap_or(Path::new("/"));
+            if !is_cgroup2(parent) {
+                return Err(CgroupError::NotCgroup2(parent.into()));
+            }
+            fs::create_dir(root).map_err(|source| CgroupError::Io {
+                op: "create cgroup",
+                path: root.into(),
+                source,
+            })?;
+        }
+        if !is_cgroup2(root) {
+            return Err(CgroupError::NotCgroup2(root.into()));
+        }
+        let available: BTreeSet<String> = read(&root.join("cgroup.controllers"))?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let enable: Vec<String> = WANTED
+            .iter()
+            .filter(|c| available.contains(**c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !enable.is_empty() {
+            if let Err(e) = write(&root.join("cgroup.subtree_control"), &enable.join(" ")) {
+                warn!(root = %root.display(), error = %e, "could not enable controllers for containers");
+            }
+        }
+        let controllers = read(&root.join("cgroup.subtree_control"))?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        debug!(root = %root.display(), ?controllers, "cgroup root ready");
+        Ok(CgroupFs {
+            root: root.into(),
+            controllers,
+        })
+    }
+
+    fn wait_populated(&self, id: &str, want: bool, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let p = self.populated(id)?;
+            if p == want || Instant::now() >= deadline {
+                return Ok(p == want);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+pub fn is_cgroup2(path: &Path) -> bool {
+    statfs(path)
+        .map(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// The default root: `hoody.slice` on the unified hierarchy (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on hybrid hosts).
+pub fn default_root(sys_fs_cgroup: &Path) -> PathBuf {
+    if !is_cgroup2(sys_fs_cgroup) && is_cgroup2(&sys_fs_cgroup.join("unified")) {
+        sys_fs_cgroup.join("unified/hoody.slice")
+    } else {
+        sys_fs_cgroup.join("hoody.slice")
+    }
+}
+
+impl CgroupOps for CgroupFs {
+    fn path(&self, id: &str) -> PathBuf {
+        if id.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(id)
+        }
+    }
+
+    fn controllers(&self) -> BTreeSet<String> {
+        self.controllers.clone()
+    }
+
+    fn create(&self, id: &str, limits: &Limits) -> Result<PathBuf> {
+        self.check_limits(limits)?;
+        let p = self.path(id);
+        if p.exists() {
+            self.remove(id)?;
+        }
+        fs::create_dir(&p).map_err(|source| CgroupError::Io {
+            op: "create cgroup",
+            path: p.clone(),
+            source,
+        })?;
+        if let Err(e) = self.apply_limits(id, limits) {
+            let _ = fs::remove_dir(&p);
+            return Err(e);
+        }
+        Ok(p)
+    }
+
+    fn apply_limits(&self, id: &str, limits: &Limits) -> Result<()> {
+        self.check_limits(limits)?;
+        let p = self.path(id);
+        if let Some(m) = limits.memory {
+            write(&p.join("memory.max"), &m.to_string())?;
+            if p.join("memory.swap.max").exists() {
+                write(&p.join("memory.swap.max"), "0")?;
+            }
+        }
+        if let Some(c) = limits.cpus {
+            let (quota, period) = Limits::cpu_max(c);
+            write(&p.join("cpu.max"), &format!("{quota} {period}"))?;
+        }
+        if let Some(n) = limits.pids {
+            write(&p.join("pids.max"), &n.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn kill(&self, id: &str) -> Result<()> {
+        write(&self.path(id).join("cgroup.kill"), "1")
+    }
+
+    fn freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        let p = self.path(id);
+        write(&p.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let want = u64::from(frozen);
+        loop {
+            if keyed(&read(&p.join("cgroup.events"))?, "frozen") == Some(want) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(CgroupError::Io {
+                    op: "wait for freeze state",
+                    path: p,
+                    source: std::io::ErrorKind::TimedOut.into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn populated(&self, id: &str) -> Result<bool> {
+        Ok(keyed(&read(&self.path(id).join("cgroup.events"))?, "populated") == Some(1))
+    }
+
+    fn remove(&self, id: &str) -> Result<()> {
+        let p = self.path(id);
+        if !p.exists() {
+            return Ok(());
+        }
+        if self.populated(id)? {
+            self.kill(id)?;
+            if !self.wait_populated(id, false, Duration::from_secs(10))? {
+                return Err(CgroupError::Busy(p));
+            }
+        }
+        match fs::remove_dir(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CgroupError::Io {
+                op: "remove cgroup",
+                path: p,
+                source,
+            }),
+        }
+    }
+
+    fn usage(&self, id: &str) -> Usage {
+        let p = self.path(id);
+        let num = |f: &str| {
+            fs::read_to_string(p.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        };
+        Usage {
+            memory_bytes: num("memory.current"),
+            memory_peak_bytes: num("memory.peak"),
+            cpu_usage_usec: fs::read_to_string(p.join("cpu.stat"))
+                .ok()
+                .and_then(|s| keyed(&s, "usage_usec")),
+            pids: num("pids.current"),
+            oom_kills: fs::read_to_string(p.join("memory.events"))
+                .ok()
+                .and_then(|s| keyed(&s, "oom_kill")),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let mut out = vec![];
+        for e in fs::read_dir(&self.root)
+            .map_err(|source| CgroupError::Io {
+                op: "read",
+                path: self.root.clone(),
+                source,
+            })?
+            .flatten()
+        {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if let Some(n) = e.file_name().to_str() {
+                    out.push(n.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_values() {
+        let ev = "populated 1\nfrozen 0\n";
+        assert_eq!(keyed(ev, "populated"), Some(1));
+        assert_eq!(keyed(ev, "frozen"), Some(0));
+        assert_eq!(keyed("oom 2\noom_kill 3\n", "oom_kill"), Some(3));
+        assert_eq!(keyed("oom 2\noom_kill 3\n", "oom"), Some(2));
+    }
+}

@@ -1,0 +1,452 @@
+//! The `hoodyctl` command line (its clap definition also generates the man page and
+//! completions).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures::TryStreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{Answer, Client, full, output};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hoodyctl",
+    version,
+    about = "Client of hoodyd: containers, exec, logs, images"
+)]
+pub struct Cli {
+    /// Print the daemon's JSON envelope (default) or a table for people.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "json")]
+    pub output: Output,
+    /// The daemon's socket (default $HOODY_SOCKET, else /run/hoody/hoodyd.sock).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create, list, inspect, start, stop, restart and delete containers.
+    #[command(subcommand)]
+    Containers(ContainersCmd),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Print a container's console output.
+    Logs(LogsArgs),
+    /// Import, list and delete images.
+    #[command(subcommand)]
+    Images(ImagesCmd),
+    /// Ask the daemon whether it is alive.
+    Health,
+}
+
+/// A container, by id or name (`-c ID` or a positional argument).
+#[derive(Debug, Args)]
+pub struct Target {
+    #[arg(short = 'c', long = "container", value_name = "ID")]
+    pub container: Option<String>,
+    #[arg(value_name = "ID", conflicts_with = "container")]
+    pub id: Option<String>,
+}
+
+impl Target {
+    fn get(&self) -> anyhow::Result<&str> {
+        self.container
+            .as_deref()
+            .or(self.id.as_deref())
+            .ok_or_else(|| anyhow!("name the container: -c ID or ID"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainersCmd {
+    /// Create a container (and start it with --start).
+    Create(CreateArgs),
+    /// List containers.
+    List,
+    /// Show one container with its status, address, limits and usage.
+    Get(Target),
+    Start(Target),
+    Stop {
+        #[command(flatten)]
+        target: Target,
+        /// Seconds between SIGTERM and kill.
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    Restart {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    Delete {
+        #[command(flatten)]
+        target: Target,
+        /// Delete even if running (kills it).
+        #[arg(long, short)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub image: String,
+    /// Realm the container belongs to (repeatable).
+    #[arg(long = "realm", value_name = "ID")]
+    pub realms: Vec<String>,
+    #[arg(long = "project")]
+    pub project_id: Option<String>,
+    /// Memory limit, e.g. 512MiB.
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// Egress policy: deny (default) or allow.
+    #[arg(long)]
+    pub egress: Option<String>,
+    /// Start with the daemon at boot.
+    #[arg(long)]
+    pub autostart: bool,
+    /// Start it right away.
+    #[arg(long)]
+    pub start: bool,
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The init command (default: the image's /sbin/init).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Allocate a terminal (interactive programs, Ctrl-C, window size).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// UID or UID:GID inside the container.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub cwd: Option<String>,
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Keep streaming new output until the container stops.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCmd {
+    /// Import a root file system from a tarball (.tar, .tar.gz, .tar.zst) or a directory.
+    Import {
+        name: String,
+        path: PathBuf,
+    },
+    List,
+    Get {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn print(out: Output, a: &Answer) -> anyhow::Result<i32> {
+    if !a.status.is_success() {
+        eprintln!("hoodyctl: {}", a.error_text());
+        return Ok(1);
+    }
+    match out {
+        Output::Json => println!("{}", String::from_utf8_lossy(&a.body).trim_end()),
+        Output::Table => print!("{}", output::table(&a.json()?["data"])),
+    }
+    Ok(0)
+}
+
+/// Runs the command line; returns the process exit status.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let client = Client::from_env(cli.socket.clone());
+    let out = cli.output;
+    match cli.cmd {
+        Cmd::Health => print(out, &client.call(Method::GET, "/health", None).await?),
+        Cmd::Containers(c) => containers(&client, out, c).await,
+        Cmd::Exec(e) => exec(&client, e).await,
+        Cmd::Logs(l) => logs(&client, l).await,
+        Cmd::Images(i) => images(&client, out, i).await,
+    }
+}
+
+async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow::Result<i32> {
+    let a = match cmd {
+        ContainersCmd::Create(c) => {
+            let mut body = json!({ "name": c.name, "image": c.image });
+            if !c.realms.is_empty() {
+                body["realm_ids"] = json!(c.realms);
+            }
+            if let Some(p) = c.project_id {
+                body["project_id"] = json!(p);
+            }
+            let mut limits = serde_json::Map::new();
+            if let Some(m) = c.memory {
+                limits.insert("memory".into(), json!(m));
+            }
+            if let Some(v) = c.cpus {
+                limits.insert("cpus".into(), json!(v));
+            }
+            if let Some(v) = c.pids {
+                limits.insert("pids".into(), json!(v));
+            }
+            if !limits.is_empty() {
+                body["limits"] = Value::Object(limits);
+            }
+            if let Some(e) = c.egress {
+                body["egress"] = json!(e);
+            }
+            if c.autostart {
+                body["autostart"] = json!(true);
+            }
+            if !c.env.is_empty() {
+                body["env"] = json!(c.env);
+            }
+            if !c.command.is_empty() {
+                body["command"] = json!(c.command);
+            }
+            let path = if c.start {
+                "/containers?start=true"
+            } else {
+                "/containers"
+            };
+            client.call(Method::POST, path, Some(body)).await?
+        }
+        ContainersCmd::List => client.call(Method::GET, "/containers", None).await?,
+        ContainersCmd::Get(t) => {
+            client
+                .call(Method::GET, &format!("/containers/{}", enc(t.get()?)), None)
+                .await?
+        }
+        ContainersCmd::Start(t) => {
+            client
+                .call(
+                    Method::POST,
+                    &format!("/containers/{}/start", enc(t.get()?)),
+                    None,
+                )
+                .await?
+        }
+        ContainersCmd::Stop { target, timeout } => {
+            let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
+            client
+                .call(
+                    Method::POST,
+                    &format!("/containers/{}/stop{q}", enc(target.get()?)),
+                    None,
+                )
+                .await?
+        }
+        ContainersCmd::Restart { target, timeout } => {
+            let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
+            client
+                .call(
+                    Method::POST,
+                    &format!("/containers/{}/restart{q}", enc(target.get()?)),
+                    None,
+                )
+                .await?
+        }
+        ContainersCmd::Delete { target, force } => {
+            let q = if force { "?force=true" } else { "" };
+            client
+                .call(
+                    Method::DELETE,
+                    &format!("/containers/{}{q}", enc(target.get()?)),
+                    None,
+                )
+                .await?
+        }
+    };
+    print(out, &a)
+}
+
+async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
+    let size = if e.tty {
+        super::exec::window_size()
+    } else {
+        None
+    };
+    let mut body = json!({ "command": e.command, "tty": e.tty });
+    if let Some((rows, cols)) = size {
+        body["rows"] = json!(rows);
+        body["cols"] = json!(cols);
+    }
+    if let Some(u) = e.user {
+        body["user"] = json!(u);
+    }
+    if let Some(w) = e.cwd {
+        body["cwd"] = json!(w);
+    }
+    let mut env = e.env;
+    if e.tty {
+        if let Ok(term) = std::env::var("TERM") {
+            env.insert(0, format!("TERM={term}"));
+        }
+    }
+    if !env.is_empty() {
+        body["env"] = json!(env);
+    }
+    let req = client
+        .request_builder(
+            Method::POST,
+            &format!("/containers/{}/exec", enc(e.target.get()?)),
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, crate::api::exec::UPGRADE_PROTOCOL)
+        .body(full(serde_json::to_vec(&body)?))?;
+    let resp = client.send(req).await?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        eprintln!("hoodyctl: {}", Answer { status, body }.error_text());
+        return Ok(1);
+    }
+    let up = hyper::upgrade::on(resp)
+        .await
+        .context("upgrading the connection")?;
+    let _raw = if e.tty {
+        Some(super::exec::RawMode::enter())
+    } else {
+        None
+    };
+    super::exec::run(up, e.tty).await
+}
+
+async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
+    let mut q = vec![];
+    if l.follow {
+        q.push("follow=true".to_string());
+    }
+    if let Some(n) = l.tail {
+        q.push(format!("tail={n}"));
+    }
+    let qs = if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.join("&"))
+    };
+    let req = client
+        .request_builder(
+            Method::GET,
+            &format!("/containers/{}/logs{qs}", enc(l.target.get()?)),
+        )
+        .body(full(bytes::Bytes::new()))?;
+    let resp = client.send(req).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.into_body().collect().await?.to_bytes();
+        eprintln!("hoodyctl: {}", Answer { status, body }.error_text());
+        return Ok(1);
+    }
+    let mut body = resp.into_body();
+    use std::io::Write;
+    while let Some(frame) = body.frame().await {
+        if let Ok(d) = frame?.into_data() {
+            let mut o = std::io::stdout().lock();
+            o.write_all(&d)?;
+            o.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<i32> {
+    let a = match cmd {
+        ImagesCmd::Import { name, path } => {
+            let path = std::path::absolute(&path)
+                .with_context(|| format!("resolving {}", path.display()))?;
+            let md =
+                std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+            if md.is_dir() {
+                client
+                    .call(
+                        Method::POST,
+                        "/images",
+                        Some(json!({ "name": name, "path": path })),
+                    )
+                    .await?
+            } else {
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+                    .map_ok(Frame::data);
+                let req = client
+                    .request_builder(Method::POST, &format!("/images?name={}", enc(&name)))
+                    .header(header::CONTENT_TYPE, "application/x-tar")
+                    .header(header::CONTENT_LENGTH, md.len())
+                    .body(BodyExt::boxed(StreamBody::new(stream)))?;
+                let resp = client.send(req).await?;
+                let status = resp.status();
+                Answer {
+                    status,
+                    body: resp.into_body().collect().await?.to_bytes(),
+                }
+            }
+        }
+        ImagesCmd::List => client.call(Method::GET, "/images", None).await?,
+        ImagesCmd::Get { name } => {
+            client
+                .call(Method::GET, &format!("/images/{}", enc(&name)), None)
+                .await?
+        }
+        ImagesCmd::Delete { name } => {
+            client
+                .call(Method::DELETE, &format!("/images/{}", enc(&name)), None)
+                .await?
+        }
+    };
+    print(out, &a)
+}

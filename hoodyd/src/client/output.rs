@@ -1,0 +1,97 @@
+//! Human output for `--output table`.
+
+use serde_json::Value;
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k}={}", cell(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
+/// Columns shown for a kind of record, chosen by the fields the records have.
+fn columns(first: &serde_json::Map<String, Value>) -> Vec<String> {
+    let pick: &[&str] = if first.contains_key("idmap") {
+        &["id", "name", "status", "image", "ipv4", "pid", "created_at"]
+    } else if first.contains_key("driver") && first.contains_key("files") {
+        &["name", "driver", "files", "bytes", "created_at", "source"]
+    } else {
+        return first.keys().cloned().collect();
+    };
+    pick.iter().map(|s| s.to_string()).collect()
+}
+
+/// Renders the `data` of an envelope as a table (arrays) or key/value lines (objects).
+pub fn table(data: &Value) -> String {
+    let rows: Vec<&serde_json::Map<String, Value>> = match data {
+        Value::Array(a) => a.iter().filter_map(|v| v.as_object()).collect(),
+        Value::Object(o) => {
+            let w = o.keys().map(|k| k.len()).max().unwrap_or(0);
+            return o
+                .iter()
+                .map(|(k, v)| format!("{k:<w$}  {}\n", cell(v)))
+                .collect();
+        }
+        other => return format!("{}\n", cell(other)),
+    };
+    let Some(first) = rows.first() else {
+        return "(none)\n".into();
+    };
+    let cols = columns(first);
+    let grid: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            cols.iter()
+                .map(|c| cell(r.get(c).unwrap_or(&Value::Null)))
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            grid.iter()
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+                .max(c.len())
+        })
+        .collect();
+    let mut out = String::new();
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+            + "\n"
+    };
+    out.push_str(&line(cols.iter().map(|c| c.to_uppercase()).collect()));
+    for r in grid {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_render_as_a_table() {
+        let v: Value = serde_json::json!([{"id": "a1", "name": "web", "status": "running", "image": "busybox", "ipv4": null, "pid": 5, "created_at": "t", "idmap": {}}]);
+        let t = table(&v);
+        assert!(t.starts_with("ID  NAME  STATUS"), "{t}");
+        assert!(t.contains("a1  web   running"), "{t}");
+    }
+}

@@ -1,0 +1,221 @@
+//! Configuration: `/etc/hoody/hoodyd.toml` (or `--config`), every key overridden by its flag.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hoody_snapshot::driver::DriverChoice;
+use serde::Deserialize;
+
+use crate::model::Egress;
+
+pub const DEFAULT_CONFIG: &str = "/etc/hoody/hoodyd.toml";
+pub const DEFAULT_SOCKET: &str = "/run/hoody/hoodyd.sock";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/hoody";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `hoodyd`; each wins over the same key in the config file.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "hoodyd",
+    version,
+    about = "hoody daemon: isolated containers with deny-all egress and instant snapshots"
+)]
+pub struct Flags {
+    /// Configuration file (default /etc/hoody/hoodyd.toml, if it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// API socket (mode 0660, group `hoody`).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// State database, audit log, container metadata.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Images, container root file systems, snapshots (default STATE_DIR/storage).
+    #[arg(long)]
+    pub storage_dir: Option<PathBuf>,
+    /// auto (btrfs when the storage directory is on btrfs), btrfs or overlay.
+    #[arg(long)]
+    pub storage_driver: Option<DriverChoice>,
+    /// Where container cgroups go (cgroup v2).
+    #[arg(long)]
+    pub cgroup_root: Option<PathBuf>,
+    /// IPv4 pool of container addresses.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Interface through which allowed container traffic leaves, masqueraded.
+    #[arg(long)]
+    pub uplink: Option<String>,
+    /// Egress policy of new containers unless the request says otherwise.
+    #[arg(long)]
+    pub default_egress: Option<Egress>,
+    /// Log format on stderr.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Name of the image built from the host's static busybox at start when missing ("" = none).
+    #[arg(long)]
+    pub default_image: Option<String>,
+    /// The static busybox binary used for the default image.
+    #[arg(long)]
+    pub busybox: Option<PathBuf>,
+    /// Seconds between SIGTERM and cgroup.kill when stopping a container.
+    #[arg(long)]
+    pub stop_timeout: Option<u64>,
+    /// Group that owns the socket.
+    #[arg(long)]
+    pub socket_group: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    socket: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    storage_dir: Option<PathBuf>,
+    storage_driver: Option<DriverChoice>,
+    cgroup_root: Option<PathBuf>,
+    subnet: Option<String>,
+    uplink: Option<String>,
+    default_egress: Option<Egress>,
+    log_format: Option<LogFormat>,
+    default_image: Option<String>,
+    busybox: Option<PathBuf>,
+    stop_timeout: Option<u64>,
+    socket_group: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub storage_dir: PathBuf,
+    pub storage_driver: DriverChoice,
+    pub cgroup_root: Option<PathBuf>,
+    pub subnet: String,
+    pub uplink: Option<String>,
+    pub default_egress: Egress,
+    pub log_format: LogFormat,
+    pub default_image: Option<String>,
+    pub busybox: PathBuf,
+    pub stop_timeout: Duration,
+    pub socket_group: String,
+    pub proc_root: PathBuf,
+}
+
+impl Config {
+    pub fn load(flags: Flags) -> anyhow::Result<Config> {
+        let file = match &flags.config {
+            Some(p) => read_file(p)?,
+            None if Path::new(DEFAULT_CONFIG).exists() => read_file(Path::new(DEFAULT_CONFIG))?,
+            None => FileConfig::default(),
+        };
+        Self::merge(flags, file)
+    }
+
+    fn merge(f: Flags, file: FileConfig) -> anyhow::Result<Config> {
+        let state_dir = f
+            .state_dir
+            .or(file.state_dir)
+            .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        let storage_dir = f
+            .storage_dir
+            .or(file.storage_dir)
+            .unwrap_or_else(|| state_dir.join("storage"));
+        let cfg = Config {
+            socket: f
+                .socket
+                .or(file.socket)
+                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            storage_dir,
+            state_dir,
+            storage_driver: f
+                .storage_driver
+                .or(file.storage_driver)
+                .unwrap_or(DriverChoice::Auto),
+            cgroup_root: f.cgroup_root.or(file.cgroup_root),
+            subnet: f
+                .subnet
+                .or(file.subnet)
+                .unwrap_or_else(|| "10.77.0.0/16".into()),
+            uplink: f.uplink.or(file.uplink),
+            default_egress: f
+                .default_egress
+                .or(file.default_egress)
+                .unwrap_or(Egress::Deny),
+            log_format: f.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            default_image: Some(
+                f.default_image
+                    .or(file.default_image)
+                    .unwrap_or_else(|| "busybox".into()),
+            )
+            .filter(|s| !s.is_empty()),
+            busybox: f
+                .busybox
+                .or(file.busybox)
+                .unwrap_or_else(|| "/bin/busybox".into()),
+            stop_timeout: Duration::from_secs(f.stop_timeout.or(file.stop_timeout).unwrap_or(10)),
+            socket_group: f
+                .socket_group
+                .or(file.socket_group)
+                .unwrap_or_else(|| "hoody".into()),
+            proc_root: "/proc".into(),
+        };
+        for (name, p) in [
+            ("socket", &cfg.socket),
+            ("state-dir", &cfg.state_dir),
+            ("storage-dir", &cfg.storage_dir),
+        ] {
+            if !p.is_absolute() {
+                bail!("--{name} must be an absolute path, got {}", p.display());
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_defaults_fill_in() {
+        let file: FileConfig = toml::from_str(
+            "state_dir = \"/srv/h\"\nsubnet = \"10.9.0.0/16\"\ndefault_egress = \"allow\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            subnet: Some("10.1.0.0/16".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(flags, file).unwrap();
+        assert_eq!(c.subnet, "10.1.0.0/16");
+        assert_eq!(c.state_dir, PathBuf::from("/srv/h"));
+        assert_eq!(c.storage_dir, PathBuf::from("/srv/h/storage"));
+        assert_eq!(c.default_egress, Egress::Allow);
+        assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(c.default_image.as_deref(), Some("busybox"));
+    }
+
+    #[test]
+    fn unknown_keys_and_relative_paths_are_refused() {
+        assert!(toml::from_str::<FileConfig>("sockett = \"/x\"").is_err());
+        let flags = Flags {
+            state_dir: Some("rel".into()),
+            ..Default::default()
+        };
+        assert!(Config::merge(flags, FileConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Daemon start-up and shutdown.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState, DaemonInfo};
+use crate::cgroup::CgroupOps;
+use crate::cgroup::fs::{CgroupFs, default_root};
+use crate::config::{Config, LogFormat};
+use crate::idmap::IdPool;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::Store;
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOODY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Containers keep running when it exits.
+pub fn main(cfg: Config) -> anyhow::Result<()> {
+    crate::helper::sys::set_child_subreaper().context("becoming a child subreaper")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hoodyd")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.state_dir)
+        .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
+    std::fs::set_permissions(&cfg.state_dir, std::fs::Permissions::from_mode(0o700))?;
+    let lock_path = cfg.state_dir.join("hoodyd.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .with_context(|| {
+            format!(
+                "another hoodyd uses {} (lock {})",
+                cfg.state_dir.display(),
+                lock_path.display()
+            )
+        })?;
+
+    let store = Store::open(&cfg.state_dir.join("hoody.db"))?;
+    let (choice, dir) = (cfg.storage_driver, cfg.storage_dir.clone());
+    let storage: Arc<dyn hoody_snapshot::StorageDriver> =
+        tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir))
+            .await?
+            .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
+            .into();
+    let cgroup_root = cfg
+        .cgroup_root
+        .clone()
+        .unwrap_or_else(|| default_root(std::path::Path::new("/sys/fs/cgroup")));
+    let cgroups: Arc<dyn CgroupOps> =
+        Arc::new(CgroupFs::open(&cgroup_root).context("preparing the cgroup root")?);
+    info!(
+        storage = %cfg.storage_dir.display(),
+        driver = %storage.kind(),
+        cgroup_root = %cgroup_root.display(),
+        controllers = ?cgroups.controllers(),
+        "hoodyd starting"
+    );
+    let info = DaemonInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        storage_driver: storage.kind().to_string(),
+        storage_dir: cfg.storage_dir.display().to_string(),
+        state_dir: cfg.state_dir.display().to_string(),
+        cgroup_root: cgroup_root.display().to_string(),
+        controllers: cgroups.controllers().into_iter().collect(),
+    };
+    let rt = Runtime::new(
+        RuntimeConfig {
+            helper: "/proc/self/exe".into(),
+            state_dir: cfg.state_dir.clone(),
+            proc_root: cfg.proc_root.clone(),
+            stop_timeout: cfg.stop_timeout,
+            id_pool: IdPool::default(),
+            default_egress: cfg.default_egress,
+        },
+        store,
+        storage,
+        cgroups,
+    );
+    let report = rt
+        .adopt()
+        .await
+        .context("reconciling state with the kernel")?;
+    info!(
+        adopted = report.adopted.len(),
+        vanished = report.vanished.len(),
+        orphans = report.removed_orphans.len(),
+        "state reconciled"
+    );
+    if let Some(name) = &cfg.default_image {
+        if let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await {
+            warn!(image = %name, error = %crate::helper::error::chain(&e).join(": "), "the default image could not be built");
+        }
+    }
+    let gid = nix::unistd::Group::from_name(&cfg.socket_group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
+    if gid.is_none() {
+        warn!(group = %cfg.socket_group, "socket group not found; the socket is root-only");
+    }
+    let listener = api::server::bind(&cfg.socket, gid)
+        .with_context(|| format!("binding {}", cfg.socket.display()))?;
+    let state = AppState {
+        rt: rt.clone(),
+        started: Instant::now(),
+        info: Arc::new(info),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut term, mut int) = (
+            signal(SignalKind::terminate()).expect("SIGTERM handler"),
+            signal(SignalKind::interrupt()).expect("SIGINT handler"),
+        );
+        let which = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
+        info!(signal = which, "shutting down; containers keep running");
+        let _ = stop_tx.send(true);
+    });
+    info!(socket = %cfg.socket.display(), "listening");
+    api::server::serve(listener, api::router(state), Default::default(), stop_rx).await;
+    let _ = std::fs::remove_file(&cfg.socket);
+    info!("hoodyd stopped");
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The helper: hoodyd re-executed as `hoodyd __start` or `hoodyd __exec`, single-threaded, for
+//! all namespace work (clone3, setns, mounts, pivot_root). The daemon never does any of it on a
+//! tokio thread.
+
+mod command;
+pub mod error;
+pub mod exec;
+mod fdpass;
+mod rootfs;
+pub mod security;
+pub mod start;
+pub mod sys;
+
+/// If `args` name a helper sub-command, runs it and never returns.
+pub fn dispatch(args: &[std::ffi::OsString]) {
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("__start") => start::main(),
+        Some("__exec") => exec::main(),
+        _ => {}
+    }
+}

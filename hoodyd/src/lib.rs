@@ -1,0 +1,17 @@
+//! hoodyd: a daemon that turns a Linux host into a host of isolated containers, and hoodyctl,
+//! its client. See DESIGN.md for the contract.
+
+pub mod api;
+pub mod cgroup;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod helper;
+pub mod idmap;
+pub mod ids;
+pub mod limits;
+pub mod model;
+pub mod procfs;
+pub mod proto;
+pub mod runtime;
+pub mod store;

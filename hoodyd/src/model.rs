@@ -1,0 +1,212 @@
+//! The container as the daemon knows it, its lifecycle rules, and the request bodies.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{FieldError, Limits, LimitsRequest};
+use crate::runtime::spec::IdMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, never started.
+    Created,
+    Running,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "created" => Some(Status::Created),
+            "running" => Some(Status::Running),
+            "stopped" => Some(Status::Stopped),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    Deny,
+    Allow,
+}
+
+impl Egress {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Egress::Deny => "deny",
+            Egress::Allow => "allow",
+        }
+    }
+}
+
+impl std::str::FromStr for Egress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deny" => Ok(Egress::Deny),
+            "allow" => Ok(Egress::Allow),
+            o => Err(format!("{o:?} is not an egress policy (deny, allow)")),
+        }
+    }
+}
+
+/// A lifecycle operation, for [`check_transition`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+    Delete { force: bool },
+}
+
+/// Whether `action` is allowed in `status`; the error is the conflict message (409).
+pub fn check_transition(status: Status, action: Action) -> Result<(), String> {
+    match (action, status) {
+        (Action::Start, Status::Running) => Err("the container is already running".into()),
+        (Action::Stop, Status::Created | Status::Stopped) => {
+            Err("the container is not running".into())
+        }
+        (Action::Delete { force: false }, Status::Running) => {
+            Err("the container is running: stop it first or delete with ?force=true".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A container record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub realm_ids: Vec<String>,
+    pub project_id: Option<String>,
+    pub limits: Limits,
+    pub egress: Egress,
+    pub autostart: bool,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub idmap: IdMap,
+    pub ipv4: Option<Ipv4Addr>,
+    pub status: Status,
+    pub pid: Option<i32>,
+    pub pid_start: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// Body of `POST /containers`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub realm_ids: Vec<String>,
+    pub project_id: Option<String>,
+    pub limits: Option<LimitsRequest>,
+    pub egress: Option<Egress>,
+    pub autostart: Option<bool>,
+    pub command: Option<Vec<String>>,
+    pub env: Option<Vec<String>>,
+}
+
+pub const MAX_ARGS: usize = 4096;
+pub const MAX_ARG_LEN: usize = 128 * 1024;
+
+/// Validates a command line or environment list.
+pub fn validate_strings(field: &str, v: &[String], env: bool) -> Result<(), FieldError> {
+    if v.len() > MAX_ARGS {
+        return Err(FieldError::new(
+            field,
+            format!("at most {MAX_ARGS} entries"),
+        ));
+    }
+    for (i, s) in v.iter().enumerate() {
+        if s.len() > MAX_ARG_LEN {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                format!("longer than {MAX_ARG_LEN} bytes"),
+            ));
+        }
+        if s.contains('\0') {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                "contains a NUL byte",
+            ));
+        }
+        if env && !s.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                "must be KEY=VALUE",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions() {
+        use Action::*;
+        use Status::*;
+        assert!(check_transition(Created, Start).is_ok());
+        assert!(check_transition(Stopped, Start).is_ok());
+        assert!(check_transition(Running, Start).is_err());
+        assert!(check_transition(Running, Stop).is_ok());
+        assert!(check_transition(Stopped, Stop).is_err());
+        assert!(check_transition(Created, Stop).is_err());
+        assert!(check_transition(Running, Delete { force: false }).is_err());
+        assert!(check_transition(Running, Delete { force: true }).is_ok());
+        assert!(check_transition(Stopped, Delete { force: false }).is_ok());
+        assert!(check_transition(Stopped, Restart).is_ok());
+        assert!(check_transition(Running, Restart).is_ok());
+    }
+
+    #[test]
+    fn strings() {
+        validate_strings("command", &["/bin/sh".into(), "-c".into()], false).unwrap();
+        assert_eq!(
+            validate_strings("env", &["NOEQ".into()], true)
+                .unwrap_err()
+                .field,
+            "env[0]"
+        );
+        assert_eq!(
+            validate_strings("env", &["=x".into()], true)
+                .unwrap_err()
+                .field,
+            "env[0]"
+        );
+        assert_eq!(
+            validate_strings("command", &["a\0b".into()], false)
+                .unwrap_err()
+                .field,
+            "command[0]"
+        );
+    }
+
+    #[test]
+    fn create_request_refuses_unknown_fields() {
+        let e = serde_json::from_str::<CreateRequest>(r#"{"name":"a","image":"b","bogus":1}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `bogus`"));
+    }
+}

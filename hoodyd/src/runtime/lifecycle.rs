@@ -1,0 +1,276 @@
+//! create, start, stop, restart, delete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::spec::{StartSpec, default_env};
+use super::{Result, Runtime, RuntimeError, io_err, now};
+use crate::helper::sys;
+use crate::ids;
+use crate::limits::FieldError;
+use crate::model::{Action, Container, CreateRequest, Status, check_transition, validate_strings};
+use crate::store::{self, StoreError};
+
+/// Upper bound on waiting for a killed cgroup's init to be reaped.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+impl Runtime {
+    /// Validates a create request into a record (no side effects).
+    pub(crate) fn validate_create(&self, req: CreateRequest) -> Result<Container> {
+        ids::validate_name("name", &req.name)?;
+        ids::validate_image_name("image", &req.image)?;
+        for (i, r) in req.realm_ids.iter().enumerate() {
+            if !ids::is_id(r) {
+                return Err(FieldError::new(
+                    format!("realm_ids[{i}]"),
+                    "must be a 24-character lowercase hex id",
+                )
+                .into());
+            }
+        }
+        if let Some(p) = &req.project_id {
+            if p.is_empty() || p.len() > 128 || p.chars().any(|c| c.is_control()) {
+                return Err(
+                    FieldError::new("project_id", "must be 1 to 128 printable characters").into(),
+                );
+            }
+        }
+        let limits = match &req.limits {
+            Some(l) => l.validate("limits")?,
+            None => Default::default(),
+        };
+        let command = req.command.unwrap_or_else(|| vec!["/sbin/init".into()]);
+        if command.is_empty() || command[0].is_empty() {
+            return Err(FieldError::new("command", "must name a program").into());
+        }
+        validate_strings("command", &command, false)?;
+        let mut env = default_env(&req.name);
+        if let Some(extra) = req.env {
+            validate_strings("env", &extra, true)?;
+            for kv in extra {
+                let key = kv.split('=').next().unwrap_or_default().to_owned();
+                env.retain(|e| !e.starts_with(&format!("{key}=")));
+                env.push(kv);
+            }
+        }
+        let mut realm_ids = req.realm_ids;
+        realm_ids.sort();
+        realm_ids.dedup();
+        Ok(Container {
+            id: ids::new_id(),
+            name: req.name,
+            image: req.image,
+            realm_ids,
+            project_id: req.project_id,
+            limits,
+            egress: req.egress.unwrap_or(self.cfg.default_egress),
+            autostart: req.autostart.unwrap_or(false),
+            command,
+            env,
+            idmap: super::spec::IdMap {
+                host_base: 0,
+                size: 0,
+            },
+            ipv4: None,
+            status: Status::Created,
+            pid: None,
+            pid_start: None,
+            exit_code: None,
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+        })
+    }
+
+    pub async fn create(self: &Arc<Self>, req: CreateRequest, start: bool) -> Result<Container> {
+        let mut c = self.validate_create(req)?;
+        let image = c.image.clone();
+        if self
+            .store
+            .call(move |db| store::get_image(db, &image))
+            .await?
+            .is_none()
+        {
+            return Err(FieldError::new(
+                "image",
+                format!("no image named {:?} (see GET /images)", c.image),
+            )
+            .into());
+        }
+        self.cgroups.check_limits(&c.limits)?;
+        let _guard = self.lock(&c.id).await;
+        let storage = self.storage.clone();
+        let (image, id) = (c.image.clone(), c.id.clone());
+        tokio::task::spawn_blocking(move || storage.create_container(&image, &id)).await??;
+        let state = self.container_state_dir(&c.id);
+        let undo = |rt: &Arc<Self>, id: String| {
+            let storage = rt.storage.clone();
+            let state = rt.container_state_dir(&id);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = storage.delete_container(&id) {
+                    warn!(container = %id, error = %e, "could not remove the root of a failed create");
+                }
+                let _ = std::fs::remove_dir_all(&state);
+            })
+        };
+        if let Err(e) = std::fs::create_dir_all(&state) {
+            let _ = undo(self, c.id.clone()).await;
+            return Err(io_err("create the container state directory")(e));
+        }
+        let record = c.clone();
+        let pool = self.cfg.id_pool;
+        match self
+            .store
+            .call(move |db| store::insert_container(db, &record, pool))
+            .await
+        {
+            Ok(idmap) => c.idmap = idmap,
+            Err(e) => {
+                let _ = undo(self, c.id.clone()).await;
+                return Err(match e {
+                    StoreError::NameTaken { .. } => RuntimeError::Conflict(e.to_string()),
+                    e => e.into(),
+                });
+            }
+        }
+        info!(container = %c.id, name = %c.name, image = %c.image, uid_base = c.idmap.host_base, "container created");
+        drop(_guard);
+        if start {
+            return self.start(&c.id).await;
+        }
+        Ok(c)
+    }
+
+    pub async fn start(self: &Arc<Self>, id: &str) -> Result<Container> {
+        let _guard = self.lock(id).await;
+        let c = self.get(id).await?;
+        check_transition(c.status, Action::Start).map_err(RuntimeError::Conflict)?;
+        self.start_locked(&c).await?;
+        self.get(id).await
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: &Container) -> Result<()> {
+        let cg = self.cgroups.clone();
+        let (cid, limits) = (c.id.clone(), c.limits);
+        let cgroup = tokio::task::spawn_blocking(move || cg.create(&cid, &limits)).await??;
+        let spec = StartSpec {
+            id: c.id.clone(),
+            hostname: c.name.clone(),
+            idmap: c.idmap,
+            root: self.storage.container_root(&c.image, &c.id),
+            cgroup,
+            log: self.log_path(&c.id),
+            command: c.command.clone(),
+            env: c.env.clone(),
+            proc_root: self.cfg.proc_root.clone(),
+            network: None,
+        };
+        let (pid, start_time) = match self.launch(&spec).await {
+            Ok(v) => v,
+            Err(e) => {
+                let cg = self.cgroups.clone();
+                let cid = c.id.clone();
+                let _ = tokio::task::spawn_blocking(move || cg.remove(&cid)).await;
+                return Err(e);
+            }
+        };
+        let pidfd = sys::pidfd_open(pid).map_err(io_err("open a pidfd for the init"))?;
+        let (cid, at) = (c.id.clone(), now());
+        self.store
+            .call(move |db| store::mark_running(db, &cid, pid, start_time, &at))
+            .await?;
+        self.watch_init(&c.id, pid, pidfd)
+            .map_err(io_err("watch the init"))?;
+        info!(container = %c.id, pid, "container started");
+        Ok(())
+    }
+
+    pub async fn stop(self: &Arc<Self>, id: &str, timeout: Option<Duration>) -> Result<Container> {
+        let _guard = self.lock(id).await;
+        let c = self.get(id).await?;
+        check_transition(c.status, Action::Stop).map_err(RuntimeError::Conflict)?;
+        self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout))
+            .await?;
+        self.get(id).await
+    }
+
+    /// SIGTERM, then `cgroup.kill` once `timeout` has passed.
+    async fn stop_locked(self: &Arc<Self>, c: &Container, timeout: Duration) -> Result<()> {
+        if self.running_init(&c.id).is_none() {
+            // Recorded as running but not watched: its init is gone already.
+            let (cid, at) = (c.id.clone(), now());
+            self.store
+                .call(move |db| store::mark_stopped(db, &cid, None, None, &at))
+                .await?;
+            return Ok(());
+        }
+        if !timeout.is_zero() && self.signal_and_wait(&c.id, libc::SIGTERM, timeout).await {
+            info!(container = %c.id, "container stopped");
+            return Ok(());
+        }
+        let cg = self.cgroups.clone();
+        let cid = c.id.clone();
+        tokio::task::spawn_blocking(move || cg.kill(&cid)).await??;
+        if !self.wait_exit(&c.id, KILL_WAIT).await {
+            return Err(RuntimeError::Conflict(format!(
+                "container {} did not exit after cgroup.kill",
+                c.id
+            )));
+        }
+        info!(container = %c.id, "container killed");
+        Ok(())
+    }
+
+    pub async fn restart(
+        self: &Arc<Self>,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Container> {
+        let _guard = self.lock(id).await;
+        let c = self.get(id).await?;
+        check_transition(c.status, Action::Restart).map_err(RuntimeError::Conflict)?;
+        if c.status == Status::Running {
+            self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout))
+                .await?;
+        }
+        let c = self.get(id).await?;
+        self.start_locked(&c).await?;
+        self.get(id).await
+    }
+
+    pub async fn delete(self: &Arc<Self>, id: &str, force: bool) -> Result<Container> {
+        let guard = self.lock(id).await;
+        let c = self.get(id).await?;
+        check_transition(c.status, Action::Delete { force }).map_err(RuntimeError::Conflict)?;
+        if c.status == Status::Running {
+            self.stop_locked(&c, Duration::ZERO).await?;
+        }
+        // The record goes first: if we crash below, startup reconciliation removes the leftovers.
+        let cid = c.id.clone();
+        self.store
+            .call(move |db| store::delete_container(db, &cid))
+            .await?;
+        let (storage, cg, cid, state) = (
+            self.storage.clone(),
+            self.cgroups.clone(),
+            c.id.clone(),
+            self.container_state_dir(&c.id),
+        );
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            cg.remove(&cid)?;
+            storage.delete_container(&cid)?;
+            match std::fs::remove_dir_all(&state) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err("remove the container state directory")(e)),
+            }
+        })
+        .await??;
+        drop(guard);
+        self.forget_lock(id);
+        info!(container = %c.id, name = %c.name, "container deleted");
+        Ok(c)
+    }
+}

@@ -1,0 +1,180 @@
+//! The container runtime as the API sees it: lifecycle, exec, images. It owns the state store,
+//! the storage driver and the cgroup manager, and starts processes through the helper.
+
+pub mod adopt;
+pub mod exec;
+pub mod images;
+pub mod launch;
+pub mod lifecycle;
+pub mod monitor;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hoody_snapshot::{StorageDriver, StorageError};
+
+use crate::cgroup::{CgroupError, CgroupOps};
+use crate::idmap::IdPool;
+use crate::limits::FieldError;
+use crate::model::{Container, Egress};
+use crate::store::{ContainerFilter, Store, StoreError};
+use spec::FailureKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("container {0:?} not found")]
+    NotFound(String),
+    #[error("image {0:?} not found")]
+    ImageNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("storage")]
+    Storage(#[from] StorageError),
+    #[error("cgroup")]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{message}")]
+    Helper {
+        kind: FailureKind,
+        message: String,
+        causes: Vec<String>,
+    },
+    #[error("{op}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("blocking task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> RuntimeError {
+    move |source| RuntimeError::Io { op, source }
+}
+
+/// Fixed settings of the runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Binary re-executed as the helper (the daemon's own, `/proc/self/exe`).
+    pub helper: PathBuf,
+    pub state_dir: PathBuf,
+    pub proc_root: PathBuf,
+    pub stop_timeout: Duration,
+    pub id_pool: IdPool,
+    pub default_egress: Egress,
+}
+
+pub struct Runtime {
+    pub cfg: RuntimeConfig,
+    pub store: Store,
+    pub storage: Arc<dyn StorageDriver>,
+    pub cgroups: Arc<dyn CgroupOps>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    running: Mutex<HashMap<String, monitor::RunningInit>>,
+}
+
+impl Runtime {
+    pub fn new(
+        cfg: RuntimeConfig,
+        store: Store,
+        storage: Arc<dyn StorageDriver>,
+        cgroups: Arc<dyn CgroupOps>,
+    ) -> Arc<Self> {
+        Arc::new(Runtime {
+            cfg,
+            store,
+            storage,
+            cgroups,
+            locks: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Serialises lifecycle operations on one container.
+    pub(crate) async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self
+            .locks
+            .lock()
+            .expect("poisoned")
+            .entry(id.to_owned())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
+    pub(crate) fn forget_lock(&self, id: &str) {
+        self.locks.lock().expect("poisoned").remove(id);
+    }
+
+    pub fn container_state_dir(&self, id: &str) -> PathBuf {
+        self.cfg.state_dir.join("containers").join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_state_dir(id).join("console.log")
+    }
+
+    /// Resolves an id or a name (visible through `filter`) to a container.
+    pub async fn resolve(&self, id_or_name: &str, filter: &ContainerFilter) -> Result<Container> {
+        let key = id_or_name.to_owned();
+        let f = filter.clone();
+        let found = self
+            .store
+            .call(move |c| {
+                if crate::ids::is_id(&key) {
+                    if let Some(ct) = crate::store::get_container(c, &key)? {
+                        let visible = f
+                            .realms
+                            .as_ref()
+                            .is_none_or(|rs| ct.realm_ids.iter().any(|r| rs.contains(r)));
+                        return Ok(if visible { Ok(ct) } else { Err(0) });
+                    }
+                }
+                let ids = crate::store::find_by_name(c, &key, &f)?;
+                match ids.as_slice() {
+                    [] => Ok(Err(0)),
+                    [one] => Ok(crate::store::get_container(c, one)?.ok_or(0)),
+                    many => Ok(Err(many.len())),
+                }
+            })
+            .await?;
+        match found {
+            Ok(c) => Ok(c),
+            Err(0) => Err(RuntimeError::NotFound(id_or_name.to_owned())),
+            Err(n) => Err(RuntimeError::Conflict(format!(
+                "{n} containers are named {id_or_name:?} (in different realms): use the id"
+            ))),
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Container> {
+        let key = id.to_owned();
+        self.store
+            .call(move |c| crate::store::get_container(c, &key))
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound(id.to_owned()))
+    }
+
+    pub async fn list(&self, filter: &ContainerFilter) -> Result<Vec<Container>> {
+        let f = filter.clone();
+        Ok(self
+            .store
+            .call(move |c| crate::store::list_containers(c, &f))
+            .await?)
+    }
+}
+
+/// RFC 3339 UTC timestamp with milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

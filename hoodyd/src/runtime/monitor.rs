@@ -1,0 +1,141 @@
+//! Watching container inits through pidfds: an init's exit is noticed whether the daemon started
+//! it or adopted it after a restart; the exit code is known when the init is our child (the
+//! daemon is a child subreaper, so inits it started are re-parented to it).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{Runtime, now};
+use crate::helper::sys;
+
+pub(crate) struct RunningInit {
+    pub pid: i32,
+    pub pidfd: Arc<AsyncFd<OwnedFd>>,
+    pub exited: watch::Receiver<bool>,
+}
+
+impl Runtime {
+    /// Starts watching the init `pid` of container `id` (its pidfd already open).
+    pub(crate) fn watch_init(
+        self: &Arc<Self>,
+        id: &str,
+        pid: i32,
+        pidfd: OwnedFd,
+    ) -> std::io::Result<()> {
+        let afd = Arc::new(sys::async_pidfd(pidfd)?);
+        let (tx, rx) = watch::channel(false);
+        self.running.lock().expect("poisoned").insert(
+            id.to_owned(),
+            RunningInit {
+                pid,
+                pidfd: afd.clone(),
+                exited: rx,
+            },
+        );
+        let rt = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            loop {
+                match afd.readable().await {
+                    Ok(mut g) => {
+                        g.retain_ready();
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(container = %id, pid, error = %e, "pidfd wait failed; polling");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            let exit = match sys::waitid_pidfd(afd.get_ref().as_fd(), true) {
+                Ok(e) => e.map(|e| e.as_code()),
+                Err(_) => None, // adopted: not our child, its parent reaps it
+            };
+            rt.on_exit(&id, pid, exit).await;
+            {
+                let mut running = rt.running.lock().expect("poisoned");
+                if running.get(&id).is_some_and(|r| r.pid == pid) {
+                    running.remove(&id);
+                }
+            }
+            let _ = tx.send(true);
+        });
+        Ok(())
+    }
+
+    async fn on_exit(self: &Arc<Self>, id: &str, pid: i32, exit: Option<i32>) {
+        info!(container = %id, pid, exit_code = ?exit, "container init exited");
+        let key = id.to_owned();
+        let at = now();
+        if let Err(e) = self
+            .store
+            .call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at))
+            .await
+        {
+            warn!(container = %id, error = %e, "could not record the exit");
+        }
+        let cg = self.cgroups.clone();
+        let key = id.to_owned();
+        match tokio::task::spawn_blocking(move || cg.remove(&key)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(container = %id, error = %e, "could not remove the cgroup"),
+            Err(e) => warn!(container = %id, error = %e, "cgroup removal task failed"),
+        }
+    }
+
+    /// The watched init of `id`, if any.
+    pub(crate) fn running_init(
+        &self,
+        id: &str,
+    ) -> Option<(i32, Arc<AsyncFd<OwnedFd>>, watch::Receiver<bool>)> {
+        self.running
+            .lock()
+            .expect("poisoned")
+            .get(id)
+            .map(|r| (r.pid, r.pidfd.clone(), r.exited.clone()))
+    }
+
+    /// Sends `sig` to the init of `id` and waits up to `timeout` for it to exit.
+    pub(crate) async fn signal_and_wait(
+        &self,
+        id: &str,
+        sig: libc::c_int,
+        timeout: Duration,
+    ) -> bool {
+        let Some((pid, fd, mut exited)) = self.running_init(id) else {
+            return true;
+        };
+        if let Err(e) = sys::pidfd_send_signal(fd.get_ref().as_fd(), sig) {
+            warn!(container = %id, pid, sig, error = %e, "signal failed");
+        }
+        tokio::time::timeout(timeout, exited.wait_for(|e| *e))
+            .await
+            .is_ok()
+    }
+
+    /// Waits up to `timeout` for the init of `id` to be gone.
+    pub(crate) async fn wait_exit(&self, id: &str, timeout: Duration) -> bool {
+        let Some((_, _, mut exited)) = self.running_init(id) else {
+            return true;
+        };
+        tokio::time::timeout(timeout, exited.wait_for(|e| *e))
+            .await
+            .is_ok()
+    }
+}
+
+impl Runtime {
+    /// The pid of the watched init of `id`, if the container runs.
+    pub fn running_init_pid(&self, id: &str) -> Option<i32> {
+        self.running
+            .lock()
+            .expect("poisoned")
+            .get(id)
+            .map(|r| r.pid)
+    }
+}

@@ -1,0 +1,56 @@
+//! Schema and migrations, versioned with `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: containers, their realm memberships (names unique per realm), images.
+    r#"
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        image TEXT NOT NULL,
+        project_id TEXT,
+        limits TEXT NOT NULL,
+        egress TEXT NOT NULL,
+        autostart INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        env TEXT NOT NULL,
+        idmap_base INTEGER NOT NULL UNIQUE,
+        idmap_size INTEGER NOT NULL,
+        ipv4 TEXT UNIQUE,
+        status TEXT NOT NULL,
+        pid INTEGER,
+        pid_start INTEGER,
+        exit_code INTEGER,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE TABLE container_realms (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        realm_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (container_id, realm_id),
+        UNIQUE (realm_id, name)
+    );
+    CREATE TABLE images (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        files INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        source TEXT NOT NULL
+    );
+    "#,
+];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
