@@ -1,0 +1,457 @@
+//! The world a privileged test runs in, and helpers to drive hoodyd in it.
+//!
+//! A [`World`] is: a network namespace that plays the host (hoodyd runs inside it), a storage
+//! file system of its own (btrfs or ext4 on a loop file), a cgroup of its own, a state
+//! directory and a socket. Names carry the test process id and a counter, so tests run side by
+//! side. Dropping the world (also on panic) kills the daemon and every container process in
+//! the world's cgroup, removes the cgroups, unmounts, deletes the namespaces and the directory.
+//! At first use, leftovers of test processes that no longer exist are swept.
+
+pub mod http;
+mod sys;
+pub mod tarball;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ROOT: &str = "/tmp/hoody-e2e";
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+static SWEEP: Once = Once::new();
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    Btrfs,
+    Overlay,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Btrfs => "btrfs",
+            Driver::Overlay => "overlay",
+        }
+    }
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn quiet(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Directory of the workspace's built binaries (target/<profile>), from the test executable.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HOODY_BIN_DIR") {
+        return d.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf();
+    for b in ["hoodyd", "hoodyctl"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: build the binaries first (cargo build --bins) or set HOODY_BIN_DIR",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+fn is_cgroup2(p: &Path) -> bool {
+    nix::sys::statfs::statfs(p)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// The cgroup v2 hierarchy of this machine (`/sys/fs/cgroup` or, on hybrid hosts, its `unified`).
+pub fn cgroup2_root() -> PathBuf {
+    let base = Path::new("/sys/fs/cgroup");
+    if is_cgroup2(base) {
+        base.into()
+    } else {
+        base.join("unified")
+    }
+}
+
+/// Kills everything in the cgroup tree at `p` and removes it, deepest first.
+pub fn remove_cgroup_tree(p: &Path) {
+    if !p.exists() {
+        return;
+    }
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    // Open without O_CREAT: never create files in a cgroup directory.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p.join("cgroup.kill"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"1"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::remove_dir(p).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// True while process `pid` exists and is not a zombie (an adopted init, once killed, stays a
+/// zombie of its real parent until that parent reaps it).
+pub fn alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes what earlier test processes (now dead) left behind.
+fn sweep() {
+    let owner_dead = |name: &str| {
+        name.split('-')
+            .nth(2)
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| !pid_alive(p))
+    };
+    if let Ok(rd) = std::fs::read_dir("/run/netns") {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("hoody-e2e-") && owner_dead(&n) {
+                quiet("ip", &["netns", "del", &n]);
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(cgroup2_root()) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("hoody-e2e-") && owner_dead(&n) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(ROOT) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if owner_dead(&format!("hoody-e2e-{n}")) {
+                let mnt = e.path().join("mnt");
+                quiet("umount", &["-l", &mnt.to_string_lossy()]);
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Output of one hoodyctl run.
+#[derive(Debug)]
+pub struct Ctl {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ctl {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("hoodyctl printed no JSON ({e}): {self:?}"))
+    }
+}
+
+pub struct World {
+    /// Unique tag: `<pid>-<n>`.
+    pub tag: String,
+    pub host_ns: String,
+    pub dir: PathBuf,
+    pub mnt: PathBuf,
+    pub state_dir: PathBuf,
+    pub storage_dir: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup: PathBuf,
+    pub driver: Driver,
+    pub extra_flags: Vec<String>,
+    daemon: Option<Child>,
+}
+
+impl World {
+    /// Builds the world and starts hoodyd in it.
+    pub fn new(driver: Driver) -> World {
+        Self::with_flags(driver, &[])
+    }
+
+    pub fn with_flags(driver: Driver, flags: &[&str]) -> World {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "privileged end-to-end tests must run as root"
+        );
+        SWEEP.call_once(sweep);
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = Path::new(ROOT).join(&tag);
+        std::fs::create_dir_all(&dir).expect("world directory");
+        let mut w = World {
+            host_ns: format!("hoody-e2e-{tag}-h"),
+            mnt: dir.join("mnt"),
+            state_dir: dir.join("mnt/state"),
+            storage_dir: dir.join("mnt/storage"),
+            socket: dir.join("hoodyd.sock"),
+            cgroup: cgroup2_root().join(format!("hoody-e2e-{tag}")),
+            dir,
+            tag,
+            driver,
+            extra_flags: flags.iter().map(|s| s.to_string()).collect(),
+            daemon: None,
+        };
+        // From here on, Drop cleans up whatever was made.
+        run("ip", &["netns", "add", &w.host_ns]);
+        run("ip", &["-n", &w.host_ns, "link", "set", "lo", "up"]);
+        let img = w.dir.join("fs.img");
+        run("truncate", &["-s", "1G", &img.to_string_lossy()]);
+        match driver {
+            Driver::Btrfs => run("mkfs.btrfs", &["-q", "-f", &img.to_string_lossy()]),
+            Driver::Overlay => run("mkfs.ext4", &["-q", "-F", &img.to_string_lossy()]),
+        };
+        std::fs::create_dir_all(&w.mnt).expect("mount point");
+        run(
+            "mount",
+            &[
+                "-o",
+                "loop",
+                &img.to_string_lossy(),
+                &w.mnt.to_string_lossy(),
+            ],
+        );
+        w.start_daemon();
+        w
+    }
+
+    pub fn hoodyd_path() -> PathBuf {
+        bin_dir().join("hoodyd")
+    }
+
+    /// Starts hoodyd in the host namespace and waits until it answers.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.host_ns)).expect("open netns");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("hoodyd.log"))
+            .expect("daemon log");
+        let mut cmd = Command::new(Self::hoodyd_path());
+        cmd.args(["--socket", &self.socket.to_string_lossy()])
+            .args(["--state-dir", &self.state_dir.to_string_lossy()])
+            .args(["--storage-dir", &self.storage_dir.to_string_lossy()])
+            .args(["--storage-driver", self.driver.name()])
+            .args(["--cgroup-root", &self.cgroup.to_string_lossy()])
+            .args(["--socket-group", "root"])
+            .args(&self.extra_flags)
+            .env("HOODY_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        sys::in_netns(&mut cmd, ns.into());
+        self.daemon = Some(cmd.spawn().expect("spawn hoodyd"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.ctl(&["health"]).code == 0 {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.daemon.as_mut().map(|d| d.try_wait()) {
+                panic!("hoodyd exited with {st}:\n{}", self.daemon_log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hoodyd did not answer:\n{}",
+                self.daemon_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs the daemon (containers keep running).
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    /// SIGTERMs the daemon and waits for it.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(d.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(|d| d.id())
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("hoodyd.log")).unwrap_or_default()
+    }
+
+    pub fn hoodyctl(&self) -> Command {
+        let mut c = Command::new(bin_dir().join("hoodyctl"));
+        c.env("HOODY_SOCKET", &self.socket)
+            .env_remove("HOODY_TOKEN");
+        c
+    }
+
+    pub fn ctl_with_input(&self, args: &[&str], input: &[u8]) -> Ctl {
+        use std::io::Write;
+        let mut child = self
+            .hoodyctl()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hoodyctl");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("hoodyctl output");
+        let _ = feeder.join();
+        to_ctl(out)
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Ctl {
+        to_ctl(
+            self.hoodyctl()
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("hoodyctl"),
+        )
+    }
+
+    /// Runs hoodyctl, asserting success, and returns the `data` of its JSON answer.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        let c = self.ctl(args);
+        assert_eq!(
+            c.code,
+            0,
+            "hoodyctl {args:?} failed: {c:?}\n--- daemon log tail ---\n{}",
+            tail(&self.daemon_log(), 40)
+        );
+        c.json()["data"].clone()
+    }
+
+    /// `exec` in container `id`; returns (exit code, stdout, stderr).
+    pub fn exec(&self, id: &str, cmd: &[&str]) -> Ctl {
+        let mut args = vec!["exec", "-c", id, "--"];
+        args.extend_from_slice(cmd);
+        self.ctl(&args)
+    }
+
+    /// `exec` that must succeed; returns stdout.
+    pub fn sh(&self, id: &str, script: &str) -> String {
+        let c = self.exec(id, &["sh", "-c", script]);
+        assert_eq!(c.code, 0, "in {id}: sh -c {script:?} failed: {c:?}");
+        c.stdout
+    }
+
+    /// Creates and starts a container from the default image; returns its JSON.
+    pub fn running(&self, name: &str) -> Value {
+        self.ok(&[
+            "containers",
+            "create",
+            "--name",
+            name,
+            "--image",
+            "busybox",
+            "--start",
+        ])
+    }
+
+    /// The raw HTTP client of this world's socket.
+    pub fn http(&self) -> http::Http {
+        http::Http {
+            socket: self.socket.clone(),
+        }
+    }
+}
+
+fn to_ctl(out: Output) -> Ctl {
+    Ctl {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- hoodyd log of world {} ---\n{}",
+                self.tag,
+                tail(&self.daemon_log(), 60)
+            );
+        }
+        self.kill_daemon();
+        remove_cgroup_tree(&self.cgroup);
+        if !quiet("umount", &[&self.mnt.to_string_lossy()]) {
+            quiet("umount", &["-l", &self.mnt.to_string_lossy()]);
+        }
+        quiet("ip", &["netns", "del", &self.host_ns]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
