@@ -114,10 +114,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         orphans = report.removed_orphans.len(),
         "state reconciled"
     );
-    if let Some(name) = &cfg.default_image {
-        if let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await {
-            warn!(image = %name, error = %crate::helper::error::chain(&e).join(": "), "the default image could not be built");
-        }
+    if let Some(name) = &cfg.default_image
+        && let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await
+    {
+        warn!(image = %name, error = %crate::helper::error::chain(&e).join(": "), "the default image could not be built");
     }
     let gid = nix::unistd::Group::from_name(&cfg.socket_group)
         .ok()

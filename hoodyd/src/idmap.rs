@@ -35,7 +35,7 @@ impl IdPool {
     /// True when `base` is a slot of this pool.
     pub fn contains(&self, base: u32) -> bool {
         base >= self.first
-            && (base - self.first) % RANGE == 0
+            && (base - self.first).is_multiple_of(RANGE)
             && (base - self.first) / RANGE < self.slots
     }
 }

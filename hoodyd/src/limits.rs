@@ -93,7 +93,7 @@ pub fn format_size(b: u64) -> String {
         ("MiB", 1 << 20),
         ("KiB", 1 << 10),
     ] {
-        if b >= m && b % m == 0 {
+        if b >= m && b.is_multiple_of(m) {
             return format!("{}{unit}", b / m);
         }
     }
@@ -129,21 +129,21 @@ impl LimitsRequest {
                 Some(bytes)
             }
         };
-        if let Some(c) = self.cpus {
-            if !c.is_finite() || c < 0.01 || c > MAX_CPUS {
-                return Err(FieldError::new(
-                    format!("{prefix}.cpus"),
-                    format!("must be between 0.01 and {MAX_CPUS}"),
-                ));
-            }
+        if let Some(c) = self.cpus
+            && (!c.is_finite() || !(0.01..=MAX_CPUS).contains(&c))
+        {
+            return Err(FieldError::new(
+                format!("{prefix}.cpus"),
+                format!("must be between 0.01 and {MAX_CPUS}"),
+            ));
         }
-        if let Some(p) = self.pids {
-            if p == 0 || p > MAX_PIDS {
-                return Err(FieldError::new(
-                    format!("{prefix}.pids"),
-                    format!("must be between 1 and {MAX_PIDS}"),
-                ));
-            }
+        if let Some(p) = self.pids
+            && (p == 0 || p > MAX_PIDS)
+        {
+            return Err(FieldError::new(
+                format!("{prefix}.pids"),
+                format!("must be between 1 and {MAX_PIDS}"),
+            ));
         }
         Ok(Limits {
             memory,

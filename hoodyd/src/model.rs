@@ -149,7 +149,7 @@ pub fn validate_strings(field: &str, v: &[String], env: bool) -> Result<(), Fiel
                 "contains a NUL byte",
             ));
         }
-        if env && !s.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+        if env && s.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
             return Err(FieldError::new(
                 format!("{field}[{i}]"),
                 "must be KEY=VALUE",

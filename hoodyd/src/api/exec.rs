@@ -157,10 +157,10 @@ async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             loop {
                 match frames.next_frame() {
                     Ok(Some(InFrame::Stdin(d))) => {
-                        if let Some(w) = stdin.as_mut() {
-                            if w.write_all(&d).await.is_err() {
-                                stdin = None;
-                            }
+                        if let Some(w) = stdin.as_mut()
+                            && w.write_all(&d).await.is_err()
+                        {
+                            stdin = None;
                         }
                     }
                     Ok(Some(InFrame::StdinEof)) => stdin = None,

@@ -84,10 +84,10 @@ impl CgroupFs {
             .filter(|c| available.contains(**c))
             .map(|c| format!("+{c}"))
             .collect();
-        if !enable.is_empty() {
-            if let Err(e) = write(&root.join("cgroup.subtree_control"), &enable.join(" ")) {
-                warn!(root = %root.display(), error = %e, "could not enable controllers for containers");
-            }
+        if !enable.is_empty()
+            && let Err(e) = write(&root.join("cgroup.subtree_control"), &enable.join(" "))
+        {
+            warn!(root = %root.display(), error = %e, "could not enable controllers for containers");
         }
         let controllers = read(&root.join("cgroup.subtree_control"))?
             .split_whitespace()
@@ -258,10 +258,10 @@ impl CgroupOps for CgroupFs {
             })?
             .flatten()
         {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                if let Some(n) = e.file_name().to_str() {
-                    out.push(n.to_owned());
-                }
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
+                && let Some(n) = e.file_name().to_str()
+            {
+                out.push(n.to_owned());
             }
         }
         Ok(out)

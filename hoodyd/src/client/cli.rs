@@ -329,10 +329,10 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         body["cwd"] = json!(w);
     }
     let mut env = e.env;
-    if e.tty {
-        if let Ok(term) = std::env::var("TERM") {
-            env.insert(0, format!("TERM={term}"));
-        }
+    if e.tty
+        && let Ok(term) = std::env::var("TERM")
+    {
+        env.insert(0, format!("TERM={term}"));
     }
     if !env.is_empty() {
         body["env"] = json!(env);

@@ -87,10 +87,10 @@ pub async fn run(up: Upgraded, tty: bool) -> anyhow::Result<i32> {
                 return;
             };
             while winch.recv().await.is_some() {
-                if let Some((rows, cols)) = window_size() {
-                    if winch_tx.send(InFrame::Resize { rows, cols }).await.is_err() {
-                        return;
-                    }
+                if let Some((rows, cols)) = window_size()
+                    && winch_tx.send(InFrame::Resize { rows, cols }).await.is_err()
+                {
+                    return;
                 }
             }
         });

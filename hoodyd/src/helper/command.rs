@@ -36,11 +36,12 @@ pub fn resolve(cmd: &str, env: &[String]) -> Result<CString> {
         .unwrap_or(DEFAULT_PATH);
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let p = Path::new(dir).join(cmd);
-        if let Ok(md) = std::fs::metadata(&p) {
-            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
-                return CString::new(p.as_os_str().as_encoded_bytes())
-                    .map_err(|_| not_found(std::io::Error::from_raw_os_error(libc::EINVAL)));
-            }
+        if let Ok(md) = std::fs::metadata(&p)
+            && md.is_file()
+            && md.permissions().mode() & 0o111 != 0
+        {
+            return CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|_| not_found(std::io::Error::from_raw_os_error(libc::EINVAL)));
         }
     }
     Err(not_found(std::io::Error::from_raw_os_error(libc::ENOENT)))

@@ -71,10 +71,11 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
     if rc == 0 {
         Ok(Forked::Child)
     } else {
-        // SAFETY: on success in the parent, the kernel stored a new pidfd in `pidfd`.
+        // SAFETY: on success in the parent, the kernel stored a new pidfd in `pidfd`; we own it.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
         Ok(Forked::Parent {
             pid: rc as libc::pid_t,
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+            pidfd,
         })
     }
 }

@@ -30,12 +30,12 @@ impl Runtime {
                 .into());
             }
         }
-        if let Some(p) = &req.project_id {
-            if p.is_empty() || p.len() > 128 || p.chars().any(|c| c.is_control()) {
-                return Err(
-                    FieldError::new("project_id", "must be 1 to 128 printable characters").into(),
-                );
-            }
+        if let Some(p) = &req.project_id
+            && (p.is_empty() || p.len() > 128 || p.chars().any(|c| c.is_control()))
+        {
+            return Err(
+                FieldError::new("project_id", "must be 1 to 128 printable characters").into(),
+            );
         }
         let limits = match &req.limits {
             Some(l) => l.validate("limits")?,

@@ -131,14 +131,14 @@ impl Runtime {
         let found = self
             .store
             .call(move |c| {
-                if crate::ids::is_id(&key) {
-                    if let Some(ct) = crate::store::get_container(c, &key)? {
-                        let visible = f
-                            .realms
-                            .as_ref()
-                            .is_none_or(|rs| ct.realm_ids.iter().any(|r| rs.contains(r)));
-                        return Ok(if visible { Ok(ct) } else { Err(0) });
-                    }
+                if crate::ids::is_id(&key)
+                    && let Some(ct) = crate::store::get_container(c, &key)?
+                {
+                    let visible = f
+                        .realms
+                        .as_ref()
+                        .is_none_or(|rs| ct.realm_ids.iter().any(|r| rs.contains(r)));
+                    return Ok(if visible { Ok(ct) } else { Err(0) });
                 }
                 let ids = crate::store::find_by_name(c, &key, &f)?;
                 match ids.as_slice() {

@@ -126,13 +126,13 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool) -> R
             "INSERT INTO container_realms (container_id, realm_id, name) VALUES (?1, ?2, ?3)",
             params![c.id, realm, c.name],
         );
-        if let Err(rusqlite::Error::SqliteFailure(e, _)) = &r {
-            if e.code == rusqlite::ErrorCode::ConstraintViolation {
-                return Err(StoreError::NameTaken {
-                    name: c.name.clone(),
-                    realm: realm.to_owned(),
-                });
-            }
+        if let Err(rusqlite::Error::SqliteFailure(e, _)) = &r
+            && e.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return Err(StoreError::NameTaken {
+                name: c.name.clone(),
+                realm: realm.to_owned(),
+            });
         }
         r?;
     }

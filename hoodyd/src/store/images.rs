@@ -20,10 +20,10 @@ pub fn insert_image(conn: &Connection, img: &ImageRecord) -> Result<()> {
         "INSERT INTO images (name, driver, created_at, files, bytes, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![img.name, img.driver, img.created_at, img.files as i64, img.bytes as i64, img.source],
     );
-    if let Err(rusqlite::Error::SqliteFailure(e, _)) = &r {
-        if e.code == rusqlite::ErrorCode::ConstraintViolation {
-            return Err(StoreError::ImageTaken(img.name.clone()));
-        }
+    if let Err(rusqlite::Error::SqliteFailure(e, _)) = &r
+        && e.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        return Err(StoreError::ImageTaken(img.name.clone()));
     }
     r?;
     Ok(())

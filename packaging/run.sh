@@ -1,0 +1,13 @@
+#!/bin/sh
+# The main job: build hoodyd and run it with its embedded defaults (state and storage under
+# /var/lib/hoody, socket /run/hoody/hoodyd.sock, a busybox image it builds itself when absent).
+# Extra arguments are passed to hoodyd, e.g. --storage-driver overlay.
+set -eu
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run as root (hoodyd creates namespaces, cgroups and mounts)" >&2; exit 1; }
+. packaging/deps.sh
+cargo build --release --bins
+getent group hoody >/dev/null || groupadd --system hoody
+install -m 0755 target/release/hoodyctl /usr/local/bin/hoodyctl
+echo "hoodyd starting; in another terminal: hoodyctl containers create --name demo --image busybox --start"
+exec target/release/hoodyd "$@"
