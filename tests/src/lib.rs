@@ -8,6 +8,7 @@
 //! At first use, leftovers of test processes that no longer exist are swept.
 
 pub mod http;
+pub mod stats;
 mod sys;
 pub mod tarball;
 
@@ -70,12 +71,15 @@ pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HOODY_BIN_DIR") {
         return d.into();
     }
+    // Test binaries live in target/<profile>/deps, other binaries in target/<profile>.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
+    let parent = exe.parent().expect("exe directory");
+    let dir = if parent.ends_with("deps") {
+        parent.parent().expect("target/<profile>")
+    } else {
+        parent
+    }
+    .to_path_buf();
     for b in ["hoodyd", "hoodyctl"] {
         assert!(
             dir.join(b).exists(),

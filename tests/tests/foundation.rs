@@ -840,4 +840,20 @@ fn image_import_is_confined() {
     assert!(r.stderr.contains("used by"), "{r:?}");
     w.ok(&["images", "delete", "fromdir"]);
     assert!(!w.storage_dir.join("images/fromdir").exists());
+
+    // The packaging script's busybox tarball imports and boots with its own init.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/images/build-busybox.sh");
+    let tgz = dir.join("bb.tar.gz");
+    run("sh", &[&script.to_string_lossy(), &tgz.to_string_lossy()]);
+    w.ok(&["images", "import", "bb", &tgz.to_string_lossy()]);
+    let c = w.ok(&[
+        "containers",
+        "create",
+        "--name",
+        "bb",
+        "--image",
+        "bb",
+        "--start",
+    ]);
+    assert_eq!(w.sh(&id(&c), "cat /proc/1/comm").trim(), "init");
 }

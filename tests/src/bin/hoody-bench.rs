@@ -1,0 +1,270 @@
+//! Benchmarks of hoodyd against the tools operators use today, run side by side in the same run
+//! (rounds alternate A B A B so machine noise hits both). Prints Markdown tables of medians,
+//! p95 and paired ratios; asserts nothing about time.
+//!
+//!   hoody-bench lifecycle [N]     create+start and stop+delete, vs crun
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use hoody_e2e::stats::{Row, median, ms, paired_ratio, percentile, table};
+use hoody_e2e::{Driver, World};
+
+/// A process in a private mount namespace without the cgroup2 mount (crun refuses hybrid
+/// cgroup layouts), running crun on request and answering with the elapsed microseconds.
+struct CrunRunner {
+    child: Child,
+    tx: ChildStdin,
+    rx: BufReader<ChildStdout>,
+}
+
+impl CrunRunner {
+    fn spawn(bundle: &str) -> CrunRunner {
+        let me = std::env::current_exe().expect("exe");
+        let mut child = Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" crun-runner \"$1\"",
+            ])
+            .arg(me)
+            .arg(bundle)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn crun runner");
+        let tx = child.stdin.take().expect("stdin");
+        let rx = BufReader::new(child.stdout.take().expect("stdout"));
+        CrunRunner { child, tx, rx }
+    }
+
+    fn ask(&mut self, line: &str) -> f64 {
+        writeln!(self.tx, "{line}").expect("runner stdin");
+        let mut ans = String::new();
+        self.rx.read_line(&mut ans).expect("runner answer");
+        let us: f64 = ans
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("crun runner: {ans:?}"));
+        us / 1000.0
+    }
+}
+
+impl Drop for CrunRunner {
+    fn drop(&mut self) {
+        let _ = writeln!(self.tx, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+/// The runner side: `run NAME` (detached start), `delete NAME`.
+fn crun_runner(bundle: &str) {
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.expect("line");
+        let mut parts = line.split_whitespace();
+        let (verb, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let args: Vec<&str> = match verb {
+            "run" => vec![
+                "--cgroup-manager=disabled",
+                "run",
+                "-d",
+                "--bundle",
+                bundle,
+                name,
+            ],
+            "delete" => vec!["--cgroup-manager=disabled", "delete", "-f", name],
+            _ => return,
+        };
+        let t = Instant::now();
+        let st = Command::new("crun")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("crun");
+        let us = t.elapsed().as_micros();
+        assert!(st.success(), "crun {args:?} failed");
+        println!("{us}");
+        std::io::stdout().flush().expect("flush");
+    }
+}
+
+/// An OCI bundle over the world's busybox image: a user namespace like hoody's, no cgroups.
+fn crun_bundle(w: &World) -> String {
+    let dir = w.dir.join("crun-bundle");
+    std::fs::create_dir_all(&dir).expect("bundle dir");
+    // A copy of the same image, outside the pool's private (0700) directories.
+    let rootfs = dir.join("rootfs");
+    hoody_e2e::run(
+        "cp",
+        &[
+            "-a",
+            &w.storage_dir.join("images/busybox").to_string_lossy(),
+            &rootfs.to_string_lossy(),
+        ],
+    );
+    let config = serde_json::json!({
+        "ociVersion": "1.0.0",
+        "process": { "terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/sleep", "1000"], "env": ["PATH=/bin:/sbin"], "cwd": "/",
+                     "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}, "noNewPrivileges": true },
+        "root": { "path": rootfs, "readonly": true },
+        "hostname": "crun",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "uidMappings": [{"containerID": 0, "hostID": 3_000_000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 3_000_000, "size": 65536}],
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "user"}, {"type": "mount"}, {"type": "cgroup"}],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list"],
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]
+        }
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&config).expect("json"),
+    )
+    .expect("config.json");
+    dir.to_string_lossy().into_owned()
+}
+
+fn lifecycle(n: usize) {
+    let w = World::new(Driver::Btrfs);
+    let http = w.http();
+    let mut runner = CrunRunner::spawn(&crun_bundle(&w));
+    let (mut hc, mut cc, mut hd, mut cd) = (vec![], vec![], vec![], vec![]);
+    let mut ids = vec![];
+    // Warm up both once.
+    runner.ask("run warm");
+    runner.ask("delete warm");
+    for i in 0..n {
+        let t = Instant::now();
+        let r = http.post(
+            "/containers?start=true",
+            &format!(r#"{{"name":"b{i}","image":"busybox"}}"#),
+        );
+        hc.push(ms(t.elapsed()));
+        assert_eq!(r.status, 201, "{r:?}");
+        ids.push(r.json()["data"]["id"].as_str().expect("id").to_owned());
+        cc.push(runner.ask(&format!("run c{i}")));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let t = Instant::now();
+        let r = http.request("DELETE", &format!("/containers/{id}?force=true"), b"");
+        hd.push(ms(t.elapsed()));
+        assert_eq!(r.status, 200, "{r:?}");
+        cd.push(runner.ask(&format!("delete c{i}")));
+    }
+    let rows = vec![
+        Row {
+            what: "create+start (busybox, to init running)".into(),
+            tool: "hoody".into(),
+            samples: hc.clone(),
+        },
+        Row {
+            what: "create+start (busybox, to init running)".into(),
+            tool: "crun run -d".into(),
+            samples: cc.clone(),
+        },
+        Row {
+            what: "stop+delete (kill)".into(),
+            tool: "hoody".into(),
+            samples: hd.clone(),
+        },
+        Row {
+            what: "stop+delete (kill)".into(),
+            tool: "crun delete -f".into(),
+            samples: cd.clone(),
+        },
+    ];
+    println!("## Container lifecycle, {n} containers, btrfs, user namespace on both sides\n");
+    print!("{}", table(&rows));
+    println!(
+        "\nhoody/crun paired ratio: create+start {:.2}×, stop+delete {:.2}×  (hoody create+start median {:.2} ms, p95 {:.2} ms; target ≤ 15 ms and ≤ 3× crun)",
+        paired_ratio(&hc, &cc),
+        paired_ratio(&hd, &cd),
+        median(&hc),
+        percentile(&hc, 95.0)
+    );
+    drop(runner);
+    image_size(&w, 20);
+}
+
+/// Create+start of a 50,000-file image against the 290-file busybox image, alternating: with
+/// idmapped mounts and snapshot/overlay roots the cost must not depend on the image's size.
+fn image_size(w: &World, rounds: usize) {
+    let big = w.dir.join("big");
+    for d in 0..100 {
+        let sub = big.join(format!("usr/share/d{d}"));
+        std::fs::create_dir_all(&sub).expect("dir");
+        for f in 0..500 {
+            std::fs::write(sub.join(format!("f{f}")), b"x").expect("file");
+        }
+    }
+    hoody_e2e::run(
+        "cp",
+        &[
+            "-a",
+            &w.storage_dir.join("images/busybox/.").to_string_lossy(),
+            &big.to_string_lossy(),
+        ],
+    );
+    let t = Instant::now();
+    w.ok(&["images", "import", "big", &big.to_string_lossy()]);
+    let import_ms = ms(t.elapsed());
+    let http = w.http();
+    let (mut small, mut large) = (vec![], vec![]);
+    for i in 0..rounds {
+        for (image, v) in [("busybox", &mut small), ("big", &mut large)] {
+            let t = Instant::now();
+            let r = http.post(
+                "/containers?start=true",
+                &format!(r#"{{"name":"{image}{i}","image":"{image}"}}"#),
+            );
+            v.push(ms(t.elapsed()));
+            assert_eq!(r.status, 201, "{r:?}");
+            let id = r.json()["data"]["id"].as_str().expect("id").to_owned();
+            http.request("DELETE", &format!("/containers/{id}?force=true"), b"");
+        }
+    }
+    println!("\n## Create+start against image size (btrfs, {rounds} rounds each)\n");
+    print!(
+        "{}",
+        table(&[
+            Row {
+                what: "create+start, busybox image (290 files)".into(),
+                tool: "hoody".into(),
+                samples: small.clone()
+            },
+            Row {
+                what: "create+start, 50,290-file image".into(),
+                tool: "hoody".into(),
+                samples: large.clone()
+            },
+        ])
+    );
+    println!(
+        "\nlarge/small paired ratio {:.2}× (importing the large image once took {import_ms:.0} ms)",
+        paired_ratio(&large, &small)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("crun-runner") => crun_runner(&args[2]),
+        Some("lifecycle") => lifecycle(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50)),
+        _ => {
+            eprintln!("usage: hoody-bench lifecycle [N]");
+            std::process::exit(2);
+        }
+    }
+}
