@@ -8,6 +8,7 @@
 //! At first use, leftovers of test processes that no longer exist are swept.
 
 pub mod http;
+pub mod netns;
 pub mod stats;
 mod sys;
 pub mod tarball;

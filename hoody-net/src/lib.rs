@@ -1,0 +1,20 @@
+//! Networking for hoody: a routed veth pair per container (netlink), the IPv4 pool, and a
+//! deny-all egress nftables firewall in one table (`inet hoody`) that hoodyd owns.
+//!
+//! The firewall is declarative: [`policy`] describes what each container may do, [`compile`]
+//! turns it into nftables operations (pure, unit-tested), and a [`nft::FirewallOps`]
+//! implementation applies them as one atomic transaction (or records them, in tests).
+
+pub mod addr;
+pub mod compile;
+pub mod error;
+pub mod names;
+pub mod netlink;
+pub mod nflog;
+pub mod nft;
+pub mod plumb;
+pub mod policy;
+pub mod rules;
+pub mod sysctl;
+
+pub use error::{Invalid, NetError};

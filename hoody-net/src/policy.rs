@@ -1,0 +1,53 @@
+//! The declarative firewall: what the table should contain.
+
+use std::net::Ipv4Addr;
+
+use crate::addr::Ipv4Net;
+use crate::names;
+use crate::rules::Rule;
+
+/// What happens to a packet the rules do not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenyAction {
+    /// TCP gets a reset and UDP an ICMP port-unreachable (fail fast); the rest is dropped.
+    Reject,
+    Drop,
+}
+
+/// The container's egress policy, applied after its last rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EgressPolicy {
+    Deny,
+    Allow,
+}
+
+/// Host-wide settings of the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    pub subnet: Ipv4Net,
+    /// Interface through which allowed traffic leaves, masqueraded.
+    pub uplink: Option<String>,
+    pub deny_action: DenyAction,
+    /// NFLOG group that denied egress attempts are logged to.
+    pub nflog_group: u16,
+    /// Denied attempts logged per second and container (burst twice that).
+    pub log_rate: u32,
+}
+
+/// One container's part of the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerFirewall {
+    pub id: String,
+    pub ipv4: Ipv4Addr,
+    pub egress_policy: EgressPolicy,
+    /// Egress rules in the order they were added.
+    pub egress: Vec<Rule>,
+    /// The ingress allow-list, in order.
+    pub ingress: Vec<Rule>,
+}
+
+impl ContainerFirewall {
+    pub fn ifname(&self) -> String {
+        names::host_ifname(&self.id)
+    }
+}
