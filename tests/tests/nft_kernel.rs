@@ -133,5 +133,4 @@ fn transactions_apply_verify_and_roll_back() {
         !text.contains("aaaaaaaa"),
         "the uninstalled container is gone: {text}"
     );
-    ();
 }
