@@ -17,18 +17,11 @@ pub struct Ipv4Net {
 
 impl Ipv4Net {
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
-        (prefix <= 32).then_some(Ipv4Net {
-            addr: Ipv4Addr::from(u32::from(addr) & Self::mask_of(prefix)),
-            prefix,
-        })
+        (prefix <= 32).then_some(Ipv4Net { addr: Ipv4Addr::from(u32::from(addr) & Self::mask_of(prefix)), prefix })
     }
 
     fn mask_of(prefix: u8) -> u32 {
-        if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
-        }
+        if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) }
     }
 
     pub fn mask(&self) -> u32 {
@@ -71,7 +64,9 @@ pub enum NetParseError {
 impl fmt::Display for NetParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetParseError::HostName => f.write_str("looks like a host name: resolve it to an IPv4 address or CIDR first (the firewall matches addresses, not names)"),
+            NetParseError::HostName => f.write_str(
+                "looks like a host name: resolve it to an IPv4 address or CIDR first (the firewall matches addresses, not names)",
+            ),
             NetParseError::Ipv6 => f.write_str("IPv6 destinations are not supported yet (IPv6 from containers is always denied)"),
             NetParseError::Malformed => f.write_str("not an IPv4 address or CIDR (e.g. 203.0.113.10 or 203.0.113.0/24)"),
             NetParseError::HostBits(n) => write!(f, "has host bits set; did you mean {n}?"),
@@ -93,8 +88,7 @@ impl FromStr for Ipv4Net {
             Err(_)
                 if !a.is_empty()
                     && a.chars().any(|c| c.is_ascii_alphabetic())
-                    && a.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+                    && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
             {
                 return Err(NetParseError::HostName);
             }
@@ -102,11 +96,7 @@ impl FromStr for Ipv4Net {
         };
         let prefix = match p {
             None => 32,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= 32 && !p.to_string().is_empty())
-                .ok_or(NetParseError::Malformed)?,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= 32 && !p.to_string().is_empty()).ok_or(NetParseError::Malformed)?,
         };
         let net = Ipv4Net::new(addr, prefix).ok_or(NetParseError::Malformed)?;
         if net.addr != addr {
@@ -141,12 +131,8 @@ impl Pool {
         if net.prefix > 30 {
             return Err(format!("subnet {net} is too small (at most /30)"));
         }
-        if Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16)
-            .is_some_and(|ll| ll.contains(net.addr) || net.contains(ll.addr))
-        {
-            return Err(format!(
-                "subnet {net} overlaps 169.254.0.0/16, which hoody uses for the gateway"
-            ));
+        if Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16).is_some_and(|ll| ll.contains(net.addr) || net.contains(ll.addr)) {
+            return Err(format!("subnet {net} overlaps 169.254.0.0/16, which hoody uses for the gateway"));
         }
         Ok(Pool { net })
     }
@@ -155,9 +141,7 @@ impl Pool {
     pub fn allocate(&self, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
         let first = u32::from(self.net.network()) + 1;
         let last = u32::from(self.net.broadcast()) - 1;
-        (first..=last)
-            .map(Ipv4Addr::from)
-            .find(|a| !used.contains(a))
+        (first..=last).map(Ipv4Addr::from).find(|a| !used.contains(a))
     }
 }
 
@@ -170,37 +154,16 @@ mod tests {
 
     #[test]
     fn parses_and_explains() {
-        assert_eq!(
-            "203.0.113.10".parse::<Ipv4Net>().unwrap().to_string(),
-            "203.0.113.10/32"
-        );
+        assert_eq!("203.0.113.10".parse::<Ipv4Net>().unwrap().to_string(), "203.0.113.10/32");
         assert_eq!("203.0.113.0/24".parse::<Ipv4Net>().unwrap().prefix, 24);
         assert_eq!("0.0.0.0/0".parse::<Ipv4Net>().unwrap().mask(), 0);
-        assert_eq!(
-            "api.stripe.com".parse::<Ipv4Net>(),
-            Err(NetParseError::HostName)
-        );
+        assert_eq!("api.stripe.com".parse::<Ipv4Net>(), Err(NetParseError::HostName));
         assert_eq!("2001:db8::1".parse::<Ipv4Net>(), Err(NetParseError::Ipv6));
         assert_eq!("2001:db8::/32".parse::<Ipv4Net>(), Err(NetParseError::Ipv6));
-        for bad in [
-            "",
-            "1.2.3",
-            "1.2.3.4/33",
-            "1.2.3.4/",
-            "1.2.3.4/x",
-            "300.1.1.1",
-            "1.2.3.4/-1",
-        ] {
-            assert_eq!(
-                bad.parse::<Ipv4Net>(),
-                Err(NetParseError::Malformed),
-                "{bad}"
-            );
+        for bad in ["", "1.2.3", "1.2.3.4/33", "1.2.3.4/", "1.2.3.4/x", "300.1.1.1", "1.2.3.4/-1"] {
+            assert_eq!(bad.parse::<Ipv4Net>(), Err(NetParseError::Malformed), "{bad}");
         }
-        assert!(matches!(
-            "10.0.0.1/24".parse::<Ipv4Net>(),
-            Err(NetParseError::HostBits(_))
-        ));
+        assert!(matches!("10.0.0.1/24".parse::<Ipv4Net>(), Err(NetParseError::HostBits(_))));
         assert!(NetParseError::HostName.to_string().contains("resolve"));
     }
 
@@ -212,15 +175,8 @@ mod tests {
         used.insert(a);
         let b = pool.allocate(&used).unwrap();
         used.insert(b);
-        assert_eq!(
-            (a, b),
-            (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2))
-        );
-        assert_eq!(
-            pool.allocate(&used),
-            None,
-            "network and broadcast are never handed out"
-        );
+        assert_eq!((a, b), (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2)));
+        assert_eq!(pool.allocate(&used), None, "network and broadcast are never handed out");
         used.remove(&a);
         assert_eq!(pool.allocate(&used), Some(a));
         assert!(Pool::new("169.254.0.0/24".parse().unwrap()).is_err());

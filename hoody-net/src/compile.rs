@@ -6,16 +6,17 @@
 //! table inet hoody
 //!   map eg { ifname : verdict }   hvXXXXXXXX → jump e_<id>
 //!   map in { ifname : verdict }   hvXXXXXXXX → jump i_<id>
-//!   forward: oifname vmap @in; oifname "hv*" drop; iifname vmap @eg; iifname "hv*" drop
+//!   forward: iifname vmap @eg; iifname "hv*" drop; oifname vmap @in; oifname "hv*" drop
 //!   input:   iifname vmap @eg; iifname "hv*" drop          (the host counts as egress)
 //!   output:  oifname vmap @in; oifname "hv*" drop          (the host counts as ingress)
+//!   allowed: oifname vmap @in; oifname "hv*" drop; accept  (egress that a rule allowed)
 //!   postrouting (with an uplink): oifname <uplink> ip saddr <subnet> masquerade
 //!   e_<id>: spoofed source → drop; IPv6 → drop; established → accept; rules…; policy
 //!   d_<id>: limit → log (nflog); tcp → reset; udp → port unreachable; drop
-//!   i_<id>: established → accept; allow-list (return); drop
+//!   i_<id>: established → accept; allow-list → accept; drop
 //! ```
-//! Ingress is evaluated before egress, so an egress accept can be final while traffic between
-//! two containers still needs the receiver's allow-list.
+//! Every verdict is final. Allowed egress goes through `allowed`, which lets the receiving
+//! container's allow-list decide when the destination is another container.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -26,6 +27,8 @@ use crate::policy::{ContainerFirewall, DenyAction, EgressPolicy, TableConfig};
 use crate::rules::{Action, PortRange, Rule};
 
 pub const TABLE: &str = "hoody";
+/// Where allowed egress goes: the destination's ingress list (if a container), then accept.
+pub const ALLOWED_CHAIN: &str = "allowed";
 pub const EGRESS_MAP: &str = "eg";
 pub const INGRESS_MAP: &str = "in";
 pub const NFPROTO_IPV4: u8 = 2;
@@ -148,27 +151,21 @@ fn base_rules(cfg: &TableConfig) -> Vec<(&'static str, BaseHook, Vec<CompiledRul
             "forward",
             BaseHook::Forward,
             vec![
-                rule("b", "in", vec![Expr::OifVmap(INGRESS_MAP)]),
-                rule("b", "in-unknown", drop(Expr::OifPrefix(hv))),
                 rule("b", "eg", vec![Expr::IifVmap(EGRESS_MAP)]),
                 rule("b", "eg-unknown", drop(Expr::IifPrefix(hv))),
+                rule("b", "in", vec![Expr::OifVmap(INGRESS_MAP)]),
+                rule("b", "in-unknown", drop(Expr::OifPrefix(hv))),
             ],
         ),
         (
             "input",
             BaseHook::Input,
-            vec![
-                rule("b", "eg", vec![Expr::IifVmap(EGRESS_MAP)]),
-                rule("b", "eg-unknown", drop(Expr::IifPrefix(hv))),
-            ],
+            vec![rule("b", "eg", vec![Expr::IifVmap(EGRESS_MAP)]), rule("b", "eg-unknown", drop(Expr::IifPrefix(hv)))],
         ),
         (
             "output",
             BaseHook::Output,
-            vec![
-                rule("b", "in", vec![Expr::OifVmap(INGRESS_MAP)]),
-                rule("b", "in-unknown", drop(Expr::OifPrefix(hv))),
-            ],
+            vec![rule("b", "in", vec![Expr::OifVmap(INGRESS_MAP)]), rule("b", "in-unknown", drop(Expr::OifPrefix(hv)))],
         ),
     ];
     if let Some(up) = &cfg.uplink {
@@ -178,33 +175,31 @@ fn base_rules(cfg: &TableConfig) -> Vec<(&'static str, BaseHook, Vec<CompiledRul
             vec![rule(
                 "b",
                 "masquerade",
-                vec![
-                    Expr::OifName(up.clone()),
-                    Expr::NfProto(NFPROTO_IPV4),
-                    Expr::Saddr(cfg.subnet),
-                    Expr::Masquerade,
-                ],
+                vec![Expr::OifName(up.clone()), Expr::NfProto(NFPROTO_IPV4), Expr::Saddr(cfg.subnet), Expr::Masquerade],
             )],
         ));
     }
     v
 }
 
+fn allowed_rules() -> Vec<CompiledRule> {
+    vec![
+        rule("b", "allowed-in", vec![Expr::OifVmap(INGRESS_MAP)]),
+        rule("b", "allowed-unknown", vec![Expr::OifPrefix(names::IFACE_PREFIX), Expr::Counter, Expr::Verdict(Verdict::Drop)]),
+        rule("b", "allowed", vec![Expr::Verdict(Verdict::Accept)]),
+    ]
+}
+
 /// The table, its maps and base chains.
 pub fn skeleton(cfg: &TableConfig) -> Vec<Op> {
-    let mut ops = vec![
-        Op::AddTable,
-        Op::AddMap(EGRESS_MAP),
-        Op::AddMap(INGRESS_MAP),
-    ];
+    let mut ops = vec![Op::AddTable, Op::AddMap(EGRESS_MAP), Op::AddMap(INGRESS_MAP), Op::AddChain(ALLOWED_CHAIN.into())];
+    for r in allowed_rules() {
+        ops.push(Op::AddRule { chain: ALLOWED_CHAIN.into(), rule: r, after: None });
+    }
     for (name, hook, rules) in base_rules(cfg) {
         ops.push(Op::AddBaseChain { name, hook });
         for r in rules {
-            ops.push(Op::AddRule {
-                chain: name.into(),
-                rule: r,
-                after: None,
-            });
+            ops.push(Op::AddRule { chain: name.into(), rule: r, after: None });
         }
     }
     ops
@@ -227,64 +222,31 @@ fn matches(spec: &crate::rules::RuleSpec, peer: Expr) -> Vec<Expr> {
 pub fn egress_rule(id: &str, r: &Rule) -> CompiledRule {
     let mut e = matches(&r.spec, Expr::Daddr(r.spec.peer));
     e.push(Expr::Verdict(match r.spec.action {
-        Action::Allow => Verdict::Accept,
+        Action::Allow => Verdict::Goto(ALLOWED_CHAIN.into()),
         Action::Deny => Verdict::Goto(names::deny_chain(id)),
     }));
     rule("r", &r.id, e)
 }
 
-/// An ingress allow-list entry: `return` lets the packet on to the egress side of the base
-/// chain (for traffic from another container) or through.
+/// An ingress allow-list entry.
 pub fn ingress_rule(r: &Rule) -> CompiledRule {
     let mut e = matches(&r.spec, Expr::Saddr(r.spec.peer));
-    e.push(Expr::Verdict(Verdict::Return));
+    e.push(Expr::Verdict(Verdict::Accept));
     rule("r", &r.id, e)
 }
 
 pub fn policy_rule(id: &str, p: EgressPolicy) -> CompiledRule {
     match p {
-        EgressPolicy::Deny => rule(
-            "p",
-            "deny",
-            vec![
-                Expr::Counter,
-                Expr::Verdict(Verdict::Goto(names::deny_chain(id))),
-            ],
-        ),
-        EgressPolicy::Allow => rule(
-            "p",
-            "allow",
-            vec![Expr::Counter, Expr::Verdict(Verdict::Accept)],
-        ),
+        EgressPolicy::Deny => rule("p", "deny", vec![Expr::Counter, Expr::Verdict(Verdict::Goto(names::deny_chain(id)))]),
+        EgressPolicy::Allow => rule("p", "allow", vec![Expr::Counter, Expr::Verdict(Verdict::Goto(ALLOWED_CHAIN.into()))]),
     }
 }
 
 fn guards(c: &ContainerFirewall) -> Vec<CompiledRule> {
     vec![
-        rule(
-            "g",
-            "spoof",
-            vec![
-                Expr::NfProto(NFPROTO_IPV4),
-                Expr::SaddrNot(c.ipv4),
-                Expr::Counter,
-                Expr::Verdict(Verdict::Drop),
-            ],
-        ),
-        rule(
-            "g",
-            "ipv6",
-            vec![
-                Expr::NfProto(NFPROTO_IPV6),
-                Expr::Counter,
-                Expr::Verdict(Verdict::Drop),
-            ],
-        ),
-        rule(
-            "g",
-            "established",
-            vec![Expr::CtEstablishedRelated, Expr::Verdict(Verdict::Accept)],
-        ),
+        rule("g", "spoof", vec![Expr::NfProto(NFPROTO_IPV4), Expr::SaddrNot(c.ipv4), Expr::Counter, Expr::Verdict(Verdict::Drop)]),
+        rule("g", "ipv6", vec![Expr::NfProto(NFPROTO_IPV6), Expr::Counter, Expr::Verdict(Verdict::Drop)]),
+        rule("g", "established", vec![Expr::CtEstablishedRelated, Expr::Verdict(Verdict::Accept)]),
     ]
 }
 
@@ -293,33 +255,13 @@ fn deny_rules(cfg: &TableConfig, id: &str) -> Vec<CompiledRule> {
         "x",
         "log",
         vec![
-            Expr::Limit {
-                per_second: cfg.log_rate,
-                burst: cfg.log_rate * 2,
-            },
-            Expr::Log {
-                group: cfg.nflog_group,
-                prefix: log_prefix(id),
-            },
+            Expr::Limit { per_second: cfg.log_rate, burst: cfg.log_rate * 2 },
+            Expr::Log { group: cfg.nflog_group, prefix: log_prefix(id) },
         ],
     )];
     if cfg.deny_action == DenyAction::Reject {
-        v.push(rule(
-            "x",
-            "tcp",
-            vec![
-                Expr::L4Proto(libc::IPPROTO_TCP as u8),
-                Expr::Verdict(Verdict::RejectTcpReset),
-            ],
-        ));
-        v.push(rule(
-            "x",
-            "udp",
-            vec![
-                Expr::L4Proto(libc::IPPROTO_UDP as u8),
-                Expr::Verdict(Verdict::RejectPortUnreachable),
-            ],
-        ));
+        v.push(rule("x", "tcp", vec![Expr::L4Proto(libc::IPPROTO_TCP as u8), Expr::Verdict(Verdict::RejectTcpReset)]));
+        v.push(rule("x", "udp", vec![Expr::L4Proto(libc::IPPROTO_UDP as u8), Expr::Verdict(Verdict::RejectPortUnreachable)]));
     }
     v.push(rule("x", "drop", vec![Expr::Verdict(Verdict::Drop)]));
     v
@@ -336,79 +278,36 @@ pub fn prefix_owner(prefix: &str) -> Option<&str> {
 }
 
 /// Every chain of a container with the rules it must hold, in order.
-pub fn container_chains(
-    cfg: &TableConfig,
-    c: &ContainerFirewall,
-) -> Vec<(String, Vec<CompiledRule>)> {
+pub fn container_chains(cfg: &TableConfig, c: &ContainerFirewall) -> Vec<(String, Vec<CompiledRule>)> {
     let mut e = guards(c);
     e.extend(c.egress.iter().map(|r| egress_rule(&c.id, r)));
     e.push(policy_rule(&c.id, c.egress_policy));
-    let mut i = vec![rule(
-        "g",
-        "established",
-        vec![Expr::CtEstablishedRelated, Expr::Verdict(Verdict::Accept)],
-    )];
+    let mut i = vec![rule("g", "established", vec![Expr::CtEstablishedRelated, Expr::Verdict(Verdict::Accept)])];
     i.extend(c.ingress.iter().map(ingress_rule));
-    i.push(rule(
-        "p",
-        "drop",
-        vec![Expr::Counter, Expr::Verdict(Verdict::Drop)],
-    ));
-    vec![
-        (names::deny_chain(&c.id), deny_rules(cfg, &c.id)),
-        (names::egress_chain(&c.id), e),
-        (names::ingress_chain(&c.id), i),
-    ]
+    i.push(rule("p", "drop", vec![Expr::Counter, Expr::Verdict(Verdict::Drop)]));
+    vec![(names::deny_chain(&c.id), deny_rules(cfg, &c.id)), (names::egress_chain(&c.id), e), (names::ingress_chain(&c.id), i)]
 }
 
 /// Installs a container: its chains, then the map entries that route its interface to them
 /// (the interface may appear only after; until then nothing matches).
 pub fn install(cfg: &TableConfig, c: &ContainerFirewall) -> Vec<Op> {
     let chains = container_chains(cfg, c);
-    let mut ops: Vec<Op> = chains
-        .iter()
-        .map(|(n, _)| Op::AddChain(n.clone()))
-        .collect();
+    let mut ops: Vec<Op> = chains.iter().map(|(n, _)| Op::AddChain(n.clone())).collect();
     for (name, rules) in chains {
         for r in rules {
-            ops.push(Op::AddRule {
-                chain: name.clone(),
-                rule: r,
-                after: None,
-            });
+            ops.push(Op::AddRule { chain: name.clone(), rule: r, after: None });
         }
     }
-    ops.push(Op::AddMapElem {
-        map: EGRESS_MAP,
-        ifname: c.ifname(),
-        chain: names::egress_chain(&c.id),
-    });
-    ops.push(Op::AddMapElem {
-        map: INGRESS_MAP,
-        ifname: c.ifname(),
-        chain: names::ingress_chain(&c.id),
-    });
+    ops.push(Op::AddMapElem { map: EGRESS_MAP, ifname: c.ifname(), chain: names::egress_chain(&c.id) });
+    ops.push(Op::AddMapElem { map: INGRESS_MAP, ifname: c.ifname(), chain: names::ingress_chain(&c.id) });
     ops
 }
 
 /// Removes a container: map entries first, then its chains.
 pub fn uninstall(id: &str) -> Vec<Op> {
     let ifname = names::host_ifname(id);
-    let mut ops = vec![
-        Op::DelMapElem {
-            map: EGRESS_MAP,
-            ifname: ifname.clone(),
-        },
-        Op::DelMapElem {
-            map: INGRESS_MAP,
-            ifname,
-        },
-    ];
-    let chains = [
-        names::egress_chain(id),
-        names::ingress_chain(id),
-        names::deny_chain(id),
-    ];
+    let mut ops = vec![Op::DelMapElem { map: EGRESS_MAP, ifname: ifname.clone() }, Op::DelMapElem { map: INGRESS_MAP, ifname }];
+    let chains = [names::egress_chain(id), names::ingress_chain(id), names::deny_chain(id)];
     ops.extend(chains.iter().map(|c| Op::FlushChain(c.clone())));
     ops.extend(chains.iter().map(|c| Op::DelChain(c.clone())));
     ops
@@ -435,9 +334,9 @@ pub struct Expected {
 pub fn expected(cfg: &TableConfig, containers: &[ContainerFirewall]) -> Expected {
     let mut x = Expected::default();
     for (name, _, rules) in base_rules(cfg) {
-        x.chains
-            .insert(name.into(), rules.into_iter().map(|r| r.comment).collect());
+        x.chains.insert(name.into(), rules.into_iter().map(|r| r.comment).collect());
     }
+    x.chains.insert(ALLOWED_CHAIN.into(), allowed_rules().into_iter().map(|r| r.comment).collect());
     for m in [EGRESS_MAP, INGRESS_MAP] {
         x.maps.insert(m.into(), BTreeMap::new());
     }
@@ -450,17 +349,10 @@ pub fn expected(cfg: &TableConfig, containers: &[ContainerFirewall]) -> Expected
 /// Adds one container's expectations.
 pub fn expect_container(x: &mut Expected, cfg: &TableConfig, c: &ContainerFirewall) {
     for (name, rules) in container_chains(cfg, c) {
-        x.chains
-            .insert(name, rules.into_iter().map(|r| r.comment).collect());
+        x.chains.insert(name, rules.into_iter().map(|r| r.comment).collect());
     }
-    x.maps
-        .entry(EGRESS_MAP.into())
-        .or_default()
-        .insert(c.ifname(), names::egress_chain(&c.id));
-    x.maps
-        .entry(INGRESS_MAP.into())
-        .or_default()
-        .insert(c.ifname(), names::ingress_chain(&c.id));
+    x.maps.entry(EGRESS_MAP.into()).or_default().insert(c.ifname(), names::egress_chain(&c.id));
+    x.maps.entry(INGRESS_MAP.into()).or_default().insert(c.ifname(), names::ingress_chain(&c.id));
 }
 
 /// Handle after which a new user rule goes: the rule right before the policy (`p:`) rule.
@@ -513,31 +405,12 @@ mod tests {
         let c = ctr("aaaaaaaaaaaaaaaaaaaaaaaa", 5);
         let chains = container_chains(&cfg(), &c);
         let e = &chains.iter().find(|(n, _)| n.starts_with("e_")).unwrap().1;
-        let kinds: Vec<&str> = e
-            .iter()
-            .map(|r| r.comment.as_str())
-            .map(|c| &c[..c.rfind(':').unwrap()])
-            .collect();
+        let kinds: Vec<&str> = e.iter().map(|r| r.comment.as_str()).map(|c| &c[..c.rfind(':').unwrap()]).collect();
         assert_eq!(kinds, ["g:spoof", "g:ipv6", "g:established", "p:deny"]);
-        assert_eq!(
-            e[0].exprs[1],
-            Expr::SaddrNot(Ipv4Addr::new(10, 77, 0, 5)),
-            "anti-spoofing comes first"
-        );
-        assert_eq!(
-            e[3].exprs.last(),
-            Some(&Expr::Verdict(Verdict::Goto(
-                "d_aaaaaaaaaaaaaaaaaaaaaaaa".into()
-            )))
-        );
+        assert_eq!(e[0].exprs[1], Expr::SaddrNot(Ipv4Addr::new(10, 77, 0, 5)), "anti-spoofing comes first");
+        assert_eq!(e[3].exprs.last(), Some(&Expr::Verdict(Verdict::Goto("d_aaaaaaaaaaaaaaaaaaaaaaaa".into()))));
         let d = &chains.iter().find(|(n, _)| n.starts_with("d_")).unwrap().1;
-        assert!(
-            matches!(
-                d[0].exprs[..],
-                [Expr::Limit { .. }, Expr::Log { group: 7023, .. }]
-            ),
-            "logging is rate-limited in the kernel"
-        );
+        assert!(matches!(d[0].exprs[..], [Expr::Limit { .. }, Expr::Log { group: 7023, .. }]), "logging is rate-limited in the kernel");
         assert_eq!(d.last().unwrap().exprs, vec![Expr::Verdict(Verdict::Drop)]);
     }
 
@@ -545,11 +418,7 @@ mod tests {
     fn rules_keep_their_order_before_the_policy() {
         let mut c = ctr("bbbbbbbbbbbbbbbbbbbbbbbb", 6);
         c.egress = vec![allow443("r1"), allow443("r2")];
-        let e = container_chains(&cfg(), &c)
-            .into_iter()
-            .find(|(n, _)| n.starts_with("e_"))
-            .unwrap()
-            .1;
+        let e = container_chains(&cfg(), &c).into_iter().find(|(n, _)| n.starts_with("e_")).unwrap().1;
         let ids: Vec<Option<&str>> = e.iter().map(|r| comment_rule_id(&r.comment)).collect();
         assert_eq!(ids, [None, None, None, Some("r1"), Some("r2"), None]);
         let r = &e[3].exprs;
@@ -561,7 +430,7 @@ mod tests {
                 Expr::Daddr("203.0.113.10/32".parse().unwrap()),
                 Expr::Dport(PortRange { from: 443, to: 443 }),
                 Expr::Counter,
-                Expr::Verdict(Verdict::Accept)
+                Expr::Verdict(Verdict::Goto(ALLOWED_CHAIN.into()))
             ]
         );
     }
@@ -570,23 +439,10 @@ mod tests {
     fn install_adds_map_entries_after_chains() {
         let c = ctr("cccccccccccccccccccccccc", 7);
         let ops = install(&cfg(), &c);
-        let first_elem = ops
-            .iter()
-            .position(|o| matches!(o, Op::AddMapElem { .. }))
-            .unwrap();
-        let last_rule = ops
-            .iter()
-            .rposition(|o| matches!(o, Op::AddRule { .. }))
-            .unwrap();
-        assert!(
-            first_elem > last_rule,
-            "an interface is routed to its chain only once the chain is complete"
-        );
-        assert!(
-            ops.iter()
-                .all(|o| !matches!(o, Op::DelRule { .. } | Op::FlushChain(_) | Op::DelChain(_))),
-            "install only adds"
-        );
+        let first_elem = ops.iter().position(|o| matches!(o, Op::AddMapElem { .. })).unwrap();
+        let last_rule = ops.iter().rposition(|o| matches!(o, Op::AddRule { .. })).unwrap();
+        assert!(first_elem > last_rule, "an interface is routed to its chain only once the chain is complete");
+        assert!(ops.iter().all(|o| !matches!(o, Op::DelRule { .. } | Op::FlushChain(_) | Op::DelChain(_))), "install only adds");
     }
 
     #[test]
@@ -595,29 +451,14 @@ mod tests {
         let mut other = allow443("r1");
         other.spec.ports = Some(PortRange { from: 80, to: 80 });
         assert_ne!(a.comment, egress_rule("x", &other).comment);
-        assert_eq!(
-            a.comment,
-            egress_rule("x", &allow443("r1")).comment,
-            "stable"
-        );
+        assert_eq!(a.comment, egress_rule("x", &allow443("r1")).comment, "stable");
     }
 
     #[test]
     fn insert_position_is_before_the_policy() {
         use crate::nft::KernelRule;
-        let k = |h, c: &str| KernelRule {
-            handle: h,
-            comment: c.into(),
-            packets: 0,
-            bytes: 0,
-        };
-        let chain = vec![
-            k(1, "g:spoof:1"),
-            k(2, "g:ipv6:1"),
-            k(3, "g:established:1"),
-            k(9, "r:r1:1"),
-            k(4, "p:deny:1"),
-        ];
+        let k = |h, c: &str| KernelRule { handle: h, comment: c.into(), packets: 0, bytes: 0 };
+        let chain = vec![k(1, "g:spoof:1"), k(2, "g:ipv6:1"), k(3, "g:established:1"), k(9, "r:r1:1"), k(4, "p:deny:1")];
         assert_eq!(insert_after(&chain), Some(9));
         assert_eq!(insert_after(&chain[..3]), None);
     }

@@ -10,10 +10,7 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
+        Invalid { field: field.into(), message: message.into() }
     }
 }
 
@@ -21,9 +18,7 @@ impl Invalid {
 pub enum NetError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
-    #[error(
-        "nftables transaction refused by the kernel ({ops} operations); the previous rules stay in force"
-    )]
+    #[error("nftables transaction refused by the kernel ({ops} operations); the previous rules stay in force")]
     Rejected {
         ops: usize,
         #[source]

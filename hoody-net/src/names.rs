@@ -26,10 +26,7 @@ pub fn deny_chain(id: &str) -> String {
 
 /// The container id a chain name belongs to, if it is one of ours.
 pub fn chain_owner(chain: &str) -> Option<&str> {
-    chain
-        .strip_prefix("e_")
-        .or_else(|| chain.strip_prefix("i_"))
-        .or_else(|| chain.strip_prefix("d_"))
+    chain.strip_prefix("e_").or_else(|| chain.strip_prefix("i_")).or_else(|| chain.strip_prefix("d_"))
 }
 
 #[cfg(test)]

@@ -42,21 +42,16 @@ fn nl(op: &'static str, iface: &str) -> impl FnOnce(rtnetlink::Error) -> NetErro
 impl Rtnl {
     /// Opens a route netlink socket in the calling thread's network namespace.
     pub fn open() -> Result<Rtnl> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|source| NetError::Io {
-                op: "start",
-                target: "netlink runtime".into(),
-                source,
-            })?;
-        let (conn, handle, _) =
-            rt.block_on(async { rtnetlink::new_connection() })
-                .map_err(|source| NetError::Io {
-                    op: "open",
-                    target: "route netlink socket".into(),
-                    source,
-                })?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(|source| NetError::Io {
+            op: "start",
+            target: "netlink runtime".into(),
+            source,
+        })?;
+        let (conn, handle, _) = rt.block_on(async { rtnetlink::new_connection() }).map_err(|source| NetError::Io {
+            op: "open",
+            target: "route netlink socket".into(),
+            source,
+        })?;
         rt.spawn(conn);
         Ok(Rtnl { rt, handle })
     }
@@ -64,9 +59,7 @@ impl Rtnl {
     fn index(&mut self, ifname: &str) -> Result<Option<u32>> {
         let h = self.handle.clone();
         let name = ifname.to_owned();
-        let r = self
-            .rt
-            .block_on(async move { h.link().get().match_name(name).execute().try_next().await });
+        let r = self.rt.block_on(async move { h.link().get().match_name(name).execute().try_next().await });
         match r {
             Ok(Some(m)) => Ok(Some(m.header.index)),
             Ok(None) => Ok(None),
@@ -86,18 +79,13 @@ impl Rtnl {
 
 impl LinkOps for Rtnl {
     fn create_veth(&mut self, host: &str, peer: &str, peer_netns: RawFd) -> Result<()> {
-        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer.to_owned())
-            .setns_by_fd(peer_netns)
-            .build();
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_owned()).setns_by_fd(peer_netns).build();
         let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_owned())
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .build();
         let h = self.handle.clone();
-        self.rt
-            .block_on(async move { h.link().add(msg).execute().await })
-            .map_err(nl("create veth", host))?;
+        self.rt.block_on(async move { h.link().add(msg).execute().await }).map_err(nl("create veth", host))?;
         debug!(iface = host, peer, "veth created");
         Ok(())
     }
@@ -106,12 +94,7 @@ impl LinkOps for Rtnl {
         let idx = self.must_index(ifname)?;
         let h = self.handle.clone();
         self.rt
-            .block_on(async move {
-                h.link()
-                    .set(LinkUnspec::new_with_index(idx).up().build())
-                    .execute()
-                    .await
-            })
+            .block_on(async move { h.link().set(LinkUnspec::new_with_index(idx).up().build()).execute().await })
             .map_err(nl("set up", ifname))
     }
 
@@ -119,12 +102,7 @@ impl LinkOps for Rtnl {
         let idx = self.must_index(ifname)?;
         let h = self.handle.clone();
         self.rt
-            .block_on(async move {
-                h.address()
-                    .add(idx, IpAddr::V4(addr), prefix)
-                    .execute()
-                    .await
-            })
+            .block_on(async move { h.address().add(idx, IpAddr::V4(addr), prefix).execute().await })
             .map_err(nl("add address", ifname))?;
         debug!(iface = ifname, %addr, prefix, "address added");
         Ok(())
@@ -132,18 +110,14 @@ impl LinkOps for Rtnl {
 
     fn add_route(&mut self, dst: Ipv4Net, ifname: &str, via: Option<Ipv4Addr>) -> Result<()> {
         let idx = self.must_index(ifname)?;
-        let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dst.addr, dst.prefix)
-            .output_interface(idx);
+        let mut b = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dst.addr, dst.prefix).output_interface(idx);
         b = match via {
             Some(gw) => b.gateway(gw).onlink(),
             None => b.scope(RouteScope::Link),
         };
         let msg = b.build();
         let h = self.handle.clone();
-        self.rt
-            .block_on(async move { h.route().add(msg).execute().await })
-            .map_err(nl("add route", ifname))?;
+        self.rt.block_on(async move { h.route().add(msg).execute().await }).map_err(nl("add route", ifname))?;
         debug!(iface = ifname, %dst, ?via, "route added");
         Ok(())
     }
@@ -153,19 +127,14 @@ impl LinkOps for Rtnl {
             return Ok(false);
         };
         let h = self.handle.clone();
-        self.rt
-            .block_on(async move { h.link().del(idx).execute().await })
-            .map_err(nl("delete", ifname))?;
+        self.rt.block_on(async move { h.link().del(idx).execute().await }).map_err(nl("delete", ifname))?;
         debug!(iface = ifname, "link deleted");
         Ok(true)
     }
 
     fn links_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
         let h = self.handle.clone();
-        let msgs: Vec<_> = self
-            .rt
-            .block_on(async move { h.link().get().execute().try_collect().await })
-            .map_err(nl("list", prefix))?;
+        let msgs: Vec<_> = self.rt.block_on(async move { h.link().get().execute().try_collect().await }).map_err(nl("list", prefix))?;
         Ok(msgs
             .into_iter()
             .filter_map(|m: netlink_packet_route::link::LinkMessage| {
@@ -211,11 +180,6 @@ impl LinkOps for RecordingLinks {
         Ok(self.existing.iter().any(|e| e == ifname))
     }
     fn links_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
-        Ok(self
-            .existing
-            .iter()
-            .filter(|e| e.starts_with(prefix))
-            .cloned()
-            .collect())
+        Ok(self.existing.iter().filter(|e| e.starts_with(prefix)).cloned().collect())
     }
 }

@@ -4,9 +4,7 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
+use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 use serde::Serialize;
 
 use crate::compile::prefix_owner;
@@ -40,11 +38,7 @@ pub struct NflogListener {
 }
 
 fn io(op: &'static str) -> impl FnOnce(nix::errno::Errno) -> NetError {
-    move |e| NetError::Io {
-        op,
-        target: "nflog socket".into(),
-        source: e.into(),
-    }
+    move |e| NetError::Io { op, target: "nflog socket".into(), source: e.into() }
 }
 
 fn attr(buf: &mut Vec<u8>, ty: u16, value: &[u8]) {
@@ -73,32 +67,17 @@ fn config_msg(group: u16, seq: u32, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
 impl NflogListener {
     /// Binds NFLOG group `group` in the calling thread's network namespace.
     pub fn bind(group: u16) -> Result<NflogListener> {
-        let fd = socket::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )
-        .map_err(io("socket"))?;
+        let fd = socket::socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)
+            .map_err(io("socket"))?;
         socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(io("bind"))?;
         let _ = socket::setsockopt(&fd, socket::sockopt::RcvBufForce, &(4 << 20));
         let mut mode = COPY_RANGE.to_be_bytes().to_vec();
         mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0]);
-        for (seq, attrs) in [
-            (1, vec![(NFULA_CFG_CMD, vec![NFULNL_CFG_CMD_BIND])]),
-            (2, vec![(NFULA_CFG_MODE, mode)]),
-        ] {
+        for (seq, attrs) in [(1, vec![(NFULA_CFG_CMD, vec![NFULNL_CFG_CMD_BIND])]), (2, vec![(NFULA_CFG_MODE, mode)])] {
             let msg = config_msg(group, seq, &attrs);
-            socket::sendto(
-                fd.as_raw_fd(),
-                &msg,
-                &NetlinkAddr::new(0, 0),
-                MsgFlags::empty(),
-            )
-            .map_err(io("configure"))?;
+            socket::sendto(fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(io("configure"))?;
             let mut buf = [0u8; 256];
-            let n = socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())
-                .map_err(io("configure"))?;
+            let n = socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io("configure"))?;
             if n >= 20 && u16::from_ne_bytes([buf[4], buf[5]]) == libc::NLMSG_ERROR as u16 {
                 let err = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
                 if err != 0 {
@@ -159,11 +138,7 @@ fn parse_packet_msg(mut attrs: &[u8]) -> Option<Denied> {
         }
         let v = &attrs[4..l];
         match t {
-            NFULA_PREFIX => {
-                prefix = Some(
-                    String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned(),
-                )
-            }
+            NFULA_PREFIX => prefix = Some(String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned()),
             NFULA_PAYLOAD => payload = Some(v),
             _ => {}
         }
@@ -171,13 +146,7 @@ fn parse_packet_msg(mut attrs: &[u8]) -> Option<Denied> {
     }
     let container = prefix_owner(prefix.as_deref()?)?.to_owned();
     let (protocol, source, destination, destination_port) = parse_ipv4(payload?)?;
-    Some(Denied {
-        container,
-        protocol,
-        source,
-        destination,
-        destination_port,
-    })
+    Some(Denied { container, protocol, source, destination, destination_port })
 }
 
 /// Protocol, addresses and destination port of an IPv4 packet.
@@ -203,9 +172,7 @@ mod tests {
     use super::*;
 
     fn tcp_syn() -> Vec<u8> {
-        let mut p = vec![
-            0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 77, 0, 5, 203, 0, 113, 10,
-        ];
+        let mut p = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 77, 0, 5, 203, 0, 113, 10];
         p.extend_from_slice(&[0x9c, 0x40, 0x01, 0xbb]); // ports 40000 → 443
         p.extend_from_slice(&[0; 16]);
         p
@@ -214,11 +181,7 @@ mod tests {
     #[test]
     fn parses_a_packet_message() {
         let mut attrs = vec![];
-        attr(
-            &mut attrs,
-            NFULA_PREFIX,
-            b"hoody abcdefabcdefabcdefabcdef \0",
-        );
+        attr(&mut attrs, NFULA_PREFIX, b"hoody abcdefabcdefabcdefabcdef \0");
         attr(&mut attrs, NFULA_PAYLOAD, &tcp_syn());
         let mut msg = vec![0u8; 20];
         msg.extend_from_slice(&attrs);
@@ -245,19 +208,13 @@ mod tests {
         attr(&mut attrs, NFULA_PAYLOAD, &tcp_syn());
         assert!(parse_packet_msg(&attrs).is_none());
         assert!(parse_messages(&[1, 2, 3]).is_empty());
-        assert!(
-            parse_ipv4(&[0x60; 40]).is_none(),
-            "IPv6 is not parsed as IPv4"
-        );
+        assert!(parse_ipv4(&[0x60; 40]).is_none(), "IPv6 is not parsed as IPv4");
     }
 
     #[test]
     fn config_message_layout() {
         let m = config_msg(7023, 1, &[(NFULA_CFG_CMD, vec![NFULNL_CFG_CMD_BIND])]);
-        assert_eq!(
-            u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
-            m.len()
-        );
+        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize, m.len());
         assert_eq!(&m[18..20], &7023u16.to_be_bytes());
         assert_eq!(m.len() % 4, 0);
     }

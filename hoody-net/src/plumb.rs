@@ -25,20 +25,12 @@ fn host32(a: Ipv4Addr) -> Ipv4Net {
 
 /// In the host's namespace: the veth pair (its container end created inside the container's
 /// namespace), then the host end's settings, address, state and route.
-pub fn host_side(
-    links: &mut dyn LinkOps,
-    sysctl: &mut dyn SysctlOps,
-    p: &Plumbing,
-    container_netns: RawFd,
-) -> Result<()> {
+pub fn host_side(links: &mut dyn LinkOps, sysctl: &mut dyn SysctlOps, p: &Plumbing, container_netns: RawFd) -> Result<()> {
     // A leftover of a crashed start would make the create fail.
     links.delete_link(&p.host_ifname)?;
     links.create_veth(&p.host_ifname, CONTAINER_IFNAME, container_netns)?;
     let conf = |k: &str| format!("net/ipv4/conf/{}/{k}", p.host_ifname);
-    sysctl.set(
-        &format!("net/ipv6/conf/{}/disable_ipv6", p.host_ifname),
-        "1",
-    )?;
+    sysctl.set(&format!("net/ipv6/conf/{}/disable_ipv6", p.host_ifname), "1")?;
     sysctl.set(&conf("rp_filter"), "1")?;
     sysctl.set(&conf("proxy_arp"), "0")?;
     sysctl.set(&conf("send_redirects"), "0")?;
@@ -50,11 +42,7 @@ pub fn host_side(
 
 /// In the container's namespace (entered by the caller): no IPv6, loopback up, `eth0` with its
 /// /32, an on-link route to the gateway and the default route through it.
-pub fn container_side(
-    links: &mut dyn LinkOps,
-    sysctl: &mut dyn SysctlOps,
-    p: &Plumbing,
-) -> Result<()> {
+pub fn container_side(links: &mut dyn LinkOps, sysctl: &mut dyn SysctlOps, p: &Plumbing) -> Result<()> {
     for scope in ["all", "default", CONTAINER_IFNAME] {
         sysctl.set(&format!("net/ipv6/conf/{scope}/disable_ipv6"), "1")?;
     }
@@ -62,11 +50,7 @@ pub fn container_side(
     links.set_up(CONTAINER_IFNAME)?;
     links.add_address(CONTAINER_IFNAME, p.address, 32)?;
     links.add_route(host32(GATEWAY), CONTAINER_IFNAME, None)?;
-    links.add_route(
-        Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid"),
-        CONTAINER_IFNAME,
-        Some(GATEWAY),
-    )?;
+    links.add_route(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid"), CONTAINER_IFNAME, Some(GATEWAY))?;
     Ok(())
 }
 
@@ -77,10 +61,7 @@ mod tests {
     use crate::sysctl::RecordingSysctl;
 
     fn plumbing() -> Plumbing {
-        Plumbing {
-            host_ifname: "hv01234567".into(),
-            address: Ipv4Addr::new(10, 77, 0, 9),
-        }
+        Plumbing { host_ifname: "hv01234567".into(), address: Ipv4Addr::new(10, 77, 0, 9) }
     }
 
     #[test]
@@ -97,14 +78,8 @@ mod tests {
                 "route 10.77.0.9/32 dev hv01234567"
             ]
         );
-        assert_eq!(
-            s.calls[0], "net/ipv6/conf/hv01234567/disable_ipv6=1",
-            "IPv6 is off before the link is up"
-        );
-        assert!(
-            s.calls
-                .contains(&"net/ipv4/conf/hv01234567/rp_filter=1".to_string())
-        );
+        assert_eq!(s.calls[0], "net/ipv6/conf/hv01234567/disable_ipv6=1", "IPv6 is off before the link is up");
+        assert!(s.calls.contains(&"net/ipv4/conf/hv01234567/rp_filter=1".to_string()));
     }
 
     #[test]
@@ -113,13 +88,7 @@ mod tests {
         container_side(&mut l, &mut s, &plumbing()).unwrap();
         assert_eq!(
             l.calls,
-            [
-                "up lo",
-                "up eth0",
-                "addr eth0 10.77.0.9/32",
-                "route 169.254.0.1/32 dev eth0",
-                "route 0.0.0.0/0 via 169.254.0.1 dev eth0"
-            ]
+            ["up lo", "up eth0", "addr eth0 10.77.0.9/32", "route 169.254.0.1/32 dev eth0", "route 0.0.0.0/0 via 169.254.0.1 dev eth0"]
         );
         assert_eq!(s.calls.len(), 3);
         assert!(s.calls.iter().all(|c| c.ends_with("disable_ipv6=1")));

@@ -54,11 +54,7 @@ pub struct PortRange {
 
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.from == self.to {
-            write!(f, "{}", self.from)
-        } else {
-            write!(f, "{}-{}", self.from, self.to)
-        }
+        if self.from == self.to { write!(f, "{}", self.from) } else { write!(f, "{}-{}", self.from, self.to) }
     }
 }
 
@@ -71,10 +67,7 @@ impl Serialize for PortRange {
 impl PortRange {
     pub fn parse(field: &str, s: &str) -> Result<PortRange, Invalid> {
         let port = |p: &str| -> Result<u16, Invalid> {
-            let v: u32 = p
-                .trim()
-                .parse()
-                .map_err(|_| Invalid::new(field, format!("{p:?} is not a port number")))?;
+            let v: u32 = p.trim().parse().map_err(|_| Invalid::new(field, format!("{p:?} is not a port number")))?;
             if v == 0 || v > 65535 {
                 return Err(Invalid::new(field, format!("port {v} is outside 1-65535")));
             }
@@ -88,10 +81,7 @@ impl PortRange {
             }
         };
         if from > to {
-            return Err(Invalid::new(
-                field,
-                format!("range {from}-{to} is reversed"),
-            ));
+            return Err(Invalid::new(field, format!("range {from}-{to} is reversed")));
         }
         Ok(PortRange { from, to })
     }
@@ -160,10 +150,7 @@ fn action(s: &str) -> Result<Action, Invalid> {
     match s {
         "allow" => Ok(Action::Allow),
         "deny" => Ok(Action::Deny),
-        o => Err(Invalid::new(
-            "action",
-            format!("{o:?} is not an action (allow, deny)"),
-        )),
+        o => Err(Invalid::new("action", format!("{o:?} is not an action (allow, deny)"))),
     }
 }
 
@@ -173,26 +160,19 @@ fn protocol(s: Option<&str>) -> Result<Protocol, Invalid> {
         "udp" => Ok(Protocol::Udp),
         "icmp" => Ok(Protocol::Icmp),
         "any" | "all" => Ok(Protocol::Any),
-        o => Err(Invalid::new(
-            "protocol",
-            format!("{o:?} is not a protocol (tcp, udp, icmp, any)"),
-        )),
+        o => Err(Invalid::new("protocol", format!("{o:?} is not a protocol (tcp, udp, icmp, any)"))),
     }
 }
 
 fn net(field: &str, s: &str) -> Result<Ipv4Net, Invalid> {
-    s.parse::<Ipv4Net>()
-        .map_err(|e| Invalid::new(field, format!("{s:?} {e}")))
+    s.parse::<Ipv4Net>().map_err(|e| Invalid::new(field, format!("{s:?} {e}")))
 }
 
 fn ports(proto: Protocol, v: &Option<PortValue>) -> Result<Option<PortRange>, Invalid> {
     let Some(v) = v else { return Ok(None) };
     let text = v.as_text();
     if !matches!(proto, Protocol::Tcp | Protocol::Udp) {
-        return Err(Invalid::new(
-            "destination_port",
-            "a port needs protocol tcp or udp",
-        ));
+        return Err(Invalid::new("destination_port", "a port needs protocol tcp or udp"));
     }
     PortRange::parse("destination_port", &text).map(Some)
 }
@@ -200,10 +180,7 @@ fn ports(proto: Protocol, v: &Option<PortValue>) -> Result<Option<PortRange>, In
 fn description(d: &Option<String>) -> Result<String, Invalid> {
     let d = d.clone().unwrap_or_default();
     if d.len() > MAX_DESCRIPTION {
-        return Err(Invalid::new(
-            "description",
-            format!("longer than {MAX_DESCRIPTION} bytes"),
-        ));
+        return Err(Invalid::new("description", format!("longer than {MAX_DESCRIPTION} bytes")));
     }
     if d.chars().any(char::is_control) {
         return Err(Invalid::new("description", "contains control characters"));
@@ -231,10 +208,7 @@ impl IngressRequest {
         if let Some(a) = &self.action
             && action(a)? != Action::Allow
         {
-            return Err(Invalid::new(
-                "action",
-                "the ingress list only allows; everything not listed is dropped",
-            ));
+            return Err(Invalid::new("action", "the ingress list only allows; everything not listed is dropped"));
         }
         let protocol = protocol(self.protocol.as_deref())?;
         Ok(RuleSpec {
@@ -253,9 +227,7 @@ mod tests {
     use super::*;
 
     fn eg(json: &str) -> Result<RuleSpec, Invalid> {
-        serde_json::from_str::<EgressRequest>(json)
-            .expect("shape")
-            .validate()
+        serde_json::from_str::<EgressRequest>(json).expect("shape").validate()
     }
 
     #[test]
@@ -266,101 +238,45 @@ mod tests {
         assert_eq!(r.peer.to_string(), "203.0.113.10/32");
         let r = eg(r#"{"action":"deny","protocol":"udp","destination":"198.51.100.0/24","destination_port":"8000-8100"}"#).unwrap();
         assert_eq!(r.ports.unwrap().to_string(), "8000-8100");
-        assert!(
-            eg(r#"{"action":"allow","destination":"0.0.0.0/0","destination_port":53}"#).is_err(),
-            "port without tcp/udp"
-        );
+        assert!(eg(r#"{"action":"allow","destination":"0.0.0.0/0","destination_port":53}"#).is_err(), "port without tcp/udp");
     }
 
     #[test]
     fn refusals_name_the_field() {
         let cases = [
-            (
-                r#"{"action":"allow","protocol":"tcp","destination":"api.stripe.com","destination_port":"443"}"#,
-                "destination",
-                "resolve",
-            ),
-            (
-                r#"{"action":"allow","protocol":"tcp","destination":"10.0.0.300","destination_port":"443"}"#,
-                "destination",
-                "not an IPv4",
-            ),
-            (
-                r#"{"action":"allow","protocol":"tcp","destination":"2001:db8::1","destination_port":"443"}"#,
-                "destination",
-                "IPv6",
-            ),
-            (
-                r#"{"action":"allow","protocol":"tcp","destination":"10.0.0.1","destination_port":"0"}"#,
-                "destination_port",
-                "outside",
-            ),
-            (
-                r#"{"action":"allow","protocol":"tcp","destination":"10.0.0.1","destination_port":"70000"}"#,
-                "destination_port",
-                "outside",
-            ),
+            (r#"{"action":"allow","protocol":"tcp","destination":"api.stripe.com","destination_port":"443"}"#, "destination", "resolve"),
+            (r#"{"action":"allow","protocol":"tcp","destination":"10.0.0.300","destination_port":"443"}"#, "destination", "not an IPv4"),
+            (r#"{"action":"allow","protocol":"tcp","destination":"2001:db8::1","destination_port":"443"}"#, "destination", "IPv6"),
+            (r#"{"action":"allow","protocol":"tcp","destination":"10.0.0.1","destination_port":"0"}"#, "destination_port", "outside"),
+            (r#"{"action":"allow","protocol":"tcp","destination":"10.0.0.1","destination_port":"70000"}"#, "destination_port", "outside"),
             (
                 r#"{"action":"allow","protocol":"tcp","destination":"10.0.0.1","destination_port":"9000-8000"}"#,
                 "destination_port",
                 "reversed",
             ),
-            (
-                r#"{"action":"allow","protocol":"icmp","destination":"10.0.0.1","destination_port":"80"}"#,
-                "destination_port",
-                "tcp or udp",
-            ),
-            (
-                r#"{"action":"allow","protocol":"any","destination":"10.0.0.1","destination_port":"80"}"#,
-                "destination_port",
-                "tcp or udp",
-            ),
-            (
-                r#"{"action":"permit","protocol":"tcp","destination":"10.0.0.1"}"#,
-                "action",
-                "not an action",
-            ),
-            (
-                r#"{"action":"allow","protocol":"sctp","destination":"10.0.0.1"}"#,
-                "protocol",
-                "not a protocol",
-            ),
+            (r#"{"action":"allow","protocol":"icmp","destination":"10.0.0.1","destination_port":"80"}"#, "destination_port", "tcp or udp"),
+            (r#"{"action":"allow","protocol":"any","destination":"10.0.0.1","destination_port":"80"}"#, "destination_port", "tcp or udp"),
+            (r#"{"action":"permit","protocol":"tcp","destination":"10.0.0.1"}"#, "action", "not an action"),
+            (r#"{"action":"allow","protocol":"sctp","destination":"10.0.0.1"}"#, "protocol", "not a protocol"),
         ];
         for (json, field, needle) in cases {
             let e = eg(json).unwrap_err();
             assert_eq!(e.field, field, "{json}");
             assert!(e.message.contains(needle), "{json}: {}", e.message);
         }
-        let long = format!(
-            r#"{{"action":"allow","destination":"10.0.0.1","description":"{}"}}"#,
-            "x".repeat(256)
-        );
+        let long = format!(r#"{{"action":"allow","destination":"10.0.0.1","description":"{}"}}"#, "x".repeat(256));
         assert_eq!(eg(&long).unwrap_err().field, "description");
-        assert_eq!(
-            eg(r#"{"action":"allow","destination":"10.0.0.1","description":"a\u0007b"}"#)
-                .unwrap_err()
-                .field,
-            "description"
-        );
+        assert_eq!(eg(r#"{"action":"allow","destination":"10.0.0.1","description":"a\u0007b"}"#).unwrap_err().field, "description");
     }
 
     #[test]
     fn ingress_only_allows() {
-        let ok = serde_json::from_str::<IngressRequest>(
-            r#"{"protocol":"tcp","source":"198.51.100.2","destination_port":"8080"}"#,
-        )
-        .unwrap()
-        .validate()
-        .unwrap();
-        assert_eq!(
-            (ok.direction, ok.action),
-            (Direction::Ingress, Action::Allow)
-        );
-        let e =
-            serde_json::from_str::<IngressRequest>(r#"{"action":"deny","source":"198.51.100.2"}"#)
-                .unwrap()
-                .validate()
-                .unwrap_err();
+        let ok = serde_json::from_str::<IngressRequest>(r#"{"protocol":"tcp","source":"198.51.100.2","destination_port":"8080"}"#)
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!((ok.direction, ok.action), (Direction::Ingress, Action::Allow));
+        let e = serde_json::from_str::<IngressRequest>(r#"{"action":"deny","source":"198.51.100.2"}"#).unwrap().validate().unwrap_err();
         assert_eq!(e.field, "action");
     }
 }

@@ -15,9 +15,7 @@ pub struct ProcSys {
 
 impl Default for ProcSys {
     fn default() -> Self {
-        ProcSys {
-            root: "/proc/sys".into(),
-        }
+        ProcSys { root: "/proc/sys".into() }
     }
 }
 
@@ -25,15 +23,8 @@ impl SysctlOps for ProcSys {
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let p = self.root.join(key);
         // Open without O_CREAT: a missing sysctl is an error, not a new file.
-        let r = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
-        r.map_err(|source| NetError::Io {
-            op: "write sysctl",
-            target: p.display().to_string(),
-            source,
-        })?;
+        let r = std::fs::OpenOptions::new().write(true).open(&p).and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+        r.map_err(|source| NetError::Io { op: "write sysctl", target: p.display().to_string(), source })?;
         tracing::debug!(key, value, "sysctl set");
         Ok(())
     }

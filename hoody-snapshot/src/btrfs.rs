@@ -20,19 +20,12 @@ pub struct BtrfsDriver {
 }
 
 pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
-    open(
-        path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| StorageError::io("open directory", path)(e.into()))
+    open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| StorageError::io("open directory", path)(e.into()))
 }
 
 fn split(path: &Path) -> (&Path, &OsStr) {
-    (
-        path.parent().expect("pool paths have a parent"),
-        path.file_name().expect("pool paths have a name"),
-    )
+    (path.parent().expect("pool paths have a parent"), path.file_name().expect("pool paths have a name"))
 }
 
 /// Deletes the subvolume at `path` (clearing its read-only flag is not needed as root).
@@ -49,8 +42,7 @@ pub(crate) fn snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<()> {
     let sfd = open_dir(src)?;
     let (parent, name) = split(dst);
     let pfd = open_dir(parent)?;
-    sys::snapshot(sfd.as_fd(), pfd.as_fd(), name, readonly)
-        .map_err(StorageError::io("snapshot subvolume", dst))?;
+    sys::snapshot(sfd.as_fd(), pfd.as_fd(), name, readonly).map_err(StorageError::io("snapshot subvolume", dst))?;
     debug!(src = %src.display(), dst = %dst.display(), readonly, "btrfs snapshot created");
     Ok(())
 }
@@ -58,9 +50,7 @@ pub(crate) fn snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<()> {
 /// True when `path` is the root of a subvolume (inode 256 on btrfs).
 pub(crate) fn is_subvolume(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    fs::symlink_metadata(path)
-        .map(|m| m.is_dir() && m.ino() == 256)
-        .unwrap_or(false)
+    fs::symlink_metadata(path).map(|m| m.is_dir() && m.ino() == 256).unwrap_or(false)
 }
 
 impl BtrfsDriver {
@@ -82,8 +72,7 @@ impl StorageDriver for BtrfsDriver {
         let path = self.root.join("images").join(staging_name());
         let (parent, name) = split(&path);
         let pfd = open_dir(parent)?;
-        sys::subvol_create(pfd.as_fd(), name)
-            .map_err(StorageError::io("create subvolume", &path))?;
+        sys::subvol_create(pfd.as_fd(), name).map_err(StorageError::io("create subvolume", &path))?;
         Ok(path)
     }
 
@@ -93,8 +82,7 @@ impl StorageDriver for BtrfsDriver {
             return Err(StorageError::ImageExists(name.to_owned()));
         }
         let fd = open_dir(staged)?;
-        sys::subvol_set_readonly(fd.as_fd(), true)
-            .map_err(StorageError::io("make subvolume read-only", staged))?;
+        sys::subvol_set_readonly(fd.as_fd(), true).map_err(StorageError::io("make subvolume read-only", staged))?;
         fs::rename(staged, &dst).map_err(StorageError::io("rename", &dst))?;
         Ok(())
     }
@@ -119,13 +107,10 @@ impl StorageDriver for BtrfsDriver {
             return Err(StorageError::ImageNotFound(image.to_owned()));
         }
         let dir = self.container_dir(id);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
-                _ => StorageError::io("create directory", &dir)(e),
-            })?;
+        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
+            _ => StorageError::io("create directory", &dir)(e),
+        })?;
         let subvol = dir.join("rootfs");
         if let Err(e) = snapshot(&img, &subvol, false) {
             let _ = fs::remove_dir(&dir);
@@ -135,9 +120,7 @@ impl StorageDriver for BtrfsDriver {
     }
 
     fn container_root(&self, _image: &str, id: &str) -> ContainerRoot {
-        ContainerRoot::Btrfs {
-            subvol: self.container_dir(id).join("rootfs"),
-        }
+        ContainerRoot::Btrfs { subvol: self.container_dir(id).join("rootfs") }
     }
 
     fn delete_container(&self, id: &str) -> Result<()> {

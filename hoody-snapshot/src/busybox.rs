@@ -10,29 +10,13 @@ use crate::relpath::RelPath;
 use crate::tree_writer::{ImportReport, Meta, SafeTreeWriter};
 
 const FILES: &[(&str, u32, &str)] = &[
-    (
-        "etc/passwd",
-        0o644,
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    ),
-    (
-        "etc/group",
-        0o644,
-        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
-    ),
+    ("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
+    ("etc/group", 0o644, "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n"),
     ("etc/shadow", 0o600, "root:*:19000:0:99999:7:::\n"),
     // No respawn entries: init idles, reaps orphans, and on SIGTERM runs the shutdown actions.
-    (
-        "etc/inittab",
-        0o644,
-        "::sysinit:/bin/true\n::shutdown:/bin/sync\n",
-    ),
+    ("etc/inittab", 0o644, "::sysinit:/bin/true\n::shutdown:/bin/sync\n"),
     ("etc/hosts", 0o644, "127.0.0.1 localhost\n::1 localhost\n"),
-    (
-        "etc/os-release",
-        0o644,
-        "NAME=\"hoody busybox\"\nID=busybox\n",
-    ),
+    ("etc/os-release", 0o644, "NAME=\"hoody busybox\"\nID=busybox\n"),
 ];
 
 const DIRS: &[(&str, u32)] = &[
@@ -54,32 +38,19 @@ const DIRS: &[(&str, u32)] = &[
 ];
 
 fn rel(p: &str) -> RelPath {
-    RelPath::sanitize(Path::new(p))
-        .expect("static path")
-        .expect("static path is not the root")
+    RelPath::sanitize(Path::new(p)).expect("static path").expect("static path is not the root")
 }
 
 /// Writes a busybox root filesystem through `writer`, using the static binary at `busybox`.
 pub fn build(busybox: &Path, mut writer: SafeTreeWriter) -> Result<ImportReport> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let meta = |mode| Meta {
-        mode,
-        uid: 0,
-        gid: 0,
-        mtime: now,
-    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let meta = |mode| Meta { mode, uid: 0, gid: 0, mtime: now };
     for (d, mode) in DIRS {
         writer.dir(&rel(d), &meta(*mode))?;
     }
     let mut bin = File::open(busybox).map_err(StorageError::io("open", busybox))?;
     writer.file(&rel("bin/busybox"), &meta(0o755), &mut bin)?;
-    let out = Command::new(busybox)
-        .arg("--list-full")
-        .output()
-        .map_err(StorageError::io("run", busybox))?;
+    let out = Command::new(busybox).arg("--list-full").output().map_err(StorageError::io("run", busybox))?;
     if !out.status.success() {
         return Err(StorageError::Unsupported {
             driver: "busybox image",

@@ -95,9 +95,7 @@ impl std::str::FromStr for DriverChoice {
             "auto" => Ok(DriverChoice::Auto),
             "btrfs" => Ok(DriverChoice::Btrfs),
             "overlay" => Ok(DriverChoice::Overlay),
-            o => Err(format!(
-                "unknown storage driver {o:?} (auto, btrfs, overlay)"
-            )),
+            o => Err(format!("unknown storage driver {o:?} (auto, btrfs, overlay)")),
         }
     }
 }
@@ -107,14 +105,9 @@ impl std::str::FromStr for DriverChoice {
 pub fn open_driver(choice: DriverChoice, root: &Path) -> Result<Box<dyn StorageDriver>> {
     for sub in ["", "images", "containers"] {
         let p = root.join(sub);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&p)
-            .map_err(StorageError::io("create directory", &p))?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&p).map_err(StorageError::io("create directory", &p))?;
     }
-    fs::set_permissions(root, fs::Permissions::from_mode(0o700))
-        .map_err(StorageError::io("chmod", root))?;
+    fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(StorageError::io("chmod", root))?;
     let st = statfs(root).map_err(|e| StorageError::io("statfs", root)(e.into()))?;
     let on_btrfs = st.filesystem_type() == BTRFS_SUPER_MAGIC;
     let kind = match choice {
@@ -130,15 +123,11 @@ pub fn open_driver(choice: DriverChoice, root: &Path) -> Result<Box<dyn StorageD
             reason: "the directory is not on a btrfs file system".into(),
         }),
         DriverKind::Btrfs => Ok(Box::new(BtrfsDriver::new(root.to_path_buf()))),
-        DriverKind::Overlay if st.filesystem_type() == OVERLAYFS_SUPER_MAGIC => {
-            Err(StorageError::Unsupported {
-                driver: "overlay",
-                path: root.to_path_buf(),
-                reason:
-                    "an overlay upper directory cannot live on overlayfs; use another file system"
-                        .into(),
-            })
-        }
+        DriverKind::Overlay if st.filesystem_type() == OVERLAYFS_SUPER_MAGIC => Err(StorageError::Unsupported {
+            driver: "overlay",
+            path: root.to_path_buf(),
+            reason: "an overlay upper directory cannot live on overlayfs; use another file system".into(),
+        }),
         DriverKind::Overlay => Ok(Box::new(OverlayDriver::new(root.to_path_buf()))),
     }
 }
@@ -147,14 +136,6 @@ pub fn open_driver(choice: DriverChoice, root: &Path) -> Result<Box<dyn StorageD
 pub(crate) fn staging_name() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        ".staging-{}-{}-{}",
-        std::process::id(),
-        t,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!(".staging-{}-{}-{}", std::process::id(), t, N.fetch_add(1, Ordering::Relaxed))
 }

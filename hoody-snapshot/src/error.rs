@@ -24,11 +24,7 @@ pub enum StorageError {
     #[error("{path} is not a directory or a tar archive", path = .0.display())]
     NotImportable(PathBuf),
     #[error("{}: storage driver {driver} does not work here: {reason}", path.display())]
-    Unsupported {
-        driver: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
+    Unsupported { driver: &'static str, path: PathBuf, reason: String },
 }
 
 impl StorageError {

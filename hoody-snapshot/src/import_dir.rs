@@ -25,12 +25,7 @@ pub fn import_dir(src: &Path, mut writer: SafeTreeWriter) -> Result<ImportReport
             let abs = src.join(&rel_raw);
             let md = fs::symlink_metadata(&abs).map_err(StorageError::io("stat", &abs))?;
             let rel = RelPath::sanitize(&rel_raw)?.expect("a child entry is never the root");
-            let meta = Meta {
-                mode: md.mode(),
-                uid: u64::from(md.uid()),
-                gid: u64::from(md.gid()),
-                mtime: md.mtime(),
-            };
+            let meta = Meta { mode: md.mode(), uid: u64::from(md.uid()), gid: u64::from(md.gid()), mtime: md.mtime() };
             let ft = md.file_type();
             if ft.is_dir() {
                 writer.dir(&rel, &meta)?;
@@ -46,11 +41,7 @@ pub fn import_dir(src: &Path, mut writer: SafeTreeWriter) -> Result<ImportReport
                     }
                     links.insert((md.dev(), md.ino()), rel.clone());
                 }
-                let mut f = File::options()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&abs)
-                    .map_err(StorageError::io("open", &abs))?;
+                let mut f = File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(&abs).map_err(StorageError::io("open", &abs))?;
                 writer.file(&rel, &meta, &mut f)?;
             } else if ft.is_fifo() {
                 writer.fifo(&rel, &meta)?;
@@ -78,14 +69,8 @@ mod tests {
         let w = SafeTreeWriter::new(dst.path(), OwnerPolicy::Ignore).unwrap();
         let r = import_dir(src.path(), w).unwrap();
         assert_eq!(fs::read(dst.path().join("a/b/f")).unwrap(), b"data");
-        assert_eq!(
-            fs::metadata(dst.path().join("a/g")).unwrap().ino(),
-            fs::metadata(dst.path().join("a/b/f")).unwrap().ino()
-        );
-        assert_eq!(
-            fs::read_link(dst.path().join("a/l")).unwrap(),
-            Path::new("/etc/passwd")
-        );
+        assert_eq!(fs::metadata(dst.path().join("a/g")).unwrap().ino(), fs::metadata(dst.path().join("a/b/f")).unwrap().ino());
+        assert_eq!(fs::read_link(dst.path().join("a/l")).unwrap(), Path::new("/etc/passwd"));
         assert_eq!((r.files, r.hardlinks, r.symlinks), (1, 1, 1));
     }
 }

@@ -33,9 +33,7 @@ pub fn import_tar(input: impl Read, mut writer: SafeTreeWriter) -> Result<Import
     let reader: Box<dyn Read> = match detect(&head) {
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(input).map_err(StorageError::Archive)?,
-        ),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(StorageError::Archive)?),
     };
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(StorageError::Archive)? {
@@ -61,17 +59,14 @@ pub fn import_tar(input: impl Read, mut writer: SafeTreeWriter) -> Result<Import
             }
             EntryType::Link => {
                 let target = link_name(&entry, &raw)?;
-                let target =
-                    RelPath::sanitize(&target)?.ok_or_else(|| StorageError::UnsafeEntry {
-                        entry: raw.to_string_lossy().into_owned(),
-                        reason: "hard link to the root directory",
-                    })?;
+                let target = RelPath::sanitize(&target)?.ok_or_else(|| StorageError::UnsafeEntry {
+                    entry: raw.to_string_lossy().into_owned(),
+                    reason: "hard link to the root directory",
+                })?;
                 writer.hardlink(&rel, &target)?
             }
             EntryType::Fifo => writer.fifo(&rel, &meta)?,
-            EntryType::Char | EntryType::Block => {
-                writer.skip(&raw, "device node (a container gets its own /dev)")
-            }
+            EntryType::Char | EntryType::Block => writer.skip(&raw, "device node (a container gets its own /dev)"),
             other => writer.skip(&raw, &format!("unsupported entry type {other:?}")),
         }
     }
@@ -83,10 +78,7 @@ fn link_name<R: Read>(entry: &tar::Entry<'_, R>, raw: &Path) -> Result<std::path
         .link_name()
         .map_err(StorageError::Archive)?
         .map(|p| p.into_owned())
-        .ok_or_else(|| StorageError::UnsafeEntry {
-            entry: raw.to_string_lossy().into_owned(),
-            reason: "link without a target",
-        })
+        .ok_or_else(|| StorageError::UnsafeEntry { entry: raw.to_string_lossy().into_owned(), reason: "link without a target" })
 }
 
 #[cfg(test)]
@@ -145,14 +137,8 @@ mod tests {
         let r = r.unwrap();
         let root = d.path().join("root");
         assert_eq!(std::fs::read(root.join("etc/hostname")).unwrap(), b"box\n");
-        assert_eq!(
-            std::fs::metadata(root.join("bin/sh")).unwrap().ino(),
-            std::fs::metadata(root.join("bin/ash")).unwrap().ino()
-        );
-        assert_eq!(
-            std::fs::read_link(root.join("bin/s")).unwrap(),
-            Path::new("sh")
-        );
+        assert_eq!(std::fs::metadata(root.join("bin/sh")).unwrap().ino(), std::fs::metadata(root.join("bin/ash")).unwrap().ino());
+        assert_eq!(std::fs::read_link(root.join("bin/s")).unwrap(), Path::new("sh"));
         assert_eq!(r.files, 2);
         assert_eq!(r.hardlinks, 1);
     }
@@ -198,10 +184,7 @@ mod tests {
         let victim = dir.path().join("victim");
         std::fs::write(&victim, b"original").unwrap();
         let link = victim.to_str().unwrap().to_owned();
-        let t = raw_tar(&[
-            ("f", EntryType::Symlink, &link, b""),
-            ("f", EntryType::Regular, "", b"new"),
-        ]);
+        let t = raw_tar(&[("f", EntryType::Symlink, &link, b""), ("f", EntryType::Regular, "", b"new")]);
         let (d, r) = extract(&t);
         r.unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"original");
@@ -222,10 +205,7 @@ mod tests {
 
     #[test]
     fn hard_link_through_symlinked_dir_stays_inside() {
-        let t = raw_tar(&[
-            ("up", EntryType::Symlink, "/etc", b""),
-            ("h", EntryType::Link, "up/passwd", b""),
-        ]);
+        let t = raw_tar(&[("up", EntryType::Symlink, "/etc", b""), ("h", EntryType::Link, "up/passwd", b"")]);
         let (_d, r) = extract(&t);
         // /etc inside the root does not exist: the link fails rather than linking the host file.
         assert!(r.is_err());
@@ -233,10 +213,7 @@ mod tests {
 
     #[test]
     fn device_nodes_are_skipped_and_reported() {
-        let t = raw_tar(&[
-            ("dev/sda", EntryType::Block, "", b""),
-            ("dev/mem", EntryType::Char, "", b""),
-        ]);
+        let t = raw_tar(&[("dev/sda", EntryType::Block, "", b""), ("dev/mem", EntryType::Char, "", b"")]);
         let (d, r) = extract(&t);
         let r = r.unwrap();
         assert_eq!(r.skipped.len(), 2);

@@ -30,10 +30,7 @@ impl StorageDriver for OverlayDriver {
 
     fn stage_image(&self) -> Result<PathBuf> {
         let path = self.root.join("images").join(staging_name());
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&path)
-            .map_err(StorageError::io("create directory", &path))?;
+        fs::DirBuilder::new().mode(0o755).create(&path).map_err(StorageError::io("create directory", &path))?;
         Ok(path)
     }
 
@@ -65,13 +62,10 @@ impl StorageDriver for OverlayDriver {
             return Err(StorageError::ImageNotFound(image.to_owned()));
         }
         let dir = self.container_dir(id);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
-                _ => StorageError::io("create directory", &dir)(e),
-            })?;
+        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
+            _ => StorageError::io("create directory", &dir)(e),
+        })?;
         for (sub, mode) in [("upper", 0o755), ("work", 0o700), ("rootfs", 0o755)] {
             let p = dir.join(sub);
             if let Err(e) = fs::DirBuilder::new().mode(mode).create(&p) {
@@ -83,10 +77,7 @@ impl StorageDriver for OverlayDriver {
     }
 
     fn container_root(&self, image: &str, id: &str) -> ContainerRoot {
-        ContainerRoot::Overlay {
-            lower: self.image_path(image),
-            dir: self.container_dir(id),
-        }
+        ContainerRoot::Overlay { lower: self.image_path(image), dir: self.container_dir(id) }
     }
 
     fn delete_container(&self, id: &str) -> Result<()> {

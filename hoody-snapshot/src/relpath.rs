@@ -29,11 +29,7 @@ impl RelPath {
                 }
             }
         }
-        if out.as_os_str().is_empty() {
-            Ok(None)
-        } else {
-            Ok(Some(RelPath(out)))
-        }
+        if out.as_os_str().is_empty() { Ok(None) } else { Ok(Some(RelPath(out))) }
     }
 
     pub fn as_path(&self) -> &Path {
@@ -47,17 +43,12 @@ impl RelPath {
 
     /// The last component.
     pub fn file_name(&self) -> &OsStr {
-        self.0
-            .file_name()
-            .expect("a sanitized RelPath always has a file name")
+        self.0.file_name().expect("a sanitized RelPath always has a file name")
     }
 }
 
 fn refuse(raw: &Path, reason: &'static str) -> StorageError {
-    StorageError::UnsafeEntry {
-        entry: raw.to_string_lossy().into_owned(),
-        reason,
-    }
+    StorageError::UnsafeEntry { entry: raw.to_string_lossy().into_owned(), reason }
 }
 
 #[cfg(test)]
@@ -65,8 +56,7 @@ mod tests {
     use super::*;
 
     fn s(p: &str) -> Result<Option<String>, StorageError> {
-        RelPath::sanitize(Path::new(p))
-            .map(|r| r.map(|r| r.as_path().to_string_lossy().into_owned()))
+        RelPath::sanitize(Path::new(p)).map(|r| r.map(|r| r.as_path().to_string_lossy().into_owned()))
     }
 
     #[test]

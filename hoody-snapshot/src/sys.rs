@@ -43,10 +43,7 @@ fn copy_name(dst: &mut [u8], name: &OsStr) -> io::Result<()> {
 
 /// Creates subvolume `name` inside the directory `parent`.
 pub fn subvol_create(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    let mut args = VolArgs {
-        fd: 0,
-        name: [0; BTRFS_PATH_NAME_MAX + 1],
-    };
+    let mut args = VolArgs { fd: 0, name: [0; BTRFS_PATH_NAME_MAX + 1] };
     copy_name(&mut args.name, name)?;
     // SAFETY: `parent` is a valid open fd and `args` is a properly initialised, NUL-terminated
     // btrfs_ioctl_vol_args that outlives the call; the kernel only reads it.
@@ -55,12 +52,7 @@ pub fn subvol_create(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
 }
 
 /// Snapshots the subvolume open at `src` as `name` inside the directory `parent`.
-pub fn snapshot(
-    src: BorrowedFd<'_>,
-    parent: BorrowedFd<'_>,
-    name: &OsStr,
-    readonly: bool,
-) -> io::Result<()> {
+pub fn snapshot(src: BorrowedFd<'_>, parent: BorrowedFd<'_>, name: &OsStr, readonly: bool) -> io::Result<()> {
     let mut args = VolArgsV2 {
         fd: i64::from(src.as_raw_fd()),
         transid: 0,
@@ -77,10 +69,7 @@ pub fn snapshot(
 
 /// Deletes subvolume `name` inside the directory `parent`.
 pub fn subvol_destroy(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    let mut args = VolArgs {
-        fd: 0,
-        name: [0; BTRFS_PATH_NAME_MAX + 1],
-    };
+    let mut args = VolArgs { fd: 0, name: [0; BTRFS_PATH_NAME_MAX + 1] };
     copy_name(&mut args.name, name)?;
     // SAFETY: `parent` is a valid fd; `args` is initialised and only read by the kernel.
     unsafe { ioc_snap_destroy(parent.as_raw_fd(), &args) }?;

@@ -61,36 +61,19 @@ pub struct SafeTreeWriter {
     pub report: ImportReport,
 }
 
-const RESOLVE: ResolveFlag = ResolveFlag::RESOLVE_IN_ROOT
-    .union(ResolveFlag::RESOLVE_NO_MAGICLINKS)
-    .union(ResolveFlag::RESOLVE_NO_XDEV);
+const RESOLVE: ResolveFlag = ResolveFlag::RESOLVE_IN_ROOT.union(ResolveFlag::RESOLVE_NO_MAGICLINKS).union(ResolveFlag::RESOLVE_NO_XDEV);
 
 impl SafeTreeWriter {
     /// Opens `root` (an existing, empty directory) as the confinement root.
     pub fn new(root: &Path, owners: OwnerPolicy) -> Result<Self> {
-        let fd = openat(
-            nix::fcntl::AT_FDCWD,
-            root,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| StorageError::io("open image root", root)(e.into()))?;
-        Ok(SafeTreeWriter {
-            root: fd,
-            root_path: root.to_path_buf(),
-            owners,
-            dir_times: Vec::new(),
-            report: ImportReport::default(),
-        })
+        let fd = openat(nix::fcntl::AT_FDCWD, root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| StorageError::io("open image root", root)(e.into()))?;
+        Ok(SafeTreeWriter { root: fd, root_path: root.to_path_buf(), owners, dir_times: Vec::new(), report: ImportReport::default() })
     }
 
     fn err(&self, op: &'static str, rel: &Path) -> impl FnOnce(Errno) -> StorageError {
         let path = self.root_path.join(rel);
-        move |e| StorageError::Io {
-            op,
-            path,
-            source: e.into(),
-        }
+        move |e| StorageError::Io { op, path, source: e.into() }
     }
 
     /// Opens the directory `rel` inside the root, creating missing components (mode 0755).
@@ -99,11 +82,7 @@ impl SafeTreeWriter {
             None => Path::new("."),
             Some(r) => r,
         };
-        let how = || {
-            OpenHow::new()
-                .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-                .resolve(RESOLVE)
-        };
+        let how = || OpenHow::new().flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC).resolve(RESOLVE);
         match openat2(self.root.as_fd(), rel, how()) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
@@ -112,21 +91,9 @@ impl SafeTreeWriter {
         // Create the missing components one by one, each resolved from the root again.
         let mut cur = PathBuf::new();
         for comp in rel.components() {
-            let parent = openat2(
-                self.root.as_fd(),
-                if cur.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    &cur
-                },
-                how(),
-            )
-            .map_err(self.err("resolve directory", &cur))?;
-            match mkdirat(
-                parent.as_fd(),
-                comp.as_os_str(),
-                Mode::from_bits_truncate(0o755),
-            ) {
+            let parent = openat2(self.root.as_fd(), if cur.as_os_str().is_empty() { Path::new(".") } else { &cur }, how())
+                .map_err(self.err("resolve directory", &cur))?;
+            match mkdirat(parent.as_fd(), comp.as_os_str(), Mode::from_bits_truncate(0o755)) {
                 Ok(()) => self.report.directories += 1,
                 Err(Errno::EEXIST) => {}
                 Err(e) => return Err(self.err("create directory", &cur.join(comp))(e)),
@@ -138,11 +105,7 @@ impl SafeTreeWriter {
 
     fn ids(&mut self, meta: &Meta) -> (u32, u32) {
         let clamp = |v: u64| {
-            if v < u64::from(ID_RANGE) {
-                v as u32
-            } else {
-                OVERFLOW_ID
-            }
+            if v < u64::from(ID_RANGE) { v as u32 } else { OVERFLOW_ID }
         };
         let (u, g) = (clamp(meta.uid), clamp(meta.gid));
         if u64::from(u) != meta.uid || u64::from(g) != meta.gid {
@@ -156,36 +119,22 @@ impl SafeTreeWriter {
             return Ok(());
         }
         let (u, g) = self.ids(meta);
-        fchownat(
-            parent.as_fd(),
-            name,
-            Some(Uid::from_raw(u)),
-            Some(Gid::from_raw(g)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(self.err("chown", rel))
+        fchownat(parent.as_fd(), name, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(self.err("chown", rel))
     }
 
     fn set_mtime(&self, parent: &OwnedFd, name: &OsStr, rel: &Path, mtime: i64) -> Result<()> {
         let t = TimeSpec::new(mtime, 0);
-        utimensat(
-            parent.as_fd(),
-            name,
-            &t,
-            &t,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(self.err("set times", rel))
+        utimensat(parent.as_fd(), name, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(self.err("set times", rel))
     }
 
     /// Removes a non-directory leaf so that a later archive entry replaces an earlier one.
     fn clear_leaf(&self, parent: &OwnedFd, name: &OsStr, rel: &Path) -> Result<()> {
         match unlinkat(parent.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(Errno::EISDIR) => Err(StorageError::UnsafeEntry {
-                entry: rel.to_string_lossy().into_owned(),
-                reason: "replaces a directory",
-            }),
+            Err(Errno::EISDIR) => {
+                Err(StorageError::UnsafeEntry { entry: rel.to_string_lossy().into_owned(), reason: "replaces a directory" })
+            }
             Err(e) => Err(self.err("replace entry", rel)(e)),
         }
     }
@@ -199,18 +148,11 @@ impl SafeTreeWriter {
             Err(e) => return Err(self.err("create directory", rel.as_path())(e)),
         }
         // Open it without following: an existing symlink with this name is an error, not a path.
-        let fd = openat(
-            parent.as_fd(),
-            name,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(self.err("open directory", rel.as_path()))?;
+        let fd = openat(parent.as_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(self.err("open directory", rel.as_path()))?;
         self.chown(&parent, name, rel.as_path(), meta)?;
-        fchmod(fd.as_fd(), Mode::from_bits_truncate(meta.mode & 0o7777))
-            .map_err(self.err("chmod", rel.as_path()))?;
-        self.dir_times
-            .push((rel.as_path().to_path_buf(), meta.mtime));
+        fchmod(fd.as_fd(), Mode::from_bits_truncate(meta.mode & 0o7777)).map_err(self.err("chmod", rel.as_path()))?;
+        self.dir_times.push((rel.as_path().to_path_buf(), meta.mtime));
         Ok(())
     }
 
@@ -228,8 +170,7 @@ impl SafeTreeWriter {
         let mut f = File::from(fd);
         let n = io::copy(content, &mut f).map_err(StorageError::Archive)?;
         self.chown(&parent, name, rel.as_path(), meta)?;
-        fchmod(f.as_fd(), Mode::from_bits_truncate(meta.mode & 0o7777))
-            .map_err(self.err("chmod", rel.as_path()))?;
+        fchmod(f.as_fd(), Mode::from_bits_truncate(meta.mode & 0o7777)).map_err(self.err("chmod", rel.as_path()))?;
         self.set_mtime(&parent, name, rel.as_path(), meta.mtime)?;
         self.report.files += 1;
         self.report.bytes += n;
@@ -240,8 +181,7 @@ impl SafeTreeWriter {
         let parent = self.dir_fd(rel.parent())?;
         let name = rel.file_name();
         self.clear_leaf(&parent, name, rel.as_path())?;
-        symlinkat(target, parent.as_fd(), name)
-            .map_err(self.err("create symlink", rel.as_path()))?;
+        symlinkat(target, parent.as_fd(), name).map_err(self.err("create symlink", rel.as_path()))?;
         self.chown(&parent, name, rel.as_path(), meta)?;
         self.set_mtime(&parent, name, rel.as_path(), meta.mtime)?;
         self.report.symlinks += 1;
@@ -254,14 +194,8 @@ impl SafeTreeWriter {
         let parent = self.dir_fd(rel.parent())?;
         let name = rel.file_name();
         self.clear_leaf(&parent, name, rel.as_path())?;
-        linkat(
-            tparent.as_fd(),
-            target.file_name(),
-            parent.as_fd(),
-            name,
-            AtFlags::empty(),
-        )
-        .map_err(self.err("create hard link", rel.as_path()))?;
+        linkat(tparent.as_fd(), target.file_name(), parent.as_fd(), name, AtFlags::empty())
+            .map_err(self.err("create hard link", rel.as_path()))?;
         self.report.hardlinks += 1;
         Ok(())
     }
@@ -270,23 +204,15 @@ impl SafeTreeWriter {
         let parent = self.dir_fd(rel.parent())?;
         let name = rel.file_name();
         self.clear_leaf(&parent, name, rel.as_path())?;
-        mknodat(
-            parent.as_fd(),
-            name,
-            SFlag::S_IFIFO,
-            Mode::from_bits_truncate(meta.mode & 0o777),
-            0,
-        )
-        .map_err(self.err("create fifo", rel.as_path()))?;
+        mknodat(parent.as_fd(), name, SFlag::S_IFIFO, Mode::from_bits_truncate(meta.mode & 0o777), 0)
+            .map_err(self.err("create fifo", rel.as_path()))?;
         self.chown(&parent, name, rel.as_path(), meta)?;
         Ok(())
     }
 
     /// Records an entry that was deliberately not written.
     pub fn skip(&mut self, raw: &Path, why: &str) {
-        self.report
-            .skipped
-            .push(format!("{}: {why}", raw.to_string_lossy()));
+        self.report.skipped.push(format!("{}: {why}", raw.to_string_lossy()));
     }
 
     /// Applies directory modification times (deferred, since children change them).

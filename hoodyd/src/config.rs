@@ -23,11 +23,7 @@ pub enum LogFormat {
 
 /// Flags of `hoodyd`; each wins over the same key in the config file.
 #[derive(Debug, Default, Parser)]
-#[command(
-    name = "hoodyd",
-    version,
-    about = "hoody daemon: isolated containers with deny-all egress and instant snapshots"
-)]
+#[command(name = "hoodyd", version, about = "hoody daemon: isolated containers with deny-all egress and instant snapshots")]
 pub struct Flags {
     /// Configuration file (default /etc/hoody/hoodyd.toml, if it exists).
     #[arg(long)]
@@ -71,6 +67,19 @@ pub struct Flags {
     /// Group that owns the socket.
     #[arg(long)]
     pub socket_group: Option<String>,
+    /// What denied TCP/UDP egress gets: reject (reset / port unreachable, fails fast) or drop.
+    #[arg(long)]
+    pub deny_action: Option<DenyActionArg>,
+    /// NFLOG group denied egress attempts are logged to (read back for firewall/events).
+    #[arg(long)]
+    pub nflog_group: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DenyActionArg {
+    Reject,
+    Drop,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +98,8 @@ struct FileConfig {
     busybox: Option<PathBuf>,
     stop_timeout: Option<u64>,
     socket_group: Option<String>,
+    deny_action: Option<DenyActionArg>,
+    nflog_group: Option<u16>,
 }
 
 /// The resolved configuration.
@@ -108,6 +119,8 @@ pub struct Config {
     pub stop_timeout: Duration,
     pub socket_group: String,
     pub proc_root: PathBuf,
+    pub deny_action: DenyActionArg,
+    pub nflog_group: u16,
 }
 
 impl Config {
@@ -121,58 +134,34 @@ impl Config {
     }
 
     fn merge(f: Flags, file: FileConfig) -> anyhow::Result<Config> {
-        let state_dir = f
-            .state_dir
-            .or(file.state_dir)
-            .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
-        let storage_dir = f
-            .storage_dir
-            .or(file.storage_dir)
-            .unwrap_or_else(|| state_dir.join("storage"));
+        let state_dir = f.state_dir.or(file.state_dir).unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        let storage_dir = f.storage_dir.or(file.storage_dir).unwrap_or_else(|| state_dir.join("storage"));
         let cfg = Config {
-            socket: f
-                .socket
-                .or(file.socket)
-                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            socket: f.socket.or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()),
             storage_dir,
             state_dir,
-            storage_driver: f
-                .storage_driver
-                .or(file.storage_driver)
-                .unwrap_or(DriverChoice::Auto),
+            storage_driver: f.storage_driver.or(file.storage_driver).unwrap_or(DriverChoice::Auto),
             cgroup_root: f.cgroup_root.or(file.cgroup_root),
-            subnet: f
-                .subnet
-                .or(file.subnet)
-                .unwrap_or_else(|| "10.77.0.0/16".into()),
+            subnet: f.subnet.or(file.subnet).unwrap_or_else(|| "10.77.0.0/16".into()),
             uplink: f.uplink.or(file.uplink),
-            default_egress: f
-                .default_egress
-                .or(file.default_egress)
-                .unwrap_or(Egress::Deny),
+            default_egress: f.default_egress.or(file.default_egress).unwrap_or(Egress::Deny),
             log_format: f.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
-            default_image: Some(
-                f.default_image
-                    .or(file.default_image)
-                    .unwrap_or_else(|| "busybox".into()),
-            )
-            .filter(|s| !s.is_empty()),
-            busybox: f
-                .busybox
-                .or(file.busybox)
-                .unwrap_or_else(|| "/bin/busybox".into()),
+            default_image: Some(f.default_image.or(file.default_image).unwrap_or_else(|| "busybox".into())).filter(|s| !s.is_empty()),
+            busybox: f.busybox.or(file.busybox).unwrap_or_else(|| "/bin/busybox".into()),
             stop_timeout: Duration::from_secs(f.stop_timeout.or(file.stop_timeout).unwrap_or(10)),
-            socket_group: f
-                .socket_group
-                .or(file.socket_group)
-                .unwrap_or_else(|| "hoody".into()),
+            socket_group: f.socket_group.or(file.socket_group).unwrap_or_else(|| "hoody".into()),
             proc_root: "/proc".into(),
+            deny_action: f.deny_action.or(file.deny_action).unwrap_or(DenyActionArg::Reject),
+            nflog_group: f.nflog_group.or(file.nflog_group).unwrap_or(7023),
         };
-        for (name, p) in [
-            ("socket", &cfg.socket),
-            ("state-dir", &cfg.state_dir),
-            ("storage-dir", &cfg.storage_dir),
-        ] {
+        let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;
+        hoody_net::addr::Pool::new(subnet).map_err(|e| anyhow::anyhow!("--subnet: {e}"))?;
+        if let Some(up) = &cfg.uplink
+            && (up.is_empty() || up.len() > 15 || up.contains(['/', ' ']))
+        {
+            bail!("--uplink {up:?} is not an interface name");
+        }
+        for (name, p) in [("socket", &cfg.socket), ("state-dir", &cfg.state_dir), ("storage-dir", &cfg.storage_dir)] {
             if !p.is_absolute() {
                 bail!("--{name} must be an absolute path, got {}", p.display());
             }
@@ -192,14 +181,8 @@ mod tests {
 
     #[test]
     fn flags_win_over_file_and_defaults_fill_in() {
-        let file: FileConfig = toml::from_str(
-            "state_dir = \"/srv/h\"\nsubnet = \"10.9.0.0/16\"\ndefault_egress = \"allow\"\n",
-        )
-        .unwrap();
-        let flags = Flags {
-            subnet: Some("10.1.0.0/16".into()),
-            ..Default::default()
-        };
+        let file: FileConfig = toml::from_str("state_dir = \"/srv/h\"\nsubnet = \"10.9.0.0/16\"\ndefault_egress = \"allow\"\n").unwrap();
+        let flags = Flags { subnet: Some("10.1.0.0/16".into()), ..Default::default() };
         let c = Config::merge(flags, file).unwrap();
         assert_eq!(c.subnet, "10.1.0.0/16");
         assert_eq!(c.state_dir, PathBuf::from("/srv/h"));
@@ -212,10 +195,7 @@ mod tests {
     #[test]
     fn unknown_keys_and_relative_paths_are_refused() {
         assert!(toml::from_str::<FileConfig>("sockett = \"/x\"").is_err());
-        let flags = Flags {
-            state_dir: Some("rel".into()),
-            ..Default::default()
-        };
+        let flags = Flags { state_dir: Some("rel".into()), ..Default::default() };
         assert!(Config::merge(flags, FileConfig::default()).is_err());
     }
 }

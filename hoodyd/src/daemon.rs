@@ -17,25 +17,49 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
 
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOODY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOODY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
     match format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
     }
 }
 
+/// Reads denied egress attempts from NFLOG on a dedicated thread (blocking netlink reads).
+fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16) {
+    let r = std::thread::Builder::new().name("hoodyd-nflog".into()).spawn(move || {
+        let mut l = match hoody_net::nflog::NflogListener::bind(group) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(group, error = %crate::helper::error::chain(&e).join(": "), "denied-egress events are unavailable");
+                return;
+            }
+        };
+        loop {
+            match l.receive() {
+                Ok(batch) => {
+                    for d in batch {
+                        tracing::debug!(container = %d.container, destination = %d.destination, port = ?d.destination_port, "egress denied");
+                        fw.events.record(d, crate::runtime::now());
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "nflog read failed");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+    });
+    if let Err(e) = r {
+        warn!(error = %e, "could not start the nflog reader");
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. Containers keep running when it exits.
 pub fn main(cfg: Config) -> anyhow::Result<()> {
     crate::helper::sys::set_child_subreaper().context("becoming a child subreaper")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("hoodyd")
-        .build()
-        .context("starting the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("hoodyd").build().context("starting the async runtime")?;
     rt.block_on(run(cfg))
 }
 
@@ -55,27 +79,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("opening {}", lock_path.display()))?;
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|(_, e)| e)
-        .with_context(|| {
-            format!(
-                "another hoodyd uses {} (lock {})",
-                cfg.state_dir.display(),
-                lock_path.display()
-            )
-        })?;
+        .with_context(|| format!("another hoodyd uses {} (lock {})", cfg.state_dir.display(), lock_path.display()))?;
 
     let store = Store::open(&cfg.state_dir.join("hoody.db"))?;
     let (choice, dir) = (cfg.storage_driver, cfg.storage_dir.clone());
-    let storage: Arc<dyn hoody_snapshot::StorageDriver> =
-        tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir))
-            .await?
-            .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
-            .into();
-    let cgroup_root = cfg
-        .cgroup_root
-        .clone()
-        .unwrap_or_else(|| default_root(std::path::Path::new("/sys/fs/cgroup")));
-    let cgroups: Arc<dyn CgroupOps> =
-        Arc::new(CgroupFs::open(&cgroup_root).context("preparing the cgroup root")?);
+    let storage: Arc<dyn hoody_snapshot::StorageDriver> = tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir))
+        .await?
+        .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
+        .into();
+    let cgroup_root = cfg.cgroup_root.clone().unwrap_or_else(|| default_root(std::path::Path::new("/sys/fs/cgroup")));
+    let cgroups: Arc<dyn CgroupOps> = Arc::new(CgroupFs::open(&cgroup_root).context("preparing the cgroup root")?);
     info!(
         storage = %cfg.storage_dir.display(),
         driver = %storage.kind(),
@@ -91,6 +104,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         cgroup_root: cgroup_root.display().to_string(),
         controllers: cgroups.controllers().into_iter().collect(),
     };
+    let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;
+    let net_pool = hoody_net::addr::Pool::new(subnet).map_err(|e| anyhow::anyhow!("--subnet: {e}"))?;
+    let table = hoody_net::policy::TableConfig {
+        subnet,
+        uplink: cfg.uplink.clone(),
+        deny_action: match cfg.deny_action {
+            crate::config::DenyActionArg::Reject => hoody_net::policy::DenyAction::Reject,
+            crate::config::DenyActionArg::Drop => hoody_net::policy::DenyAction::Drop,
+        },
+        nflog_group: cfg.nflog_group,
+        log_rate: 10,
+    };
+    let firewall = crate::firewall::Firewall::new(Arc::new(hoody_net::nft::kernel::NftFirewall::new()), table);
     let rt = Runtime::new(
         RuntimeConfig {
             helper: "/proc/self/exe".into(),
@@ -99,47 +125,44 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             stop_timeout: cfg.stop_timeout,
             id_pool: IdPool::default(),
             default_egress: cfg.default_egress,
+            net_pool,
         },
         store,
         storage,
         cgroups,
+        firewall.clone(),
     );
-    let report = rt
-        .adopt()
-        .await
-        .context("reconciling state with the kernel")?;
-    info!(
-        adopted = report.adopted.len(),
-        vanished = report.vanished.len(),
-        orphans = report.removed_orphans.len(),
-        "state reconciled"
-    );
+    // Routing for containers, then their firewall, before anything of theirs is touched.
+    {
+        use hoody_net::sysctl::SysctlOps;
+        hoody_net::sysctl::ProcSys { root: cfg.proc_root.join("sys") }
+            .set("net/ipv4/ip_forward", "1")
+            .context("enabling IPv4 forwarding")?;
+    }
+    let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
+    info!(result = ?how, "firewall in place");
+    let report = rt.adopt().await.context("reconciling state with the kernel")?;
+    info!(adopted = report.adopted.len(), vanished = report.vanished.len(), orphans = report.removed_orphans.len(), "state reconciled");
+    if let Err(e) = rt.remove_stale_links().await {
+        warn!(error = %crate::helper::error::chain(&e).join(": "), "could not check for stale interfaces");
+    }
+    spawn_nflog_reader(firewall, cfg.nflog_group);
     if let Some(name) = &cfg.default_image
         && let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await
     {
         warn!(image = %name, error = %crate::helper::error::chain(&e).join(": "), "the default image could not be built");
     }
-    let gid = nix::unistd::Group::from_name(&cfg.socket_group)
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw());
+    let gid = nix::unistd::Group::from_name(&cfg.socket_group).ok().flatten().map(|g| g.gid.as_raw());
     if gid.is_none() {
         warn!(group = %cfg.socket_group, "socket group not found; the socket is root-only");
     }
-    let listener = api::server::bind(&cfg.socket, gid)
-        .with_context(|| format!("binding {}", cfg.socket.display()))?;
-    let state = AppState {
-        rt: rt.clone(),
-        started: Instant::now(),
-        info: Arc::new(info),
-    };
+    let listener = api::server::bind(&cfg.socket, gid).with_context(|| format!("binding {}", cfg.socket.display()))?;
+    let state = AppState { rt: rt.clone(), started: Instant::now(), info: Arc::new(info) };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (mut term, mut int) = (
-            signal(SignalKind::terminate()).expect("SIGTERM handler"),
-            signal(SignalKind::interrupt()).expect("SIGINT handler"),
-        );
+        let (mut term, mut int) =
+            (signal(SignalKind::terminate()).expect("SIGTERM handler"), signal(SignalKind::interrupt()).expect("SIGINT handler"));
         let which = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
         info!(signal = which, "shutting down; containers keep running");
         let _ = stop_tx.send(true);

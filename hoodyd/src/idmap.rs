@@ -17,26 +17,19 @@ pub struct IdPool {
 impl Default for IdPool {
     /// From 2^20 up to just below 2^32 - 1 (which is the invalid id -1).
     fn default() -> Self {
-        IdPool {
-            first: 1 << 20,
-            slots: ((u32::MAX as u64 - (1u64 << 20)) / RANGE as u64) as u32,
-        }
+        IdPool { first: 1 << 20, slots: ((u32::MAX as u64 - (1u64 << 20)) / RANGE as u64) as u32 }
     }
 }
 
 impl IdPool {
     /// The lowest free range base, given the bases in use. `None` when the pool is exhausted.
     pub fn allocate(&self, used: &BTreeSet<u32>) -> Option<u32> {
-        (0..self.slots)
-            .map(|i| self.first + i * RANGE)
-            .find(|b| !used.contains(b))
+        (0..self.slots).map(|i| self.first + i * RANGE).find(|b| !used.contains(b))
     }
 
     /// True when `base` is a slot of this pool.
     pub fn contains(&self, base: u32) -> bool {
-        base >= self.first
-            && (base - self.first).is_multiple_of(RANGE)
-            && (base - self.first) / RANGE < self.slots
+        base >= self.first && (base - self.first).is_multiple_of(RANGE) && (base - self.first) / RANGE < self.slots
     }
 }
 
@@ -46,10 +39,7 @@ mod tests {
 
     #[test]
     fn lowest_free_slot_and_no_overlap() {
-        let pool = IdPool {
-            first: 100_000,
-            slots: 3,
-        };
+        let pool = IdPool { first: 100_000, slots: 3 };
         let mut used = BTreeSet::new();
         let a = pool.allocate(&used).unwrap();
         used.insert(a);
@@ -58,11 +48,7 @@ mod tests {
         assert_eq!((a, b), (100_000, 165_536));
         assert!(b >= a + RANGE, "ranges never overlap");
         used.remove(&a);
-        assert_eq!(
-            pool.allocate(&used),
-            Some(100_000),
-            "a released range is reused"
-        );
+        assert_eq!(pool.allocate(&used), Some(100_000), "a released range is reused");
         used.insert(a);
         used.insert(pool.allocate(&used).unwrap());
         assert_eq!(pool.allocate(&used), None, "exhausted");

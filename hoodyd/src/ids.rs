@@ -9,9 +9,7 @@ pub fn new_id() -> String {
 }
 
 pub fn is_id(s: &str) -> bool {
-    s.len() == 24
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 24 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Container and snapshot names: 1–63 of `[a-z0-9-]`, not starting or ending with `-`.
@@ -19,14 +17,8 @@ pub fn validate_name(field: &str, s: &str) -> Result<(), FieldError> {
     if s.is_empty() || s.len() > 63 {
         return Err(FieldError::new(field, "must be 1 to 63 characters"));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Err(FieldError::new(
-            field,
-            format!("invalid character {c:?}: use lowercase letters, digits and '-'"),
-        ));
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(FieldError::new(field, format!("invalid character {c:?}: use lowercase letters, digits and '-'")));
     }
     if s.starts_with('-') || s.ends_with('-') {
         return Err(FieldError::new(field, "must not start or end with '-'"));
@@ -39,14 +31,8 @@ pub fn validate_image_name(field: &str, s: &str) -> Result<(), FieldError> {
     if s.is_empty() || s.len() > 63 {
         return Err(FieldError::new(field, "must be 1 to 63 characters"));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_')))
-    {
-        return Err(FieldError::new(
-            field,
-            format!("invalid character {c:?}: use lowercase letters, digits, '-', '.', '_'"),
-        ));
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'))) {
+        return Err(FieldError::new(field, format!("invalid character {c:?}: use lowercase letters, digits, '-', '.', '_'")));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(FieldError::new(field, "must start with a letter or digit"));
@@ -72,22 +58,8 @@ mod tests {
         for ok in ["a", "acme-app", "x1", &"a".repeat(63)] {
             validate_name("name", ok).unwrap();
         }
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "Acme",
-            "a_b",
-            "a.b",
-            "a b",
-            &"a".repeat(64),
-            "ü",
-        ] {
-            assert_eq!(
-                validate_name("name", bad).unwrap_err().field,
-                "name",
-                "{bad}"
-            );
+        for bad in ["", "-a", "a-", "Acme", "a_b", "a.b", "a b", &"a".repeat(64), "ü"] {
+            assert_eq!(validate_name("name", bad).unwrap_err().field, "name", "{bad}");
         }
         validate_image_name("name", "debian-12.5_min").unwrap();
         for bad in [".staging", "-x", "A", "a/b", ""] {

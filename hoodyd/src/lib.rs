@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod firewall;
 pub mod helper;
 pub mod idmap;
 pub mod ids;

@@ -46,10 +46,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into() }
     }
 }
 
@@ -57,9 +54,7 @@ impl FieldError {
 /// single letters (as Docker does); `KB/MB/GB/TB` are decimal.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
         return None;
@@ -87,12 +82,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// Formats bytes the way people write them (`512MiB`), exact when possible.
 pub fn format_size(b: u64) -> String {
-    for (unit, m) in [
-        ("TiB", 1u64 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ] {
+    for (unit, m) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
         if b >= m && b.is_multiple_of(m) {
             return format!("{}{unit}", b / m);
         }
@@ -110,20 +100,11 @@ impl LimitsRequest {
                     MemoryValue::Bytes(b) => Some(*b),
                     MemoryValue::Text(t) => parse_size(t),
                 }
-                .ok_or_else(|| {
-                    FieldError::new(
-                        format!("{prefix}.memory"),
-                        "not a size (use a number of bytes or e.g. \"512MiB\")",
-                    )
-                })?;
+                .ok_or_else(|| FieldError::new(format!("{prefix}.memory"), "not a size (use a number of bytes or e.g. \"512MiB\")"))?;
                 if bytes < MIN_MEMORY {
                     return Err(FieldError::new(
                         format!("{prefix}.memory"),
-                        format!(
-                            "{} is below the minimum of {}",
-                            format_size(bytes),
-                            format_size(MIN_MEMORY)
-                        ),
+                        format!("{} is below the minimum of {}", format_size(bytes), format_size(MIN_MEMORY)),
                     ));
                 }
                 Some(bytes)
@@ -132,34 +113,21 @@ impl LimitsRequest {
         if let Some(c) = self.cpus
             && (!c.is_finite() || !(0.01..=MAX_CPUS).contains(&c))
         {
-            return Err(FieldError::new(
-                format!("{prefix}.cpus"),
-                format!("must be between 0.01 and {MAX_CPUS}"),
-            ));
+            return Err(FieldError::new(format!("{prefix}.cpus"), format!("must be between 0.01 and {MAX_CPUS}")));
         }
         if let Some(p) = self.pids
             && (p == 0 || p > MAX_PIDS)
         {
-            return Err(FieldError::new(
-                format!("{prefix}.pids"),
-                format!("must be between 1 and {MAX_PIDS}"),
-            ));
+            return Err(FieldError::new(format!("{prefix}.pids"), format!("must be between 1 and {MAX_PIDS}")));
         }
-        Ok(Limits {
-            memory,
-            cpus: self.cpus,
-            pids: self.pids,
-        })
+        Ok(Limits { memory, cpus: self.cpus, pids: self.pids })
     }
 }
 
 impl Limits {
     /// `cpu.max` quota and period for a number of CPUs.
     pub fn cpu_max(cpus: f64) -> (u64, u64) {
-        (
-            ((cpus * CPU_PERIOD_US as f64).round() as u64).max(1000),
-            CPU_PERIOD_US,
-        )
+        (((cpus * CPU_PERIOD_US as f64).round() as u64).max(1000), CPU_PERIOD_US)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -168,11 +136,7 @@ impl Limits {
 
     /// Overlays `other`'s set fields on `self` (for live updates).
     pub fn merged(self, other: Limits) -> Limits {
-        Limits {
-            memory: other.memory.or(self.memory),
-            cpus: other.cpus.or(self.cpus),
-            pids: other.pids.or(self.pids),
-        }
+        Limits { memory: other.memory.or(self.memory), cpus: other.cpus.or(self.cpus), pids: other.pids.or(self.pids) }
     }
 }
 
@@ -197,46 +161,18 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let r = LimitsRequest {
-            memory: Some(MemoryValue::Text("lots".into())),
-            ..Default::default()
-        };
+        let r = LimitsRequest { memory: Some(MemoryValue::Text("lots".into())), ..Default::default() };
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.memory");
-        let r = LimitsRequest {
-            memory: Some(MemoryValue::Bytes(1024)),
-            ..Default::default()
-        };
-        assert!(
-            r.validate("limits")
-                .unwrap_err()
-                .message
-                .contains("minimum")
-        );
-        let r = LimitsRequest {
-            cpus: Some(0.0),
-            ..Default::default()
-        };
+        let r = LimitsRequest { memory: Some(MemoryValue::Bytes(1024)), ..Default::default() };
+        assert!(r.validate("limits").unwrap_err().message.contains("minimum"));
+        let r = LimitsRequest { cpus: Some(0.0), ..Default::default() };
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.cpus");
-        let r = LimitsRequest {
-            pids: Some(0),
-            ..Default::default()
-        };
+        let r = LimitsRequest { pids: Some(0), ..Default::default() };
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.pids");
-        let ok = LimitsRequest {
-            memory: Some(MemoryValue::Text("512MiB".into())),
-            cpus: Some(1.5),
-            pids: Some(512),
-        }
-        .validate("limits")
-        .unwrap();
-        assert_eq!(
-            ok,
-            Limits {
-                memory: Some(512 << 20),
-                cpus: Some(1.5),
-                pids: Some(512)
-            }
-        );
+        let ok = LimitsRequest { memory: Some(MemoryValue::Text("512MiB".into())), cpus: Some(1.5), pids: Some(512) }
+            .validate("limits")
+            .unwrap();
+        assert_eq!(ok, Limits { memory: Some(512 << 20), cpus: Some(1.5), pids: Some(512) });
     }
 
     #[test]

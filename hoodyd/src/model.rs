@@ -75,9 +75,7 @@ pub enum Action {
 pub fn check_transition(status: Status, action: Action) -> Result<(), String> {
     match (action, status) {
         (Action::Start, Status::Running) => Err("the container is already running".into()),
-        (Action::Stop, Status::Created | Status::Stopped) => {
-            Err("the container is not running".into())
-        }
+        (Action::Stop, Status::Created | Status::Stopped) => Err("the container is not running".into()),
         (Action::Delete { force: false }, Status::Running) => {
             Err("the container is running: stop it first or delete with ?force=true".into())
         }
@@ -131,29 +129,17 @@ pub const MAX_ARG_LEN: usize = 128 * 1024;
 /// Validates a command line or environment list.
 pub fn validate_strings(field: &str, v: &[String], env: bool) -> Result<(), FieldError> {
     if v.len() > MAX_ARGS {
-        return Err(FieldError::new(
-            field,
-            format!("at most {MAX_ARGS} entries"),
-        ));
+        return Err(FieldError::new(field, format!("at most {MAX_ARGS} entries")));
     }
     for (i, s) in v.iter().enumerate() {
         if s.len() > MAX_ARG_LEN {
-            return Err(FieldError::new(
-                format!("{field}[{i}]"),
-                format!("longer than {MAX_ARG_LEN} bytes"),
-            ));
+            return Err(FieldError::new(format!("{field}[{i}]"), format!("longer than {MAX_ARG_LEN} bytes")));
         }
         if s.contains('\0') {
-            return Err(FieldError::new(
-                format!("{field}[{i}]"),
-                "contains a NUL byte",
-            ));
+            return Err(FieldError::new(format!("{field}[{i}]"), "contains a NUL byte"));
         }
         if env && s.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
-            return Err(FieldError::new(
-                format!("{field}[{i}]"),
-                "must be KEY=VALUE",
-            ));
+            return Err(FieldError::new(format!("{field}[{i}]"), "must be KEY=VALUE"));
         }
     }
     Ok(())
@@ -183,30 +169,14 @@ mod tests {
     #[test]
     fn strings() {
         validate_strings("command", &["/bin/sh".into(), "-c".into()], false).unwrap();
-        assert_eq!(
-            validate_strings("env", &["NOEQ".into()], true)
-                .unwrap_err()
-                .field,
-            "env[0]"
-        );
-        assert_eq!(
-            validate_strings("env", &["=x".into()], true)
-                .unwrap_err()
-                .field,
-            "env[0]"
-        );
-        assert_eq!(
-            validate_strings("command", &["a\0b".into()], false)
-                .unwrap_err()
-                .field,
-            "command[0]"
-        );
+        assert_eq!(validate_strings("env", &["NOEQ".into()], true).unwrap_err().field, "env[0]");
+        assert_eq!(validate_strings("env", &["=x".into()], true).unwrap_err().field, "env[0]");
+        assert_eq!(validate_strings("command", &["a\0b".into()], false).unwrap_err().field, "command[0]");
     }
 
     #[test]
     fn create_request_refuses_unknown_fields() {
-        let e = serde_json::from_str::<CreateRequest>(r#"{"name":"a","image":"b","bogus":1}"#)
-            .unwrap_err();
+        let e = serde_json::from_str::<CreateRequest>(r#"{"name":"a","image":"b","bogus":1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `bogus`"));
     }
 }

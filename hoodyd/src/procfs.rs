@@ -7,12 +7,7 @@ use std::path::Path;
 /// Together with the pid it names one process across pid reuse.
 pub fn start_time(proc_root: &Path, pid: i32) -> io::Result<u64> {
     let s = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))?;
-    parse_start_time(&s).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("malformed stat of pid {pid}"),
-        )
-    })
+    parse_start_time(&s).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("malformed stat of pid {pid}")))
 }
 
 fn parse_start_time(stat: &str) -> Option<u64> {
@@ -24,9 +19,7 @@ fn parse_start_time(stat: &str) -> Option<u64> {
 
 /// True when `pid` exists and still has the start time recorded for it.
 pub fn is_same_process(proc_root: &Path, pid: i32, start: u64) -> bool {
-    start_time(proc_root, pid)
-        .map(|s| s == start)
-        .unwrap_or(false)
+    start_time(proc_root, pid).map(|s| s == start).unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -60,14 +60,8 @@ impl InFrame {
         match kind {
             0 => Ok(InFrame::Stdin(p)),
             1 => Ok(InFrame::StdinEof),
-            2 if p.len() == 4 => Ok(InFrame::Resize {
-                rows: u16::from_be_bytes([p[0], p[1]]),
-                cols: u16::from_be_bytes([p[2], p[3]]),
-            }),
-            k => Err(FrameError(format!(
-                "unexpected input frame kind {k} of {} bytes",
-                p.len()
-            ))),
+            2 if p.len() == 4 => Ok(InFrame::Resize { rows: u16::from_be_bytes([p[0], p[1]]), cols: u16::from_be_bytes([p[2], p[3]]) }),
+            k => Err(FrameError(format!("unexpected input frame kind {k} of {} bytes", p.len()))),
         }
     }
 }
@@ -88,10 +82,7 @@ impl OutFrame {
             2 => Ok(OutFrame::Stderr(p)),
             3 if p.len() == 4 => Ok(OutFrame::Exit(i32::from_be_bytes([p[0], p[1], p[2], p[3]]))),
             4 => Ok(OutFrame::Error(String::from_utf8_lossy(&p).into_owned())),
-            k => Err(FrameError(format!(
-                "unexpected output frame kind {k} of {} bytes",
-                p.len()
-            ))),
+            k => Err(FrameError(format!("unexpected output frame kind {k} of {} bytes", p.len()))),
         }
     }
 }
@@ -113,9 +104,7 @@ impl Decoder {
         }
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
         if len > MAX_FRAME {
-            return Err(FrameError(format!(
-                "frame of {len} bytes exceeds {MAX_FRAME}"
-            )));
+            return Err(FrameError(format!("frame of {len} bytes exceeds {MAX_FRAME}")));
         }
         if self.buf.len() < 5 + len {
             return Ok(None);
@@ -149,10 +138,7 @@ impl OutFrameReader {
         self.0.push(data)
     }
     pub fn next_frame(&mut self) -> Result<Option<OutFrame>, FrameError> {
-        self.0
-            .raw()?
-            .map(|(k, p)| OutFrame::parse(k, p))
-            .transpose()
+        self.0.raw()?.map(|(k, p)| OutFrame::parse(k, p)).transpose()
     }
 }
 
@@ -162,14 +148,7 @@ mod tests {
 
     #[test]
     fn round_trip_in_pieces() {
-        let frames = [
-            InFrame::Stdin(b"hello".to_vec()),
-            InFrame::Resize {
-                rows: 40,
-                cols: 120,
-            },
-            InFrame::StdinEof,
-        ];
+        let frames = [InFrame::Stdin(b"hello".to_vec()), InFrame::Resize { rows: 40, cols: 120 }, InFrame::StdinEof];
         let bytes: Vec<u8> = frames.iter().flat_map(|f| f.encode()).collect();
         let mut r = FrameReader::default();
         let mut got = vec![];
@@ -184,12 +163,7 @@ mod tests {
 
     #[test]
     fn out_frames_round_trip() {
-        let frames = [
-            OutFrame::Stdout(b"x".to_vec()),
-            OutFrame::Stderr(vec![]),
-            OutFrame::Exit(-3),
-            OutFrame::Error("boom".into()),
-        ];
+        let frames = [OutFrame::Stdout(b"x".to_vec()), OutFrame::Stderr(vec![]), OutFrame::Exit(-3), OutFrame::Error("boom".into())];
         let mut r = OutFrameReader::default();
         for f in &frames {
             r.push(&f.encode());

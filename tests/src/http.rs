@@ -24,10 +24,7 @@ impl Reply {
 
     /// The error message of an error envelope.
     pub fn message(&self) -> String {
-        self.json()["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.json()["error"]["message"].as_str().unwrap_or_default().to_owned()
     }
 }
 
@@ -44,18 +41,9 @@ impl Http {
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
         let text = String::from_utf8_lossy(&raw).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let body = match text.find("\r\n\r\n") {
-            Some(i) => dechunk(
-                &text[i + 4..],
-                text[..i]
-                    .to_ascii_lowercase()
-                    .contains("transfer-encoding: chunked"),
-            ),
+            Some(i) => dechunk(&text[i + 4..], text[..i].to_ascii_lowercase().contains("transfer-encoding: chunked")),
             None => String::new(),
         };
         Reply { status, body }

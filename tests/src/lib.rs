@@ -8,6 +8,7 @@
 //! At first use, leftovers of test processes that no longer exist are swept.
 
 pub mod http;
+pub mod internet;
 pub mod netns;
 pub mod stats;
 mod sys;
@@ -42,11 +43,7 @@ impl Driver {
 
 /// Runs a command, panicking with its output if it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let out = Command::new(cmd).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(
         out.status.success(),
         "{cmd} {args:?} failed: {}{}",
@@ -75,12 +72,7 @@ pub fn bin_dir() -> PathBuf {
     // Test binaries live in target/<profile>/deps, other binaries in target/<profile>.
     let exe = std::env::current_exe().expect("current exe");
     let parent = exe.parent().expect("exe directory");
-    let dir = if parent.ends_with("deps") {
-        parent.parent().expect("target/<profile>")
-    } else {
-        parent
-    }
-    .to_path_buf();
+    let dir = if parent.ends_with("deps") { parent.parent().expect("target/<profile>") } else { parent }.to_path_buf();
     for b in ["hoodyd", "hoodyctl"] {
         assert!(
             dir.join(b).exists(),
@@ -92,19 +84,13 @@ pub fn bin_dir() -> PathBuf {
 }
 
 fn is_cgroup2(p: &Path) -> bool {
-    nix::sys::statfs::statfs(p)
-        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-        .unwrap_or(false)
+    nix::sys::statfs::statfs(p).map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
 
 /// The cgroup v2 hierarchy of this machine (`/sys/fs/cgroup` or, on hybrid hosts, its `unified`).
 pub fn cgroup2_root() -> PathBuf {
     let base = Path::new("/sys/fs/cgroup");
-    if is_cgroup2(base) {
-        base.into()
-    } else {
-        base.join("unified")
-    }
+    if is_cgroup2(base) { base.into() } else { base.join("unified") }
 }
 
 /// Kills everything in the cgroup tree at `p` and removes it, deepest first.
@@ -120,10 +106,7 @@ pub fn remove_cgroup_tree(p: &Path) {
         }
     }
     // Open without O_CREAT: never create files in a cgroup directory.
-    let _ = std::fs::OpenOptions::new()
-        .write(true)
-        .open(p.join("cgroup.kill"))
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"1"));
+    let _ = std::fs::OpenOptions::new().write(true).open(p.join("cgroup.kill")).and_then(|mut f| std::io::Write::write_all(&mut f, b"1"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::remove_dir(p).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -134,12 +117,7 @@ pub fn remove_cgroup_tree(p: &Path) {
 /// zombie of its real parent until that parent reaps it).
 pub fn alive(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            s.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                != Some("Z")
-        }
+        Ok(s) => s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
         Err(_) => false,
     }
 }
@@ -150,12 +128,7 @@ fn pid_alive(pid: u32) -> bool {
 
 /// Removes what earlier test processes (now dead) left behind.
 fn sweep() {
-    let owner_dead = |name: &str| {
-        name.split('-')
-            .nth(2)
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|p| !pid_alive(p))
-    };
+    let owner_dead = |name: &str| name.split('-').nth(2).and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| !pid_alive(p));
     if let Ok(rd) = std::fs::read_dir("/run/netns") {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -178,7 +151,7 @@ fn sweep() {
             if owner_dead(&format!("hoody-e2e-{n}")) {
                 let mnt = e.path().join("mnt");
                 quiet("umount", &["-l", &mnt.to_string_lossy()]);
-                let _ = std::fs::remove_dir_all(e.path());
+                let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
             }
         }
     }
@@ -194,10 +167,23 @@ pub struct Ctl {
 
 impl Ctl {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("hoodyctl printed no JSON ({e}): {self:?}"))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("hoodyctl printed no JSON ({e}): {self:?}"))
     }
 }
+
+/// The network part of a world: a namespace playing the internet, joined to the host namespace
+/// by an uplink veth (`up0` in the host, `up1` in the internet), with documentation addresses.
+pub struct Net {
+    pub inet_ns: String,
+    pub subnet: String,
+}
+
+/// The uplink address of the host namespace and the internet's side of the link.
+pub const HOST_UPLINK: &str = "198.51.100.1";
+pub const INET_UPLINK: &str = "198.51.100.2";
+/// Servers of the fake internet (on its loopback).
+pub const SERVER: &str = "203.0.113.10";
+pub const NEIGHBOUR: &str = "203.0.113.11";
 
 pub struct World {
     /// Unique tag: `<pid>-<n>`.
@@ -211,6 +197,7 @@ pub struct World {
     pub cgroup: PathBuf,
     pub driver: Driver,
     pub extra_flags: Vec<String>,
+    pub net: Option<Net>,
     daemon: Option<Child>,
 }
 
@@ -220,17 +207,19 @@ impl World {
         Self::with_flags(driver, &[])
     }
 
+    /// A world with a fake internet behind the host's uplink; hoodyd masquerades out of it.
+    pub fn with_net(driver: Driver) -> World {
+        Self::build(driver, &[], true)
+    }
+
     pub fn with_flags(driver: Driver, flags: &[&str]) -> World {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "privileged end-to-end tests must run as root"
-        );
+        Self::build(driver, flags, false)
+    }
+
+    fn build(driver: Driver, flags: &[&str], with_net: bool) -> World {
+        assert!(nix::unistd::geteuid().is_root(), "privileged end-to-end tests must run as root");
         SWEEP.call_once(sweep);
-        let tag = format!(
-            "{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let tag = format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
         let dir = Path::new(ROOT).join(&tag);
         std::fs::create_dir_all(&dir).expect("world directory");
         let mut w = World {
@@ -244,11 +233,35 @@ impl World {
             tag,
             driver,
             extra_flags: flags.iter().map(|s| s.to_string()).collect(),
+            net: None,
             daemon: None,
         };
         // From here on, Drop cleans up whatever was made.
         run("ip", &["netns", "add", &w.host_ns]);
         run("ip", &["-n", &w.host_ns, "link", "set", "lo", "up"]);
+        if with_net {
+            let n = COUNTER.load(Ordering::SeqCst) as u64 + u64::from(std::process::id()) * 7;
+            let subnet = format!("10.77.{}.0/24", n % 250 + 1);
+            let inet = format!("hoody-e2e-{}-i", w.tag);
+            w.net = Some(Net { inet_ns: inet.clone(), subnet: subnet.clone() });
+            run("ip", &["netns", "add", &inet]);
+            let (h, i) = (w.host_ns.as_str(), inet.as_str());
+            for args in [
+                vec!["-n", i, "link", "set", "lo", "up"],
+                vec!["-n", h, "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", i],
+                vec!["-n", h, "addr", "add", &format!("{HOST_UPLINK}/24"), "dev", "up0"],
+                vec!["-n", h, "link", "set", "up0", "up"],
+                vec!["-n", i, "addr", "add", &format!("{INET_UPLINK}/24"), "dev", "up1"],
+                vec!["-n", i, "link", "set", "up1", "up"],
+                vec!["-n", i, "addr", "add", &format!("{SERVER}/32"), "dev", "lo"],
+                vec!["-n", i, "addr", "add", &format!("{NEIGHBOUR}/32"), "dev", "lo"],
+                vec!["-n", i, "route", "add", &subnet, "via", HOST_UPLINK],
+                vec!["-n", h, "route", "add", "203.0.113.0/24", "via", INET_UPLINK],
+            ] {
+                run("ip", &args);
+            }
+            w.extra_flags.extend(["--uplink".to_string(), "up0".into(), "--subnet".into(), subnet]);
+        }
         let img = w.dir.join("fs.img");
         run("truncate", &["-s", "1G", &img.to_string_lossy()]);
         match driver {
@@ -256,15 +269,7 @@ impl World {
             Driver::Overlay => run("mkfs.ext4", &["-q", "-F", &img.to_string_lossy()]),
         };
         std::fs::create_dir_all(&w.mnt).expect("mount point");
-        run(
-            "mount",
-            &[
-                "-o",
-                "loop",
-                &img.to_string_lossy(),
-                &w.mnt.to_string_lossy(),
-            ],
-        );
+        run("mount", &["-o", "loop", &img.to_string_lossy(), &w.mnt.to_string_lossy()]);
         w.start_daemon();
         w
     }
@@ -277,11 +282,7 @@ impl World {
     pub fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
         let ns = std::fs::File::open(format!("/run/netns/{}", self.host_ns)).expect("open netns");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("hoodyd.log"))
-            .expect("daemon log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("hoodyd.log")).expect("daemon log");
         let mut cmd = Command::new(Self::hoodyd_path());
         cmd.args(["--socket", &self.socket.to_string_lossy()])
             .args(["--state-dir", &self.state_dir.to_string_lossy()])
@@ -304,11 +305,7 @@ impl World {
             if let Some(Ok(Some(st))) = self.daemon.as_mut().map(|d| d.try_wait()) {
                 panic!("hoodyd exited with {st}:\n{}", self.daemon_log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "hoodyd did not answer:\n{}",
-                self.daemon_log()
-            );
+            assert!(Instant::now() < deadline, "hoodyd did not answer:\n{}", self.daemon_log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -324,10 +321,7 @@ impl World {
     /// SIGTERMs the daemon and waits for it.
     pub fn stop_daemon(&mut self) {
         if let Some(mut d) = self.daemon.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(d.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), nix::sys::signal::Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(15);
             while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
@@ -347,21 +341,14 @@ impl World {
 
     pub fn hoodyctl(&self) -> Command {
         let mut c = Command::new(bin_dir().join("hoodyctl"));
-        c.env("HOODY_SOCKET", &self.socket)
-            .env_remove("HOODY_TOKEN");
+        c.env("HOODY_SOCKET", &self.socket).env_remove("HOODY_TOKEN");
         c
     }
 
     pub fn ctl_with_input(&self, args: &[&str], input: &[u8]) -> Ctl {
         use std::io::Write;
-        let mut child = self
-            .hoodyctl()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hoodyctl");
+        let mut child =
+            self.hoodyctl().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("hoodyctl");
         let mut stdin = child.stdin.take().expect("stdin");
         let input = input.to_vec();
         let feeder = std::thread::spawn(move || {
@@ -373,24 +360,13 @@ impl World {
     }
 
     pub fn ctl(&self, args: &[&str]) -> Ctl {
-        to_ctl(
-            self.hoodyctl()
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .expect("hoodyctl"),
-        )
+        to_ctl(self.hoodyctl().args(args).stdin(Stdio::null()).output().expect("hoodyctl"))
     }
 
     /// Runs hoodyctl, asserting success, and returns the `data` of its JSON answer.
     pub fn ok(&self, args: &[&str]) -> Value {
         let c = self.ctl(args);
-        assert_eq!(
-            c.code,
-            0,
-            "hoodyctl {args:?} failed: {c:?}\n--- daemon log tail ---\n{}",
-            tail(&self.daemon_log(), 40)
-        );
+        assert_eq!(c.code, 0, "hoodyctl {args:?} failed: {c:?}\n--- daemon log tail ---\n{}", tail(&self.daemon_log(), 40));
         c.json()["data"].clone()
     }
 
@@ -410,23 +386,50 @@ impl World {
 
     /// Creates and starts a container from the default image; returns its JSON.
     pub fn running(&self, name: &str) -> Value {
-        self.ok(&[
-            "containers",
-            "create",
-            "--name",
-            name,
-            "--image",
-            "busybox",
-            "--start",
-        ])
+        self.ok(&["containers", "create", "--name", name, "--image", "busybox", "--start"])
+    }
+
+    /// Copies the network probe (`tests/probe/probe.c`, built static) into a running container
+    /// as `/probe`.
+    pub fn install_probe(&self, id: &str) {
+        let c = self.ctl_with_input(
+            &["exec", "-c", id, "--", "sh", "-c", "cat > /probe && chmod 755 /probe"],
+            &std::fs::read(probe_binary()).expect("probe"),
+        );
+        assert_eq!(c.code, 0, "installing the probe: {c:?}");
+    }
+
+    /// Runs the probe in a container: (exit code, its one-line verdict).
+    pub fn probe(&self, id: &str, args: &[&str]) -> (i32, String) {
+        let mut a = vec!["/probe"];
+        a.extend_from_slice(args);
+        let c = self.exec(id, &a);
+        (c.code, c.stdout.trim().to_owned())
+    }
+
+    /// The internet namespace's name (worlds made with `with_net`).
+    pub fn inet(&self) -> &str {
+        &self.net.as_ref().expect("a world with a network").inet_ns
     }
 
     /// The raw HTTP client of this world's socket.
     pub fn http(&self) -> http::Http {
-        http::Http {
-            socket: self.socket.clone(),
-        }
+        http::Http { socket: self.socket.clone() }
     }
+}
+
+static PROBE: Once = Once::new();
+
+/// The static probe binary, compiled once per test process.
+pub fn probe_binary() -> PathBuf {
+    // Named like a world ("<pid>-…") so that a later run sweeps it once this process is gone.
+    let out = Path::new(ROOT).join(format!("{}-probe", std::process::id()));
+    PROBE.call_once(|| {
+        std::fs::create_dir_all(ROOT).expect("root");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("probe/probe.c");
+        run("gcc", &["-static", "-O2", "-o", &out.to_string_lossy(), &src.to_string_lossy()]);
+    });
+    out
 }
 
 fn to_ctl(out: Output) -> Ctl {
@@ -445,11 +448,7 @@ pub fn tail(s: &str, n: usize) -> String {
 impl Drop for World {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "--- hoodyd log of world {} ---\n{}",
-                self.tag,
-                tail(&self.daemon_log(), 60)
-            );
+            eprintln!("--- hoodyd log of world {} ---\n{}", self.tag, tail(&self.daemon_log(), 60));
         }
         self.kill_daemon();
         remove_cgroup_tree(&self.cgroup);
@@ -457,6 +456,9 @@ impl Drop for World {
             quiet("umount", &["-l", &self.mnt.to_string_lossy()]);
         }
         quiet("ip", &["netns", "del", &self.host_ns]);
+        if let Some(n) = &self.net {
+            quiet("ip", &["netns", "del", &n.inet_ns]);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

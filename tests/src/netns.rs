@@ -12,9 +12,7 @@ impl NetNs {
     pub fn new(name: &str) -> NetNs {
         crate::run("ip", &["netns", "add", name]);
         crate::run("ip", &["-n", name, "link", "set", "lo", "up"]);
-        NetNs {
-            name: name.to_owned(),
-        }
+        NetNs { name: name.to_owned() }
     }
 
     /// Runs `f` on a new thread that has entered this namespace, and returns its result.
@@ -31,18 +29,12 @@ impl NetNs {
 
     /// Runs a command inside the namespace (through `ip netns exec`).
     pub fn exec(&self, cmd: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(cmd)
-            .output()
-            .expect("ip netns exec")
+        Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().expect("ip netns exec")
     }
 }
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }

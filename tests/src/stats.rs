@@ -35,8 +35,7 @@ pub struct Row {
 }
 
 pub fn table(rows: &[Row]) -> String {
-    let mut out =
-        String::from("| measurement | tool | n | median ms | p95 ms |\n|---|---|---|---|---|\n");
+    let mut out = String::from("| measurement | tool | n | median ms | p95 ms |\n|---|---|---|---|---|\n");
     for r in rows {
         out.push_str(&format!(
             "| {} | {} | {} | {:.2} | {:.2} |\n",

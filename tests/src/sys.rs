@@ -10,9 +10,6 @@ pub fn in_netns(cmd: &mut Command, ns: OwnedFd) {
     // SAFETY: the closure runs between fork and exec and only calls setns(2), which is
     // async-signal-safe; `ns` is moved into the closure and stays open until exec.
     unsafe {
-        cmd.pre_exec(move || {
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(move || nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
     }
 }

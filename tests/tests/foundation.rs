@@ -13,14 +13,8 @@ fn id(v: &Value) -> String {
 /// The four uids (real, effective, saved, fs) of a host process.
 fn host_uids(pid: i64) -> Vec<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .expect("Uid line");
-    line.split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap())
-        .collect()
+    let line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
+    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
 }
 
 fn isolation(driver: Driver) {
@@ -32,17 +26,9 @@ fn isolation(driver: Driver) {
     assert_eq!(a["idmap"]["size"], 65536);
 
     // Root inside, an unprivileged uid from the container's range outside.
-    assert!(
-        w.exec(&ida, &["id"])
-            .stdout
-            .starts_with("uid=0(root) gid=0(root)")
-    );
+    assert!(w.exec(&ida, &["id"]).stdout.starts_with("uid=0(root) gid=0(root)"));
     let pid = a["pid"].as_i64().unwrap();
-    assert_eq!(
-        host_uids(pid),
-        vec![base; 4],
-        "the host sees the init as the base of the range"
-    );
+    assert_eq!(host_uids(pid), vec![base; 4], "the host sees the init as the base of the range");
     let map = w.sh(&ida, "cat /proc/self/uid_map");
     let fields: Vec<u64> = map.split_whitespace().map(|v| v.parse().unwrap()).collect();
     assert_eq!(fields, vec![0, base, 65536]);
@@ -53,15 +39,9 @@ fn isolation(driver: Driver) {
     let ps = w.sh(&ida, "ps -o pid,comm");
     let procs: Vec<&str> = ps.lines().skip(1).collect();
     assert_eq!(procs.len(), 2, "only init and ps itself: {ps}");
-    assert!(
-        procs[0].trim().starts_with("1 ") && procs[0].contains("init"),
-        "{ps}"
-    );
+    assert!(procs[0].trim().starts_with("1 ") && procs[0].contains("init"), "{ps}");
     assert!(!ps.contains("4242") && !w.sh(&ida, "ps -o args").contains("4242"));
-    assert!(
-        w.sh(&idb, "ps -o args").contains("sleep 4242"),
-        "the neighbour does run it"
-    );
+    assert!(w.sh(&idb, "ps -o args").contains("sleep 4242"), "the neighbour does run it");
 
     // Files: the host's and the neighbour's are out of reach.
     let secret = w.dir.join("host-secret");
@@ -71,22 +51,13 @@ fn isolation(driver: Driver) {
     w.sh(&ida, "echo mine > /root/alpha-only");
     assert_ne!(w.exec(&idb, &["cat", "/root/alpha-only"]).code, 0);
     let mounts = w.sh(&ida, "cat /proc/self/mountinfo");
-    assert!(
-        !mounts.contains(&w.dir.to_string_lossy().to_string()),
-        "host paths leak into the mount table: {mounts}"
-    );
+    assert!(!mounts.contains(&w.dir.to_string_lossy().to_string()), "host paths leak into the mount table: {mounts}");
 
     // Refused: mounting, module loading, writing /sys, new namespaces.
     let c = w.exec(&ida, &["mount", "-t", "tmpfs", "none", "/mnt"]);
     assert_ne!(c.code, 0);
-    assert!(
-        c.stderr.contains("denied") || c.stderr.contains("not permitted"),
-        "{c:?}"
-    );
-    let c = w.exec(
-        &ida,
-        &["sh", "-c", "echo junk > /root/x.ko; insmod /root/x.ko"],
-    );
+    assert!(c.stderr.contains("denied") || c.stderr.contains("not permitted"), "{c:?}");
+    let c = w.exec(&ida, &["sh", "-c", "echo junk > /root/x.ko; insmod /root/x.ko"]);
     assert_ne!(c.code, 0);
     assert!(c.stderr.contains("not permitted"), "{c:?}");
     let c = w.exec(&ida, &["sh", "-c", "echo 1 > /sys/kernel/mm/ksm/run"]);
@@ -95,10 +66,7 @@ fn isolation(driver: Driver) {
     let c = w.exec(&ida, &["unshare", "-U", "-r", "true"]);
     assert_ne!(c.code, 0, "a nested user namespace must be refused: {c:?}");
     let caps = w.sh(&ida, "grep CapBnd /proc/self/status");
-    assert!(
-        caps.contains("00000000a80425fb"),
-        "Docker's default bounding set: {caps}"
-    );
+    assert!(caps.contains("00000000a80425fb"), "Docker's default bounding set: {caps}");
 }
 
 #[test]
@@ -122,14 +90,7 @@ fn id_ranges_are_private() {
         ids.push(id(&c));
         let pid = c["pid"].as_i64().unwrap();
         let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
-        assert_eq!(
-            map.split_whitespace()
-                .nth(1)
-                .unwrap()
-                .parse::<u64>()
-                .unwrap(),
-            *bases.last().unwrap()
-        );
+        assert_eq!(map.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap(), *bases.last().unwrap());
     }
     let mut sorted = bases.clone();
     sorted.sort();
@@ -140,23 +101,13 @@ fn id_ranges_are_private() {
     let again = w.running("r4");
     let b4 = again["idmap"]["host_uid_base"].as_u64().unwrap();
     for b in [bases[0], bases[2]] {
-        assert!(
-            b4 >= b + 65536 || b >= b4 + 65536,
-            "a new range overlaps a live one"
-        );
+        assert!(b4 >= b + 65536 || b >= b4 + 65536, "a new range overlaps a live one");
     }
 }
 
 fn lifecycle(driver: Driver) {
     let w = World::new(driver);
-    let c = w.ok(&[
-        "containers",
-        "create",
-        "--name",
-        "life",
-        "--image",
-        "busybox",
-    ]);
+    let c = w.ok(&["containers", "create", "--name", "life", "--image", "busybox"]);
     let cid = id(&c);
     assert_eq!(c["status"], "created");
     let cg = w.cgroup.join(&cid);
@@ -164,10 +115,7 @@ fn lifecycle(driver: Driver) {
     assert_eq!(c["status"], "running");
     let pid1 = c["pid"].as_i64().unwrap();
     let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap();
-    assert!(
-        procs.lines().any(|l| l == pid1.to_string()),
-        "init is in its cgroup"
-    );
+    assert!(procs.lines().any(|l| l == pid1.to_string()), "init is in its cgroup");
     // By name, too.
     assert_eq!(w.ok(&["containers", "get", "life"])["id"], cid.as_str());
 
@@ -184,11 +132,7 @@ fn lifecycle(driver: Driver) {
     let pid2 = c["pid"].as_i64().unwrap();
     assert_ne!(pid1, pid2);
     let c = w.ok(&["containers", "restart", "--timeout", "0", &cid]);
-    assert_ne!(
-        c["pid"].as_i64().unwrap(),
-        pid2,
-        "restart of a running container starts a new init"
-    );
+    assert_ne!(c["pid"].as_i64().unwrap(), pid2, "restart of a running container starts a new init");
 
     let c = w.ctl(&["containers", "delete", &cid]);
     assert_eq!(c.code, 1);
@@ -198,19 +142,10 @@ fn lifecycle(driver: Driver) {
     assert_eq!(w.ctl(&["containers", "get", &cid]).code, 1);
     assert!(w.ok(&["containers", "list"]).as_array().unwrap().is_empty());
     assert!(!cg.exists(), "cgroup left behind");
-    assert!(
-        !w.storage_dir.join("containers").join(&cid).exists(),
-        "storage left behind"
-    );
-    assert!(
-        !w.state_dir.join("containers").join(&cid).exists(),
-        "state left behind"
-    );
+    assert!(!w.storage_dir.join("containers").join(&cid).exists(), "storage left behind");
+    assert!(!w.state_dir.join("containers").join(&cid).exists(), "state left behind");
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mountinfo.contains(&cid),
-        "a mount of the container is left on the host"
-    );
+    assert!(!mountinfo.contains(&cid), "a mount of the container is left on the host");
     if driver == Driver::Btrfs {
         let subvols = run("btrfs", &["subvolume", "list", &w.mnt.to_string_lossy()]);
         assert!(!subvols.contains(&cid), "subvolume left behind: {subvols}");
@@ -231,41 +166,17 @@ fn lifecycle_and_cleanup_overlay() {
 fn killed_daemon_keeps_everything_it_answered() {
     let mut w = World::new(Driver::Btrfs);
     let run1 = w.running("run1");
-    let made = w.ok(&[
-        "containers",
-        "create",
-        "--name",
-        "made",
-        "--image",
-        "busybox",
-    ]);
+    let made = w.ok(&["containers", "create", "--name", "made", "--image", "busybox"]);
     w.kill_daemon();
     let pid = run1["pid"].as_i64().unwrap();
-    assert!(
-        Path::new(&format!("/proc/{pid}")).exists(),
-        "the container survives the daemon"
-    );
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "the container survives the daemon");
     w.start_daemon();
     let list = w.ok(&["containers", "list"]);
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"run1") && names.contains(&"made"),
-        "{names:?}"
-    );
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"run1") && names.contains(&"made"), "{names:?}");
     let r = w.ok(&["containers", "get", &id(&run1)]);
-    assert_eq!(
-        (r["status"].as_str(), r["pid"].as_i64()),
-        (Some("running"), Some(pid))
-    );
-    assert_eq!(
-        w.ok(&["containers", "get", &id(&made)])["status"],
-        "created"
-    );
+    assert_eq!((r["status"].as_str(), r["pid"].as_i64()), (Some("running"), Some(pid)));
+    assert_eq!(w.ok(&["containers", "get", &id(&made)])["status"], "created");
     assert_eq!(w.sh(&id(&run1), "echo still-here").trim(), "still-here");
     let r = w.ok(&["containers", "stop", "--timeout", "0", &id(&run1)]);
     assert_eq!(r["status"], "stopped");
@@ -274,14 +185,8 @@ fn killed_daemon_keeps_everything_it_answered() {
 
 fn census(w: &World) -> (usize, usize, usize) {
     let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
-    let cgroups = std::fs::read_dir(&w.cgroup)
-        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
-        .unwrap_or(0);
-    (
-        count(&w.storage_dir.join("containers")),
-        cgroups,
-        w.ok(&["containers", "list"]).as_array().unwrap().len(),
-    )
+    let cgroups = std::fs::read_dir(&w.cgroup).map(|d| d.flatten().filter(|e| e.path().is_dir()).count()).unwrap_or(0);
+    (count(&w.storage_dir.join("containers")), cgroups, w.ok(&["containers", "list"]).as_array().unwrap().len())
 }
 
 fn expect(r: Reply, status: u16, needle: &str) {
@@ -294,143 +199,39 @@ fn expect(r: Reply, status: u16, needle: &str) {
 fn bad_input_is_refused_and_leaves_nothing() {
     let w = World::new(Driver::Overlay);
     let running = w.running("busy");
-    w.ok(&[
-        "containers",
-        "create",
-        "--name",
-        "dup",
-        "--image",
-        "busybox",
-    ]);
+    w.ok(&["containers", "create", "--name", "dup", "--image", "busybox"]);
     let before = census(&w);
     let h = w.http();
-    expect(
-        h.post("/containers", r#"{"name":"Bad_Name","image":"busybox"}"#),
-        422,
-        "name",
-    );
-    expect(
-        h.post("/containers", r#"{"name":"-x","image":"busybox"}"#),
-        422,
-        "name",
-    );
-    expect(
-        h.post(
-            "/containers",
-            &format!(r#"{{"name":"{}","image":"busybox"}}"#, "a".repeat(64)),
-        ),
-        422,
-        "name",
-    );
-    expect(
-        h.post("/containers", r#"{"name":"dup","image":"busybox"}"#),
-        409,
-        "dup",
-    );
-    expect(
-        h.post("/containers", r#"{"name":"ok1","image":"nosuchimage"}"#),
-        422,
-        "image",
-    );
-    expect(
-        h.post("/containers", r#"{"name":"ok1","image":"busybox""#),
-        400,
-        "malformed JSON",
-    );
-    expect(
-        h.post(
-            "/containers",
-            r#"{"name":"ok1","image":"busybox","colour":"red"}"#,
-        ),
-        422,
-        "colour",
-    );
-    expect(
-        h.post(
-            "/containers",
-            r#"{"name":"ok1","image":"busybox","limits":{"memory":"lots"}}"#,
-        ),
-        422,
-        "limits.memory",
-    );
-    expect(
-        h.post(
-            "/containers",
-            r#"{"name":"ok1","image":"busybox","limits":{"cpus":0}}"#,
-        ),
-        422,
-        "limits.cpus",
-    );
-    expect(
-        h.post(
-            "/containers",
-            r#"{"name":"ok1","image":"busybox","limits":{"pids":0}}"#,
-        ),
-        422,
-        "limits.pids",
-    );
-    expect(
-        h.post(
-            "/containers",
-            r#"{"name":"ok1","image":"busybox","command":[]}"#,
-        ),
-        422,
-        "command",
-    );
-    expect(
-        h.post(
-            "/containers",
-            r#"{"name":"ok1","image":"busybox","env":["NOEQUALS"]}"#,
-        ),
-        422,
-        "env[0]",
-    );
-    expect(
-        h.post(
-            "/containers",
-            r#"{"name":"ok1","image":"busybox","realm_ids":["nothex"]}"#,
-        ),
-        422,
-        "realm_ids[0]",
-    );
-    let big = format!(
-        r#"{{"name":"ok1","image":"busybox","env":["A={}"]}}"#,
-        "x".repeat(2 << 20)
-    );
+    expect(h.post("/containers", r#"{"name":"Bad_Name","image":"busybox"}"#), 422, "name");
+    expect(h.post("/containers", r#"{"name":"-x","image":"busybox"}"#), 422, "name");
+    expect(h.post("/containers", &format!(r#"{{"name":"{}","image":"busybox"}}"#, "a".repeat(64))), 422, "name");
+    expect(h.post("/containers", r#"{"name":"dup","image":"busybox"}"#), 409, "dup");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"nosuchimage"}"#), 422, "image");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox""#), 400, "malformed JSON");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox","colour":"red"}"#), 422, "colour");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox","limits":{"memory":"lots"}}"#), 422, "limits.memory");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox","limits":{"cpus":0}}"#), 422, "limits.cpus");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox","limits":{"pids":0}}"#), 422, "limits.pids");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox","command":[]}"#), 422, "command");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox","env":["NOEQUALS"]}"#), 422, "env[0]");
+    expect(h.post("/containers", r#"{"name":"ok1","image":"busybox","realm_ids":["nothex"]}"#), 422, "realm_ids[0]");
+    let big = format!(r#"{{"name":"ok1","image":"busybox","env":["A={}"]}}"#, "x".repeat(2 << 20));
     let r = h.post("/containers", &big);
     assert_eq!(r.status, 413, "{}", &r.body[..r.body.len().min(200)]);
-    expect(
-        h.post(&format!("/containers/{}/start", id(&running)), ""),
-        409,
-        "already running",
-    );
-    expect(
-        h.request("DELETE", &format!("/containers/{}", id(&running)), b""),
-        409,
-        "running",
-    );
+    expect(h.post(&format!("/containers/{}/start", id(&running)), ""), 409, "already running");
+    expect(h.request("DELETE", &format!("/containers/{}", id(&running)), b""), 409, "running");
     expect(h.get("/containers/doesnotexist"), 404, "doesnotexist");
     expect(h.get("/nosuchendpoint"), 404, "no such endpoint");
     expect(h.request("PUT", "/containers", b""), 405, "not allowed");
     // A command that cannot run: refused as bad input, with nothing left running.
-    let r = h.post(
-        "/containers?start=true",
-        r#"{"name":"nocmd","image":"busybox","command":["/no/such/binary"]}"#,
-    );
+    let r = h.post("/containers?start=true", r#"{"name":"nocmd","image":"busybox","command":["/no/such/binary"]}"#);
     assert_eq!(r.status, 422, "{r:?}");
     assert!(r.message().contains("command"), "{r:?}");
     let nocmd = w.ok(&["containers", "get", "nocmd"]);
     assert_eq!(nocmd["status"], "created");
-    assert!(
-        !w.cgroup.join(id(&nocmd)).exists(),
-        "a failed start leaves no cgroup"
-    );
+    assert!(!w.cgroup.join(id(&nocmd)).exists(), "a failed start leaves no cgroup");
     w.ok(&["containers", "delete", "nocmd"]);
-    assert_eq!(
-        census(&w),
-        before,
-        "a refused request left something behind"
-    );
+    assert_eq!(census(&w), before, "a refused request left something behind");
     assert_eq!(w.ok(&["containers", "get", "busy"])["status"], "running");
 }
 
@@ -438,21 +239,8 @@ fn bad_input_is_refused_and_leaves_nothing() {
 fn limits_need_their_controllers() {
     let w = World::new(Driver::Overlay);
     let controllers = std::fs::read_to_string(w.cgroup.join("cgroup.subtree_control")).unwrap();
-    let c = w.ctl(&[
-        "containers",
-        "create",
-        "--name",
-        "lim",
-        "--image",
-        "busybox",
-        "--memory",
-        "64MiB",
-        "--pids",
-        "100",
-    ]);
-    if controllers.split_whitespace().any(|c| c == "memory")
-        && controllers.split_whitespace().any(|c| c == "pids")
-    {
+    let c = w.ctl(&["containers", "create", "--name", "lim", "--image", "busybox", "--memory", "64MiB", "--pids", "100"]);
+    if controllers.split_whitespace().any(|c| c == "memory") && controllers.split_whitespace().any(|c| c == "pids") {
         assert_eq!(c.code, 0, "{c:?}");
         let v = c.json()["data"].clone();
         assert_eq!(v["limits"]["memory"], "64MiB");
@@ -461,14 +249,8 @@ fn limits_need_their_controllers() {
         assert_eq!(max.trim(), (64u64 << 20).to_string());
     } else {
         assert_eq!(c.code, 1, "{c:?}");
-        assert!(
-            c.stderr.contains("memory controller is not available"),
-            "the 422 names the controller: {c:?}"
-        );
-        assert!(
-            w.ok(&["containers", "list"]).as_array().unwrap().is_empty(),
-            "nothing was created"
-        );
+        assert!(c.stderr.contains("memory controller is not available"), "the 422 names the controller: {c:?}");
+        assert!(w.ok(&["containers", "list"]).as_array().unwrap().is_empty(), "nothing was created");
     }
 }
 
@@ -477,18 +259,7 @@ fn exec_streams_and_exit_codes() {
     let w = World::new(Driver::Overlay);
     let c = w.running("ex");
     let cid = id(&c);
-    let r = w.ctl_with_input(
-        &[
-            "exec",
-            "-c",
-            &cid,
-            "--",
-            "sh",
-            "-c",
-            "cat; echo to-stderr >&2; exit 3",
-        ],
-        b"hello\nworld\n",
-    );
+    let r = w.ctl_with_input(&["exec", "-c", &cid, "--", "sh", "-c", "cat; echo to-stderr >&2; exit 3"], b"hello\nworld\n");
     assert_eq!(r.code, 3, "{r:?}");
     assert_eq!(r.stdout, "hello\nworld\n");
     assert_eq!(r.stderr, "to-stderr\n");
@@ -497,56 +268,17 @@ fn exec_streams_and_exit_codes() {
     assert!(r.stderr.contains("no-such-command"), "{r:?}");
     let r = w.ctl(&["exec", "-c", &cid, "-u", "1000:1000", "--", "id"]);
     assert!(r.stdout.starts_with("uid=1000 gid=1000"), "{r:?}");
-    assert_eq!(
-        w.ctl(&["exec", "-c", &cid, "-w", "/etc", "--", "pwd"])
-            .stdout
-            .trim(),
-        "/etc"
-    );
-    assert_eq!(
-        w.ctl(&[
-            "exec",
-            "-c",
-            &cid,
-            "-e",
-            "GREETING=hi",
-            "--",
-            "sh",
-            "-c",
-            "echo $GREETING"
-        ])
-        .stdout
-        .trim(),
-        "hi"
-    );
+    assert_eq!(w.ctl(&["exec", "-c", &cid, "-w", "/etc", "--", "pwd"]).stdout.trim(), "/etc");
+    assert_eq!(w.ctl(&["exec", "-c", &cid, "-e", "GREETING=hi", "--", "sh", "-c", "echo $GREETING"]).stdout.trim(), "hi");
     // The exec'd process is in the container's cgroup and has its confinement.
-    let r = w.sh(
-        &cid,
-        "cat /proc/self/cgroup; grep -E 'Seccomp:|CapEff' /proc/self/status",
-    );
-    assert!(
-        r.contains("0::/\n"),
-        "in the container's cgroup namespace root: {r}"
-    );
-    assert!(
-        r.contains("Seccomp:\t2") && r.contains("00000000a80425fb"),
-        "{r}"
-    );
+    let r = w.sh(&cid, "cat /proc/self/cgroup; grep -E 'Seccomp:|CapEff' /proc/self/status");
+    assert!(r.contains("0::/\n"), "in the container's cgroup namespace root: {r}");
+    assert!(r.contains("Seccomp:\t2") && r.contains("00000000a80425fb"), "{r}");
     // Non-interactive exec without an upgrade: one JSON answer.
-    let reply = w.http().post(
-        &format!("/containers/{cid}/exec"),
-        r#"{"command":["sh","-c","echo out; echo err >&2; exit 4"]}"#,
-    );
+    let reply = w.http().post(&format!("/containers/{cid}/exec"), r#"{"command":["sh","-c","echo out; echo err >&2; exit 4"]}"#);
     assert_eq!(reply.status, 200, "{reply:?}");
     let d = &reply.json()["data"];
-    assert_eq!(
-        (
-            d["exit_code"].as_i64(),
-            d["stdout"].as_str(),
-            d["stderr"].as_str()
-        ),
-        (Some(4), Some("out\n"), Some("err\n"))
-    );
+    assert_eq!((d["exit_code"].as_i64(), d["stdout"].as_str(), d["stderr"].as_str()), (Some(4), Some("out\n"), Some("err\n")));
     w.ok(&["containers", "stop", "--timeout", "0", &cid]);
     let r = w.exec(&cid, &["true"]);
     assert_eq!(r.code, 1);
@@ -561,16 +293,7 @@ fn exec_with_a_terminal() {
     use std::os::fd::AsRawFd;
     let w = World::new(Driver::Btrfs);
     let cid = id(&w.running("tty"));
-    let pty = openpty(
-        Some(&Winsize {
-            ws_row: 33,
-            ws_col: 111,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        }),
-        None,
-    )
-    .unwrap();
+    let pty = openpty(Some(&Winsize { ws_row: 33, ws_col: 111, ws_xpixel: 0, ws_ypixel: 0 }), None).unwrap();
     let slave = std::fs::File::from(pty.slave);
     let mut child = w
         .hoodyctl()
@@ -581,20 +304,13 @@ fn exec_with_a_terminal() {
         .spawn()
         .unwrap();
     let mut master = std::fs::File::from(pty.master);
-    nix::fcntl::fcntl(
-        &master,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .unwrap();
+    nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
     let mut seen = String::new();
     let mut wait_for = |master: &mut std::fs::File, needle: &str| {
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut buf = [0u8; 4096];
         while !seen.contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "never saw {needle:?} in {seen:?}"
-            );
+            assert!(Instant::now() < deadline, "never saw {needle:?} in {seen:?}");
             match master.read(&mut buf) {
                 Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
                 _ => std::thread::sleep(Duration::from_millis(20)),
@@ -605,75 +321,53 @@ fn exec_with_a_terminal() {
     wait_for(&mut master, "# ");
     master.write_all(b"stty size; tty\r").unwrap();
     let out = wait_for(&mut master, "/dev/pts/");
-    assert!(
-        out.contains("33 111"),
-        "window size reached the container: {out:?}"
-    );
+    assert!(out.contains("33 111"), "window size reached the container: {out:?}");
     // Ctrl-C reaches the command in the foreground.
-    master
-        .write_all(b"sleep 300; echo after-sleep-$?\r")
-        .unwrap();
+    master.write_all(b"sleep 300; echo after-sleep-$?\r").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     master.write_all(&[3]).unwrap();
     let out = wait_for(&mut master, "# ");
-    assert!(
-        !out.contains("after-sleep-0"),
-        "sleep was interrupted: {out:?}"
-    );
+    assert!(!out.contains("after-sleep-0"), "sleep was interrupted: {out:?}");
     // Resize: the new size is forwarded on SIGWINCH.
-    let ws = libc::winsize {
-        ws_row: 50,
-        ws_col: 160,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let ws = libc::winsize { ws_row: 50, ws_col: 160, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCSWINSZ reads a valid winsize; the master fd is open.
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGWINCH,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGWINCH).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     master.write_all(b"stty size\r").unwrap();
     let out = wait_for(&mut master, "50 160");
     assert!(out.contains("50 160"));
     master.write_all(b"exit 9\r").unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(9),
-        "the command's exit status is hoodyctl's"
-    );
+    assert_eq!(status.code(), Some(9), "the command's exit status is hoodyctl's");
 }
 
 #[test]
 fn logs_and_follow() {
     let w = World::new(Driver::Overlay);
     let c = w.ok(&[
-        "containers", "create", "--name", "talker", "--image", "busybox", "--start", "--", "sh", "-c",
+        "containers",
+        "create",
+        "--name",
+        "talker",
+        "--image",
+        "busybox",
+        "--start",
+        "--",
+        "sh",
+        "-c",
         "echo hello-from-init; echo on-stderr >&2; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
     ]);
     let cid = id(&c);
     std::thread::sleep(Duration::from_millis(700));
     let logs = w.ctl(&["logs", "-c", &cid]);
     assert_eq!(logs.code, 0);
-    assert!(
-        logs.stdout
-            .starts_with("hello-from-init\non-stderr\ntick 0\n"),
-        "{:?}",
-        logs.stdout
-    );
+    assert!(logs.stdout.starts_with("hello-from-init\non-stderr\ntick 0\n"), "{:?}", logs.stdout);
     let last = w.ctl(&["logs", "-c", &cid, "--tail", "1"]).stdout;
     assert_eq!(last.lines().count(), 1, "{last:?}");
     assert!(last.starts_with("tick "));
     // follow: new lines stream in, and the stream ends when the container stops.
-    let mut f = w
-        .hoodyctl()
-        .args(["logs", "-f", "-c", &cid])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut f = w.hoodyctl().args(["logs", "-f", "-c", &cid]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut out = f.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -684,57 +378,27 @@ fn logs_and_follow() {
     w.ok(&["containers", "stop", "--timeout", "0", &cid]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while f.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "logs -f did not end after the container stopped"
-        );
+        assert!(Instant::now() < deadline, "logs -f did not end after the container stopped");
         std::thread::sleep(Duration::from_millis(50));
     }
     let streamed = reader.join().unwrap();
     let ticks = streamed.lines().filter(|l| l.starts_with("tick")).count();
-    let before = logs
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("tick"))
-        .count();
-    assert!(
-        ticks >= before + 4,
-        "follow streamed new lines ({before} → {ticks})"
-    );
+    let before = logs.stdout.lines().filter(|l| l.starts_with("tick")).count();
+    assert!(ticks >= before + 4, "follow streamed new lines ({before} → {ticks})");
 }
 
 #[test]
 fn pid1_reaps_orphans() {
     let w = World::new(Driver::Btrfs);
     let init = id(&w.running("reaper"));
-    let plain = id(&w.ok(&[
-        "containers",
-        "create",
-        "--name",
-        "noreap",
-        "--image",
-        "busybox",
-        "--start",
-        "--",
-        "sleep",
-        "1000",
-    ]));
+    let plain = id(&w.ok(&["containers", "create", "--name", "noreap", "--image", "busybox", "--start", "--", "sleep", "1000"]));
     for cid in [&init, &plain] {
         w.sh(cid, "(sleep 0.2 &) ; (sleep 0.2 &) ; exit 0");
     }
     std::thread::sleep(Duration::from_millis(800));
-    let zombies = |cid: &str| {
-        w.sh(cid, "ps -o stat,comm")
-            .lines()
-            .filter(|l| l.trim_start().starts_with('Z'))
-            .count()
-    };
+    let zombies = |cid: &str| w.sh(cid, "ps -o stat,comm").lines().filter(|l| l.trim_start().starts_with('Z')).count();
     assert_eq!(zombies(&init), 0, "the image's init reaps orphans");
-    assert_eq!(
-        zombies(&plain),
-        2,
-        "control: a PID 1 that does not reap leaves zombies, so the check above is real"
-    );
+    assert_eq!(zombies(&plain), 2, "control: a PID 1 that does not reap leaves zombies, so the check above is real");
 }
 
 #[test]
@@ -744,32 +408,15 @@ fn image_import_is_confined() {
     std::fs::create_dir_all(&dir).unwrap();
     // `..` anywhere: the whole import is refused, nothing escapes, nothing is staged.
     let evil = dir.join("evil.tar");
-    std::fs::write(
-        &evil,
-        tarball::build(&[
-            ("ok", tarball::Kind::File(b"x")),
-            ("../../../escaped", tarball::Kind::File(b"pwned")),
-        ]),
-    )
-    .unwrap();
+    std::fs::write(&evil, tarball::build(&[("ok", tarball::Kind::File(b"x")), ("../../../escaped", tarball::Kind::File(b"pwned"))]))
+        .unwrap();
     let r = w.ctl(&["images", "import", "evil", &evil.to_string_lossy()]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("`..`"), "{r:?}");
-    assert!(
-        !w.mnt.join("escaped").exists()
-            && !w.storage_dir.join("escaped").exists()
-            && !w.dir.join("escaped").exists()
-    );
-    let images: Vec<String> = std::fs::read_dir(w.storage_dir.join("images"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        images,
-        vec!["busybox".to_string()],
-        "no staging left behind"
-    );
+    assert!(!w.mnt.join("escaped").exists() && !w.storage_dir.join("escaped").exists() && !w.dir.join("escaped").exists());
+    let images: Vec<String> =
+        std::fs::read_dir(w.storage_dir.join("images")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(images, vec!["busybox".to_string()], "no staging left behind");
 
     // Neutralised: absolute paths land inside, writes through outward symlinks stay inside,
     // hard links resolve inside, device nodes are skipped.
@@ -792,17 +439,8 @@ fn image_import_is_confined() {
     let tz = dir.join("odd.tar");
     std::fs::write(&tz, &tar).unwrap();
     run("zstd", &["-q", "-f", &tz.to_string_lossy()]);
-    let imported = w.ok(&[
-        "images",
-        "import",
-        "odd",
-        &format!("{}.zst", tz.to_string_lossy()),
-    ]);
-    assert_eq!(
-        imported["report"]["skipped"].as_array().unwrap().len(),
-        1,
-        "{imported}"
-    );
+    let imported = w.ok(&["images", "import", "odd", &format!("{}.zst", tz.to_string_lossy())]);
+    assert_eq!(imported["report"]["skipped"].as_array().unwrap().len(), 1, "{imported}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     assert!(!Path::new("/etc/passwd-written").exists());
     let c = w.ok(&[
@@ -819,14 +457,8 @@ fn image_import_is_confined() {
         "while true; do read x; done < /dev/zero",
     ]);
     let cid = id(&c);
-    assert_eq!(
-        w.exec(&cid, &["cat", "/etc/marker"]).stdout,
-        "from-the-tarball"
-    );
-    assert_eq!(
-        w.exec(&cid, &["cat", "/etc/passwd-written"]).stdout,
-        "inside"
-    );
+    assert_eq!(w.exec(&cid, &["cat", "/etc/marker"]).stdout, "from-the-tarball");
+    assert_eq!(w.exec(&cid, &["cat", "/etc/passwd-written"]).stdout, "inside");
     assert_eq!(w.exec(&cid, &["cat", "/v"]).stdout, "replaced");
     // A directory import, and a delete refused while a container uses the image.
     let rootfs = dir.join("rootfs");
@@ -846,14 +478,6 @@ fn image_import_is_confined() {
     let tgz = dir.join("bb.tar.gz");
     run("sh", &[&script.to_string_lossy(), &tgz.to_string_lossy()]);
     w.ok(&["images", "import", "bb", &tgz.to_string_lossy()]);
-    let c = w.ok(&[
-        "containers",
-        "create",
-        "--name",
-        "bb",
-        "--image",
-        "bb",
-        "--start",
-    ]);
+    let c = w.ok(&["containers", "create", "--name", "bb", "--image", "bb", "--start"]);
     assert_eq!(w.sh(&id(&c), "cat /proc/1/comm").trim(), "init");
 }

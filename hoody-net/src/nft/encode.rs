@@ -5,8 +5,8 @@ use std::ffi::CString;
 
 use nftnl::Rule;
 use nftnl::expr::{
-    Bitwise, Cmp, CmpOp, Conntrack, Counter, IcmpCode, Masquerade, Meta, NetworkHeaderField,
-    Payload, RejectionType, TcpHeaderField, TransportHeaderField, Verdict as NVerdict,
+    Bitwise, Cmp, CmpOp, Conntrack, Counter, IcmpCode, Masquerade, Meta, NetworkHeaderField, Payload, RejectionType, TcpHeaderField,
+    TransportHeaderField, Verdict as NVerdict,
 };
 
 use super::sys::{IFNAMSIZ, Limit, Log, VmapLookup, ifname_key};
@@ -42,17 +42,11 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
         }
         Expr::IifVmap(m) => {
             rule.add_expr(&Meta::IifName);
-            rule.add_expr(&VmapLookup {
-                set: cstring(m),
-                set_id: map_id(m),
-            });
+            rule.add_expr(&VmapLookup { set: cstring(m), set_id: map_id(m) });
         }
         Expr::OifVmap(m) => {
             rule.add_expr(&Meta::OifName);
-            rule.add_expr(&VmapLookup {
-                set: cstring(m),
-                set_id: map_id(m),
-            });
+            rule.add_expr(&VmapLookup { set: cstring(m), set_id: map_id(m) });
         }
         Expr::NfProto(p) => {
             rule.add_expr(&Meta::NfProto);
@@ -63,17 +57,11 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             rule.add_expr(&Cmp::new(CmpOp::Eq, *p));
         }
         Expr::SaddrNot(a) => {
-            rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(
-                nftnl::expr::Ipv4HeaderField::Saddr,
-            )));
+            rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(nftnl::expr::Ipv4HeaderField::Saddr)));
             rule.add_expr(&Cmp::new(CmpOp::Neq, *a));
         }
         Expr::Saddr(n) | Expr::Daddr(n) => {
-            let field = if matches!(e, Expr::Saddr(_)) {
-                nftnl::expr::Ipv4HeaderField::Saddr
-            } else {
-                nftnl::expr::Ipv4HeaderField::Daddr
-            };
+            let field = if matches!(e, Expr::Saddr(_)) { nftnl::expr::Ipv4HeaderField::Saddr } else { nftnl::expr::Ipv4HeaderField::Daddr };
             rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(field)));
             if n.prefix < 32 {
                 let (mask, xor) = (n.mask().to_be_bytes(), [0u8; 4]);
@@ -83,9 +71,7 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
         }
         Expr::Dport(p) => {
             // TCP and UDP keep the destination port at the same offset (th dport).
-            rule.add_expr(&Payload::Transport(TransportHeaderField::Tcp(
-                TcpHeaderField::Dport,
-            )));
+            rule.add_expr(&Payload::Transport(TransportHeaderField::Tcp(TcpHeaderField::Dport)));
             let (from, to) = (p.from.to_be_bytes(), p.to.to_be_bytes());
             if p.from == p.to {
                 rule.add_expr(&Cmp::new(CmpOp::Eq, &from[..]));
@@ -95,22 +81,15 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             }
         }
         Expr::CtEstablishedRelated => {
-            let states =
-                (nftnl::expr::ct::States::ESTABLISHED | nftnl::expr::ct::States::RELATED).bits();
+            let states = (nftnl::expr::ct::States::ESTABLISHED | nftnl::expr::ct::States::RELATED).bits();
             rule.add_expr(&Conntrack::State);
             let (mask, xor) = (states.to_ne_bytes(), 0u32.to_ne_bytes());
             rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
             rule.add_expr(&Cmp::new(CmpOp::Neq, &0u32.to_ne_bytes()[..]));
         }
         Expr::Counter => rule.add_expr(&Counter),
-        Expr::Limit { per_second, burst } => rule.add_expr(&Limit {
-            per_second: u64::from(*per_second),
-            burst: *burst,
-        }),
-        Expr::Log { group, prefix } => rule.add_expr(&Log {
-            group: *group,
-            prefix: cstring(prefix),
-        }),
+        Expr::Limit { per_second, burst } => rule.add_expr(&Limit { per_second: u64::from(*per_second), burst: *burst }),
+        Expr::Log { group, prefix } => rule.add_expr(&Log { group: *group, prefix: cstring(prefix) }),
         Expr::Masquerade => rule.add_expr(&Masquerade),
         Expr::Verdict(v) => rule.add_expr(&match v {
             Verdict::Accept => NVerdict::Accept,
@@ -119,9 +98,7 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             Verdict::Jump(c) => NVerdict::Jump { chain: cstring(c) },
             Verdict::Goto(c) => NVerdict::Goto { chain: cstring(c) },
             Verdict::RejectTcpReset => NVerdict::Reject(RejectionType::TcpRst),
-            Verdict::RejectPortUnreachable => {
-                NVerdict::Reject(RejectionType::Icmp(IcmpCode::PortUnreach))
-            }
+            Verdict::RejectPortUnreachable => NVerdict::Reject(RejectionType::Icmp(IcmpCode::PortUnreach)),
         }),
     }
 }

@@ -48,9 +48,7 @@ impl NftFirewall {
                         BaseHook::Forward => (Hook::Forward, FILTER_PRIORITY, ChainType::Filter),
                         BaseHook::Input => (Hook::In, FILTER_PRIORITY, ChainType::Filter),
                         BaseHook::Output => (Hook::Out, FILTER_PRIORITY, ChainType::Filter),
-                        BaseHook::Postrouting => {
-                            (Hook::PostRouting, SRCNAT_PRIORITY, ChainType::Nat)
-                        }
+                        BaseHook::Postrouting => (Hook::PostRouting, SRCNAT_PRIORITY, ChainType::Nat),
                     };
                     c.set_hook(h, prio);
                     c.set_type(ty);
@@ -77,30 +75,19 @@ impl NftFirewall {
                     },
                     MsgType::Add,
                 ),
-                Op::AddMapElem { map, ifname, chain } => batch.add(
-                    &MapElems {
-                        table: cs(TABLE),
-                        set: cs(map),
-                        elems: vec![(sys::ifname_key(ifname), cs(chain))],
-                    },
-                    MsgType::Add,
-                ),
-                Op::DelMapElem { map, ifname } => batch.add(
-                    &MapElems {
-                        table: cs(TABLE),
-                        set: cs(map),
-                        elems: vec![(sys::ifname_key(ifname), cs(""))],
-                    },
-                    MsgType::Del,
-                ),
+                Op::AddMapElem { map, ifname, chain } => {
+                    batch.add(&MapElems { table: cs(TABLE), set: cs(map), elems: vec![(sys::ifname_key(ifname), cs(chain))] }, MsgType::Add)
+                }
+                Op::DelMapElem { map, ifname } => {
+                    batch.add(&MapElems { table: cs(TABLE), set: cs(map), elems: vec![(sys::ifname_key(ifname), cs(""))] }, MsgType::Del)
+                }
                 Op::AddRule { chain, rule, after } => {
                     let c = Chain::new(cs(chain), &table);
                     let mut r = Rule::new(&c);
                     for e in &rule.exprs {
                         super::encode::add(&mut r, e);
                     }
-                    r.set_comment(cs(&rule.comment))
-                        .expect("comments are short");
+                    r.set_comment(cs(&rule.comment)).expect("comments are short");
                     if let Some(h) = after {
                         r.set_position(*h);
                     }
@@ -119,17 +106,12 @@ impl NftFirewall {
     }
 
     /// Runs one dump request and collects its messages.
-    fn dump_with<T>(
-        &self,
-        what: DumpWhat<'_>,
-        mut each: impl FnMut(&AlignedBuf, &sys::MsgHeader, &mut Vec<T>),
-    ) -> Result<Option<Vec<T>>> {
+    fn dump_with<T>(&self, what: DumpWhat<'_>, mut each: impl FnMut(&AlignedBuf, &sys::MsgHeader, &mut Vec<T>)) -> Result<Option<Vec<T>>> {
         let sock = NlSocket::open(1 << 20).map_err(nft_err("socket"))?;
         let mut buf = AlignedBuf::new(1 << 16);
         let seq = 1;
         let len = sys::dump_request(&mut buf, seq, &cs(TABLE), what);
-        sock.send(&buf.bytes_mut()[..len])
-            .map_err(nft_err("dump request"))?;
+        sock.send(&buf.bytes_mut()[..len]).map_err(nft_err("dump request"))?;
         let mut out = vec![];
         let mut rbuf = AlignedBuf::new(1 << 20);
         loop {
@@ -146,10 +128,7 @@ impl NftFirewall {
                     if -err == libc::ENOENT {
                         return Ok(None);
                     }
-                    return Err(NetError::Nft {
-                        what: "dump",
-                        source: std::io::Error::from_raw_os_error(-err),
-                    });
+                    return Err(NetError::Nft { what: "dump", source: std::io::Error::from_raw_os_error(-err) });
                 }
                 each(&rbuf, m, &mut out);
             }
@@ -161,11 +140,7 @@ impl NftFirewall {
 
     fn map(&self, name: &str) -> Result<Option<std::collections::BTreeMap<String, String>>> {
         let name = cs(name);
-        Ok(self
-            .dump_with(DumpWhat::MapElems(&name), |b, m, out| {
-                out.extend(sys::parse_map_elems(b, m))
-            })?
-            .map(|v| v.into_iter().collect()))
+        Ok(self.dump_with(DumpWhat::MapElems(&name), |b, m, out| out.extend(sys::parse_map_elems(b, m)))?.map(|v| v.into_iter().collect()))
     }
 }
 
@@ -179,19 +154,12 @@ impl FirewallOps for NftFirewall {
         let batch = batch.finalize();
         let seqs = batch.sequence_numbers();
         let bytes: Vec<u8> = batch.iter().flat_map(|page| page.iter().copied()).collect();
-        let sock =
-            NlSocket::open(bytes.len() + (1 << 20) + 64 * ops.len()).map_err(nft_err("socket"))?;
-        sock.send(&bytes).map_err(|source| NetError::Rejected {
-            ops: ops.len(),
-            source,
-        })?;
+        let sock = NlSocket::open(bytes.len() + (1 << 20) + 64 * ops.len()).map_err(nft_err("socket"))?;
+        sock.send(&bytes).map_err(|source| NetError::Rejected { ops: ops.len(), source })?;
         // The kernel handles the batch inside sendmsg: every answer is queued by now.
         let mut first_error: Option<(i32, u32)> = None;
         let mut rbuf = AlignedBuf::new(1 << 20);
-        while let Some(n) = sock
-            .recv_nowait(&mut rbuf)
-            .map_err(nft_err("transaction answer"))?
-        {
+        while let Some(n) = sock.recv_nowait(&mut rbuf).map_err(nft_err("transaction answer"))? {
             for m in &sys::split_messages(rbuf.bytes_mut(), n) {
                 if let Some((err, seq)) = sys::error_of(rbuf.bytes_mut(), m)
                     && err != 0
@@ -203,25 +171,11 @@ impl FirewallOps for NftFirewall {
         }
         if let Some((err, seq)) = first_error {
             // Message seqs count from the batch-begin message, which precedes the ops.
-            let op = seq
-                .checked_sub(seqs.start + 1)
-                .and_then(|i| seq_to_op.get(i as usize))
-                .and_then(|i| ops.get(*i));
-            let source = std::io::Error::other(format!(
-                "{} (at {op:?})",
-                std::io::Error::from_raw_os_error(-err)
-            ));
-            return Err(NetError::Rejected {
-                ops: ops.len(),
-                source,
-            });
+            let op = seq.checked_sub(seqs.start + 1).and_then(|i| seq_to_op.get(i as usize)).and_then(|i| ops.get(*i));
+            let source = std::io::Error::other(format!("{} (at {op:?})", std::io::Error::from_raw_os_error(-err)));
+            return Err(NetError::Rejected { ops: ops.len(), source });
         }
-        debug!(
-            ops = ops.len(),
-            bytes = bytes.len(),
-            elapsed_us = t.elapsed().as_micros() as u64,
-            "nftables transaction applied"
-        );
+        debug!(ops = ops.len(), bytes = bytes.len(), elapsed_us = t.elapsed().as_micros() as u64, "nftables transaction applied");
         Ok(())
     }
 
@@ -261,12 +215,7 @@ impl FirewallOps for NftFirewall {
         Ok(rules
             .unwrap_or_default()
             .into_iter()
-            .map(|r| KernelRule {
-                handle: r.handle,
-                comment: r.comment,
-                packets: r.packets,
-                bytes: r.bytes,
-            })
+            .map(|r| KernelRule { handle: r.handle, comment: r.comment, packets: r.packets, bytes: r.bytes })
             .collect())
     }
 }

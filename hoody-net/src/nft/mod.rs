@@ -43,18 +43,12 @@ impl TableDump {
     pub fn verify(&self, x: &Expected, only: Option<&[String]>) -> Result<()> {
         let wanted = |n: &String| only.is_none_or(|o| o.contains(n));
         for (chain, comments) in x.chains.iter().filter(|(n, _)| wanted(n)) {
-            let got: Vec<&str> = self
-                .chains
-                .get(chain)
-                .map(|r| r.iter().map(|r| r.comment.as_str()).collect())
-                .unwrap_or_default();
+            let got: Vec<&str> = self.chains.get(chain).map(|r| r.iter().map(|r| r.comment.as_str()).collect()).unwrap_or_default();
             if !self.chains.contains_key(chain) {
                 return Err(NetError::Verify(format!("chain {chain} is missing")));
             }
             if got != comments.iter().map(String::as_str).collect::<Vec<_>>() {
-                return Err(NetError::Verify(format!(
-                    "chain {chain} holds {got:?}, expected {comments:?}"
-                )));
+                return Err(NetError::Verify(format!("chain {chain} holds {got:?}, expected {comments:?}")));
             }
         }
         if only.is_none()
@@ -63,24 +57,14 @@ impl TableDump {
             return Err(NetError::Verify(format!("unexpected chain {extra}")));
         }
         for (map, elems) in &x.maps {
-            let got = self
-                .maps
-                .get(map)
-                .ok_or_else(|| NetError::Verify(format!("map {map} is missing")))?;
+            let got = self.maps.get(map).ok_or_else(|| NetError::Verify(format!("map {map} is missing")))?;
             for (ifname, chain) in elems.iter().filter(|(_, c)| wanted(c)) {
                 if got.get(ifname) != Some(chain) {
-                    return Err(NetError::Verify(format!(
-                        "map {map}: {ifname} → {:?}, expected {chain}",
-                        got.get(ifname)
-                    )));
+                    return Err(NetError::Verify(format!("map {map}: {ifname} → {:?}, expected {chain}", got.get(ifname))));
                 }
             }
             if only.is_none() && got.len() != elems.len() {
-                return Err(NetError::Verify(format!(
-                    "map {map} has {} entries, expected {}",
-                    got.len(),
-                    elems.len()
-                )));
+                return Err(NetError::Verify(format!("map {map} has {} entries, expected {}", got.len(), elems.len())));
             }
         }
         Ok(())

@@ -32,10 +32,7 @@ pub struct RecordingFirewall {
 }
 
 fn refuse(why: String) -> NetError {
-    NetError::Rejected {
-        ops: 0,
-        source: std::io::Error::other(why),
-    }
+    NetError::Rejected { ops: 0, source: std::io::Error::other(why) }
 }
 
 fn targets(exprs: &[Expr]) -> Option<&str> {
@@ -55,21 +52,13 @@ impl Table {
             Op::AddChain(n) => {
                 self.chains.entry(n.clone()).or_default();
             }
-            Op::FlushChain(n) => self
-                .chains
-                .get_mut(n)
-                .ok_or(format!("flush: no chain {n}"))?
-                .clear(),
+            Op::FlushChain(n) => self.chains.get_mut(n).ok_or(format!("flush: no chain {n}"))?.clear(),
             Op::DelChain(n) => {
                 let rules = self.chains.get(n).ok_or(format!("delete: no chain {n}"))?;
                 if !rules.is_empty() {
                     return Err(format!("delete: chain {n} is not empty"));
                 }
-                let referenced = self
-                    .chains
-                    .values()
-                    .flatten()
-                    .any(|(_, _, e)| targets(e) == Some(n))
+                let referenced = self.chains.values().flatten().any(|(_, _, e)| targets(e) == Some(n))
                     || self.maps.values().any(|m| m.values().any(|c| c == n));
                 if referenced {
                     return Err(format!("delete: chain {n} is still referenced"));
@@ -83,17 +72,10 @@ impl Table {
                 if !self.chains.contains_key(chain) {
                     return Err(format!("map element jumps to missing chain {chain}"));
                 }
-                self.maps
-                    .get_mut(*map)
-                    .ok_or(format!("no map {map}"))?
-                    .insert(ifname.clone(), chain.clone());
+                self.maps.get_mut(*map).ok_or(format!("no map {map}"))?.insert(ifname.clone(), chain.clone());
             }
             Op::DelMapElem { map, ifname } => {
-                self.maps
-                    .get_mut(*map)
-                    .ok_or(format!("no map {map}"))?
-                    .remove(ifname)
-                    .ok_or(format!("no element {ifname} in {map}"))?;
+                self.maps.get_mut(*map).ok_or(format!("no map {map}"))?.remove(ifname).ok_or(format!("no element {ifname} in {map}"))?;
             }
             Op::AddRule { chain, rule, after } => {
                 if let Some(t) = targets(&rule.exprs)
@@ -103,31 +85,16 @@ impl Table {
                 }
                 self.next_handle += 1;
                 let h = self.next_handle;
-                let rules = self
-                    .chains
-                    .get_mut(chain)
-                    .ok_or(format!("no chain {chain}"))?;
+                let rules = self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?;
                 let pos = match after {
                     None => rules.len(),
-                    Some(a) => {
-                        rules
-                            .iter()
-                            .position(|(hh, _, _)| hh == a)
-                            .ok_or(format!("no rule with handle {a} in {chain}"))?
-                            + 1
-                    }
+                    Some(a) => rules.iter().position(|(hh, _, _)| hh == a).ok_or(format!("no rule with handle {a} in {chain}"))? + 1,
                 };
                 rules.insert(pos, (h, rule.comment.clone(), rule.exprs.clone()));
             }
             Op::DelRule { chain, handle } => {
-                let rules = self
-                    .chains
-                    .get_mut(chain)
-                    .ok_or(format!("no chain {chain}"))?;
-                let pos = rules
-                    .iter()
-                    .position(|(h, _, _)| h == handle)
-                    .ok_or(format!("no rule with handle {handle}"))?;
+                let rules = self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?;
+                let pos = rules.iter().position(|(h, _, _)| h == handle).ok_or(format!("no rule with handle {handle}"))?;
                 rules.remove(pos);
             }
         }
@@ -143,11 +110,7 @@ impl RecordingFirewall {
     /// The expressions of every rule in `chain`, in order.
     pub fn exprs(&self, chain: &str) -> Vec<Vec<Expr>> {
         let m = self.model.lock().expect("poisoned");
-        m.table
-            .as_ref()
-            .and_then(|t| t.chains.get(chain))
-            .map(|r| r.iter().map(|(_, _, e)| e.clone()).collect())
-            .unwrap_or_default()
+        m.table.as_ref().and_then(|t| t.chains.get(chain)).map(|r| r.iter().map(|(_, _, e)| e.clone()).collect()).unwrap_or_default()
     }
 
     /// Number of submitted transactions.
@@ -158,10 +121,7 @@ impl RecordingFirewall {
 
 impl FirewallOps for RecordingFirewall {
     fn apply(&self, ops: &[Op]) -> Result<()> {
-        self.transactions
-            .lock()
-            .expect("poisoned")
-            .push(ops.to_vec());
+        self.transactions.lock().expect("poisoned").push(ops.to_vec());
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(refuse("injected failure".into()));
         }
@@ -173,16 +133,9 @@ impl FirewallOps for RecordingFirewall {
                     next.table.get_or_insert_with(Table::default);
                 }
                 Op::DelTable => {
-                    next.table
-                        .take()
-                        .ok_or_else(|| refuse("delete: no table".into()))?;
+                    next.table.take().ok_or_else(|| refuse("delete: no table".into()))?;
                 }
-                other => next
-                    .table
-                    .as_mut()
-                    .ok_or_else(|| refuse("no table".into()))?
-                    .apply(other)
-                    .map_err(refuse)?,
+                other => next.table.as_mut().ok_or_else(|| refuse("no table".into()))?.apply(other).map_err(refuse)?,
             }
         }
         *m = next;
@@ -196,17 +149,7 @@ impl FirewallOps for RecordingFirewall {
                 .chains
                 .iter()
                 .map(|(n, r)| {
-                    (
-                        n.clone(),
-                        r.iter()
-                            .map(|(h, c, _)| KernelRule {
-                                handle: *h,
-                                comment: c.clone(),
-                                packets: 0,
-                                bytes: 0,
-                            })
-                            .collect(),
-                    )
+                    (n.clone(), r.iter().map(|(h, c, _)| KernelRule { handle: *h, comment: c.clone(), packets: 0, bytes: 0 }).collect())
                 })
                 .collect(),
             maps: t.maps.clone(),
@@ -214,10 +157,7 @@ impl FirewallOps for RecordingFirewall {
     }
 
     fn chain(&self, name: &str) -> Result<Vec<KernelRule>> {
-        Ok(self
-            .dump()?
-            .and_then(|mut d| d.chains.remove(name))
-            .unwrap_or_default())
+        Ok(self.dump()?.and_then(|mut d| d.chains.remove(name)).unwrap_or_default())
     }
 }
 
@@ -228,13 +168,7 @@ mod tests {
     use crate::policy::*;
 
     fn cfg() -> TableConfig {
-        TableConfig {
-            subnet: "10.77.0.0/16".parse().unwrap(),
-            uplink: None,
-            deny_action: DenyAction::Reject,
-            nflog_group: 1,
-            log_rate: 10,
-        }
+        TableConfig { subnet: "10.77.0.0/16".parse().unwrap(), uplink: None, deny_action: DenyAction::Reject, nflog_group: 1, log_rate: 10 }
     }
 
     fn ctr(id: &str, n: u8) -> ContainerFirewall {
@@ -252,30 +186,14 @@ mod tests {
         let fw = RecordingFirewall::new();
         let (a, b) = (ctr(&"a".repeat(24), 1), ctr(&"b".repeat(24), 2));
         fw.apply(&full(&cfg(), std::slice::from_ref(&a))).unwrap();
-        fw.dump()
-            .unwrap()
-            .unwrap()
-            .verify(&expected(&cfg(), std::slice::from_ref(&a)), None)
-            .unwrap();
+        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), std::slice::from_ref(&a)), None).unwrap();
         fw.apply(&install(&cfg(), &b)).unwrap();
-        fw.dump()
-            .unwrap()
-            .unwrap()
-            .verify(&expected(&cfg(), &[a.clone(), b.clone()]), None)
-            .unwrap();
+        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), &[a.clone(), b.clone()]), None).unwrap();
         fw.apply(&uninstall(&a.id)).unwrap();
-        fw.dump()
-            .unwrap()
-            .unwrap()
-            .verify(&expected(&cfg(), std::slice::from_ref(&b)), None)
-            .unwrap();
+        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), std::slice::from_ref(&b)), None).unwrap();
         // A second full rebuild replaces everything in one transaction.
         fw.apply(&full(&cfg(), &[])).unwrap();
-        fw.dump()
-            .unwrap()
-            .unwrap()
-            .verify(&expected(&cfg(), &[]), None)
-            .unwrap();
+        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), &[]), None).unwrap();
     }
 
     #[test]
@@ -285,17 +203,11 @@ mod tests {
         fw.apply(&full(&cfg(), std::slice::from_ref(&a))).unwrap();
         let before = fw.dump().unwrap();
         // Deleting a chain still referenced by the map is refused, with the rest of the batch.
-        let bad = vec![
-            Op::AddChain("x".into()),
-            Op::DelChain(crate::names::egress_chain(&a.id)),
-        ];
+        let bad = vec![Op::AddChain("x".into()), Op::DelChain(crate::names::egress_chain(&a.id))];
         assert!(fw.apply(&bad).is_err());
         assert_eq!(fw.dump().unwrap(), before);
         fw.fail_next.store(true, Ordering::SeqCst);
-        assert!(
-            fw.apply(&install(&cfg(), &ctr(&"b".repeat(24), 2)))
-                .is_err()
-        );
+        assert!(fw.apply(&install(&cfg(), &ctr(&"b".repeat(24), 2))).is_err());
         assert_eq!(fw.dump().unwrap(), before);
     }
 
@@ -306,17 +218,8 @@ mod tests {
         fw.apply(&full(&cfg(), std::slice::from_ref(&a))).unwrap();
         let chain = crate::names::egress_chain(&a.id);
         let policy = fw.chain(&chain).unwrap().last().unwrap().handle;
-        fw.apply(&[Op::DelRule {
-            chain: chain.clone(),
-            handle: policy,
-        }])
-        .unwrap();
-        let err = fw
-            .dump()
-            .unwrap()
-            .unwrap()
-            .verify(&expected(&cfg(), &[a]), None)
-            .unwrap_err();
+        fw.apply(&[Op::DelRule { chain: chain.clone(), handle: policy }]).unwrap();
+        let err = fw.dump().unwrap().unwrap().verify(&expected(&cfg(), &[a]), None).unwrap_err();
         assert!(err.to_string().contains(&chain), "{err}");
         let _ = compile::TABLE;
     }

@@ -10,9 +10,7 @@ use std::ptr::NonNull;
 use nftnl::expr::Expression;
 use nftnl::nftnl_sys as sys;
 use nftnl::{MsgType, NlMsg, Rule};
-use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt,
-};
+use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt};
 
 pub const NFPROTO_INET: u16 = 1;
 const NFT_SET_MAP: u32 = 0x8;
@@ -23,8 +21,7 @@ pub const IFNAMSIZ: usize = 16;
 
 fn alloc_expr(name: &CStr) -> NonNull<sys::nftnl_expr> {
     // SAFETY: `name` is a valid C string; nftnl_expr_alloc returns NULL only on OOM.
-    NonNull::new(unsafe { sys::nftnl_expr_alloc(name.as_ptr()) })
-        .expect("nftnl_expr_alloc: out of memory")
+    NonNull::new(unsafe { sys::nftnl_expr_alloc(name.as_ptr()) }).expect("nftnl_expr_alloc: out of memory")
 }
 
 /// `lookup` of register 1 in a verdict map, the verdict going to the verdict register
@@ -39,26 +36,10 @@ impl Expression for VmapLookup {
         let e = alloc_expr(c"lookup");
         // SAFETY: `e` was just allocated; the string outlives the call and is copied by nftnl.
         unsafe {
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_LOOKUP_SREG as u16,
-                libc::NFT_REG_1 as u32,
-            );
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_LOOKUP_DREG as u16,
-                libc::NFT_REG_VERDICT as u32,
-            );
-            sys::nftnl_expr_set_str(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_LOOKUP_SET as u16,
-                self.set.as_ptr(),
-            );
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_LOOKUP_SET_ID as u16,
-                self.set_id,
-            );
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SREG as u16, libc::NFT_REG_1 as u32);
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_DREG as u16, libc::NFT_REG_VERDICT as u32);
+            sys::nftnl_expr_set_str(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET as u16, self.set.as_ptr());
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET_ID as u16, self.set_id);
         }
         e
     }
@@ -76,11 +57,7 @@ impl Expression for Log {
         // SAFETY: `e` is valid; the prefix string is copied by nftnl.
         unsafe {
             sys::nftnl_expr_set_u16(e.as_ptr(), sys::NFTNL_EXPR_LOG_GROUP as u16, self.group);
-            sys::nftnl_expr_set_str(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_LOG_PREFIX as u16,
-                self.prefix.as_ptr(),
-            );
+            sys::nftnl_expr_set_str(e.as_ptr(), sys::NFTNL_EXPR_LOG_PREFIX as u16, self.prefix.as_ptr());
         }
         e
     }
@@ -97,11 +74,7 @@ impl Expression for Limit {
         let e = alloc_expr(c"limit");
         // SAFETY: `e` is valid; plain integer attributes.
         unsafe {
-            sys::nftnl_expr_set_u64(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_LIMIT_RATE as u16,
-                self.per_second,
-            );
+            sys::nftnl_expr_set_u64(e.as_ptr(), sys::NFTNL_EXPR_LIMIT_RATE as u16, self.per_second);
             sys::nftnl_expr_set_u64(e.as_ptr(), sys::NFTNL_EXPR_LIMIT_UNIT as u16, 1);
             sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LIMIT_BURST as u16, self.burst);
             sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LIMIT_TYPE as u16, 0);
@@ -115,17 +88,12 @@ struct SetHandle(NonNull<sys::nftnl_set>);
 impl SetHandle {
     fn new(table: &CStr, name: &CStr) -> SetHandle {
         // SAFETY: allocation; NULL only on OOM.
-        let s = NonNull::new(unsafe { sys::nftnl_set_alloc() })
-            .expect("nftnl_set_alloc: out of memory");
+        let s = NonNull::new(unsafe { sys::nftnl_set_alloc() }).expect("nftnl_set_alloc: out of memory");
         // SAFETY: `s` is valid; strings are copied.
         unsafe {
             sys::nftnl_set_set_str(s.as_ptr(), sys::NFTNL_SET_TABLE as u16, table.as_ptr());
             sys::nftnl_set_set_str(s.as_ptr(), sys::NFTNL_SET_NAME as u16, name.as_ptr());
-            sys::nftnl_set_set_u32(
-                s.as_ptr(),
-                sys::NFTNL_SET_FAMILY as u16,
-                u32::from(NFPROTO_INET),
-            );
+            sys::nftnl_set_set_u32(s.as_ptr(), sys::NFTNL_SET_FAMILY as u16, u32::from(NFPROTO_INET));
         }
         SetHandle(s)
     }
@@ -159,28 +127,13 @@ unsafe impl NlMsg for VerdictMap {
             sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_FLAGS as u16, NFT_SET_MAP);
             sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_KEY_TYPE as u16, TYPE_IFNAME);
             sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_KEY_LEN as u16, IFNAMSIZ as u32);
-            sys::nftnl_set_set_u32(
-                s.0.as_ptr(),
-                sys::NFTNL_SET_DATA_TYPE as u16,
-                libc::NFT_DATA_VERDICT,
-            );
+            sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_DATA_TYPE as u16, libc::NFT_DATA_VERDICT);
             sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_DATA_LEN as u16, 0);
             sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_ID as u16, self.id);
             // What nft itself stores (key byte order: host, as for interface names), so that
             // `nft list` prints the keys as names.
-            sys::nftnl_set_set_data(
-                s.0.as_ptr(),
-                sys::NFTNL_SET_USERDATA as u16,
-                SET_UDATA.as_ptr().cast(),
-                SET_UDATA.len() as u32,
-            );
-            let h = sys::nftnl_nlmsg_build_hdr(
-                buf.cast::<c_char>(),
-                ty as u16,
-                NFPROTO_INET,
-                flags as u16,
-                seq,
-            );
+            sys::nftnl_set_set_data(s.0.as_ptr(), sys::NFTNL_SET_USERDATA as u16, SET_UDATA.as_ptr().cast(), SET_UDATA.len() as u32);
+            let h = sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), ty as u16, NFPROTO_INET, flags as u16, seq);
             sys::nftnl_set_nlmsg_build_payload(h, s.0.as_ptr());
         }
     }
@@ -211,43 +164,21 @@ unsafe impl NlMsg for MapElems {
             assert!(!e.is_null(), "nftnl_set_elem_alloc: out of memory");
             // SAFETY: `e` is valid; key and chain are copied by nftnl.
             unsafe {
-                sys::nftnl_set_elem_set(
-                    e,
-                    sys::NFTNL_SET_ELEM_KEY as u16,
-                    key.as_ptr().cast(),
-                    IFNAMSIZ as u32,
-                );
+                sys::nftnl_set_elem_set(e, sys::NFTNL_SET_ELEM_KEY as u16, key.as_ptr().cast(), IFNAMSIZ as u32);
                 if msg_type == MsgType::Add {
-                    sys::nftnl_set_elem_set_u32(
-                        e,
-                        sys::NFTNL_SET_ELEM_VERDICT as u16,
-                        libc::NFT_JUMP as u32,
-                    );
-                    sys::nftnl_set_elem_set_str(
-                        e,
-                        sys::NFTNL_SET_ELEM_CHAIN as u16,
-                        chain.as_ptr(),
-                    );
+                    sys::nftnl_set_elem_set_u32(e, sys::NFTNL_SET_ELEM_VERDICT as u16, libc::NFT_JUMP as u32);
+                    sys::nftnl_set_elem_set_str(e, sys::NFTNL_SET_ELEM_CHAIN as u16, chain.as_ptr());
                 }
                 sys::nftnl_set_elem_add(s.0.as_ptr(), e);
             }
         }
         let (ty, flags) = match msg_type {
-            MsgType::Add => (
-                libc::NFT_MSG_NEWSETELEM,
-                libc::NLM_F_CREATE | libc::NLM_F_ACK,
-            ),
+            MsgType::Add => (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE | libc::NLM_F_ACK),
             MsgType::Del => (libc::NFT_MSG_DELSETELEM, libc::NLM_F_ACK),
         };
         // SAFETY: `buf` is large enough per the NlMsg contract; `s` is valid.
         unsafe {
-            let h = sys::nftnl_nlmsg_build_hdr(
-                buf.cast::<c_char>(),
-                ty as u16,
-                NFPROTO_INET,
-                flags as u16,
-                seq,
-            );
+            let h = sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), ty as u16, NFPROTO_INET, flags as u16, seq);
             sys::nftnl_set_elems_nlmsg_build_payload(h, s.0.as_ptr());
         }
     }
@@ -294,11 +225,7 @@ pub fn split_messages(buf: &[u8], n: usize) -> Vec<MsgHeader> {
             break;
         }
         let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
-        out.push(MsgHeader {
-            ty,
-            offset: off,
-            len,
-        });
+        out.push(MsgHeader { ty, offset: off, len });
         off += len.div_ceil(4) * 4;
     }
     out
@@ -318,12 +245,7 @@ pub fn error_of(buf: &[u8], m: &MsgHeader) -> Option<(i32, u32)> {
 impl NlSocket {
     /// Opens a socket with send and receive buffers of at least `buf` bytes.
     pub fn open(buf: usize) -> io::Result<NlSocket> {
-        let fd = socket::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )?;
+        let fd = socket::socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)?;
         socket::bind(fd.as_fd().as_raw_fd_compat(), &NetlinkAddr::new(0, 0))?;
         let size = buf.max(1 << 20);
         // Forcing needs CAP_NET_ADMIN (the daemon has it); fall back to the capped setting.
@@ -334,47 +256,27 @@ impl NlSocket {
             socket::setsockopt(&fd, sockopt::RcvBuf, &size)?;
         }
         // The kernel answers at once; a silent socket must never wedge the daemon.
-        socket::setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(10, 0),
-        )?;
+        socket::setsockopt(&fd, sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(10, 0))?;
         Ok(NlSocket(fd))
     }
 
     /// Sends `data` in one message (a batch must reach the kernel whole).
     pub fn send(&self, data: &[u8]) -> io::Result<()> {
         let kernel = NetlinkAddr::new(0, 0);
-        let n = socket::sendto(
-            self.0.as_fd().as_raw_fd_compat(),
-            data,
-            &kernel,
-            MsgFlags::empty(),
-        )?;
+        let n = socket::sendto(self.0.as_fd().as_raw_fd_compat(), data, &kernel, MsgFlags::empty())?;
         if n != data.len() {
-            return Err(io::Error::other(format!(
-                "netlink sent {n} of {} bytes",
-                data.len()
-            )));
+            return Err(io::Error::other(format!("netlink sent {n} of {} bytes", data.len())));
         }
         Ok(())
     }
 
     pub fn recv(&self, buf: &mut AlignedBuf) -> io::Result<usize> {
-        Ok(socket::recv(
-            self.0.as_fd().as_raw_fd_compat(),
-            buf.bytes_mut(),
-            MsgFlags::empty(),
-        )?)
+        Ok(socket::recv(self.0.as_fd().as_raw_fd_compat(), buf.bytes_mut(), MsgFlags::empty())?)
     }
 
     /// Receives what is already queued; `None` once the socket is empty.
     pub fn recv_nowait(&self, buf: &mut AlignedBuf) -> io::Result<Option<usize>> {
-        match socket::recv(
-            self.0.as_fd().as_raw_fd_compat(),
-            buf.bytes_mut(),
-            MsgFlags::MSG_DONTWAIT,
-        ) {
+        match socket::recv(self.0.as_fd().as_raw_fd_compat(), buf.bytes_mut(), MsgFlags::MSG_DONTWAIT) {
             Ok(0) => Ok(None),
             Ok(n) => Ok(Some(n)),
             Err(nix::errno::Errno::EAGAIN) => Ok(None),
@@ -409,13 +311,7 @@ pub fn dump_request(buf: &mut AlignedBuf, seq: u32, table: &CStr, what: DumpWhat
                 if let Some(c) = chain {
                     sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_CHAIN as u16, c.as_ptr());
                 }
-                let h = sys::nftnl_nlmsg_build_hdr(
-                    b,
-                    libc::NFT_MSG_GETRULE as u16,
-                    NFPROTO_INET,
-                    flags,
-                    seq,
-                );
+                let h = sys::nftnl_nlmsg_build_hdr(b, libc::NFT_MSG_GETRULE as u16, NFPROTO_INET, flags, seq);
                 sys::nftnl_rule_nlmsg_build_payload(h, r);
                 sys::nftnl_rule_free(r);
                 (*h).nlmsg_len as usize
@@ -425,13 +321,7 @@ pub fn dump_request(buf: &mut AlignedBuf, seq: u32, table: &CStr, what: DumpWhat
             let s = SetHandle::new(table, set);
             // SAFETY: `b` has room for one message; `s` is valid.
             unsafe {
-                let h = sys::nftnl_nlmsg_build_hdr(
-                    b,
-                    libc::NFT_MSG_GETSETELEM as u16,
-                    NFPROTO_INET,
-                    flags,
-                    seq,
-                );
+                let h = sys::nftnl_nlmsg_build_hdr(b, libc::NFT_MSG_GETSETELEM as u16, NFPROTO_INET, flags, seq);
                 sys::nftnl_set_elems_nlmsg_build_payload(h, s.0.as_ptr());
                 (*h).nlmsg_len as usize
             }
@@ -464,17 +354,12 @@ pub fn parse_rule(buf: &AlignedBuf, m: &MsgHeader) -> Option<ParsedRule> {
     // SAFETY: `nlh` points at a complete message from the kernel; `r` is valid and freed below.
     unsafe {
         if sys::nftnl_rule_nlmsg_parse(nlh.cast(), r) >= 0 {
-            let chain = CStr::from_ptr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_CHAIN as u16))
-                .to_string_lossy()
-                .into_owned();
+            let chain = CStr::from_ptr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_CHAIN as u16)).to_string_lossy().into_owned();
             let handle = sys::nftnl_rule_get_u64(r, sys::NFTNL_RULE_HANDLE as u16);
             let mut len = 0u32;
             let ud = sys::nftnl_rule_get_data(r, sys::NFTNL_RULE_USERDATA as u16, &mut len);
-            let comment = if ud.is_null() {
-                String::new()
-            } else {
-                parse_comment(std::slice::from_raw_parts(ud.cast::<u8>(), len as usize))
-            };
+            let comment =
+                if ud.is_null() { String::new() } else { parse_comment(std::slice::from_raw_parts(ud.cast::<u8>(), len as usize)) };
             let (mut packets, mut bytes) = (0, 0);
             let it = sys::nftnl_expr_iter_create(r);
             if !it.is_null() {
@@ -491,13 +376,7 @@ pub fn parse_rule(buf: &AlignedBuf, m: &MsgHeader) -> Option<ParsedRule> {
                 }
                 sys::nftnl_expr_iter_destroy(it);
             }
-            out = Some(ParsedRule {
-                chain,
-                handle,
-                comment,
-                packets,
-                bytes,
-            });
+            out = Some(ParsedRule { chain, handle, comment, packets, bytes });
         }
         sys::nftnl_rule_free(r);
     }
@@ -543,14 +422,8 @@ pub fn parse_map_elems(buf: &AlignedBuf, m: &MsgHeader) -> Vec<(String, String)>
                     let c = sys::nftnl_set_elem_get_str(e, sys::NFTNL_SET_ELEM_CHAIN as u16);
                     if !k.is_null() {
                         let key = std::slice::from_raw_parts(k.cast::<u8>(), klen as usize);
-                        let name =
-                            String::from_utf8_lossy(key.split(|b| *b == 0).next().unwrap_or(key))
-                                .into_owned();
-                        let chain = if c.is_null() {
-                            String::new()
-                        } else {
-                            CStr::from_ptr(c).to_string_lossy().into_owned()
-                        };
+                        let name = String::from_utf8_lossy(key.split(|b| *b == 0).next().unwrap_or(key)).into_owned();
+                        let chain = if c.is_null() { String::new() } else { CStr::from_ptr(c).to_string_lossy().into_owned() };
                         out.push((name, chain));
                     }
                 }

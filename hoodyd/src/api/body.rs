@@ -21,17 +21,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let path = e.path().to_string();
             let inner = e.into_inner();
             match inner.classify() {
-                serde_json::error::Category::Syntax
-                | serde_json::error::Category::Eof
-                | serde_json::error::Category::Io => {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
                     Err(ApiError::bad_request(format!("malformed JSON: {inner}")))
                 }
-                serde_json::error::Category::Data if path == "." => {
-                    Err(ApiError::invalid(format!("{inner}")))
-                }
-                serde_json::error::Category::Data => {
-                    Err(ApiError::invalid(format!("{path}: {inner}")))
-                }
+                serde_json::error::Category::Data if path == "." => Err(ApiError::invalid(format!("{inner}"))),
+                serde_json::error::Category::Data => Err(ApiError::invalid(format!("{path}: {inner}"))),
             }
         }
     }
@@ -52,8 +46,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Reads a body of at most `limit` bytes (413 beyond).
 pub async fn read_capped(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::too_large(format!("request body exceeds {limit} bytes"))
         } else {
@@ -71,8 +64,7 @@ mod tests {
     fn errors_are_classified_and_name_the_field() {
         let e = parse::<CreateRequest>(b"{not json").unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
-        let e = parse::<CreateRequest>(br#"{"name":"a","image":"b","limits":{"memory":[1]}}"#)
-            .unwrap_err();
+        let e = parse::<CreateRequest>(br#"{"name":"a","image":"b","limits":{"memory":[1]}}"#).unwrap_err();
         assert_eq!(e.status.as_u16(), 422);
         assert!(e.message.starts_with("limits.memory"), "{}", e.message);
         let e = parse::<CreateRequest>(br#"{"name":"a","image":"b","colour":"red"}"#).unwrap_err();

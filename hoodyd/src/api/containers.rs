@@ -21,29 +21,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, data(view::container(&c, None))))
 }
 
-pub async fn list(
-    State(st): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<impl IntoResponse> {
+pub async fn list(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<impl IntoResponse> {
     let all = st.rt.list(&caller.filter).await?;
-    Ok(data(
-        all.iter()
-            .map(|c| view::container(c, None))
-            .collect::<Vec<_>>(),
-    ))
+    Ok(data(all.iter().map(|c| view::container(c, None)).collect::<Vec<_>>()))
 }
 
-pub async fn get(
-    State(st): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+pub async fn get(State(st): State<AppState>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    let usage = if c.status == Status::Running {
-        Some(st.rt.cgroups.usage(&c.id))
-    } else {
-        None
-    };
+    let usage = if c.status == Status::Running { Some(st.rt.cgroups.usage(&c.id)) } else { None };
     Ok(data(view::container(&c, usage)))
 }
 
@@ -67,10 +52,7 @@ pub async fn stop(
     Query(q): Query<Lifecycle>,
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok(data(view::container(
-        &st.rt.stop(&c.id, timeout(&q)).await?,
-        None,
-    )))
+    Ok(data(view::container(&st.rt.stop(&c.id, timeout(&q)).await?, None)))
 }
 
 pub async fn restart(
@@ -80,10 +62,7 @@ pub async fn restart(
     Query(q): Query<Lifecycle>,
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok(data(view::container(
-        &st.rt.restart(&c.id, timeout(&q)).await?,
-        None,
-    )))
+    Ok(data(view::container(&st.rt.restart(&c.id, timeout(&q)).await?, None)))
 }
 
 pub async fn delete(
@@ -94,7 +73,5 @@ pub async fn delete(
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let gone = st.rt.delete(&c.id, q.force).await?;
-    Ok(data(
-        serde_json::json!({ "id": gone.id, "name": gone.name, "deleted": true }),
-    ))
+    Ok(data(serde_json::json!({ "id": gone.id, "name": gone.name, "deleted": true })))
 }

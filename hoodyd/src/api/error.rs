@@ -34,12 +34,7 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: vec![],
-        }
+        ApiError { status, code, message: message.into(), details: vec![] }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
@@ -62,12 +57,7 @@ impl ApiError {
     fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
         let mut chain = crate::helper::error::chain(e);
         let message = chain.remove(0);
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message,
-            details: chain,
-        }
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message, details: chain }
     }
     /// Keeps the status and code, takes message and details from `e`'s chain.
     fn with_chain(mut self, e: &(dyn std::error::Error + 'static)) -> Self {
@@ -75,6 +65,12 @@ impl ApiError {
         self.message = chain.remove(0);
         self.details = chain;
         self
+    }
+}
+
+impl From<hoody_net::Invalid> for ApiError {
+    fn from(e: hoody_net::Invalid) -> Self {
+        ApiError::invalid(e.to_string())
     }
 }
 
@@ -87,47 +83,30 @@ impl From<FieldError> for ApiError {
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
         match &e {
-            RuntimeError::NotFound(_) | RuntimeError::ImageNotFound(_) => {
-                ApiError::not_found(e.to_string())
-            }
+            RuntimeError::NotFound(_) | RuntimeError::ImageNotFound(_) => ApiError::not_found(e.to_string()),
             RuntimeError::Conflict(m) => ApiError::conflict(m.clone()),
             RuntimeError::Invalid(f) => ApiError::invalid(f.to_string()),
-            RuntimeError::Helper {
-                kind: FailureKind::Exec,
-                message,
-                causes,
-            } => ApiError {
+            RuntimeError::Helper { kind: FailureKind::Exec, message, causes } => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "invalid",
                 message: format!("command: {message}"),
                 details: causes.clone(),
             },
-            RuntimeError::Helper {
-                message, causes, ..
-            } => ApiError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal",
-                message: message.clone(),
-                details: causes.clone(),
-            },
-            RuntimeError::Cgroup(CgroupError::MissingController { .. }) => {
-                ApiError::invalid("").with_chain(&e)
+            RuntimeError::Helper { message, causes, .. } => {
+                ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.clone(), details: causes.clone() }
             }
+            RuntimeError::Cgroup(CgroupError::MissingController { .. }) => ApiError::invalid("").with_chain(&e),
             RuntimeError::Storage(s) => match s {
-                StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => {
-                    ApiError::invalid("").with_chain(s)
-                }
+                StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => ApiError::invalid("").with_chain(s),
                 StorageError::Archive(_) => ApiError::bad_request("").with_chain(s),
-                StorageError::ImageExists(_) | StorageError::ContainerExists(_) => {
-                    ApiError::conflict("").with_chain(s)
-                }
+                StorageError::ImageExists(_) | StorageError::ContainerExists(_) => ApiError::conflict("").with_chain(s),
                 StorageError::ImageNotFound(_) => ApiError::not_found("").with_chain(s),
                 _ => ApiError::internal(&e),
             },
-            RuntimeError::Store(StoreError::NameTaken { .. } | StoreError::ImageTaken(_)) => {
-                ApiError::conflict("").with_chain(&e)
-            }
-            RuntimeError::Store(StoreError::IdsExhausted) => {
+            RuntimeError::Store(StoreError::NameTaken { .. } | StoreError::ImageTaken(_)) => ApiError::conflict("").with_chain(&e),
+            RuntimeError::Firewall(hoody_net::NetError::Invalid(i)) => ApiError::invalid(i.to_string()),
+            RuntimeError::Store(StoreError::RuleNotFound(_)) => ApiError::not_found(e.to_string()),
+            RuntimeError::Store(StoreError::IdsExhausted | StoreError::AddressesExhausted(_)) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "exhausted", e.to_string())
             }
             _ => ApiError::internal(&e),
@@ -140,13 +119,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, details = ?self.details, "request failed");
         }
-        let body = Envelope {
-            error: Body {
-                code: self.code,
-                message: &self.message,
-                details: &self.details,
-            },
-        };
+        let body = Envelope { error: Body { code: self.code, message: &self.message, details: &self.details } };
         (self.status, Json(body)).into_response()
     }
 }

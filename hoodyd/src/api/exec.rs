@@ -31,11 +31,8 @@ pub async fn exec(
     Path(id): Path<String>,
     mut req: Request,
 ) -> ApiResult<Response> {
-    let wants_upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case(UPGRADE_PROTOCOL));
+    let wants_upgrade =
+        req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case(UPGRADE_PROTOCOL));
     let on_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
     let body = read_capped(req.into_body(), MAX_JSON_BODY).await?;
     let ereq: ExecRequest = parse(&body)?;
@@ -43,9 +40,7 @@ pub async fn exec(
     let tty = ereq.tty;
     let Some(on_upgrade) = on_upgrade else {
         if tty {
-            return Err(ApiError::bad_request(format!(
-                "a terminal needs an upgraded connection (Upgrade: {UPGRADE_PROTOCOL})"
-            )));
+            return Err(ApiError::bad_request(format!("a terminal needs an upgraded connection (Upgrade: {UPGRADE_PROTOCOL})")));
         }
         return capture(st.rt.exec(&c.id, ereq).await?).await;
     };
@@ -80,16 +75,9 @@ async fn read_limited(r: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
 
 async fn capture(mut child: Child) -> ApiResult<Response> {
     drop(child.stdin.take());
-    let (out, err) = tokio::join!(
-        read_limited(child.stdout.take()),
-        read_limited(child.stderr.take())
-    );
-    let status = child.wait().await.map_err(|e| {
-        ApiError::from(crate::runtime::RuntimeError::Io {
-            op: "wait for the command",
-            source: e,
-        })
-    })?;
+    let (out, err) = tokio::join!(read_limited(child.stdout.take()), read_limited(child.stderr.take()));
+    let status =
+        child.wait().await.map_err(|e| ApiError::from(crate::runtime::RuntimeError::Io { op: "wait for the command", source: e }))?;
     Ok(data(serde_json::json!({
         "exit_code": exit_code(status),
         "stdout": String::from_utf8_lossy(&out),
@@ -98,11 +86,7 @@ async fn capture(mut child: Child) -> ApiResult<Response> {
     .into_response())
 }
 
-async fn pump(
-    mut r: impl AsyncRead + Unpin,
-    tx: mpsc::Sender<OutFrame>,
-    wrap: fn(Vec<u8>) -> OutFrame,
-) {
+async fn pump(mut r: impl AsyncRead + Unpin, tx: mpsc::Sender<OutFrame>, wrap: fn(Vec<u8>) -> OutFrame) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match r.read(&mut buf).await {
@@ -117,11 +101,7 @@ async fn pump(
 }
 
 /// Relays one exec session over the upgraded connection until the command has exited.
-async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    io: IO,
-    mut child: Child,
-    tty: bool,
-) {
+async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, mut child: Child, tty: bool) {
     let (mut rd, mut wr) = tokio::io::split(io);
     let (tx, mut rx) = mpsc::channel::<OutFrame>(64);
     let writer = tokio::spawn(async move {
@@ -171,14 +151,8 @@ async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             }
         }
     });
-    let out = child
-        .stdout
-        .take()
-        .map(|o| tokio::spawn(pump(o, tx.clone(), OutFrame::Stdout)));
-    let err = child
-        .stderr
-        .take()
-        .map(|e| tokio::spawn(pump(e, tx.clone(), OutFrame::Stderr)));
+    let out = child.stdout.take().map(|o| tokio::spawn(pump(o, tx.clone(), OutFrame::Stdout)));
+    let err = child.stderr.take().map(|e| tokio::spawn(pump(e, tx.clone(), OutFrame::Stderr)));
     let status = child.wait().await;
     // Drain what the command wrote; a background process keeping the pipe open is not waited for.
     for t in [out, err].into_iter().flatten() {

@@ -30,40 +30,21 @@ struct ImportPath {
     path: PathBuf,
 }
 
-pub async fn import(
-    State(st): State<AppState>,
-    Query(q): Query<ImportQuery>,
-    req: Request,
-) -> ApiResult<impl IntoResponse> {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<impl IntoResponse> {
+    let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     let imported = if is_json {
         let body = read_capped(req.into_body(), MAX_JSON_BODY).await?;
         let p: ImportPath = parse(&body)?;
         if !p.path.is_absolute() {
-            return Err(ApiError::invalid(
-                "path: must be an absolute path on the host",
-            ));
+            return Err(ApiError::invalid("path: must be an absolute path on the host"));
         }
-        st.rt
-            .import_image(&p.name, ImageSource::Path(p.path))
-            .await?
+        st.rt.import_image(&p.name, ImageSource::Path(p.path)).await?
     } else {
-        let name = q.name.ok_or_else(|| {
-            ApiError::invalid("name: the query parameter ?name= is required for an upload")
-        })?;
+        let name = q.name.ok_or_else(|| ApiError::invalid("name: the query parameter ?name= is required for an upload"))?;
         crate::ids::validate_image_name("name", &name)?;
-        let stream = req
-            .into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other);
+        let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
         let reader = SyncIoBridge::new(StreamReader::new(stream));
-        st.rt
-            .import_image(&name, ImageSource::Tar(Box::new(reader)))
-            .await?
+        st.rt.import_image(&name, ImageSource::Tar(Box::new(reader))).await?
     };
     Ok((StatusCode::CREATED, data(imported)))
 }
@@ -72,19 +53,11 @@ pub async fn list(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
     Ok(data(st.rt.list_images().await?))
 }
 
-pub async fn get(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
     Ok(data(st.rt.get_image(&name).await?))
 }
 
-pub async fn delete(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
     let img = st.rt.delete_image(&name).await?;
-    Ok(data(
-        serde_json::json!({ "name": img.name, "deleted": true }),
-    ))
+    Ok(data(serde_json::json!({ "name": img.name, "deleted": true })))
 }

@@ -57,25 +57,16 @@ pub async fn logs(
         Ok(f) => Some(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            return Err(ApiError::from(crate::runtime::RuntimeError::Io {
-                op: "open the console log",
-                source: e,
-            }));
+            return Err(ApiError::from(crate::runtime::RuntimeError::Io { op: "open the console log", source: e }));
         }
     };
     if let (Some(f), Some(n)) = (file.as_mut(), q.tail) {
-        let off = tail_offset(f, n).await.map_err(|e| {
-            ApiError::from(crate::runtime::RuntimeError::Io {
-                op: "read the console log",
-                source: e,
-            })
-        })?;
-        f.seek(std::io::SeekFrom::Start(off)).await.map_err(|e| {
-            ApiError::from(crate::runtime::RuntimeError::Io {
-                op: "read the console log",
-                source: e,
-            })
-        })?;
+        let off = tail_offset(f, n)
+            .await
+            .map_err(|e| ApiError::from(crate::runtime::RuntimeError::Io { op: "read the console log", source: e }))?;
+        f.seek(std::io::SeekFrom::Start(off))
+            .await
+            .map_err(|e| ApiError::from(crate::runtime::RuntimeError::Io { op: "read the console log", source: e }))?;
     }
     let rt = st.rt.clone();
     let cid = c.id.clone();
@@ -98,10 +89,7 @@ pub async fn logs(
                         Ok(0) => {}
                         Ok(n) => {
                             buf.truncate(n);
-                            return Some((
-                                Ok::<_, std::io::Error>(Bytes::from(buf)),
-                                (file, false),
-                            ));
+                            return Some((Ok::<_, std::io::Error>(Bytes::from(buf)), (file, false)));
                         }
                         Err(e) => return Some((Err(e), (file, true))),
                     }
@@ -113,8 +101,5 @@ pub async fn logs(
             }
         }
     });
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(stream),
-    ))
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)))
 }

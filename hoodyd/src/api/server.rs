@@ -37,11 +37,7 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        ServeConfig {
-            max_connections: 256,
-            header_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-        }
+        ServeConfig { max_connections: 256, header_timeout: Duration::from_secs(10), shutdown_grace: Duration::from_secs(5) }
     }
 }
 
@@ -49,25 +45,14 @@ impl Default for ServeConfig {
 pub fn bind(path: &Path, gid: Option<u32>) -> io::Result<UnixListener> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("another daemon answers on {}", path.display()),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("another daemon answers on {}", path.display())));
         }
         debug!(socket = %path.display(), "replacing a stale socket");
     }
-    let dir = path.parent().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "socket path has no directory")
-    })?;
+    let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "socket path has no directory"))?;
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "socket path has no file name")
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "socket path has no file name"))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
     let prepared = (|| {
@@ -87,12 +72,7 @@ pub fn bind(path: &Path, gid: Option<u32>) -> io::Result<UnixListener> {
 
 /// Serves `router` on `listener` until `shutdown` flips to true, then lets open requests finish
 /// for the grace period.
-pub async fn serve(
-    listener: UnixListener,
-    router: Router,
-    cfg: ServeConfig,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let (conn_stop_tx, conn_stop) = watch::channel(false);
     loop {
@@ -108,18 +88,11 @@ pub async fn serve(
             _ = shutdown.wait_for(|s| *s) => break,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(
-                limit = cfg.max_connections,
-                "connection refused: too many open connections"
-            );
+            warn!(limit = cfg.max_connections, "connection refused: too many open connections");
             continue;
         };
         let peer = match stream.peer_cred() {
-            Ok(c) => Peer {
-                uid: c.uid(),
-                gid: c.gid(),
-                pid: c.pid(),
-            },
+            Ok(c) => Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() },
             Err(e) => {
                 warn!(error = %e, "no peer credentials; connection dropped");
                 continue;
@@ -132,14 +105,7 @@ pub async fn serve(
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(peer);
                 let router = router.clone();
-                async move {
-                    Ok::<_, Infallible>(
-                        router
-                            .oneshot(req.map(Body::new))
-                            .await
-                            .unwrap_or_else(|e| match e {}),
-                    )
-                }
+                async move { Ok::<_, Infallible>(router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -166,8 +132,7 @@ pub async fn serve(
     info!("no longer accepting connections");
     let _ = conn_stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace;
-    while slots.available_permits() < cfg.max_connections && tokio::time::Instant::now() < deadline
-    {
+    while slots.available_permits() < cfg.max_connections && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -69,11 +69,7 @@ pub fn container(c: &Container, usage: Option<Usage>) -> ContainerView {
         egress: c.egress.as_str(),
         autostart: c.autostart,
         command: c.command.clone(),
-        idmap: IdMapView {
-            host_uid_base: c.idmap.host_base,
-            host_gid_base: c.idmap.host_base,
-            size: c.idmap.size,
-        },
+        idmap: IdMapView { host_uid_base: c.idmap.host_base, host_gid_base: c.idmap.host_base, size: c.idmap.size },
         created_at: c.created_at.clone(),
         started_at: c.started_at.clone(),
         finished_at: c.finished_at.clone(),

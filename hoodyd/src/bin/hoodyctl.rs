@@ -2,10 +2,7 @@ use clap::Parser;
 
 fn main() {
     let cli = hoodyd::client::cli::Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hoodyctl: {e}");

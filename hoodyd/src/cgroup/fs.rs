@@ -22,39 +22,20 @@ pub struct CgroupFs {
 const WANTED: &[&str] = &["cpu", "memory", "pids"];
 
 fn write(path: &Path, value: &str) -> Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|source| CgroupError::Io {
-            op: "open",
-            path: path.into(),
-            source,
-        })?;
-    f.write_all(value.as_bytes())
-        .map_err(|source| CgroupError::Io {
-            op: "write",
-            path: path.into(),
-            source,
-        })?;
+    let mut f =
+        fs::OpenOptions::new().write(true).open(path).map_err(|source| CgroupError::Io { op: "open", path: path.into(), source })?;
+    f.write_all(value.as_bytes()).map_err(|source| CgroupError::Io { op: "write", path: path.into(), source })?;
     debug!(path = %path.display(), value, "cgroup write");
     Ok(())
 }
 
 fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|source| CgroupError::Io {
-        op: "read",
-        path: path.into(),
-        source,
-    })
+    fs::read_to_string(path).map_err(|source| CgroupError::Io { op: "read", path: path.into(), source })
 }
 
 /// `key value` lines (cgroup.events, memory.events, cpu.stat) → value of `key`.
 fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(key)
-            .and_then(|r| r.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-    })
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
 }
 
 impl CgroupFs {
@@ -66,38 +47,21 @@ impl CgroupFs {
             if !is_cgroup2(parent) {
                 return Err(CgroupError::NotCgroup2(parent.into()));
             }
-            fs::create_dir(root).map_err(|source| CgroupError::Io {
-                op: "create cgroup",
-                path: root.into(),
-                source,
-            })?;
+            fs::create_dir(root).map_err(|source| CgroupError::Io { op: "create cgroup", path: root.into(), source })?;
         }
         if !is_cgroup2(root) {
             return Err(CgroupError::NotCgroup2(root.into()));
         }
-        let available: BTreeSet<String> = read(&root.join("cgroup.controllers"))?
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        let enable: Vec<String> = WANTED
-            .iter()
-            .filter(|c| available.contains(**c))
-            .map(|c| format!("+{c}"))
-            .collect();
+        let available: BTreeSet<String> = read(&root.join("cgroup.controllers"))?.split_whitespace().map(str::to_owned).collect();
+        let enable: Vec<String> = WANTED.iter().filter(|c| available.contains(**c)).map(|c| format!("+{c}")).collect();
         if !enable.is_empty()
             && let Err(e) = write(&root.join("cgroup.subtree_control"), &enable.join(" "))
         {
             warn!(root = %root.display(), error = %e, "could not enable controllers for containers");
         }
-        let controllers = read(&root.join("cgroup.subtree_control"))?
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
+        let controllers = read(&root.join("cgroup.subtree_control"))?.split_whitespace().map(str::to_owned).collect();
         debug!(root = %root.display(), ?controllers, "cgroup root ready");
-        Ok(CgroupFs {
-            root: root.into(),
-            controllers,
-        })
+        Ok(CgroupFs { root: root.into(), controllers })
     }
 
     fn wait_populated(&self, id: &str, want: bool, timeout: Duration) -> Result<bool> {
@@ -113,9 +77,7 @@ impl CgroupFs {
 }
 
 pub fn is_cgroup2(path: &Path) -> bool {
-    statfs(path)
-        .map(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
-        .unwrap_or(false)
+    statfs(path).map(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
 
 /// The default root: `hoody.slice` on the unified hierarchy (`/sys/fs/cgroup`, or
@@ -130,11 +92,7 @@ pub fn default_root(sys_fs_cgroup: &Path) -> PathBuf {
 
 impl CgroupOps for CgroupFs {
     fn path(&self, id: &str) -> PathBuf {
-        if id.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(id)
-        }
+        if id.is_empty() { self.root.clone() } else { self.root.join(id) }
     }
 
     fn controllers(&self) -> BTreeSet<String> {
@@ -147,11 +105,7 @@ impl CgroupOps for CgroupFs {
         if p.exists() {
             self.remove(id)?;
         }
-        fs::create_dir(&p).map_err(|source| CgroupError::Io {
-            op: "create cgroup",
-            path: p.clone(),
-            source,
-        })?;
+        fs::create_dir(&p).map_err(|source| CgroupError::Io { op: "create cgroup", path: p.clone(), source })?;
         if let Err(e) = self.apply_limits(id, limits) {
             let _ = fs::remove_dir(&p);
             return Err(e);
@@ -192,11 +146,7 @@ impl CgroupOps for CgroupFs {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(CgroupError::Io {
-                    op: "wait for freeze state",
-                    path: p,
-                    source: std::io::ErrorKind::TimedOut.into(),
-                });
+                return Err(CgroupError::Io { op: "wait for freeze state", path: p, source: std::io::ErrorKind::TimedOut.into() });
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -220,44 +170,25 @@ impl CgroupOps for CgroupFs {
         match fs::remove_dir(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CgroupError::Io {
-                op: "remove cgroup",
-                path: p,
-                source,
-            }),
+            Err(source) => Err(CgroupError::Io { op: "remove cgroup", path: p, source }),
         }
     }
 
     fn usage(&self, id: &str) -> Usage {
         let p = self.path(id);
-        let num = |f: &str| {
-            fs::read_to_string(p.join(f))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        };
+        let num = |f: &str| fs::read_to_string(p.join(f)).ok().and_then(|s| s.trim().parse().ok());
         Usage {
             memory_bytes: num("memory.current"),
             memory_peak_bytes: num("memory.peak"),
-            cpu_usage_usec: fs::read_to_string(p.join("cpu.stat"))
-                .ok()
-                .and_then(|s| keyed(&s, "usage_usec")),
+            cpu_usage_usec: fs::read_to_string(p.join("cpu.stat")).ok().and_then(|s| keyed(&s, "usage_usec")),
             pids: num("pids.current"),
-            oom_kills: fs::read_to_string(p.join("memory.events"))
-                .ok()
-                .and_then(|s| keyed(&s, "oom_kill")),
+            oom_kills: fs::read_to_string(p.join("memory.events")).ok().and_then(|s| keyed(&s, "oom_kill")),
         }
     }
 
     fn list(&self) -> Result<Vec<String>> {
         let mut out = vec![];
-        for e in fs::read_dir(&self.root)
-            .map_err(|source| CgroupError::Io {
-                op: "read",
-                path: self.root.clone(),
-                source,
-            })?
-            .flatten()
-        {
+        for e in fs::read_dir(&self.root).map_err(|source| CgroupError::Io { op: "read", path: self.root.clone(), source })?.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
                 && let Some(n) = e.file_name().to_str()
             {

@@ -25,12 +25,7 @@ pub enum CgroupError {
     #[error("{} is not a cgroup v2 directory (mount cgroup2 there or pass --cgroup-root)", .0.display())]
     NotCgroup2(PathBuf),
     #[error("the {controller} controller is not available under {} (available: {available}); the {limit} limit cannot be applied", root.display())]
-    MissingController {
-        controller: &'static str,
-        limit: &'static str,
-        root: PathBuf,
-        available: String,
-    },
+    MissingController { controller: &'static str, limit: &'static str, root: PathBuf, available: String },
     #[error("cgroup {} still has processes after kill", .0.display())]
     Busy(PathBuf),
 }
@@ -61,21 +56,15 @@ pub trait CgroupOps: Send + Sync + 'static {
     /// Refuses limits whose controller is missing, naming it.
     fn check_limits(&self, limits: &Limits) -> Result<()> {
         let have = self.controllers();
-        for (controller, limit, wanted) in [
-            ("memory", "memory", limits.memory.is_some()),
-            ("cpu", "cpus", limits.cpus.is_some()),
-            ("pids", "pids", limits.pids.is_some()),
-        ] {
+        for (controller, limit, wanted) in
+            [("memory", "memory", limits.memory.is_some()), ("cpu", "cpus", limits.cpus.is_some()), ("pids", "pids", limits.pids.is_some())]
+        {
             if wanted && !have.contains(controller) {
                 return Err(CgroupError::MissingController {
                     controller,
                     limit,
                     root: self.path(""),
-                    available: if have.is_empty() {
-                        "none".into()
-                    } else {
-                        have.iter().cloned().collect::<Vec<_>>().join(" ")
-                    },
+                    available: if have.is_empty() { "none".into() } else { have.iter().cloned().collect::<Vec<_>>().join(" ") },
                 });
             }
         }

@@ -20,11 +20,7 @@ pub enum Output {
 }
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "hoodyctl",
-    version,
-    about = "Client of hoodyd: containers, exec, logs, images"
-)]
+#[command(name = "hoodyctl", version, about = "Client of hoodyd: containers, exec, logs, images")]
 pub struct Cli {
     /// Print the daemon's JSON envelope (default) or a table for people.
     #[arg(long, short = 'o', global = true, value_enum, default_value = "json")]
@@ -48,6 +44,9 @@ pub enum Cmd {
     /// Import, list and delete images.
     #[command(subcommand)]
     Images(ImagesCmd),
+    /// A container's egress firewall (deny-all unless opened) and ingress allow-list.
+    #[command(subcommand)]
+    Firewall(FirewallCmd),
     /// Ask the daemon whether it is alive.
     Health,
 }
@@ -63,10 +62,7 @@ pub struct Target {
 
 impl Target {
     fn get(&self) -> anyhow::Result<&str> {
-        self.container
-            .as_deref()
-            .or(self.id.as_deref())
-            .ok_or_else(|| anyhow!("name the container: -c ID or ID"))
+        self.container.as_deref().or(self.id.as_deref()).ok_or_else(|| anyhow!("name the container: -c ID or ID"))
     }
 }
 
@@ -168,6 +164,71 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum FirewallCmd {
+    /// Policy and rules in order, with packet and byte counters.
+    Show(Target),
+    /// Egress back to deny-all, every rule removed.
+    Reset(Target),
+    /// Recent denied egress attempts.
+    Events(Target),
+    #[command(subcommand)]
+    Egress(EgressCmd),
+    #[command(subcommand)]
+    Ingress(IngressCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCmd {
+    /// Add an egress rule (matched in the order added, before the policy).
+    Create {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        /// allow or deny.
+        #[arg(long)]
+        action: String,
+        /// tcp, udp, icmp or any.
+        #[arg(long)]
+        protocol: Option<String>,
+        /// IPv4 address or CIDR (resolve host names first).
+        #[arg(long)]
+        destination: String,
+        /// A port or a range (8000-8100); tcp and udp only.
+        #[arg(long)]
+        destination_port: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Delete {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        rule_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngressCmd {
+    /// Allow inbound connections from a source (everything else inbound is dropped).
+    Create {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        #[arg(long)]
+        protocol: Option<String>,
+        /// IPv4 address or CIDR allowed to connect.
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        destination_port: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Delete {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        rule_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ImagesCmd {
     /// Import a root file system from a tarball (.tar, .tar.gz, .tar.zst) or a directory.
     Import {
@@ -185,13 +246,7 @@ pub enum ImagesCmd {
 
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
 
@@ -217,7 +272,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Exec(e) => exec(&client, e).await,
         Cmd::Logs(l) => logs(&client, l).await,
         Cmd::Images(i) => images(&client, out, i).await,
+        Cmd::Firewall(f) => firewall(&client, out, f).await,
     }
+}
+
+fn opt(body: &mut Value, key: &str, v: Option<String>) {
+    if let Some(v) = v {
+        body[key] = json!(v);
+    }
+}
+
+async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Result<i32> {
+    let base = |c: &str| format!("/containers/{}/firewall", enc(c));
+    let a = match cmd {
+        FirewallCmd::Show(t) => client.call(Method::GET, &base(t.get()?), None).await?,
+        FirewallCmd::Reset(t) => client.call(Method::POST, &format!("{}/reset", base(t.get()?)), None).await?,
+        FirewallCmd::Events(t) => client.call(Method::GET, &format!("{}/events", base(t.get()?)), None).await?,
+        FirewallCmd::Egress(EgressCmd::Create { container, action, protocol, destination, destination_port, description }) => {
+            let mut body = json!({ "action": action, "destination": destination });
+            opt(&mut body, "protocol", protocol);
+            opt(&mut body, "destination_port", destination_port);
+            opt(&mut body, "description", description);
+            client.call(Method::POST, &format!("{}/egress", base(&container)), Some(body)).await?
+        }
+        FirewallCmd::Egress(EgressCmd::Delete { container, rule_id }) => {
+            client.call(Method::DELETE, &format!("{}/egress/{}", base(&container), enc(&rule_id)), None).await?
+        }
+        FirewallCmd::Ingress(IngressCmd::Create { container, protocol, source, destination_port, description }) => {
+            let mut body = json!({ "source": source });
+            opt(&mut body, "protocol", protocol);
+            opt(&mut body, "destination_port", destination_port);
+            opt(&mut body, "description", description);
+            client.call(Method::POST, &format!("{}/ingress", base(&container)), Some(body)).await?
+        }
+        FirewallCmd::Ingress(IngressCmd::Delete { container, rule_id }) => {
+            client.call(Method::DELETE, &format!("{}/ingress/{}", base(&container), enc(&rule_id)), None).await?
+        }
+    };
+    if out == Output::Table && a.status.is_success() {
+        let v = a.json()?;
+        if v["data"].get("egress").is_some() {
+            print!("{}", output::firewall(&v["data"]));
+            return Ok(0);
+        }
+    }
+    print(out, &a)
 }
 
 async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow::Result<i32> {
@@ -255,68 +354,30 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
             if !c.command.is_empty() {
                 body["command"] = json!(c.command);
             }
-            let path = if c.start {
-                "/containers?start=true"
-            } else {
-                "/containers"
-            };
+            let path = if c.start { "/containers?start=true" } else { "/containers" };
             client.call(Method::POST, path, Some(body)).await?
         }
         ContainersCmd::List => client.call(Method::GET, "/containers", None).await?,
-        ContainersCmd::Get(t) => {
-            client
-                .call(Method::GET, &format!("/containers/{}", enc(t.get()?)), None)
-                .await?
-        }
-        ContainersCmd::Start(t) => {
-            client
-                .call(
-                    Method::POST,
-                    &format!("/containers/{}/start", enc(t.get()?)),
-                    None,
-                )
-                .await?
-        }
+        ContainersCmd::Get(t) => client.call(Method::GET, &format!("/containers/{}", enc(t.get()?)), None).await?,
+        ContainersCmd::Start(t) => client.call(Method::POST, &format!("/containers/{}/start", enc(t.get()?)), None).await?,
         ContainersCmd::Stop { target, timeout } => {
             let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
-            client
-                .call(
-                    Method::POST,
-                    &format!("/containers/{}/stop{q}", enc(target.get()?)),
-                    None,
-                )
-                .await?
+            client.call(Method::POST, &format!("/containers/{}/stop{q}", enc(target.get()?)), None).await?
         }
         ContainersCmd::Restart { target, timeout } => {
             let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
-            client
-                .call(
-                    Method::POST,
-                    &format!("/containers/{}/restart{q}", enc(target.get()?)),
-                    None,
-                )
-                .await?
+            client.call(Method::POST, &format!("/containers/{}/restart{q}", enc(target.get()?)), None).await?
         }
         ContainersCmd::Delete { target, force } => {
             let q = if force { "?force=true" } else { "" };
-            client
-                .call(
-                    Method::DELETE,
-                    &format!("/containers/{}{q}", enc(target.get()?)),
-                    None,
-                )
-                .await?
+            client.call(Method::DELETE, &format!("/containers/{}{q}", enc(target.get()?)), None).await?
         }
     };
     print(out, &a)
 }
 
 async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
-    let size = if e.tty {
-        super::exec::window_size()
-    } else {
-        None
-    };
+    let size = if e.tty { super::exec::window_size() } else { None };
     let mut body = json!({ "command": e.command, "tty": e.tty });
     if let Some((rows, cols)) = size {
         body["rows"] = json!(rows);
@@ -338,10 +399,7 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         body["env"] = json!(env);
     }
     let req = client
-        .request_builder(
-            Method::POST,
-            &format!("/containers/{}/exec", enc(e.target.get()?)),
-        )
+        .request_builder(Method::POST, &format!("/containers/{}/exec", enc(e.target.get()?)))
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, crate::api::exec::UPGRADE_PROTOCOL)
@@ -353,14 +411,8 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         eprintln!("hoodyctl: {}", Answer { status, body }.error_text());
         return Ok(1);
     }
-    let up = hyper::upgrade::on(resp)
-        .await
-        .context("upgrading the connection")?;
-    let _raw = if e.tty {
-        Some(super::exec::RawMode::enter())
-    } else {
-        None
-    };
+    let up = hyper::upgrade::on(resp).await.context("upgrading the connection")?;
+    let _raw = if e.tty { Some(super::exec::RawMode::enter()) } else { None };
     super::exec::run(up, e.tty).await
 }
 
@@ -372,17 +424,9 @@ async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
     if let Some(n) = l.tail {
         q.push(format!("tail={n}"));
     }
-    let qs = if q.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", q.join("&"))
-    };
-    let req = client
-        .request_builder(
-            Method::GET,
-            &format!("/containers/{}/logs{qs}", enc(l.target.get()?)),
-        )
-        .body(full(bytes::Bytes::new()))?;
+    let qs = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
+    let req =
+        client.request_builder(Method::GET, &format!("/containers/{}/logs{qs}", enc(l.target.get()?))).body(full(bytes::Bytes::new()))?;
     let resp = client.send(req).await?;
     let status = resp.status();
     if !status.is_success() {
@@ -405,24 +449,13 @@ async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
 async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<i32> {
     let a = match cmd {
         ImagesCmd::Import { name, path } => {
-            let path = std::path::absolute(&path)
-                .with_context(|| format!("resolving {}", path.display()))?;
-            let md =
-                std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+            let path = std::path::absolute(&path).with_context(|| format!("resolving {}", path.display()))?;
+            let md = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
             if md.is_dir() {
-                client
-                    .call(
-                        Method::POST,
-                        "/images",
-                        Some(json!({ "name": name, "path": path })),
-                    )
-                    .await?
+                client.call(Method::POST, "/images", Some(json!({ "name": name, "path": path }))).await?
             } else {
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .with_context(|| format!("opening {}", path.display()))?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
-                    .map_ok(Frame::data);
+                let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_ok(Frame::data);
                 let req = client
                     .request_builder(Method::POST, &format!("/images?name={}", enc(&name)))
                     .header(header::CONTENT_TYPE, "application/x-tar")
@@ -430,23 +463,12 @@ async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<
                     .body(BodyExt::boxed(StreamBody::new(stream)))?;
                 let resp = client.send(req).await?;
                 let status = resp.status();
-                Answer {
-                    status,
-                    body: resp.into_body().collect().await?.to_bytes(),
-                }
+                Answer { status, body: resp.into_body().collect().await?.to_bytes() }
             }
         }
         ImagesCmd::List => client.call(Method::GET, "/images", None).await?,
-        ImagesCmd::Get { name } => {
-            client
-                .call(Method::GET, &format!("/images/{}", enc(&name)), None)
-                .await?
-        }
-        ImagesCmd::Delete { name } => {
-            client
-                .call(Method::DELETE, &format!("/images/{}", enc(&name)), None)
-                .await?
-        }
+        ImagesCmd::Get { name } => client.call(Method::GET, &format!("/images/{}", enc(&name)), None).await?,
+        ImagesCmd::Delete { name } => client.call(Method::DELETE, &format!("/images/{}", enc(&name)), None).await?,
     };
     print(out, &a)
 }

@@ -40,9 +40,7 @@ impl Drop for RawMode {
 
 /// Current size of the terminal on stdout, if it is one.
 pub fn window_size() -> Option<(u16, u16)> {
-    crate::helper::sys::get_winsize(std::io::stdout().as_fd())
-        .ok()
-        .filter(|(r, c)| *r > 0 && *c > 0)
+    crate::helper::sys::get_winsize(std::io::stdout().as_fd()).ok().filter(|(r, c)| *r > 0 && *c > 0)
 }
 
 /// Runs the session; returns the command's exit status.
@@ -67,11 +65,7 @@ pub async fn run(up: Upgraded, tty: bool) -> anyhow::Result<i32> {
                     return;
                 }
                 Ok(n) => {
-                    if stdin_tx
-                        .send(InFrame::Stdin(buf[..n].to_vec()))
-                        .await
-                        .is_err()
-                    {
+                    if stdin_tx.send(InFrame::Stdin(buf[..n].to_vec())).await.is_err() {
                         return;
                     }
                 }
@@ -81,9 +75,7 @@ pub async fn run(up: Upgraded, tty: bool) -> anyhow::Result<i32> {
     if tty {
         let winch_tx = tx.clone();
         tokio::spawn(async move {
-            let Ok(mut winch) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-            else {
+            let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
                 return;
             };
             while winch.recv().await.is_some() {

@@ -44,11 +44,7 @@ impl Answer {
                 }
                 s
             }
-            Err(_) => format!(
-                "HTTP {}: {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            ),
+            Err(_) => format!("HTTP {}: {}", self.status, String::from_utf8_lossy(&self.body)),
         }
     }
 }
@@ -59,18 +55,14 @@ pub fn full(b: impl Into<Bytes>) -> ReqBody {
 
 impl Client {
     pub fn from_env(socket: Option<PathBuf>) -> Client {
-        let socket = socket
-            .or_else(|| std::env::var_os("HOODY_SOCKET").map(PathBuf::from))
-            .unwrap_or_else(|| crate::config::DEFAULT_SOCKET.into());
+        let socket =
+            socket.or_else(|| std::env::var_os("HOODY_SOCKET").map(PathBuf::from)).unwrap_or_else(|| crate::config::DEFAULT_SOCKET.into());
         let token = std::env::var("HOODY_TOKEN").ok().filter(|t| !t.is_empty());
         Client { socket, token }
     }
 
     pub fn request_builder(&self, method: Method, path: &str) -> hyper::http::request::Builder {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(format!("/api/v1{path}"))
-            .header(header::HOST, "hoodyd");
+        let mut b = Request::builder().method(method).uri(format!("/api/v1{path}")).header(header::HOST, "hoodyd");
         if let Some(t) = &self.token {
             b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -81,30 +73,15 @@ impl Client {
     pub async fn send(&self, req: Request<ReqBody>) -> anyhow::Result<Response<Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .with_context(|| {
-                format!(
-                    "connecting to hoodyd at {} (is it running? set HOODY_SOCKET)",
-                    self.socket.display()
-                )
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake")?;
+            .with_context(|| format!("connecting to hoodyd at {} (is it running? set HOODY_SOCKET)", self.socket.display()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP handshake")?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        sender
-            .send_request(req)
-            .await
-            .context("sending the request")
+        sender.send_request(req).await.context("sending the request")
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        json: Option<serde_json::Value>,
-    ) -> anyhow::Result<Answer> {
+    pub async fn call(&self, method: Method, path: &str, json: Option<serde_json::Value>) -> anyhow::Result<Answer> {
         let mut b = self.request_builder(method, path);
         let body = match json {
             Some(v) => {
@@ -115,12 +92,7 @@ impl Client {
         };
         let resp = self.send(b.body(body).map_err(|e| anyhow!(e))?).await?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .context("reading the answer")?
-            .to_bytes();
+        let body = resp.into_body().collect().await.context("reading the answer")?.to_bytes();
         Ok(Answer { status, body })
     }
 }

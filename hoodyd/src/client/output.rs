@@ -7,11 +7,7 @@ fn cell(v: &Value) -> String {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
         Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
-        Value::Object(o) => o
-            .iter()
-            .map(|(k, v)| format!("{k}={}", cell(v)))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Value::Object(o) => o.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(" "),
         other => other.to_string(),
     }
 }
@@ -34,10 +30,7 @@ pub fn table(data: &Value) -> String {
         Value::Array(a) => a.iter().filter_map(|v| v.as_object()).collect(),
         Value::Object(o) => {
             let w = o.keys().map(|k| k.len()).max().unwrap_or(0);
-            return o
-                .iter()
-                .map(|(k, v)| format!("{k:<w$}  {}\n", cell(v)))
-                .collect();
+            return o.iter().map(|(k, v)| format!("{k:<w$}  {}\n", cell(v))).collect();
         }
         other => return format!("{}\n", cell(other)),
     };
@@ -45,40 +38,44 @@ pub fn table(data: &Value) -> String {
         return "(none)\n".into();
     };
     let cols = columns(first);
-    let grid: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            cols.iter()
-                .map(|c| cell(r.get(c).unwrap_or(&Value::Null)))
-                .collect()
-        })
-        .collect();
-    let widths: Vec<usize> = cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            grid.iter()
-                .map(|r| r[i].len())
-                .max()
-                .unwrap_or(0)
-                .max(c.len())
-        })
-        .collect();
+    let grid: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| cell(r.get(c).unwrap_or(&Value::Null))).collect()).collect();
+    let widths: Vec<usize> =
+        cols.iter().enumerate().map(|(i, c)| grid.iter().map(|r| r[i].len()).max().unwrap_or(0).max(c.len())).collect();
     let mut out = String::new();
     let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-            + "\n"
+        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_owned() + "\n"
     };
     out.push_str(&line(cols.iter().map(|c| c.to_uppercase()).collect()));
     for r in grid {
         out.push_str(&line(r));
+    }
+    out
+}
+
+/// `firewall show` for people: the policy line, then egress and ingress rules with counters.
+pub fn firewall(d: &Value) -> String {
+    let mut out = format!(
+        "container {}  interface {}  ipv4 {}\negress policy: {} (denied {} packets; spoofed {} packets)\n",
+        cell(&d["container_id"]),
+        cell(&d["interface"]),
+        cell(&d["ipv4"]),
+        cell(&d["policy"]),
+        cell(&d["denied"]["packets"]),
+        cell(&d["spoofed"]["packets"])
+    );
+    for (title, key, peer) in [("egress rules", "egress", "destination"), ("ingress allow-list", "ingress", "source")] {
+        out.push_str(&format!("\n{title}:\n"));
+        let rows: Vec<Value> = d[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        serde_json::json!({"id": r["id"], "action": r["action"], "protocol": r["protocol"], peer: r[peer], "port": r["destination_port"], "packets": r["packets"], "bytes": r["bytes"], "description": r["description"]})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push_str(&table(&Value::Array(rows)));
     }
     out
 }

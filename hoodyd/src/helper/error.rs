@@ -33,6 +33,8 @@ pub enum HelperError {
     Caps(String),
     #[error("the container {0} is not running (its init is gone)")]
     NotRunning(String),
+    #[error("network set-up")]
+    Net(#[source] hoody_net::NetError),
 }
 
 pub type Result<T, E = HelperError> = std::result::Result<T, E>;
@@ -41,19 +43,13 @@ pub(crate) fn step(step: &'static str) -> impl FnOnce(io::Error) -> HelperError 
     move |source| HelperError::Step { step, source }
 }
 
-pub(crate) fn path_step(
-    step: &'static str,
-    path: impl Into<PathBuf>,
-) -> impl FnOnce(io::Error) -> HelperError {
+pub(crate) fn path_step(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> HelperError {
     let path = path.into();
     move |source| HelperError::Path { step, path, source }
 }
 
 pub(crate) fn nix_step(step: &'static str) -> impl FnOnce(nix::errno::Errno) -> HelperError {
-    move |e| HelperError::Step {
-        step,
-        source: e.into(),
-    }
+    move |e| HelperError::Step { step, source: e.into() }
 }
 
 /// The error and its causes, outermost first.

@@ -33,30 +33,21 @@ pub fn main() -> ! {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "hoody exec: {}", chain(&e).join(": "));
-            if matches!(e, HelperError::Exec { .. }) {
-                127
-            } else {
-                126
-            }
+            if matches!(e, HelperError::Exec { .. }) { 127 } else { 126 }
         }
     };
     std::process::exit(code)
 }
 
 fn run(spec: &ExecSpec) -> Result<i32> {
-    let pidfd =
-        sys::pidfd_open(spec.init_pid).map_err(|_| HelperError::NotRunning(spec.id.clone()))?;
+    let pidfd = sys::pidfd_open(spec.init_pid).map_err(|_| HelperError::NotRunning(spec.id.clone()))?;
     // The pidfd pins the process; the start time proves it is still the container's init.
     if !crate::procfs::is_same_process(&spec.proc_root, spec.init_pid, spec.init_start) {
         return Err(HelperError::NotRunning(spec.id.clone()));
     }
     let procs = spec.cgroup.join("cgroup.procs");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&procs)
-        .map_err(path_step("open", &procs))?;
-    f.write_all(std::process::id().to_string().as_bytes())
-        .map_err(path_step("join cgroup", &procs))?;
+    let mut f = std::fs::OpenOptions::new().write(true).open(&procs).map_err(path_step("open", &procs))?;
+    f.write_all(std::process::id().to_string().as_bytes()).map_err(path_step("join cgroup", &procs))?;
     drop(f);
     let confinement = Confinement::new()?;
     let argv = command::cstrings(&spec.command)?;
@@ -70,21 +61,14 @@ fn run(spec: &ExecSpec) -> Result<i32> {
         | CloneFlags::CLONE_NEWCGROUP;
     nix::sched::setns(&pidfd, all).map_err(nix_step("join the container's namespaces"))?;
     nix::unistd::setgroups(&[]).map_err(nix_step("setgroups"))?;
-    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-        .map_err(nix_step("setresgid 0"))?;
-    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-        .map_err(nix_step("setresuid 0"))?;
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(nix_step("setresgid 0"))?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(nix_step("setresuid 0"))?;
 
     let pty = if spec.tty {
-        let master = open(
-            "/dev/ptmx",
-            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(nix_step("open /dev/ptmx"))?;
+        let master =
+            open("/dev/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty()).map_err(nix_step("open /dev/ptmx"))?;
         let peer = sys::pty_peer(master.as_fd()).map_err(step("open the terminal peer"))?;
-        sys::set_winsize(master.as_fd(), spec.rows.max(1), spec.cols.max(1))
-            .map_err(step("set window size"))?;
+        sys::set_winsize(master.as_fd(), spec.rows.max(1), spec.cols.max(1)).map_err(step("set window size"))?;
         Some((master, peer))
     } else {
         None
@@ -92,19 +76,9 @@ fn run(spec: &ExecSpec) -> Result<i32> {
 
     let child = sys::fork().map_err(step("fork"))?;
     if child == 0 {
-        let err = exec_child(
-            spec,
-            pty.as_ref().map(|(_, p)| p),
-            &confinement,
-            &argv,
-            &envp,
-        );
+        let err = exec_child(spec, pty.as_ref().map(|(_, p)| p), &confinement, &argv, &envp);
         let _ = writeln!(std::io::stderr(), "hoody exec: {}", chain(&err).join(": "));
-        sys::exit_now(if matches!(err, HelperError::Exec { .. }) {
-            127
-        } else {
-            126
-        });
+        sys::exit_now(if matches!(err, HelperError::Exec { .. }) { 127 } else { 126 });
     }
     let child_fd = sys::pidfd_open(child).map_err(step("pidfd of the command"))?;
     if let Some((master, peer)) = pty {
@@ -141,25 +115,14 @@ fn exec_child(
         confinement.apply()?;
         // Take the requested user last: dropping root clears the remaining capabilities.
         if spec.gid != 0 || spec.uid != 0 {
-            nix::unistd::setresgid(
-                Gid::from_raw(spec.gid),
-                Gid::from_raw(spec.gid),
-                Gid::from_raw(spec.gid),
-            )
-            .map_err(nix_step("setresgid"))?;
-            nix::unistd::setresuid(
-                Uid::from_raw(spec.uid),
-                Uid::from_raw(spec.uid),
-                Uid::from_raw(spec.uid),
-            )
-            .map_err(nix_step("setresuid"))?;
+            nix::unistd::setresgid(Gid::from_raw(spec.gid), Gid::from_raw(spec.gid), Gid::from_raw(spec.gid))
+                .map_err(nix_step("setresgid"))?;
+            nix::unistd::setresuid(Uid::from_raw(spec.uid), Uid::from_raw(spec.uid), Uid::from_raw(spec.uid))
+                .map_err(nix_step("setresuid"))?;
         }
         sys::cloexec_from(3).map_err(step("close descriptors"))?;
         let err = sys::execve(&path, argv, envp);
-        Ok(HelperError::Exec {
-            command: spec.command[0].clone(),
-            source: err,
-        })
+        Ok(HelperError::Exec { command: spec.command[0].clone(), source: err })
     };
     match go() {
         Ok(e) | Err(e) => e,
@@ -177,10 +140,7 @@ fn relay(master: &OwnedFd, child: &OwnedFd) -> Result<()> {
     let mut buf = vec![0u8; 32 * 1024];
     let mut mfile = std::fs::File::from(master.try_clone().map_err(step("dup terminal"))?);
     loop {
-        let mut fds = vec![
-            PollFd::new(master.as_fd(), PollFlags::POLLIN),
-            PollFd::new(child.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN), PollFd::new(child.as_fd(), PollFlags::POLLIN)];
         if input_open {
             fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
         }
@@ -191,17 +151,12 @@ fn relay(master: &OwnedFd, child: &OwnedFd) -> Result<()> {
         }
         let m = fds[0].revents().unwrap_or(PollFlags::empty());
         let child_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
-        let inp = if input_open {
-            fds[2].revents().unwrap_or(PollFlags::empty())
-        } else {
-            PollFlags::empty()
-        };
+        let inp = if input_open { fds[2].revents().unwrap_or(PollFlags::empty()) } else { PollFlags::empty() };
         if m.intersects(PollFlags::POLLIN) {
             match nix::unistd::read(master, &mut buf) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => return Ok(()),
                 Ok(n) => {
-                    out.write_all(&buf[..n])
-                        .map_err(step("write terminal output"))?;
+                    out.write_all(&buf[..n]).map_err(step("write terminal output"))?;
                     out.flush().map_err(step("write terminal output"))?;
                 }
                 Err(nix::errno::Errno::EINTR) => {}
@@ -209,9 +164,7 @@ fn relay(master: &OwnedFd, child: &OwnedFd) -> Result<()> {
             }
             continue;
         }
-        if m.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
-            || (child_gone && !m.intersects(PollFlags::POLLIN))
-        {
+        if m.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) || (child_gone && !m.intersects(PollFlags::POLLIN)) {
             return Ok(());
         }
         if inp.intersects(PollFlags::POLLIN | PollFlags::POLLHUP) {
@@ -221,20 +174,14 @@ fn relay(master: &OwnedFd, child: &OwnedFd) -> Result<()> {
                 continue;
             }
             frames.push(&buf[..n]);
-            while let Some(frame) = frames
-                .next_frame()
-                .map_err(|e| HelperError::Child(e.to_string()))?
-            {
+            while let Some(frame) = frames.next_frame().map_err(|e| HelperError::Child(e.to_string()))? {
                 match frame {
-                    InFrame::Stdin(data) => {
-                        mfile.write_all(&data).map_err(step("write to terminal"))?
-                    }
+                    InFrame::Stdin(data) => mfile.write_all(&data).map_err(step("write to terminal"))?,
                     InFrame::StdinEof => {
                         // A terminal has no half-close: send EOF (^D) as a terminal would.
                         mfile.write_all(&[4]).map_err(step("write to terminal"))?;
                     }
-                    InFrame::Resize { rows, cols } => sys::set_winsize(master.as_fd(), rows, cols)
-                        .map_err(step("resize terminal"))?,
+                    InFrame::Resize { rows, cols } => sys::set_winsize(master.as_fd(), rows, cols).map_err(step("resize terminal"))?,
                 }
             }
         }

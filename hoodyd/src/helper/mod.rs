@@ -6,6 +6,7 @@ mod command;
 pub mod error;
 pub mod exec;
 mod fdpass;
+mod net;
 mod rootfs;
 pub mod security;
 pub mod start;

@@ -6,10 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use caps::{CapSet, Capability};
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::{BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch};
 
 use super::error::{HelperError, Result};
 use super::sys;
@@ -92,39 +89,21 @@ const NS_FLAGS: &[u64] = &[
 ];
 
 fn compile_eperm() -> Result<BpfProgram> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|&nr| (nr, vec![])).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|&nr| (nr, vec![])).collect();
     // clone(2) with any namespace flag (flags are the first argument on x86_64).
     let clone_rules = NS_FLAGS
         .iter()
-        .map(|&f| {
-            SeccompRule::new(vec![SeccompCondition::new(
-                0,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::MaskedEq(f),
-                f,
-            )?])
-        })
+        .map(|&f| SeccompRule::new(vec![SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(f), f)?]))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone_rules);
     // personality(2): only the harmless queries/settings Docker allows (0, 8, 0x20000, 0xffffffff).
     let personality_allowed = [0u64, 8, 0x20000, 0xffff_ffff];
     let mut conds = Vec::new();
     for v in personality_allowed {
-        conds.push(SeccompCondition::new(
-            0,
-            SeccompCmpArgLen::Dword,
-            SeccompCmpOp::Ne,
-            v,
-        )?);
+        conds.push(SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, v)?);
     }
     rules.insert(libc::SYS_personality, vec![SeccompRule::new(conds)?]);
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        TargetArch::x86_64,
-    )?;
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), TargetArch::x86_64)?;
     Ok(filter.try_into()?)
 }
 
@@ -132,12 +111,7 @@ fn compile_enosys() -> Result<BpfProgram> {
     // clone3 cannot be filtered on its flags (they are behind a pointer): answer ENOSYS so libc
     // falls back to clone(2), which the other filter inspects.
     let rules: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, vec![])].into_iter().collect();
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        TargetArch::x86_64,
-    )?;
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), TargetArch::x86_64)?;
     Ok(filter.try_into()?)
 }
 
@@ -148,30 +122,10 @@ fn x32_block() -> BpfProgram {
     const BPF_JGE_K: u16 = 0x05 | 0x30;
     const BPF_RET_K: u16 = 0x06;
     vec![
-        sock_filter {
-            code: BPF_LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }, // seccomp_data.nr
-        sock_filter {
-            code: BPF_JGE_K,
-            jt: 0,
-            jf: 1,
-            k: 0x4000_0000,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ALLOW,
-        },
+        sock_filter { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: 0 }, // seccomp_data.nr
+        sock_filter { code: BPF_JGE_K, jt: 0, jf: 1, k: 0x4000_0000 },
+        sock_filter { code: BPF_RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32 },
+        sock_filter { code: BPF_RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
     ]
 }
 
@@ -182,9 +136,7 @@ pub struct Confinement {
 
 impl Confinement {
     pub fn new() -> Result<Self> {
-        Ok(Confinement {
-            programs: vec![compile_eperm()?, compile_enosys()?, x32_block()],
-        })
+        Ok(Confinement { programs: vec![compile_eperm()?, compile_enosys()?, x32_block()] })
     }
 
     /// Applies the confinement to the calling process, which must be uid 0 in the container's
@@ -193,24 +145,18 @@ impl Confinement {
         let keep: HashSet<Capability> = DEFAULT_CAPS.iter().copied().collect();
         for cap in caps::all() {
             if !keep.contains(&cap) {
-                caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
-                    HelperError::Caps(format!("drop {cap} from the bounding set: {e}"))
-                })?;
+                caps::drop(None, CapSet::Bounding, cap).map_err(|e| HelperError::Caps(format!("drop {cap} from the bounding set: {e}")))?;
             }
         }
-        caps::clear(None, CapSet::Ambient)
-            .map_err(|e| HelperError::Caps(format!("clear ambient set: {e}")))?;
+        caps::clear(None, CapSet::Ambient).map_err(|e| HelperError::Caps(format!("clear ambient set: {e}")))?;
         // Install the filters while CAP_SYS_ADMIN (in the container's namespace) is still held,
         // so no_new_privs is not needed.
         for p in &self.programs {
             sys::seccomp_install(p).map_err(super::error::step("install seccomp filter"))?;
         }
-        caps::set(None, CapSet::Inheritable, &keep)
-            .map_err(|e| HelperError::Caps(format!("set inheritable: {e}")))?;
-        caps::set(None, CapSet::Effective, &keep)
-            .map_err(|e| HelperError::Caps(format!("set effective: {e}")))?;
-        caps::set(None, CapSet::Permitted, &keep)
-            .map_err(|e| HelperError::Caps(format!("set permitted: {e}")))?;
+        caps::set(None, CapSet::Inheritable, &keep).map_err(|e| HelperError::Caps(format!("set inheritable: {e}")))?;
+        caps::set(None, CapSet::Effective, &keep).map_err(|e| HelperError::Caps(format!("set effective: {e}")))?;
+        caps::set(None, CapSet::Permitted, &keep).map_err(|e| HelperError::Caps(format!("set permitted: {e}")))?;
         Ok(())
     }
 }

@@ -31,14 +31,8 @@ use crate::runtime::spec::{FailureKind, HelperFailure, HelperReply, StartSpec};
 pub fn main() -> ! {
     let mut input = String::new();
     let reply = match std::io::stdin().read_to_string(&mut input) {
-        Err(e) => failure(&HelperError::Step {
-            step: "read spec",
-            source: e,
-        }),
-        Ok(_) => match serde_json::from_str::<StartSpec>(&input)
-            .map_err(HelperError::Spec)
-            .and_then(|s| start(&s))
-        {
+        Err(e) => failure(&HelperError::Step { step: "read spec", source: e }),
+        Ok(_) => match serde_json::from_str::<StartSpec>(&input).map_err(HelperError::Spec).and_then(|s| start(&s)) {
             Ok((pid, start_time)) => HelperReply::Started { pid, start_time },
             Err(e) => failure(&e),
         },
@@ -51,20 +45,14 @@ pub fn main() -> ! {
 }
 
 pub(crate) fn failure(e: &HelperError) -> HelperReply {
-    let kind = if matches!(e, HelperError::Exec { .. })
-        || matches!(e, HelperError::Child(m) if m.starts_with("exec:"))
-    {
+    let kind = if matches!(e, HelperError::Exec { .. }) || matches!(e, HelperError::Child(m) if m.starts_with("exec:")) {
         FailureKind::Exec
     } else {
         FailureKind::Setup
     };
     let mut causes = chain(e);
     let message = causes.remove(0);
-    HelperReply::Failed(HelperFailure {
-        kind,
-        message,
-        causes,
-    })
+    HelperReply::Failed(HelperFailure { kind, message, causes })
 }
 
 /// Kills the half-made container process if the helper bails out.
@@ -100,13 +88,8 @@ fn start(spec: &StartSpec) -> Result<(i32, u64)> {
     let confinement = Confinement::new()?;
     let argv = command::cstrings(&spec.command)?;
     let envp = command::cstrings(&spec.env)?;
-    let (parent_sock, child_sock) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(nix_step("socketpair"))?;
+    let (parent_sock, child_sock) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(nix_step("socketpair"))?;
 
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -114,26 +97,12 @@ fn start(spec: &StartSpec) -> Result<(i32, u64)> {
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET;
-    let (pid, pidfd) = match sys::clone3(flags.bits() as u64, Some(cgroup.as_fd()))
-        .map_err(path_step("clone3 into", &spec.cgroup))?
-    {
+    let (pid, pidfd) = match sys::clone3(flags.bits() as u64, Some(cgroup.as_fd())).map_err(path_step("clone3 into", &spec.cgroup))? {
         Forked::Child => {
             drop(parent_sock);
-            let err = container_process(
-                spec,
-                &child_sock,
-                &devnull,
-                &log,
-                &confinement,
-                &argv,
-                &envp,
-            );
+            let err = container_process(spec, &child_sock, &devnull, &log, &confinement, &argv, &envp);
             let msg = chain(&err).join(": ");
-            let msg = if matches!(err, HelperError::Exec { .. }) {
-                format!("exec: {msg}")
-            } else {
-                msg
-            };
+            let msg = if matches!(err, HelperError::Exec { .. }) { format!("exec: {msg}") } else { msg };
             let _ = fdpass::send(child_sock.as_fd(), msg.as_bytes(), &[]);
             sys::exit_now(127);
         }
@@ -153,35 +122,24 @@ fn start(spec: &StartSpec) -> Result<(i32, u64)> {
     };
     let host = open_targets(&spec.root)?;
     let mounts = match &spec.root {
-        ContainerRoot::Btrfs { .. } => vec![idmapped(
-            &host.root_target,
-            "clone the container subvolume mount",
-        )?],
+        ContainerRoot::Btrfs { .. } => vec![idmapped(&host.root_target, "clone the container subvolume mount")?],
         ContainerRoot::Overlay { .. } => vec![
-            idmapped(
-                host.lower_target
-                    .as_ref()
-                    .expect("overlay has a lower target"),
-                "clone the image layer mount",
-            )?,
-            idmapped(
-                host.dir_target.as_ref().expect("overlay has a dir target"),
-                "clone the container layer mount",
-            )?,
+            idmapped(host.lower_target.as_ref().expect("overlay has a lower target"), "clone the image layer mount")?,
+            idmapped(host.dir_target.as_ref().expect("overlay has a dir target"), "clone the container layer mount")?,
         ],
     };
     drop(host);
+    if let Some(net) = &spec.network {
+        super::net::setup(&spec.proc_root, pid, net)?;
+    }
     let fds: Vec<_> = mounts.iter().map(|m| m.as_fd()).collect();
     fdpass::send(parent_sock.as_fd(), b"go", &fds)?;
     drop(mounts);
     let (msg, _) = fdpass::recv(parent_sock.as_fd())?;
     if !msg.is_empty() {
-        return Err(HelperError::Child(
-            String::from_utf8_lossy(&msg).into_owned(),
-        ));
+        return Err(HelperError::Child(String::from_utf8_lossy(&msg).into_owned()));
     }
-    let start_time = crate::procfs::start_time(&spec.proc_root, pid)
-        .map_err(step("read the start time of the container init"))?;
+    let start_time = crate::procfs::start_time(&spec.proc_root, pid).map_err(step("read the start time of the container init"))?;
     std::mem::forget(guard);
     Ok((pid, start_time))
 }
@@ -192,11 +150,9 @@ fn start(spec: &StartSpec) -> Result<(i32, u64)> {
 /// 0700 directories.
 fn open_targets(root: &ContainerRoot) -> Result<HostFds> {
     Ok(match root {
-        ContainerRoot::Btrfs { subvol } => HostFds {
-            root_target: open_path(subvol, OFlag::O_PATH | OFlag::O_DIRECTORY)?,
-            lower_target: None,
-            dir_target: None,
-        },
+        ContainerRoot::Btrfs { subvol } => {
+            HostFds { root_target: open_path(subvol, OFlag::O_PATH | OFlag::O_DIRECTORY)?, lower_target: None, dir_target: None }
+        }
         ContainerRoot::Overlay { lower, dir } => HostFds {
             root_target: open_path(&dir.join("rootfs"), OFlag::O_PATH | OFlag::O_DIRECTORY)?,
             lower_target: Some(open_path(lower, OFlag::O_PATH | OFlag::O_DIRECTORY)?),
@@ -235,20 +191,11 @@ fn container_process(
             sys::exit_now(1); // the helper went away: nothing to report to
         }
         nix::unistd::setgroups(&[]).map_err(nix_step("setgroups"))?;
-        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-            .map_err(nix_step("setresgid 0"))?;
-        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-            .map_err(nix_step("setresuid 0"))?;
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(nix_step("unshare the cgroup namespace"))?;
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(nix_step("make mounts private"))?;
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(nix_step("setresgid 0"))?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(nix_step("setresuid 0"))?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(nix_step("unshare the cgroup namespace"))?;
+        nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE, None::<&str>)
+            .map_err(nix_step("make mounts private"))?;
         let root = rootfs::attach_root(&spec.root, &host, mounts)?;
         drop(host);
         rootfs::populate(root.as_fd())?;
@@ -263,10 +210,7 @@ fn container_process(
         confinement.apply()?;
         sys::cloexec_from(3).map_err(step("close descriptors"))?;
         let err = sys::execve(&path, argv, envp);
-        Ok(HelperError::Exec {
-            command: spec.command[0].clone(),
-            source: err,
-        })
+        Ok(HelperError::Exec { command: spec.command[0].clone(), source: err })
     };
     match run() {
         Ok(e) | Err(e) => e,

@@ -7,11 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
 }
 
 fn owned(rc: libc::c_long) -> io::Result<OwnedFd> {
@@ -60,23 +56,14 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
     // SAFETY: `args` is a valid clone_args of the size we pass; no stack is given, so the child
     // runs on a copy of our stack like fork(2). The caller guarantees the process is
     // single-threaded, so no lock can be held by a thread that does not exist in the child.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     let rc = check(rc)?;
     if rc == 0 {
         Ok(Forked::Child)
     } else {
         // SAFETY: on success in the parent, the kernel stored a new pidfd in `pidfd`; we own it.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        Ok(Forked::Parent {
-            pid: rc as libc::pid_t,
-            pidfd,
-        })
+        Ok(Forked::Parent { pid: rc as libc::pid_t, pidfd })
     }
 }
 
@@ -116,12 +103,7 @@ struct MountAttr {
 
 /// Turns the detached mount `mnt` into an idmapped mount with the mapping of `userns`.
 pub fn mount_setattr_idmap(mnt: BorrowedFd<'_>, userns: BorrowedFd<'_>) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
+    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
     // SAFETY: `attr` is a valid mount_attr of the size passed; both descriptors are live.
     let rc = unsafe {
         libc::syscall(
@@ -164,37 +146,19 @@ pub struct FsContext(OwnedFd);
 impl FsContext {
     pub fn open(fstype: &CStr) -> io::Result<Self> {
         // SAFETY: `fstype` is a valid C string.
-        owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
-            .map(FsContext)
+        owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) }).map(FsContext)
     }
 
     pub fn set_string(&self, key: &CStr, value: &CStr) -> io::Result<()> {
         // SAFETY: key and value are valid C strings; the context fd is live.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                key.as_ptr(),
-                value.as_ptr(),
-                0,
-            )
-        };
+        let rc = unsafe { libc::syscall(libc::SYS_fsconfig, self.0.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr(), 0) };
         check(rc).map(drop)
     }
 
     pub fn set_flag(&self, key: &CStr) -> io::Result<()> {
         // SAFETY: key is a valid C string; a flag takes no value.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_SET_FLAG,
-                key.as_ptr(),
-                std::ptr::null::<u8>(),
-                0,
-            )
-        };
+        let rc =
+            unsafe { libc::syscall(libc::SYS_fsconfig, self.0.as_raw_fd(), FSCONFIG_SET_FLAG, key.as_ptr(), std::ptr::null::<u8>(), 0) };
         check(rc).map(drop)
     }
 
@@ -202,25 +166,11 @@ impl FsContext {
     pub fn mount(self, attrs: u32) -> io::Result<OwnedFd> {
         // SAFETY: the context fd is live; CMD_CREATE takes no key or value.
         let rc = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<u8>(),
-                std::ptr::null::<u8>(),
-                0,
-            )
+            libc::syscall(libc::SYS_fsconfig, self.0.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0)
         };
         check(rc)?;
         // SAFETY: the context fd is live and configured.
-        owned(unsafe {
-            libc::syscall(
-                libc::SYS_fsmount,
-                self.0.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
-                attrs,
-            )
-        })
+        owned(unsafe { libc::syscall(libc::SYS_fsmount, self.0.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
     }
 }
 
@@ -233,15 +183,7 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 /// `pidfd_send_signal(2)`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: a null siginfo is allowed; the descriptor is live.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
     check(rc).map(drop)
 }
 
@@ -268,14 +210,7 @@ pub fn waitid_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<Ex
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let flags = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
     // SAFETY: `info` is a valid out-pointer; P_PIDFD takes the descriptor as the id.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
-            &mut info,
-            flags,
-        )
-    };
+    let rc = unsafe { libc::waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -284,44 +219,23 @@ pub fn waitid_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<Ex
     if pid == 0 {
         return Ok(None);
     }
-    Ok(Some(if info.si_code == libc::CLD_EXITED {
-        Exit::Code(status)
-    } else {
-        Exit::Signal(status)
-    }))
+    Ok(Some(if info.si_code == libc::CLD_EXITED { Exit::Code(status) } else { Exit::Signal(status) }))
 }
 
 /// Installs a seccomp BPF program for the calling thread. Unlike seccompiler's `apply_filter`
 /// this does not set `no_new_privs`: setuid programs inside the container keep working, as with
 /// Docker. The caller needs CAP_SYS_ADMIN in its user namespace.
 pub fn seccomp_install(prog: &[seccompiler::sock_filter]) -> io::Result<()> {
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies the program.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog) };
     check(rc).map(drop)
 }
 
 /// Marks every descriptor from `first` upwards close-on-exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     check(rc).map(drop)
 }
 
@@ -346,11 +260,7 @@ pub fn reset_signals() {
 /// Sets or clears IFF_UP on interface `name` in the current network namespace.
 pub fn set_link_up(name: &str) -> io::Result<()> {
     // SAFETY: creating a socket has no memory-safety preconditions.
-    let sock =
-        owned(
-            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
-                as libc::c_long,
-        )?;
+    let sock = owned(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as libc::c_long)?;
     // SAFETY: ifreq is plain old data; zeroed is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let bytes = name.as_bytes();
@@ -365,8 +275,7 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
     // SAFETY: reading the flags member that SIOCGIFFLAGS just wrote.
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: `req` is valid and carries the new flags.
-    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } as libc::c_long)
-        .map(drop)
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } as libc::c_long).map(drop)
 }
 
 /// Opens the peer (slave) side of the pseudo-terminal whose master is `master` (TIOCGPTPEER),
@@ -376,13 +285,7 @@ pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: TIOCSPTLCK reads an int from the pointer, which is valid.
     check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } as libc::c_long)?;
     // SAFETY: TIOCGPTPEER takes open flags by value and returns a new descriptor.
-    owned(unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    } as libc::c_long)
+    owned(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) } as libc::c_long)
 }
 
 /// Makes `fd` the controlling terminal of the calling session leader.
@@ -393,12 +296,7 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Sets the window size of a terminal.
 pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } as libc::c_long).map(drop)
 }
@@ -425,18 +323,12 @@ pub fn exit_now(code: i32) -> ! {
 /// the daemon, which then learns their exit status.
 pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
-    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)
-        .map(drop)
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long).map(drop)
 }
 
 /// Reads the window size (rows, columns) of the terminal `fd`.
 pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCGWINSZ writes a winsize to a valid, writable pointer.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } as libc::c_long)?;
     Ok((ws.ws_row, ws.ws_col))
@@ -446,6 +338,5 @@ pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
 pub fn async_pidfd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     // SAFETY: an OwnedFd is a valid open descriptor that stays open, and keeps returning the same
     // raw fd, for as long as the AsyncFd owns it.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into())
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.map_err(|e| e.into())
 }

@@ -29,24 +29,20 @@ impl Runtime {
                 continue;
             }
             let alive = match (c.pid, c.pid_start) {
-                (Some(pid), Some(start)) => sys::pidfd_open(pid)
-                    .ok()
-                    .filter(|_| procfs::is_same_process(&self.cfg.proc_root, pid, start))
-                    .map(|fd| (pid, fd)),
+                (Some(pid), Some(start)) => {
+                    sys::pidfd_open(pid).ok().filter(|_| procfs::is_same_process(&self.cfg.proc_root, pid, start)).map(|fd| (pid, fd))
+                }
                 _ => None,
             };
             match alive {
                 Some((pid, fd)) => {
-                    self.watch_init(&c.id, pid, fd)
-                        .map_err(super::io_err("watch an adopted init"))?;
+                    self.watch_init(&c.id, pid, fd).map_err(super::io_err("watch an adopted init"))?;
                     info!(container = %c.id, pid, "adopted running container");
                     report.adopted.push(c.id.clone());
                 }
                 None => {
                     let (id, at) = (c.id.clone(), now());
-                    self.store
-                        .call(move |db| store::mark_stopped(db, &id, None, None, &at))
-                        .await?;
+                    self.store.call(move |db| store::mark_stopped(db, &id, None, None, &at)).await?;
                     let cg = self.cgroups.clone();
                     let id = c.id.clone();
                     let _ = tokio::task::spawn_blocking(move || cg.remove(&id)).await;
@@ -57,11 +53,7 @@ impl Runtime {
         }
         let known: HashSet<String> = all.iter().map(|c| c.id.clone()).collect();
         let running: HashSet<String> = report.adopted.iter().cloned().collect();
-        let (storage, cg, state_root) = (
-            self.storage.clone(),
-            self.cgroups.clone(),
-            self.cfg.state_dir.join("containers"),
-        );
+        let (storage, cg, state_root) = (self.storage.clone(), self.cgroups.clone(), self.cfg.state_dir.join("containers"));
         let orphans = tokio::task::spawn_blocking(move || {
             let mut removed = vec![];
             for id in storage.container_ids().unwrap_or_default() {

@@ -40,9 +40,7 @@ impl Runtime {
         validate_strings("env", &req.env, true)?;
         let (uid, gid) = match &req.user {
             None => (0, 0),
-            Some(u) => parse_user(u).ok_or_else(|| {
-                FieldError::new("user", "must be UID or UID:GID, each below 65536")
-            })?,
+            Some(u) => parse_user(u).ok_or_else(|| FieldError::new("user", "must be UID or UID:GID, each below 65536"))?,
         };
         let cwd = req.cwd.clone().unwrap_or_else(|| "/".into());
         if !cwd.starts_with('/') || cwd.contains('\0') {
@@ -50,9 +48,7 @@ impl Runtime {
         }
         let c = self.get(id).await?;
         let (Status::Running, Some(pid), Some(start)) = (c.status, c.pid, c.pid_start) else {
-            return Err(RuntimeError::Conflict(
-                "the container is not running".into(),
-            ));
+            return Err(RuntimeError::Conflict("the container is not running".into()));
         };
         let mut env = c.env.clone();
         if req.tty {

@@ -33,11 +33,7 @@ fn fill(src: ImageSource, w: SafeTreeWriter) -> Result<ImportReport, StorageErro
         ImageSource::Tar(r) => hoody_snapshot::import_tar::import_tar(r, w),
         ImageSource::Path(p) if p.is_dir() => hoody_snapshot::import_dir::import_dir(&p, w),
         ImageSource::Path(p) if p.is_file() => {
-            let f = std::fs::File::open(&p).map_err(|e| StorageError::Io {
-                op: "open",
-                path: p.clone(),
-                source: e,
-            })?;
+            let f = std::fs::File::open(&p).map_err(|e| StorageError::Io { op: "open", path: p.clone(), source: e })?;
             hoody_snapshot::import_tar::import_tar(f, w)
         }
         ImageSource::Path(p) => Err(StorageError::NotImportable(p)),
@@ -56,15 +52,8 @@ impl Runtime {
     pub async fn import_image(&self, name: &str, src: ImageSource) -> Result<Imported> {
         ids::validate_image_name("name", name)?;
         let key = name.to_owned();
-        if self
-            .store
-            .call(move |db| store::get_image(db, &key))
-            .await?
-            .is_some()
-        {
-            return Err(RuntimeError::Conflict(format!(
-                "image {name:?} already exists"
-            )));
+        if self.store.call(move |db| store::get_image(db, &key)).await?.is_some() {
+            return Err(RuntimeError::Conflict(format!("image {name:?} already exists")));
         }
         let source = describe(&src);
         let storage = self.storage.clone();
@@ -81,9 +70,7 @@ impl Runtime {
         })
         .await?
         .map_err(|e| match e {
-            StorageError::ImageExists(n) => {
-                RuntimeError::Conflict(format!("image {n:?} already exists"))
-            }
+            StorageError::ImageExists(n) => RuntimeError::Conflict(format!("image {n:?} already exists")),
             e => e.into(),
         })?;
         let rec = ImageRecord {
@@ -95,11 +82,7 @@ impl Runtime {
             source,
         };
         let r2 = rec.clone();
-        if let Err(e) = self
-            .store
-            .call(move |db| store::insert_image(db, &r2))
-            .await
-        {
+        if let Err(e) = self.store.call(move |db| store::insert_image(db, &r2)).await {
             let storage = self.storage.clone();
             let n = name.to_owned();
             let _ = tokio::task::spawn_blocking(move || storage.delete_image(&n)).await;
@@ -118,28 +101,18 @@ impl Runtime {
 
     pub async fn get_image(&self, name: &str) -> Result<ImageRecord> {
         let key = name.to_owned();
-        self.store
-            .call(move |db| store::get_image(db, &key))
-            .await?
-            .ok_or_else(|| RuntimeError::ImageNotFound(name.to_owned()))
+        self.store.call(move |db| store::get_image(db, &key)).await?.ok_or_else(|| RuntimeError::ImageNotFound(name.to_owned()))
     }
 
     pub async fn delete_image(&self, name: &str) -> Result<ImageRecord> {
         let img = self.get_image(name).await?;
         let key = name.to_owned();
-        let users = self
-            .store
-            .call(move |db| store::image_users(db, &key))
-            .await?;
+        let users = self.store.call(move |db| store::image_users(db, &key)).await?;
         if users > 0 {
-            return Err(RuntimeError::Conflict(format!(
-                "image {name:?} is used by {users} container(s)"
-            )));
+            return Err(RuntimeError::Conflict(format!("image {name:?} is used by {users} container(s)")));
         }
         let key = name.to_owned();
-        self.store
-            .call(move |db| store::delete_image(db, &key))
-            .await?;
+        self.store.call(move |db| store::delete_image(db, &key)).await?;
         let storage = self.storage.clone();
         let key = name.to_owned();
         tokio::task::spawn_blocking(move || storage.delete_image(&key)).await??;
@@ -149,18 +122,11 @@ impl Runtime {
     /// Builds `name` from the host's static busybox if no image of that name exists.
     pub async fn ensure_default_image(&self, name: &str, busybox: &Path) -> Result<()> {
         let key = name.to_owned();
-        if self
-            .store
-            .call(move |db| store::get_image(db, &key))
-            .await?
-            .is_some()
-        {
+        if self.store.call(move |db| store::get_image(db, &key)).await?.is_some() {
             return Ok(());
         }
         check_static(busybox)?;
-        self.import_image(name, ImageSource::Busybox(busybox.to_path_buf()))
-            .await
-            .map(drop)
+        self.import_image(name, ImageSource::Busybox(busybox.to_path_buf())).await.map(drop)
     }
 }
 

@@ -28,32 +28,14 @@ impl Runtime {
             .spawn()
             .map_err(io_err("spawn the start helper"))?;
         let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(&input)
-            .await
-            .map_err(io_err("send the start spec"))?;
+        stdin.write_all(&input).await.map_err(io_err("send the start spec"))?;
         drop(stdin);
         let mut out = Vec::new();
-        child
-            .stdout
-            .take()
-            .expect("piped")
-            .read_to_end(&mut out)
-            .await
-            .map_err(io_err("read the start helper's answer"))?;
-        let status = child
-            .wait()
-            .await
-            .map_err(io_err("wait for the start helper"))?;
+        child.stdout.take().expect("piped").read_to_end(&mut out).await.map_err(io_err("read the start helper's answer"))?;
+        let status = child.wait().await.map_err(io_err("wait for the start helper"))?;
         match serde_json::from_slice::<HelperReply>(&out) {
-            Ok(HelperReply::Started { pid, start_time }) if status.success() => {
-                Ok((pid, start_time))
-            }
-            Ok(HelperReply::Failed(f)) => Err(RuntimeError::Helper {
-                kind: f.kind,
-                message: f.message,
-                causes: f.causes,
-            }),
+            Ok(HelperReply::Started { pid, start_time }) if status.success() => Ok((pid, start_time)),
+            Ok(HelperReply::Failed(f)) => Err(RuntimeError::Helper { kind: f.kind, message: f.message, causes: f.causes }),
             _ => Err(RuntimeError::Helper {
                 kind: super::spec::FailureKind::Setup,
                 message: format!("the start helper ended with {status} without an answer"),
@@ -65,10 +47,7 @@ impl Runtime {
     /// Spawns `hoodyd __exec` with piped stdio.
     pub(crate) fn spawn_exec(&self, spec: &ExecSpec) -> Result<Child> {
         self.helper("__exec")
-            .env(
-                SPEC_ENV,
-                serde_json::to_string(spec).expect("spec serialises"),
-            )
+            .env(SPEC_ENV, serde_json::to_string(spec).expect("spec serialises"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

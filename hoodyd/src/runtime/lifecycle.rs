@@ -23,19 +23,13 @@ impl Runtime {
         ids::validate_image_name("image", &req.image)?;
         for (i, r) in req.realm_ids.iter().enumerate() {
             if !ids::is_id(r) {
-                return Err(FieldError::new(
-                    format!("realm_ids[{i}]"),
-                    "must be a 24-character lowercase hex id",
-                )
-                .into());
+                return Err(FieldError::new(format!("realm_ids[{i}]"), "must be a 24-character lowercase hex id").into());
             }
         }
         if let Some(p) = &req.project_id
             && (p.is_empty() || p.len() > 128 || p.chars().any(|c| c.is_control()))
         {
-            return Err(
-                FieldError::new("project_id", "must be 1 to 128 printable characters").into(),
-            );
+            return Err(FieldError::new("project_id", "must be 1 to 128 printable characters").into());
         }
         let limits = match &req.limits {
             Some(l) => l.validate("limits")?,
@@ -69,10 +63,7 @@ impl Runtime {
             autostart: req.autostart.unwrap_or(false),
             command,
             env,
-            idmap: super::spec::IdMap {
-                host_base: 0,
-                size: 0,
-            },
+            idmap: super::spec::IdMap { host_base: 0, size: 0 },
             ipv4: None,
             status: Status::Created,
             pid: None,
@@ -87,19 +78,18 @@ impl Runtime {
     pub async fn create(self: &Arc<Self>, req: CreateRequest, start: bool) -> Result<Container> {
         let mut c = self.validate_create(req)?;
         let image = c.image.clone();
-        if self
-            .store
-            .call(move |db| store::get_image(db, &image))
-            .await?
-            .is_none()
-        {
-            return Err(FieldError::new(
-                "image",
-                format!("no image named {:?} (see GET /images)", c.image),
-            )
-            .into());
+        if self.store.call(move |db| store::get_image(db, &image)).await?.is_none() {
+            return Err(FieldError::new("image", format!("no image named {:?} (see GET /images)", c.image)).into());
         }
         self.cgroups.check_limits(&c.limits)?;
+        // Interfaces are named after the first 8 hex digits of the id: pick one that is free.
+        for _ in 0..16 {
+            let id = c.id.clone();
+            if !self.store.call(move |db| store::ifname_taken(db, &id)).await? {
+                break;
+            }
+            c.id = ids::new_id();
+        }
         let _guard = self.lock(&c.id).await;
         let storage = self.storage.clone();
         let (image, id) = (c.image.clone(), c.id.clone());
@@ -120,13 +110,12 @@ impl Runtime {
             return Err(io_err("create the container state directory")(e));
         }
         let record = c.clone();
-        let pool = self.cfg.id_pool;
-        match self
-            .store
-            .call(move |db| store::insert_container(db, &record, pool))
-            .await
-        {
-            Ok(idmap) => c.idmap = idmap,
+        let (pool, net) = (self.cfg.id_pool, self.cfg.net_pool);
+        match self.store.call(move |db| store::insert_container(db, &record, pool, net)).await {
+            Ok((idmap, ip)) => {
+                c.idmap = idmap;
+                c.ipv4 = Some(ip);
+            }
             Err(e) => {
                 let _ = undo(self, c.id.clone()).await;
                 return Err(match e {
@@ -134,6 +123,13 @@ impl Runtime {
                     e => e.into(),
                 });
             }
+        }
+        // Its firewall exists before it can ever run: deny-all unless the request said allow.
+        if let Err(e) = self.firewall.install(&self.firewall_of(&c, vec![])).await {
+            let cid = c.id.clone();
+            let _ = self.store.call(move |db| store::delete_container(db, &cid)).await;
+            let _ = undo(self, c.id.clone()).await;
+            return Err(e.into());
         }
         info!(container = %c.id, name = %c.name, image = %c.image, uid_base = c.idmap.host_base, "container created");
         drop(_guard);
@@ -165,7 +161,11 @@ impl Runtime {
             command: c.command.clone(),
             env: c.env.clone(),
             proc_root: self.cfg.proc_root.clone(),
-            network: None,
+            network: c.ipv4.map(|address| super::spec::NetSpec {
+                host_ifname: hoody_net::names::host_ifname(&c.id),
+                address,
+                gateway: hoody_net::addr::GATEWAY,
+            }),
         };
         let (pid, start_time) = match self.launch(&spec).await {
             Ok(v) => v,
@@ -178,11 +178,8 @@ impl Runtime {
         };
         let pidfd = sys::pidfd_open(pid).map_err(io_err("open a pidfd for the init"))?;
         let (cid, at) = (c.id.clone(), now());
-        self.store
-            .call(move |db| store::mark_running(db, &cid, pid, start_time, &at))
-            .await?;
-        self.watch_init(&c.id, pid, pidfd)
-            .map_err(io_err("watch the init"))?;
+        self.store.call(move |db| store::mark_running(db, &cid, pid, start_time, &at)).await?;
+        self.watch_init(&c.id, pid, pidfd).map_err(io_err("watch the init"))?;
         info!(container = %c.id, pid, "container started");
         Ok(())
     }
@@ -191,8 +188,7 @@ impl Runtime {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
         check_transition(c.status, Action::Stop).map_err(RuntimeError::Conflict)?;
-        self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout))
-            .await?;
+        self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout)).await?;
         self.get(id).await
     }
 
@@ -201,9 +197,7 @@ impl Runtime {
         if self.running_init(&c.id).is_none() {
             // Recorded as running but not watched: its init is gone already.
             let (cid, at) = (c.id.clone(), now());
-            self.store
-                .call(move |db| store::mark_stopped(db, &cid, None, None, &at))
-                .await?;
+            self.store.call(move |db| store::mark_stopped(db, &cid, None, None, &at)).await?;
             return Ok(());
         }
         if !timeout.is_zero() && self.signal_and_wait(&c.id, libc::SIGTERM, timeout).await {
@@ -214,26 +208,18 @@ impl Runtime {
         let cid = c.id.clone();
         tokio::task::spawn_blocking(move || cg.kill(&cid)).await??;
         if !self.wait_exit(&c.id, KILL_WAIT).await {
-            return Err(RuntimeError::Conflict(format!(
-                "container {} did not exit after cgroup.kill",
-                c.id
-            )));
+            return Err(RuntimeError::Conflict(format!("container {} did not exit after cgroup.kill", c.id)));
         }
         info!(container = %c.id, "container killed");
         Ok(())
     }
 
-    pub async fn restart(
-        self: &Arc<Self>,
-        id: &str,
-        timeout: Option<Duration>,
-    ) -> Result<Container> {
+    pub async fn restart(self: &Arc<Self>, id: &str, timeout: Option<Duration>) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
         check_transition(c.status, Action::Restart).map_err(RuntimeError::Conflict)?;
         if c.status == Status::Running {
-            self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout))
-                .await?;
+            self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout)).await?;
         }
         let c = self.get(id).await?;
         self.start_locked(&c).await?;
@@ -247,17 +233,12 @@ impl Runtime {
         if c.status == Status::Running {
             self.stop_locked(&c, Duration::ZERO).await?;
         }
-        // The record goes first: if we crash below, startup reconciliation removes the leftovers.
+        // The firewall goes first (refused: nothing else changes), then the record; if we crash
+        // after that, start-up reconciliation removes the leftovers.
+        self.firewall.uninstall(&c.id).await?;
         let cid = c.id.clone();
-        self.store
-            .call(move |db| store::delete_container(db, &cid))
-            .await?;
-        let (storage, cg, cid, state) = (
-            self.storage.clone(),
-            self.cgroups.clone(),
-            c.id.clone(),
-            self.container_state_dir(&c.id),
-        );
+        self.store.call(move |db| store::delete_container(db, &cid)).await?;
+        let (storage, cg, cid, state) = (self.storage.clone(), self.cgroups.clone(), c.id.clone(), self.container_state_dir(&c.id));
         tokio::task::spawn_blocking(move || -> Result<()> {
             cg.remove(&cid)?;
             storage.delete_container(&cid)?;

@@ -7,6 +7,7 @@ pub mod images;
 pub mod launch;
 pub mod lifecycle;
 pub mod monitor;
+pub mod network;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -41,11 +42,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{message}")]
-    Helper {
-        kind: FailureKind,
-        message: String,
-        causes: Vec<String>,
-    },
+    Helper { kind: FailureKind, message: String, causes: Vec<String> },
     #[error("{op}")]
     Io {
         op: &'static str,
@@ -54,6 +51,8 @@ pub enum RuntimeError {
     },
     #[error("blocking task failed")]
     Join(#[from] tokio::task::JoinError),
+    #[error("firewall")]
+    Firewall(#[from] hoody_net::NetError),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
@@ -72,6 +71,8 @@ pub struct RuntimeConfig {
     pub stop_timeout: Duration,
     pub id_pool: IdPool,
     pub default_egress: Egress,
+    /// The pool container addresses come from.
+    pub net_pool: hoody_net::addr::Pool,
 }
 
 pub struct Runtime {
@@ -79,6 +80,7 @@ pub struct Runtime {
     pub store: Store,
     pub storage: Arc<dyn StorageDriver>,
     pub cgroups: Arc<dyn CgroupOps>,
+    pub firewall: Arc<crate::firewall::Firewall>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     running: Mutex<HashMap<String, monitor::RunningInit>>,
 }
@@ -89,26 +91,14 @@ impl Runtime {
         store: Store,
         storage: Arc<dyn StorageDriver>,
         cgroups: Arc<dyn CgroupOps>,
+        firewall: Arc<crate::firewall::Firewall>,
     ) -> Arc<Self> {
-        Arc::new(Runtime {
-            cfg,
-            store,
-            storage,
-            cgroups,
-            locks: Mutex::new(HashMap::new()),
-            running: Mutex::new(HashMap::new()),
-        })
+        Arc::new(Runtime { cfg, store, storage, cgroups, firewall, locks: Mutex::new(HashMap::new()), running: Mutex::new(HashMap::new()) })
     }
 
     /// Serialises lifecycle operations on one container.
     pub(crate) async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = self
-            .locks
-            .lock()
-            .expect("poisoned")
-            .entry(id.to_owned())
-            .or_default()
-            .clone();
+        let m = self.locks.lock().expect("poisoned").entry(id.to_owned()).or_default().clone();
         m.lock_owned().await
     }
 
@@ -134,10 +124,7 @@ impl Runtime {
                 if crate::ids::is_id(&key)
                     && let Some(ct) = crate::store::get_container(c, &key)?
                 {
-                    let visible = f
-                        .realms
-                        .as_ref()
-                        .is_none_or(|rs| ct.realm_ids.iter().any(|r| rs.contains(r)));
+                    let visible = f.realms.as_ref().is_none_or(|rs| ct.realm_ids.iter().any(|r| rs.contains(r)));
                     return Ok(if visible { Ok(ct) } else { Err(0) });
                 }
                 let ids = crate::store::find_by_name(c, &key, &f)?;
@@ -151,26 +138,18 @@ impl Runtime {
         match found {
             Ok(c) => Ok(c),
             Err(0) => Err(RuntimeError::NotFound(id_or_name.to_owned())),
-            Err(n) => Err(RuntimeError::Conflict(format!(
-                "{n} containers are named {id_or_name:?} (in different realms): use the id"
-            ))),
+            Err(n) => Err(RuntimeError::Conflict(format!("{n} containers are named {id_or_name:?} (in different realms): use the id"))),
         }
     }
 
     pub async fn get(&self, id: &str) -> Result<Container> {
         let key = id.to_owned();
-        self.store
-            .call(move |c| crate::store::get_container(c, &key))
-            .await?
-            .ok_or_else(|| RuntimeError::NotFound(id.to_owned()))
+        self.store.call(move |c| crate::store::get_container(c, &key)).await?.ok_or_else(|| RuntimeError::NotFound(id.to_owned()))
     }
 
     pub async fn list(&self, filter: &ContainerFilter) -> Result<Vec<Container>> {
         let f = filter.clone();
-        Ok(self
-            .store
-            .call(move |c| crate::store::list_containers(c, &f))
-            .await?)
+        Ok(self.store.call(move |c| crate::store::list_containers(c, &f)).await?)
     }
 }
 

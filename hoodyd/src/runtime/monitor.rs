@@ -21,22 +21,10 @@ pub(crate) struct RunningInit {
 
 impl Runtime {
     /// Starts watching the init `pid` of container `id` (its pidfd already open).
-    pub(crate) fn watch_init(
-        self: &Arc<Self>,
-        id: &str,
-        pid: i32,
-        pidfd: OwnedFd,
-    ) -> std::io::Result<()> {
+    pub(crate) fn watch_init(self: &Arc<Self>, id: &str, pid: i32, pidfd: OwnedFd) -> std::io::Result<()> {
         let afd = Arc::new(sys::async_pidfd(pidfd)?);
         let (tx, rx) = watch::channel(false);
-        self.running.lock().expect("poisoned").insert(
-            id.to_owned(),
-            RunningInit {
-                pid,
-                pidfd: afd.clone(),
-                exited: rx,
-            },
-        );
+        self.running.lock().expect("poisoned").insert(id.to_owned(), RunningInit { pid, pidfd: afd.clone(), exited: rx });
         let rt = self.clone();
         let id = id.to_owned();
         tokio::spawn(async move {
@@ -72,11 +60,7 @@ impl Runtime {
         info!(container = %id, pid, exit_code = ?exit, "container init exited");
         let key = id.to_owned();
         let at = now();
-        if let Err(e) = self
-            .store
-            .call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at))
-            .await
-        {
+        if let Err(e) = self.store.call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at)).await {
             warn!(container = %id, error = %e, "could not record the exit");
         }
         let cg = self.cgroups.clone();
@@ -89,33 +73,19 @@ impl Runtime {
     }
 
     /// The watched init of `id`, if any.
-    pub(crate) fn running_init(
-        &self,
-        id: &str,
-    ) -> Option<(i32, Arc<AsyncFd<OwnedFd>>, watch::Receiver<bool>)> {
-        self.running
-            .lock()
-            .expect("poisoned")
-            .get(id)
-            .map(|r| (r.pid, r.pidfd.clone(), r.exited.clone()))
+    pub(crate) fn running_init(&self, id: &str) -> Option<(i32, Arc<AsyncFd<OwnedFd>>, watch::Receiver<bool>)> {
+        self.running.lock().expect("poisoned").get(id).map(|r| (r.pid, r.pidfd.clone(), r.exited.clone()))
     }
 
     /// Sends `sig` to the init of `id` and waits up to `timeout` for it to exit.
-    pub(crate) async fn signal_and_wait(
-        &self,
-        id: &str,
-        sig: libc::c_int,
-        timeout: Duration,
-    ) -> bool {
+    pub(crate) async fn signal_and_wait(&self, id: &str, sig: libc::c_int, timeout: Duration) -> bool {
         let Some((pid, fd, mut exited)) = self.running_init(id) else {
             return true;
         };
         if let Err(e) = sys::pidfd_send_signal(fd.get_ref().as_fd(), sig) {
             warn!(container = %id, pid, sig, error = %e, "signal failed");
         }
-        tokio::time::timeout(timeout, exited.wait_for(|e| *e))
-            .await
-            .is_ok()
+        tokio::time::timeout(timeout, exited.wait_for(|e| *e)).await.is_ok()
     }
 
     /// Waits up to `timeout` for the init of `id` to be gone.
@@ -123,19 +93,13 @@ impl Runtime {
         let Some((_, _, mut exited)) = self.running_init(id) else {
             return true;
         };
-        tokio::time::timeout(timeout, exited.wait_for(|e| *e))
-            .await
-            .is_ok()
+        tokio::time::timeout(timeout, exited.wait_for(|e| *e)).await.is_ok()
     }
 }
 
 impl Runtime {
     /// The pid of the watched init of `id`, if the container runs.
     pub fn running_init_pid(&self, id: &str) -> Option<i32> {
-        self.running
-            .lock()
-            .expect("poisoned")
-            .get(id)
-            .map(|r| r.pid)
+        self.running.lock().expect("poisoned").get(id).map(|r| r.pid)
     }
 }

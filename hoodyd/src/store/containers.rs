@@ -13,20 +13,12 @@ use crate::runtime::spec::IdMap;
 const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at";
 
 fn corrupt(id: &str, what: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        id: id.to_owned(),
-        what: what.into(),
-    }
+    StoreError::Corrupt { id: id.to_owned(), what: what.into() }
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(Container, [String; 4])> {
     let id: String = r.get(0)?;
-    let raw = [
-        r.get::<_, String>(4)?,
-        r.get::<_, String>(7)?,
-        r.get::<_, String>(8)?,
-        r.get::<_, String>(12)?,
-    ];
+    let raw = [r.get::<_, String>(4)?, r.get::<_, String>(7)?, r.get::<_, String>(8)?, r.get::<_, String>(12)?];
     let c = Container {
         id,
         name: r.get(1)?,
@@ -34,18 +26,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Container, [String; 4])> {
         realm_ids: vec![],
         project_id: r.get(3)?,
         limits: Default::default(),
-        egress: if r.get::<_, String>(5)? == "allow" {
-            Egress::Allow
-        } else {
-            Egress::Deny
-        },
+        egress: if r.get::<_, String>(5)? == "allow" { Egress::Allow } else { Egress::Deny },
         autostart: r.get(6)?,
         command: vec![],
         env: vec![],
-        idmap: IdMap {
-            host_base: r.get(9)?,
-            size: r.get(10)?,
-        },
+        idmap: IdMap { host_base: r.get(9)?, size: r.get(10)? },
         ipv4: r.get::<_, Option<String>>(11)?.and_then(|s| s.parse().ok()),
         status: Status::Created,
         pid: r.get(13)?,
@@ -58,20 +43,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Container, [String; 4])> {
     Ok((c, raw))
 }
 
-fn finish(
-    conn: &Connection,
-    (mut c, [limits, command, env, status]): (Container, [String; 4]),
-) -> Result<Container> {
+fn finish(conn: &Connection, (mut c, [limits, command, env, status]): (Container, [String; 4])) -> Result<Container> {
     c.limits = serde_json::from_str(&limits).map_err(|e| corrupt(&c.id, format!("limits: {e}")))?;
-    c.command =
-        serde_json::from_str(&command).map_err(|e| corrupt(&c.id, format!("command: {e}")))?;
+    c.command = serde_json::from_str(&command).map_err(|e| corrupt(&c.id, format!("command: {e}")))?;
     c.env = serde_json::from_str(&env).map_err(|e| corrupt(&c.id, format!("env: {e}")))?;
-    c.status =
-        Status::parse(&status).ok_or_else(|| corrupt(&c.id, format!("status {status:?}")))?;
-    let mut st = conn.prepare_cached("SELECT realm_id FROM container_realms WHERE container_id = ?1 AND realm_id != '' ORDER BY realm_id")?;
-    c.realm_ids = st
-        .query_map([&c.id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    c.status = Status::parse(&status).ok_or_else(|| corrupt(&c.id, format!("status {status:?}")))?;
+    let mut st =
+        conn.prepare_cached("SELECT realm_id FROM container_realms WHERE container_id = ?1 AND realm_id != '' ORDER BY realm_id")?;
+    c.realm_ids = st.query_map([&c.id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     Ok(c)
 }
 
@@ -82,16 +61,26 @@ pub struct ContainerFilter {
     pub realms: Option<Vec<String>>,
 }
 
-/// Inserts a new container, allocating its id range in the same transaction. The record's
-/// `idmap.host_base` is ignored and the allocated one returned.
-pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool) -> Result<IdMap> {
+/// Inserts a new container, allocating its id range and its IPv4 address in the same
+/// transaction (the record's `idmap` and `ipv4` are ignored); returns what was allocated.
+pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net: hoody_net::addr::Pool) -> Result<(IdMap, Ipv4Addr)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let used: BTreeSet<u32> = {
         let mut st = tx.prepare("SELECT idmap_base FROM containers")?;
-        st.query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?
+        st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
     };
     let base = pool.allocate(&used).ok_or(StoreError::IdsExhausted)?;
+    let used_ips: BTreeSet<Ipv4Addr> = {
+        let mut st = tx.prepare("SELECT ipv4 FROM containers WHERE ipv4 IS NOT NULL")?;
+        st.query_map([], |r| r.get::<_, String>(0))?.filter_map(|s| s.ok().and_then(|s| s.parse().ok())).collect()
+    };
+    let ip = net.allocate(&used_ips).ok_or_else(|| StoreError::AddressesExhausted(net.net.to_string()))?;
+    // The host interface is named after the first 8 hex digits of the id: they must be unique.
+    let clash: Option<String> =
+        tx.query_row("SELECT id FROM containers WHERE substr(id, 1, 8) = substr(?1, 1, 8)", [&c.id], |r| r.get(0)).optional()?;
+    if clash.is_some() {
+        return Err(StoreError::InterfaceTaken(hoody_net::names::host_ifname(&c.id)));
+    }
     tx.execute(
         &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
         params![
@@ -106,7 +95,7 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool) -> R
             serde_json::to_string(&c.env).expect("strings serialise"),
             base,
             RANGE,
-            c.ipv4.map(|a| a.to_string()),
+            ip.to_string(),
             c.status.as_str(),
             c.pid,
             c.pid_start.map(|v| v as i64),
@@ -116,64 +105,40 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool) -> R
             c.finished_at,
         ],
     )?;
-    let realms: Vec<&str> = if c.realm_ids.is_empty() {
-        vec![""]
-    } else {
-        c.realm_ids.iter().map(String::as_str).collect()
-    };
+    let realms: Vec<&str> = if c.realm_ids.is_empty() { vec![""] } else { c.realm_ids.iter().map(String::as_str).collect() };
     for realm in realms {
-        let r = tx.execute(
-            "INSERT INTO container_realms (container_id, realm_id, name) VALUES (?1, ?2, ?3)",
-            params![c.id, realm, c.name],
-        );
+        let r = tx.execute("INSERT INTO container_realms (container_id, realm_id, name) VALUES (?1, ?2, ?3)", params![c.id, realm, c.name]);
         if let Err(rusqlite::Error::SqliteFailure(e, _)) = &r
             && e.code == rusqlite::ErrorCode::ConstraintViolation
         {
-            return Err(StoreError::NameTaken {
-                name: c.name.clone(),
-                realm: realm.to_owned(),
-            });
+            return Err(StoreError::NameTaken { name: c.name.clone(), realm: realm.to_owned() });
         }
         r?;
     }
     tx.commit()?;
-    Ok(IdMap {
-        host_base: base,
-        size: RANGE,
-    })
+    Ok((IdMap { host_base: base, size: RANGE }, ip))
+}
+
+/// True when another container's host interface would have the same name as `id`'s.
+pub fn ifname_taken(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT id FROM containers WHERE substr(id, 1, 8) = substr(?1, 1, 8)", [id], |r| r.get::<_, String>(0))
+        .optional()?
+        .is_some())
 }
 
 pub fn get_container(conn: &Connection, id: &str) -> Result<Option<Container>> {
-    let row = conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?;
+    let row = conn.query_row(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"), [id], from_row).optional()?;
     row.map(|r| finish(conn, r)).transpose()
 }
 
 /// Ids of the containers named `name` that the filter lets the caller see.
-pub fn find_by_name(
-    conn: &Connection,
-    name: &str,
-    filter: &ContainerFilter,
-) -> Result<Vec<String>> {
-    let mut st = conn.prepare_cached(
-        "SELECT DISTINCT container_id, realm_id FROM container_realms WHERE name = ?1",
-    )?;
-    let rows: Vec<(String, String)> = st
-        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+pub fn find_by_name(conn: &Connection, name: &str, filter: &ContainerFilter) -> Result<Vec<String>> {
+    let mut st = conn.prepare_cached("SELECT DISTINCT container_id, realm_id FROM container_realms WHERE name = ?1")?;
+    let rows: Vec<(String, String)> = st.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
     let mut ids: Vec<String> = rows
         .into_iter()
-        .filter(|(_, realm)| {
-            filter
-                .realms
-                .as_ref()
-                .is_none_or(|rs| rs.iter().any(|r| r == realm))
-        })
+        .filter(|(_, realm)| filter.realms.as_ref().is_none_or(|rs| rs.iter().any(|r| r == realm)))
         .map(|(id, _)| id)
         .collect();
     ids.sort();
@@ -182,20 +147,12 @@ pub fn find_by_name(
 }
 
 pub fn list_containers(conn: &Connection, filter: &ContainerFilter) -> Result<Vec<Container>> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM containers ORDER BY created_at, id"
-    ))?;
-    let rows = st
-        .query_map([], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM containers ORDER BY created_at, id"))?;
+    let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let c = finish(conn, r)?;
-        if filter
-            .realms
-            .as_ref()
-            .is_none_or(|rs| c.realm_ids.iter().any(|r| rs.contains(r)))
-        {
+        if filter.realms.as_ref().is_none_or(|rs| c.realm_ids.iter().any(|r| rs.contains(r))) {
             out.push(c);
         }
     }
@@ -212,13 +169,7 @@ pub fn mark_running(conn: &Connection, id: &str, pid: i32, pid_start: u64, at: &
 }
 
 /// Records that the init `pid` ended. Does nothing if another init has been recorded since.
-pub fn mark_stopped(
-    conn: &Connection,
-    id: &str,
-    pid: Option<i32>,
-    exit_code: Option<i32>,
-    at: &str,
-) -> Result<bool> {
+pub fn mark_stopped(conn: &Connection, id: &str, pid: Option<i32>, exit_code: Option<i32>, at: &str) -> Result<bool> {
     let n = match pid {
         Some(pid) => conn.execute(
             "UPDATE containers SET status = 'stopped', pid = NULL, pid_start = NULL, exit_code = ?3, finished_at = ?4 WHERE id = ?1 AND pid = ?2",
@@ -233,18 +184,12 @@ pub fn mark_stopped(
 }
 
 pub fn update_limits(conn: &Connection, id: &str, limits: &crate::limits::Limits) -> Result<()> {
-    conn.execute(
-        "UPDATE containers SET limits = ?2 WHERE id = ?1",
-        params![id, serde_json::to_string(limits).expect("limits serialise")],
-    )?;
+    conn.execute("UPDATE containers SET limits = ?2 WHERE id = ?1", params![id, serde_json::to_string(limits).expect("limits serialise")])?;
     Ok(())
 }
 
-pub fn set_ipv4(conn: &Connection, id: &str, ip: Option<Ipv4Addr>) -> Result<()> {
-    conn.execute(
-        "UPDATE containers SET ipv4 = ?2 WHERE id = ?1",
-        params![id, ip.map(|a| a.to_string())],
-    )?;
+pub fn set_egress(conn: &Connection, id: &str, egress: Egress) -> Result<()> {
+    conn.execute("UPDATE containers SET egress = ?2 WHERE id = ?1", params![id, egress.as_str()])?;
     Ok(())
 }
 
@@ -254,17 +199,17 @@ pub fn delete_container(conn: &Connection, id: &str) -> Result<bool> {
 
 /// Number of containers created from `image`.
 pub fn image_users(conn: &Connection, image: &str) -> Result<u64> {
-    Ok(conn.query_row(
-        "SELECT COUNT(*) FROM containers WHERE image = ?1",
-        [image],
-        |r| r.get::<_, i64>(0),
-    )? as u64)
+    Ok(conn.query_row("SELECT COUNT(*) FROM containers WHERE image = ?1", [image], |r| r.get::<_, i64>(0))? as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    fn net() -> hoody_net::addr::Pool {
+        hoody_net::addr::Pool::new("10.77.0.0/16".parse().unwrap()).unwrap()
+    }
 
     pub(crate) fn sample(id: &str, name: &str, realms: &[&str]) -> Container {
         Container {
@@ -278,10 +223,7 @@ mod tests {
             autostart: false,
             command: vec!["/sbin/init".into()],
             env: vec![],
-            idmap: IdMap {
-                host_base: 0,
-                size: 0,
-            },
+            idmap: IdMap { host_base: 0, size: 0 },
             ipv4: None,
             status: Status::Created,
             pid: None,
@@ -296,37 +238,26 @@ mod tests {
     #[test]
     fn ranges_are_unique_and_names_unique_per_realm() {
         let s = Store::memory().unwrap();
-        let pool = IdPool {
-            first: 1 << 20,
-            slots: 10,
-        };
+        let pool = IdPool { first: 1 << 20, slots: 10 };
         s.call_sync(|c| {
-            let a = insert_container(c, &sample("a", "web", &[]), pool)?;
-            let b = insert_container(c, &sample("b", "db", &[]), pool)?;
+            let a = insert_container(c, &sample("a", "web", &[]), pool, net()).map(|v| v.0)?;
+            let b = insert_container(c, &sample("b", "db", &[]), pool, net()).map(|v| v.0)?;
             assert_ne!(a.host_base, b.host_base);
-            assert!(matches!(
-                insert_container(c, &sample("c", "web", &[]), pool),
-                Err(StoreError::NameTaken { .. })
-            ));
+            assert!(matches!(insert_container(c, &sample("c", "web", &[]), pool, net()).map(|v| v.0), Err(StoreError::NameTaken { .. })));
             // Same name in another realm is fine; the failed insert left nothing behind.
-            insert_container(c, &sample("d", "web", &["r1"]), pool)?;
+            insert_container(c, &sample("d", "web", &["r1"]), pool, net()).map(|v| v.0)?;
             assert!(get_container(c, "c")?.is_none());
             assert!(matches!(
-                insert_container(c, &sample("e", "web", &["r2", "r1"]), pool),
+                insert_container(c, &sample("e", "web", &["r2", "r1"]), pool, net()).map(|v| v.0),
                 Err(StoreError::NameTaken { .. })
             ));
-            assert_eq!(
-                find_by_name(c, "web", &ContainerFilter::default())?,
-                vec!["a".to_string(), "d".to_string()]
-            );
-            let only_r1 = ContainerFilter {
-                realms: Some(vec!["r1".into()]),
-            };
+            assert_eq!(find_by_name(c, "web", &ContainerFilter::default())?, vec!["a".to_string(), "d".to_string()]);
+            let only_r1 = ContainerFilter { realms: Some(vec!["r1".into()]) };
             assert_eq!(find_by_name(c, "web", &only_r1)?, vec!["d".to_string()]);
             assert_eq!(list_containers(c, &only_r1)?.len(), 1);
             // Deleting releases the range and the name.
             delete_container(c, "a")?;
-            let again = insert_container(c, &sample("f", "web", &[]), pool)?;
+            let again = insert_container(c, &sample("f", "web", &[]), pool, net()).map(|v| v.0)?;
             assert_eq!(again.host_base, a.host_base);
             Ok(())
         })
@@ -337,23 +268,14 @@ mod tests {
     fn running_and_stopped_round_trip() {
         let s = Store::memory().unwrap();
         s.call_sync(|c| {
-            insert_container(c, &sample("a", "web", &[]), IdPool::default())?;
+            insert_container(c, &sample("a", "web", &[]), IdPool::default(), net())?;
             mark_running(c, "a", 42, 7, "t1")?;
             let got = get_container(c, "a")?.unwrap();
-            assert_eq!(
-                (got.status, got.pid, got.pid_start),
-                (Status::Running, Some(42), Some(7))
-            );
-            assert!(
-                !mark_stopped(c, "a", Some(41), Some(0), "t2")?,
-                "a stale pid does not stop the container"
-            );
+            assert_eq!((got.status, got.pid, got.pid_start), (Status::Running, Some(42), Some(7)));
+            assert!(!mark_stopped(c, "a", Some(41), Some(0), "t2")?, "a stale pid does not stop the container");
             assert!(mark_stopped(c, "a", Some(42), Some(3), "t2")?);
             let got = get_container(c, "a")?.unwrap();
-            assert_eq!(
-                (got.status, got.pid, got.exit_code),
-                (Status::Stopped, None, Some(3))
-            );
+            assert_eq!((got.status, got.pid, got.exit_code), (Status::Stopped, None, Some(3)));
             Ok(())
         })
         .unwrap();

@@ -41,19 +41,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
 }
 
 pub fn get_image(conn: &Connection, name: &str) -> Result<Option<ImageRecord>> {
-    Ok(conn
-        .query_row(
-            "SELECT name, driver, created_at, files, bytes, source FROM images WHERE name = ?1",
-            [name],
-            row,
-        )
-        .optional()?)
+    Ok(conn.query_row("SELECT name, driver, created_at, files, bytes, source FROM images WHERE name = ?1", [name], row).optional()?)
 }
 
 pub fn list_images(conn: &Connection) -> Result<Vec<ImageRecord>> {
-    let mut st = conn.prepare_cached(
-        "SELECT name, driver, created_at, files, bytes, source FROM images ORDER BY name",
-    )?;
+    let mut st = conn.prepare_cached("SELECT name, driver, created_at, files, bytes, source FROM images ORDER BY name")?;
     Ok(st.query_map([], row)?.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -2,6 +2,7 @@
 //! API answered as done survives `kill -9` and power loss. All calls run on blocking threads.
 
 mod containers;
+mod firewall;
 mod images;
 mod schema;
 
@@ -29,6 +30,12 @@ pub enum StoreError {
     ImageTaken(String),
     #[error("no free id range is left for a new container")]
     IdsExhausted,
+    #[error("no free address is left in {0}")]
+    AddressesExhausted(String),
+    #[error("interface name {0} is taken")]
+    InterfaceTaken(String),
+    #[error("firewall rule {0:?} not found")]
+    RuleNotFound(String),
     #[error("corrupt record {id}: {what}")]
     Corrupt { id: String, what: String },
     #[error("state database task failed")]
@@ -36,11 +43,7 @@ pub enum StoreError {
 }
 
 fn realm_suffix(realm: &str) -> String {
-    if realm.is_empty() {
-        String::new()
-    } else {
-        format!(" in realm {realm}")
-    }
+    if realm.is_empty() { String::new() } else { format!(" in realm {realm}") }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -52,23 +55,14 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         schema::migrate(&mut conn).map_err(open_err)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// An in-memory store for unit tests.
@@ -76,9 +70,7 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -103,4 +95,5 @@ impl Store {
 }
 
 pub use containers::*;
+pub use firewall::*;
 pub use images::*;

@@ -42,6 +42,22 @@ const MIGRATIONS: &[&str] = &[
         source TEXT NOT NULL
     );
     "#,
+    // 2: firewall rules, in the order they were added.
+    r#"
+    CREATE TABLE firewall_rules (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        direction TEXT NOT NULL,
+        action TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        ports TEXT,
+        description TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX firewall_rules_container ON firewall_rules (container_id, seq);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -46,10 +46,7 @@ impl CrunRunner {
         writeln!(self.tx, "{line}").expect("runner stdin");
         let mut ans = String::new();
         self.rx.read_line(&mut ans).expect("runner answer");
-        let us: f64 = ans
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("crun runner: {ans:?}"));
+        let us: f64 = ans.trim().parse().unwrap_or_else(|_| panic!("crun runner: {ans:?}"));
         us / 1000.0
     }
 }
@@ -69,24 +66,12 @@ fn crun_runner(bundle: &str) {
         let mut parts = line.split_whitespace();
         let (verb, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let args: Vec<&str> = match verb {
-            "run" => vec![
-                "--cgroup-manager=disabled",
-                "run",
-                "-d",
-                "--bundle",
-                bundle,
-                name,
-            ],
+            "run" => vec!["--cgroup-manager=disabled", "run", "-d", "--bundle", bundle, name],
             "delete" => vec!["--cgroup-manager=disabled", "delete", "-f", name],
             _ => return,
         };
         let t = Instant::now();
-        let st = Command::new("crun")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .expect("crun");
+        let st = Command::new("crun").args(&args).stdin(Stdio::null()).stdout(Stdio::null()).status().expect("crun");
         let us = t.elapsed().as_micros();
         assert!(st.success(), "crun {args:?} failed");
         println!("{us}");
@@ -100,14 +85,7 @@ fn crun_bundle(w: &World) -> String {
     std::fs::create_dir_all(&dir).expect("bundle dir");
     // A copy of the same image, outside the pool's private (0700) directories.
     let rootfs = dir.join("rootfs");
-    hoody_e2e::run(
-        "cp",
-        &[
-            "-a",
-            &w.storage_dir.join("images/busybox").to_string_lossy(),
-            &rootfs.to_string_lossy(),
-        ],
-    );
+    hoody_e2e::run("cp", &["-a", &w.storage_dir.join("images/busybox").to_string_lossy(), &rootfs.to_string_lossy()]);
     let config = serde_json::json!({
         "ociVersion": "1.0.0",
         "process": { "terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/sleep", "1000"], "env": ["PATH=/bin:/sbin"], "cwd": "/",
@@ -128,11 +106,7 @@ fn crun_bundle(w: &World) -> String {
             "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]
         }
     });
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec_pretty(&config).expect("json"),
-    )
-    .expect("config.json");
+    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).expect("json")).expect("config.json");
     dir.to_string_lossy().into_owned()
 }
 
@@ -147,10 +121,7 @@ fn lifecycle(n: usize) {
     runner.ask("delete warm");
     for i in 0..n {
         let t = Instant::now();
-        let r = http.post(
-            "/containers?start=true",
-            &format!(r#"{{"name":"b{i}","image":"busybox"}}"#),
-        );
+        let r = http.post("/containers?start=true", &format!(r#"{{"name":"b{i}","image":"busybox"}}"#));
         hc.push(ms(t.elapsed()));
         assert_eq!(r.status, 201, "{r:?}");
         ids.push(r.json()["data"]["id"].as_str().expect("id").to_owned());
@@ -164,26 +135,10 @@ fn lifecycle(n: usize) {
         cd.push(runner.ask(&format!("delete c{i}")));
     }
     let rows = vec![
-        Row {
-            what: "create+start (busybox, to init running)".into(),
-            tool: "hoody".into(),
-            samples: hc.clone(),
-        },
-        Row {
-            what: "create+start (busybox, to init running)".into(),
-            tool: "crun run -d".into(),
-            samples: cc.clone(),
-        },
-        Row {
-            what: "stop+delete (kill)".into(),
-            tool: "hoody".into(),
-            samples: hd.clone(),
-        },
-        Row {
-            what: "stop+delete (kill)".into(),
-            tool: "crun delete -f".into(),
-            samples: cd.clone(),
-        },
+        Row { what: "create+start (busybox, to init running)".into(), tool: "hoody".into(), samples: hc.clone() },
+        Row { what: "create+start (busybox, to init running)".into(), tool: "crun run -d".into(), samples: cc.clone() },
+        Row { what: "stop+delete (kill)".into(), tool: "hoody".into(), samples: hd.clone() },
+        Row { what: "stop+delete (kill)".into(), tool: "crun delete -f".into(), samples: cd.clone() },
     ];
     println!("## Container lifecycle, {n} containers, btrfs, user namespace on both sides\n");
     print!("{}", table(&rows));
@@ -209,14 +164,7 @@ fn image_size(w: &World, rounds: usize) {
             std::fs::write(sub.join(format!("f{f}")), b"x").expect("file");
         }
     }
-    hoody_e2e::run(
-        "cp",
-        &[
-            "-a",
-            &w.storage_dir.join("images/busybox/.").to_string_lossy(),
-            &big.to_string_lossy(),
-        ],
-    );
+    hoody_e2e::run("cp", &["-a", &w.storage_dir.join("images/busybox/.").to_string_lossy(), &big.to_string_lossy()]);
     let t = Instant::now();
     w.ok(&["images", "import", "big", &big.to_string_lossy()]);
     let import_ms = ms(t.elapsed());
@@ -225,10 +173,7 @@ fn image_size(w: &World, rounds: usize) {
     for i in 0..rounds {
         for (image, v) in [("busybox", &mut small), ("big", &mut large)] {
             let t = Instant::now();
-            let r = http.post(
-                "/containers?start=true",
-                &format!(r#"{{"name":"{image}{i}","image":"{image}"}}"#),
-            );
+            let r = http.post("/containers?start=true", &format!(r#"{{"name":"{image}{i}","image":"{image}"}}"#));
             v.push(ms(t.elapsed()));
             assert_eq!(r.status, 201, "{r:?}");
             let id = r.json()["data"]["id"].as_str().expect("id").to_owned();
@@ -239,22 +184,11 @@ fn image_size(w: &World, rounds: usize) {
     print!(
         "{}",
         table(&[
-            Row {
-                what: "create+start, busybox image (290 files)".into(),
-                tool: "hoody".into(),
-                samples: small.clone()
-            },
-            Row {
-                what: "create+start, 50,290-file image".into(),
-                tool: "hoody".into(),
-                samples: large.clone()
-            },
+            Row { what: "create+start, busybox image (290 files)".into(), tool: "hoody".into(), samples: small.clone() },
+            Row { what: "create+start, 50,290-file image".into(), tool: "hoody".into(), samples: large.clone() },
         ])
     );
-    println!(
-        "\nlarge/small paired ratio {:.2}× (importing the large image once took {import_ms:.0} ms)",
-        paired_ratio(&large, &small)
-    );
+    println!("\nlarge/small paired ratio {:.2}× (importing the large image once took {import_ms:.0} ms)", paired_ratio(&large, &small));
 }
 
 fn main() {

@@ -1,0 +1,83 @@
+//! Firewall endpoints of a container.
+
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hoody_net::rules::{Direction, EgressRequest, IngressRequest};
+
+use super::body::JsonBody;
+use super::error::{ApiResult, data};
+use super::{AppState, Caller};
+
+pub async fn show(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    Ok(data(st.rt.show_firewall(&c).await?))
+}
+
+pub async fn reset(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    st.rt.reset_firewall(&c).await?;
+    let c = st.rt.get(&c.id).await?;
+    Ok(data(st.rt.show_firewall(&c).await?))
+}
+
+pub async fn add_egress(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<EgressRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let spec = req.validate()?;
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    Ok((StatusCode::CREATED, data(st.rt.add_rule(&c, spec).await?)))
+}
+
+pub async fn add_ingress(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<IngressRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let spec = req.validate()?;
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    Ok((StatusCode::CREATED, data(st.rt.add_rule(&c, spec).await?)))
+}
+
+async fn delete(st: AppState, caller: Caller, id: String, rule: String, dir: Direction) -> ApiResult<axum::Json<serde_json::Value>> {
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    st.rt.delete_rule(&c, &rule, dir).await?;
+    Ok(data(serde_json::json!({ "id": rule, "deleted": true })))
+}
+
+pub async fn delete_egress(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, rule)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    delete(st, caller, id, rule, Direction::Egress).await
+}
+
+pub async fn delete_ingress(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, rule)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    delete(st, caller, id, rule, Direction::Ingress).await
+}
+
+pub async fn events(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    Ok(data(st.rt.firewall.events.recent(&c.id)))
+}

@@ -1,0 +1,218 @@
+//! Firewall operations of the API, and the network parts of start-up reconciliation.
+
+use std::sync::Arc;
+
+use hoody_net::compile;
+use hoody_net::policy::{ContainerFirewall, EgressPolicy};
+use hoody_net::rules::{Direction, MAX_RULES_PER_CONTAINER, Rule, RuleSpec};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{Result, Runtime, RuntimeError, now};
+use crate::limits::FieldError;
+use crate::model::{Container, Egress};
+use crate::store::{self, ContainerFilter, StoredRule};
+
+/// A rule as the API shows it, with its counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleView {
+    pub id: String,
+    pub action: hoody_net::rules::Action,
+    pub protocol: hoody_net::rules::Protocol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<String>,
+    pub description: String,
+    pub created_at: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Count {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FirewallView {
+    pub container_id: String,
+    pub interface: String,
+    pub ipv4: Option<String>,
+    /// Egress policy after the last rule.
+    pub policy: &'static str,
+    pub egress: Vec<RuleView>,
+    pub ingress: Vec<RuleView>,
+    /// Egress refused by the policy.
+    pub denied: Count,
+    /// Packets dropped for a forged source address.
+    pub spoofed: Count,
+    /// Inbound packets refused (not on the allow-list, not a reply).
+    pub ingress_denied: Count,
+}
+
+fn view(r: &StoredRule, counters: Option<&hoody_net::nft::KernelRule>) -> RuleView {
+    let s = &r.rule.spec;
+    let peer = Some(s.peer.to_string());
+    RuleView {
+        id: r.rule.id.clone(),
+        action: s.action,
+        protocol: s.protocol,
+        destination: if s.direction == Direction::Egress { peer.clone() } else { None },
+        source: if s.direction == Direction::Ingress { peer } else { None },
+        destination_port: s.ports.map(|p| p.to_string()),
+        description: s.description.clone(),
+        created_at: r.created_at.clone(),
+        packets: counters.map(|c| c.packets).unwrap_or(0),
+        bytes: counters.map(|c| c.bytes).unwrap_or(0),
+    }
+}
+
+impl Runtime {
+    /// The firewall policy of a container from its record and rules.
+    pub(crate) fn firewall_of(&self, c: &Container, rules: Vec<StoredRule>) -> ContainerFirewall {
+        let (mut egress, mut ingress) = (vec![], vec![]);
+        for r in rules {
+            match r.rule.spec.direction {
+                Direction::Egress => egress.push(r.rule),
+                Direction::Ingress => ingress.push(r.rule),
+            }
+        }
+        ContainerFirewall {
+            id: c.id.clone(),
+            ipv4: c.ipv4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            egress_policy: match c.egress {
+                Egress::Deny => EgressPolicy::Deny,
+                Egress::Allow => EgressPolicy::Allow,
+            },
+            egress,
+            ingress,
+        }
+    }
+
+    async fn rules_of(&self, id: &str) -> Result<Vec<StoredRule>> {
+        let key = id.to_owned();
+        Ok(self.store.call(move |db| store::list_rules(db, &key)).await?)
+    }
+
+    /// Adds an egress rule or an ingress allow-list entry.
+    pub async fn add_rule(&self, c: &Container, spec: RuleSpec) -> Result<RuleView> {
+        let _guard = self.lock(&c.id).await;
+        let existing = self.rules_of(&c.id).await?;
+        if existing.len() >= MAX_RULES_PER_CONTAINER {
+            return Err(FieldError::new("rules", format!("a container has at most {MAX_RULES_PER_CONTAINER} rules")).into());
+        }
+        let stored = StoredRule { rule: Rule { id: crate::ids::new_id(), spec }, created_at: now() };
+        // The record first, so a crash leaves the state store at least as permissive as the
+        // kernel; a refused transaction takes the record back out.
+        let (cid, r, at) = (c.id.clone(), stored.rule.clone(), stored.created_at.clone());
+        self.store.call(move |db| store::insert_rule(db, &cid, &r, &at)).await?;
+        let mut all = existing;
+        all.push(stored.clone());
+        let fw = self.firewall_of(c, all);
+        if let Err(e) = self.firewall.add_rule(&fw, &stored.rule).await {
+            let (cid, rid) = (c.id.clone(), stored.rule.id.clone());
+            let _ = self.store.call(move |db| store::delete_rule(db, &cid, &rid)).await;
+            return Err(e.into());
+        }
+        info!(container = %c.id, rule = %stored.rule.id, direction = ?stored.rule.spec.direction, "firewall rule added");
+        Ok(view(&stored, None))
+    }
+
+    /// Removes a rule; the kernel first, so a failure leaves the firewall stricter, not looser.
+    pub async fn delete_rule(&self, c: &Container, rule_id: &str, direction: Direction) -> Result<()> {
+        let _guard = self.lock(&c.id).await;
+        let mut rules = self.rules_of(&c.id).await?;
+        let pos = rules
+            .iter()
+            .position(|r| r.rule.id == rule_id && r.rule.spec.direction == direction)
+            .ok_or_else(|| RuntimeError::NotFound(format!("{direction:?} rule {rule_id}").to_lowercase()))?;
+        rules.remove(pos);
+        self.firewall.delete_rule(&self.firewall_of(c, rules), rule_id, direction).await?;
+        let (cid, rid) = (c.id.clone(), rule_id.to_owned());
+        self.store.call(move |db| store::delete_rule(db, &cid, &rid)).await?;
+        info!(container = %c.id, rule = %rule_id, "firewall rule deleted");
+        Ok(())
+    }
+
+    /// Egress back to deny-all, every rule removed.
+    pub async fn reset_firewall(&self, c: &Container) -> Result<()> {
+        let _guard = self.lock(&c.id).await;
+        let mut after = c.clone();
+        after.egress = Egress::Deny;
+        self.firewall.reset(&self.firewall_of(&after, vec![])).await?;
+        let cid = c.id.clone();
+        self.store.call(move |db| store::reset_firewall(db, &cid)).await?;
+        info!(container = %c.id, "firewall reset to deny-all");
+        Ok(())
+    }
+
+    pub async fn show_firewall(&self, c: &Container) -> Result<FirewallView> {
+        let rules = self.rules_of(&c.id).await?;
+        let (ke, ki) = self.firewall.counters(&c.id).await?;
+        let find =
+            |k: &[hoody_net::nft::KernelRule], id: &str| k.iter().find(|r| compile::comment_rule_id(&r.comment) == Some(id)).cloned();
+        let count = |k: &[hoody_net::nft::KernelRule], prefix: &str| {
+            k.iter().find(|r| r.comment.starts_with(prefix)).map(|r| Count { packets: r.packets, bytes: r.bytes }).unwrap_or_default()
+        };
+        let (mut egress, mut ingress) = (vec![], vec![]);
+        for r in &rules {
+            match r.rule.spec.direction {
+                Direction::Egress => egress.push(view(r, find(&ke, &r.rule.id).as_ref())),
+                Direction::Ingress => ingress.push(view(r, find(&ki, &r.rule.id).as_ref())),
+            }
+        }
+        Ok(FirewallView {
+            container_id: c.id.clone(),
+            interface: hoody_net::names::host_ifname(&c.id),
+            ipv4: c.ipv4.map(|a| a.to_string()),
+            policy: c.egress.as_str(),
+            egress,
+            ingress,
+            denied: if c.egress == Egress::Deny { count(&ke, "p:") } else { Count::default() },
+            spoofed: count(&ke, "g:spoof"),
+            ingress_denied: count(&ki, "p:"),
+        })
+    }
+
+    /// Start-up: the kernel's table from the state store (in place when it already matches).
+    pub async fn reconcile_firewall(&self) -> Result<crate::firewall::Reconciled> {
+        let all = self.list(&ContainerFilter::default()).await?;
+        let mut fws = Vec::with_capacity(all.len());
+        for c in &all {
+            fws.push(self.firewall_of(c, self.rules_of(&c.id).await?));
+        }
+        Ok(self.firewall.reconcile(fws).await?)
+    }
+
+    /// Removes host interfaces of ours (`hv` + 8 hex) whose container is not running.
+    pub async fn remove_stale_links(self: &Arc<Self>) -> Result<Vec<String>> {
+        let running: Vec<String> = self
+            .list(&ContainerFilter::default())
+            .await?
+            .iter()
+            .filter(|c| self.running_init_pid(&c.id).is_some())
+            .map(|c| hoody_net::names::host_ifname(&c.id))
+            .collect();
+        let removed = tokio::task::spawn_blocking(move || -> Result<Vec<String>, hoody_net::NetError> {
+            use hoody_net::netlink::LinkOps;
+            let mut l = hoody_net::netlink::Rtnl::open()?;
+            let mut out = vec![];
+            for name in l.links_with_prefix(hoody_net::names::IFACE_PREFIX)? {
+                let ours = name.len() == 10 && name[2..].bytes().all(|b| b.is_ascii_hexdigit());
+                if ours && !running.contains(&name) && l.delete_link(&name)? {
+                    out.push(name);
+                }
+            }
+            Ok(out)
+        })
+        .await??;
+        for n in &removed {
+            warn!(iface = %n, "removed a host interface of a container that is not running");
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,162 @@
+/* hoody-probe: network probes run inside containers by the end-to-end tests.
+ *
+ *   probe tcp ADDR PORT [TIMEOUT_MS] [TAG]  connect; send TAG; exit 0 connected, 1 refused, 2 timeout, 3 error
+ *   probe udp ADDR PORT [TIMEOUT_MS] [TAG]  send TAG, await a reply; 0 reply, 1 refused, 2 timeout, 3 error
+ *   probe tcp6 ADDR PORT [TIMEOUT_MS]       IPv6 connect, same codes
+ *   probe spoof SRC DST PORT TAG            one UDP datagram with a forged source (raw socket); 0 sent
+ *
+ * Every outcome is printed on one line, so a test can tell "refused fast" from "timed out".
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int finish(const char *what, int code) {
+    printf("%s\n", what);
+    return code;
+}
+
+static int wait_connect(int fd, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int r = poll(&p, 1, timeout_ms);
+    if (r == 0) return finish("timeout", 2);
+    int err = 0;
+    socklen_t l = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+    if (err == 0) return 0;
+    if (err == ECONNREFUSED) return finish("refused", 1);
+    printf("error %s\n", strerror(err));
+    return 3;
+}
+
+static int tcp(int family, const char *addr, int port, int timeout_ms, const char *tag) {
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        if (inet_pton(AF_INET, addr, &a->sin_addr) != 1) return finish("bad address", 3);
+        sl = sizeof *a;
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        if (inet_pton(AF_INET6, addr, &a->sin6_addr) != 1) return finish("bad address", 3);
+        sl = sizeof *a;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        if (errno == ECONNREFUSED) return finish("refused", 1);
+        if (errno != EINPROGRESS) {
+            printf("error %s\n", strerror(errno));
+            return 3;
+        }
+        int r = wait_connect(fd, timeout_ms);
+        if (r) return r;
+    }
+    if (tag) (void)!write(fd, tag, strlen(tag));
+    char buf[64] = {0};
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 500) > 0) (void)!read(fd, buf, sizeof buf - 1);
+    printf("connected %s\n", buf);
+    return 0;
+}
+
+static int udp(const char *addr, int port, int timeout_ms, const char *tag) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) return finish("bad address", 3);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    const char *msg = tag ? tag : "ping";
+    if (send(fd, msg, strlen(msg), 0) < 0) {
+        if (errno == ECONNREFUSED || errno == EPERM) return finish("refused", 1);
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, timeout_ms);
+    if (r == 0) return finish("timeout", 2);
+    char buf[256];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    if (n < 0) {
+        if (errno == ECONNREFUSED) return finish("refused", 1);
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    buf[n] = 0;
+    printf("reply %s\n", buf);
+    return 0;
+}
+
+static unsigned short csum(const void *data, int len) {
+    const unsigned short *p = data;
+    unsigned long sum = 0;
+    for (; len > 1; len -= 2) sum += *p++;
+    if (len) sum += *(const unsigned char *)p;
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return (unsigned short)~sum;
+}
+
+static int spoof(const char *src, const char *dst, int port, const char *tag) {
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    if (fd < 0) {
+        printf("error raw socket: %s\n", strerror(errno));
+        return 3;
+    }
+    char pkt[256] = {0};
+    size_t tl = strlen(tag);
+    struct iphdr *ip = (struct iphdr *)pkt;
+    struct udphdr *udp = (struct udphdr *)(pkt + sizeof *ip);
+    memcpy(pkt + sizeof *ip + sizeof *udp, tag, tl);
+    ip->ihl = 5;
+    ip->version = 4;
+    ip->ttl = 64;
+    ip->protocol = IPPROTO_UDP;
+    ip->tot_len = htons(sizeof *ip + sizeof *udp + tl);
+    inet_pton(AF_INET, src, &ip->saddr);
+    inet_pton(AF_INET, dst, &ip->daddr);
+    ip->check = csum(ip, sizeof *ip);
+    udp->source = htons(40000);
+    udp->dest = htons(port);
+    udp->len = htons(sizeof *udp + tl);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = ip->daddr;
+    if (sendto(fd, pkt, ntohs(ip->tot_len), 0, (struct sockaddr *)&a, sizeof a) < 0) {
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    return finish("sent", 0);
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 4) {
+        fprintf(stderr, "usage: probe tcp|udp|tcp6 ADDR PORT [TIMEOUT_MS] [TAG] | probe spoof SRC DST PORT TAG\n");
+        return 64;
+    }
+    int timeout = argc > 4 ? atoi(argv[4]) : 2000;
+    const char *tag = argc > 5 ? argv[5] : NULL;
+    if (!strcmp(argv[1], "tcp")) return tcp(AF_INET, argv[2], atoi(argv[3]), timeout, tag);
+    if (!strcmp(argv[1], "tcp6")) return tcp(AF_INET6, argv[2], atoi(argv[3]), timeout, tag);
+    if (!strcmp(argv[1], "udp")) return udp(argv[2], atoi(argv[3]), timeout, tag);
+    if (!strcmp(argv[1], "spoof") && argc >= 6) return spoof(argv[2], argv[3], atoi(argv[4]), argv[5]);
+    fprintf(stderr, "unknown probe %s\n", argv[1]);
+    return 64;
+}
