@@ -93,7 +93,9 @@ impl Runtime {
         let _guard = self.lock(&c.id).await;
         let storage = self.storage.clone();
         let (image, id) = (c.image.clone(), c.id.clone());
+        let t = std::time::Instant::now();
         tokio::task::spawn_blocking(move || storage.create_container(&image, &id)).await??;
+        let t_storage = t.elapsed();
         let state = self.container_state_dir(&c.id);
         let undo = |rt: &Arc<Self>, id: String| {
             let storage = rt.storage.clone();
@@ -111,7 +113,10 @@ impl Runtime {
         }
         let record = c.clone();
         let (pool, net) = (self.cfg.id_pool, self.cfg.net_pool);
-        match self.store.call(move |db| store::insert_container(db, &record, pool, net)).await {
+        let t = std::time::Instant::now();
+        let inserted = self.store.call(move |db| store::insert_container(db, &record, pool, net)).await;
+        let t_store = t.elapsed();
+        match inserted {
             Ok((idmap, ip)) => {
                 c.idmap = idmap;
                 c.ipv4 = Some(ip);
@@ -125,13 +130,25 @@ impl Runtime {
             }
         }
         // Its firewall exists before it can ever run: deny-all unless the request said allow.
-        if let Err(e) = self.firewall.install(&self.firewall_of(&c, vec![])).await {
+        let t = std::time::Instant::now();
+        let installed = self.firewall.install(&self.firewall_of(&c, vec![])).await;
+        let t_fw = t.elapsed();
+        if let Err(e) = installed {
             let cid = c.id.clone();
             let _ = self.store.call(move |db| store::delete_container(db, &cid)).await;
             let _ = undo(self, c.id.clone()).await;
             return Err(e.into());
         }
-        info!(container = %c.id, name = %c.name, image = %c.image, uid_base = c.idmap.host_base, "container created");
+        info!(
+            container = %c.id,
+            name = %c.name,
+            image = %c.image,
+            uid_base = c.idmap.host_base,
+            storage_us = t_storage.as_micros() as u64,
+            store_us = t_store.as_micros() as u64,
+            firewall_us = t_fw.as_micros() as u64,
+            "container created"
+        );
         drop(_guard);
         if start {
             return self.start(&c.id).await;
@@ -150,7 +167,9 @@ impl Runtime {
     async fn start_locked(self: &Arc<Self>, c: &Container) -> Result<()> {
         let cg = self.cgroups.clone();
         let (cid, limits) = (c.id.clone(), c.limits);
+        let t0 = std::time::Instant::now();
         let cgroup = tokio::task::spawn_blocking(move || cg.create(&cid, &limits)).await??;
+        let t_cgroup = t0.elapsed();
         let spec = StartSpec {
             id: c.id.clone(),
             hostname: c.name.clone(),
@@ -167,7 +186,10 @@ impl Runtime {
                 gateway: hoody_net::addr::GATEWAY,
             }),
         };
-        let (pid, start_time) = match self.launch(&spec).await {
+        let t = std::time::Instant::now();
+        let launched = self.launch(&spec).await;
+        let t_launch = t.elapsed();
+        let (pid, start_time) = match launched {
             Ok(v) => v,
             Err(e) => {
                 let cg = self.cgroups.clone();
@@ -178,9 +200,19 @@ impl Runtime {
         };
         let pidfd = sys::pidfd_open(pid).map_err(io_err("open a pidfd for the init"))?;
         let (cid, at) = (c.id.clone(), now());
+        let t = std::time::Instant::now();
         self.store.call(move |db| store::mark_running(db, &cid, pid, start_time, &at)).await?;
+        let t_store = t.elapsed();
         self.watch_init(&c.id, pid, pidfd).map_err(io_err("watch the init"))?;
-        info!(container = %c.id, pid, "container started");
+        info!(
+            container = %c.id,
+            pid,
+            cgroup_us = t_cgroup.as_micros() as u64,
+            helper_us = t_launch.as_micros() as u64,
+            store_us = t_store.as_micros() as u64,
+            total_us = t0.elapsed().as_micros() as u64,
+            "container started"
+        );
         Ok(())
     }
 
