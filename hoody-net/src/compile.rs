@@ -115,6 +115,12 @@ pub enum Op {
         chain: String,
         handle: u64,
     },
+    /// Replaces the rule with handle `handle` in place (same position, new content).
+    ReplaceRule {
+        chain: String,
+        handle: u64,
+        rule: CompiledRule,
+    },
 }
 
 /// FNV-1a: a hash that is the same in every build (unlike std's).
@@ -324,6 +330,28 @@ pub fn full(cfg: &TableConfig, containers: &[ContainerFirewall]) -> Vec<Op> {
     ops
 }
 
+/// The full rebuild and what verification expects of it, compiling each container once.
+pub fn plan(cfg: &TableConfig, containers: &[ContainerFirewall]) -> (Vec<Op>, Expected) {
+    let mut ops = vec![Op::AddTable, Op::DelTable];
+    ops.extend(skeleton(cfg));
+    let mut x = expected(cfg, &[]);
+    let mut elems = Vec::with_capacity(containers.len() * 2);
+    for c in containers {
+        let chains = container_chains(cfg, c);
+        ops.extend(chains.iter().map(|(n, _)| Op::AddChain(n.clone())));
+        for (name, rules) in chains {
+            x.chains.insert(name.clone(), rules.iter().map(|r| r.comment.clone()).collect());
+            ops.extend(rules.into_iter().map(|r| Op::AddRule { chain: name.clone(), rule: r, after: None }));
+        }
+        for (map, chain) in [(EGRESS_MAP, names::egress_chain(&c.id)), (INGRESS_MAP, names::ingress_chain(&c.id))] {
+            x.maps.entry(map.into()).or_default().insert(c.ifname(), chain.clone());
+            elems.push(Op::AddMapElem { map, ifname: c.ifname(), chain });
+        }
+    }
+    ops.extend(elems);
+    (ops, x)
+}
+
 /// What verification expects: the rule comments of every chain, and the map entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Expected {
@@ -452,6 +480,23 @@ mod tests {
         other.spec.ports = Some(PortRange { from: 80, to: 80 });
         assert_ne!(a.comment, egress_rule("x", &other).comment);
         assert_eq!(a.comment, egress_rule("x", &allow443("r1")).comment, "stable");
+    }
+
+    #[test]
+    fn plan_is_full_and_expected_in_one_pass() {
+        let mut c = ctr("dddddddddddddddddddddddd", 9);
+        c.egress = vec![allow443("r1")];
+        let cs = vec![ctr("cccccccccccccccccccccccc", 7), c];
+        let (ops, x) = plan(&cfg(), &cs);
+        let mut a = ops.clone();
+        let mut b = full(&cfg(), &cs);
+        let key = |o: &Op| format!("{o:?}");
+        a.sort_by_key(key);
+        b.sort_by_key(key);
+        assert_eq!(a, b, "the same operations as full()");
+        assert_eq!(x, expected(&cfg(), &cs));
+        let first_elem = ops.iter().position(|o| matches!(o, Op::AddMapElem { .. })).unwrap();
+        assert!(ops[first_elem..].iter().all(|o| matches!(o, Op::AddMapElem { .. })), "map entries come last");
     }
 
     #[test]

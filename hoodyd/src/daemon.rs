@@ -18,7 +18,9 @@ use crate::store::Store;
 
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOODY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    // Colours only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).with_ansi(ansi);
     match format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
@@ -139,8 +141,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .set("net/ipv4/ip_forward", "1")
             .context("enabling IPv4 forwarding")?;
     }
+    let t = Instant::now();
     let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
-    info!(result = ?how, "firewall in place");
+    info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
     let report = rt.adopt().await.context("reconciling state with the kernel")?;
     info!(adopted = report.adopted.len(), vanished = report.vanished.len(), orphans = report.removed_orphans.len(), "state reconciled");
     if let Err(e) = rt.remove_stale_links().await {

@@ -17,8 +17,13 @@ use crate::error::{NetError, Result};
 const FILTER_PRIORITY: i32 = -5;
 const SRCNAT_PRIORITY: i32 = 100;
 
+/// The kernel firewall. It keeps one netlink socket for its whole life: closing a netfilter
+/// socket makes the kernel finish pending rule destruction first (an RCU grace period, 10–20 ms
+/// here), so a socket per call would make every removal that slow.
 #[derive(Default)]
-pub struct NftFirewall;
+pub struct NftFirewall {
+    sock: std::sync::Mutex<Option<NlSocket>>,
+}
 
 fn cs(s: &str) -> CString {
     CString::new(s).expect("no NUL in names")
@@ -30,10 +35,31 @@ fn nft_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NetError {
 
 impl NftFirewall {
     pub fn new() -> Self {
-        NftFirewall
+        Self::default()
     }
 
-    fn build(ops: &[Op]) -> (Batch, Vec<usize>) {
+    /// Runs `f` with the persistent socket (opened on first use, in the caller's network
+    /// namespace), with send and receive buffers of at least `buf` bytes.
+    fn with_socket<T>(&self, buf: usize, f: impl FnOnce(&NlSocket) -> Result<T>) -> Result<T> {
+        let mut guard = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(NlSocket::open(buf).map_err(nft_err("socket"))?);
+        }
+        let sock = guard.as_ref().expect("just opened");
+        sock.ensure_buffers(buf).map_err(nft_err("socket buffers"))?;
+        // Leftovers of an interrupted exchange must not be read as this one's answers.
+        sock.discard_pending().map_err(nft_err("socket"))?;
+        let r = f(sock);
+        if r.is_err() {
+            // A failed exchange may leave the socket mid-dump: start afresh next time.
+            *guard = None;
+        }
+        r
+    }
+
+    /// Builds the batch; `replaces` receives the positions of messages that must carry
+    /// NLM_F_REPLACE (nftnl cannot set it).
+    fn build(ops: &[Op], replaces: &mut Vec<usize>) -> (Batch, Vec<usize>) {
         let table = Table::new(cs(TABLE), ProtoFamily::Inet);
         let mut batch = Batch::new();
         // The batch's sequence numbers map back to the op that produced each message.
@@ -99,6 +125,17 @@ impl NftFirewall {
                     r.set_handle(*handle);
                     batch.add(&r, MsgType::Del);
                 }
+                Op::ReplaceRule { chain, handle, rule } => {
+                    let c = Chain::new(cs(chain), &table);
+                    let mut r = Rule::new(&c);
+                    for e in &rule.exprs {
+                        super::encode::add(&mut r, e);
+                    }
+                    r.set_comment(cs(&rule.comment)).expect("comments are short");
+                    r.set_handle(*handle);
+                    replaces.push(seq_to_op.len());
+                    batch.add(&r, MsgType::Add);
+                }
             }
             seq_to_op.push(i);
         }
@@ -107,7 +144,14 @@ impl NftFirewall {
 
     /// Runs one dump request and collects its messages.
     fn dump_with<T>(&self, what: DumpWhat<'_>, mut each: impl FnMut(&AlignedBuf, &sys::MsgHeader, &mut Vec<T>)) -> Result<Option<Vec<T>>> {
-        let sock = NlSocket::open(1 << 20).map_err(nft_err("socket"))?;
+        self.with_socket(1 << 20, |sock| Self::dump_on(sock, what, &mut each))
+    }
+
+    fn dump_on<T>(
+        sock: &NlSocket,
+        what: DumpWhat<'_>,
+        each: &mut impl FnMut(&AlignedBuf, &sys::MsgHeader, &mut Vec<T>),
+    ) -> Result<Option<Vec<T>>> {
         let mut buf = AlignedBuf::new(1 << 16);
         let seq = 1;
         let len = sys::dump_request(&mut buf, seq, &cs(TABLE), what);
@@ -150,38 +194,47 @@ impl FirewallOps for NftFirewall {
             return Ok(());
         }
         let t = Instant::now();
-        let (batch, seq_to_op) = Self::build(ops);
+        let mut replaces = vec![];
+        let (batch, seq_to_op) = Self::build(ops, &mut replaces);
         let batch = batch.finalize();
         let seqs = batch.sequence_numbers();
-        let bytes: Vec<u8> = batch.iter().flat_map(|page| page.iter().copied()).collect();
-        let sock = NlSocket::open(bytes.len() + (1 << 20) + 64 * ops.len()).map_err(nft_err("socket"))?;
-        sock.send(&bytes).map_err(|source| NetError::Rejected { ops: ops.len(), source })?;
-        // The kernel handles the batch inside sendmsg: every answer is queued by now.
-        let mut first_error: Option<(i32, u32)> = None;
-        let mut rbuf = AlignedBuf::new(1 << 20);
-        while let Some(n) = sock.recv_nowait(&mut rbuf).map_err(nft_err("transaction answer"))? {
-            for m in &sys::split_messages(rbuf.bytes_mut(), n) {
-                if let Some((err, seq)) = sys::error_of(rbuf.bytes_mut(), m)
-                    && err != 0
-                    && first_error.is_none()
-                {
-                    first_error = Some((err, seq));
+        let mut bytes: Vec<u8> = batch.iter().flat_map(|page| page.iter().copied()).collect();
+        let built_us = t.elapsed().as_micros() as u64;
+        // Errors are reported whether or not an acknowledgement was asked for; asking for one per
+        // message (as nftnl does) floods the socket on large batches. Only errors come back now.
+        sys::clear_ack_flags(&mut bytes);
+        // Message i after the batch-begin message is op i.
+        sys::set_replace_flags(&mut bytes, &replaces);
+        let first_error = self.with_socket(bytes.len() + (1 << 20), |sock| {
+            sock.send(&bytes).map_err(|source| NetError::Rejected { ops: ops.len(), source })?;
+            // The kernel handles the batch inside sendmsg: every answer is queued by now.
+            let mut first_error: Option<(i32, u32)> = None;
+            let mut rbuf = AlignedBuf::new(1 << 20);
+            while let Some(n) = sock.recv_nowait(&mut rbuf).map_err(nft_err("transaction answer"))? {
+                for m in &sys::split_messages(rbuf.bytes_mut(), n) {
+                    if let Some((err, seq)) = sys::error_of(rbuf.bytes_mut(), m)
+                        && err != 0
+                        && first_error.is_none()
+                    {
+                        first_error = Some((err, seq));
+                    }
                 }
             }
-        }
+            Ok(first_error)
+        })?;
         if let Some((err, seq)) = first_error {
             // Message seqs count from the batch-begin message, which precedes the ops.
             let op = seq.checked_sub(seqs.start + 1).and_then(|i| seq_to_op.get(i as usize)).and_then(|i| ops.get(*i));
             let source = std::io::Error::other(format!("{} (at {op:?})", std::io::Error::from_raw_os_error(-err)));
             return Err(NetError::Rejected { ops: ops.len(), source });
         }
-        debug!(ops = ops.len(), bytes = bytes.len(), elapsed_us = t.elapsed().as_micros() as u64, "nftables transaction applied");
+        debug!(ops = ops.len(), bytes = bytes.len(), built_us, elapsed_us = t.elapsed().as_micros() as u64, "nftables transaction applied");
         Ok(())
     }
 
     fn dump(&self) -> Result<Option<TableDump>> {
         let Some(rules) = self.dump_with(DumpWhat::Rules(None), |b, m, out| {
-            if let Some(r) = sys::parse_rule(b, m) {
+            if let Some(r) = super::parse::rule(&b.bytes()[m.offset + 16..m.offset + m.len]) {
                 out.push(r)
             }
         })?
@@ -208,7 +261,7 @@ impl FirewallOps for NftFirewall {
     fn chain(&self, name: &str) -> Result<Vec<KernelRule>> {
         let c = cs(name);
         let rules = self.dump_with(DumpWhat::Rules(Some(&c)), |b, m, out| {
-            if let Some(r) = sys::parse_rule(b, m) {
+            if let Some(r) = super::parse::rule(&b.bytes()[m.offset + 16..m.offset + m.len]) {
                 out.push(r)
             }
         })?;

@@ -5,6 +5,7 @@
 
 pub mod encode;
 pub mod kernel;
+mod parse;
 pub mod recording;
 mod sys;
 

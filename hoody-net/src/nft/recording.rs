@@ -92,6 +92,12 @@ impl Table {
                 };
                 rules.insert(pos, (h, rule.comment.clone(), rule.exprs.clone()));
             }
+            Op::ReplaceRule { chain, handle, rule } => {
+                let rules = self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?;
+                let r = rules.iter_mut().find(|(h, _, _)| h == handle).ok_or(format!("no rule with handle {handle}"))?;
+                r.1 = rule.comment.clone();
+                r.2 = rule.exprs.clone();
+            }
             Op::DelRule { chain, handle } => {
                 let rules = self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?;
                 let pos = rules.iter().position(|(h, _, _)| h == handle).ok_or(format!("no rule with handle {handle}"))?;

@@ -202,6 +202,12 @@ impl AlignedBuf {
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
     }
 
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: a Vec<u64> is valid, initialised memory of len*8 bytes; u8 has no alignment
+        // requirement and the slice borrows self.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), self.0.len() * 8) }
+    }
+
     fn ptr(&self) -> *const u8 {
         self.0.as_ptr().cast::<u8>()
     }
@@ -231,6 +237,27 @@ pub fn split_messages(buf: &[u8], n: usize) -> Vec<MsgHeader> {
     out
 }
 
+/// Clears NLM_F_ACK on every message of a batch buffer.
+pub fn clear_ack_flags(buf: &mut [u8]) {
+    for m in split_messages(buf, buf.len()) {
+        let f = u16::from_ne_bytes([buf[m.offset + 6], buf[m.offset + 7]]) & !(libc::NLM_F_ACK as u16);
+        buf[m.offset + 6..m.offset + 8].copy_from_slice(&f.to_ne_bytes());
+    }
+}
+
+/// Turns the messages at positions `which` (counting from the first message after the
+/// batch-begin message) from "append" into "replace the rule with this handle".
+pub fn set_replace_flags(buf: &mut [u8], which: &[usize]) {
+    let msgs = split_messages(buf, buf.len());
+    for i in which {
+        if let Some(m) = msgs.get(i + 1) {
+            let f = u16::from_ne_bytes([buf[m.offset + 6], buf[m.offset + 7]]);
+            let f = (f & !((libc::NLM_F_APPEND | libc::NLM_F_EXCL) as u16)) | libc::NLM_F_REPLACE as u16;
+            buf[m.offset + 6..m.offset + 8].copy_from_slice(&f.to_ne_bytes());
+        }
+    }
+}
+
 /// The error code of an NLMSG_ERROR message (0 = ack) and the sequence number it answers.
 pub fn error_of(buf: &[u8], m: &MsgHeader) -> Option<(i32, u32)> {
     if m.ty != libc::NLMSG_ERROR as u16 || m.len < 16 + 4 + 16 {
@@ -258,6 +285,27 @@ impl NlSocket {
         // The kernel answers at once; a silent socket must never wedge the daemon.
         socket::setsockopt(&fd, sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(10, 0))?;
         Ok(NlSocket(fd))
+    }
+
+    /// Grows the send and receive buffers to at least `size` bytes.
+    pub fn ensure_buffers(&self, size: usize) -> io::Result<()> {
+        let fd = self.0.as_fd();
+        if socket::getsockopt(&fd, sockopt::SndBuf)? < size {
+            if socket::setsockopt(&fd, sockopt::SndBufForce, &size).is_err() {
+                socket::setsockopt(&fd, sockopt::SndBuf, &size)?;
+            }
+            if socket::setsockopt(&fd, sockopt::RcvBufForce, &size).is_err() {
+                socket::setsockopt(&fd, sockopt::RcvBuf, &size)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops whatever is queued on the socket.
+    pub fn discard_pending(&self) -> io::Result<()> {
+        let mut b = AlignedBuf::new(1 << 16);
+        while self.recv_nowait(&mut b)?.is_some() {}
+        Ok(())
     }
 
     /// Sends `data` in one message (a batch must reach the kernel whole).
@@ -334,74 +382,9 @@ pub enum DumpWhat<'a> {
     MapElems(&'a CStr),
 }
 
-/// A rule read back: (chain, handle, comment, packets, bytes).
-pub struct ParsedRule {
-    pub chain: String,
-    pub handle: u64,
-    pub comment: String,
-    pub packets: u64,
-    pub bytes: u64,
-}
-
-/// Parses one NEWRULE message of a dump.
-pub fn parse_rule(buf: &AlignedBuf, m: &MsgHeader) -> Option<ParsedRule> {
-    // SAFETY: the buffer is aligned and `m` lies inside the received bytes (split_messages).
-    let nlh = unsafe { buf.ptr().add(m.offset).cast::<libc::nlmsghdr>() };
-    // SAFETY: allocation; NULL only on OOM.
-    let r = unsafe { sys::nftnl_rule_alloc() };
-    assert!(!r.is_null(), "nftnl_rule_alloc: out of memory");
-    let mut out = None;
-    // SAFETY: `nlh` points at a complete message from the kernel; `r` is valid and freed below.
-    unsafe {
-        if sys::nftnl_rule_nlmsg_parse(nlh.cast(), r) >= 0 {
-            let chain = CStr::from_ptr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_CHAIN as u16)).to_string_lossy().into_owned();
-            let handle = sys::nftnl_rule_get_u64(r, sys::NFTNL_RULE_HANDLE as u16);
-            let mut len = 0u32;
-            let ud = sys::nftnl_rule_get_data(r, sys::NFTNL_RULE_USERDATA as u16, &mut len);
-            let comment =
-                if ud.is_null() { String::new() } else { parse_comment(std::slice::from_raw_parts(ud.cast::<u8>(), len as usize)) };
-            let (mut packets, mut bytes) = (0, 0);
-            let it = sys::nftnl_expr_iter_create(r);
-            if !it.is_null() {
-                loop {
-                    let e = sys::nftnl_expr_iter_next(it);
-                    if e.is_null() {
-                        break;
-                    }
-                    let name = sys::nftnl_expr_get_str(e, sys::NFTNL_EXPR_NAME as u16);
-                    if !name.is_null() && CStr::from_ptr(name) == c"counter" {
-                        packets = sys::nftnl_expr_get_u64(e, sys::NFTNL_EXPR_CTR_PACKETS as u16);
-                        bytes = sys::nftnl_expr_get_u64(e, sys::NFTNL_EXPR_CTR_BYTES as u16);
-                    }
-                }
-                sys::nftnl_expr_iter_destroy(it);
-            }
-            out = Some(ParsedRule { chain, handle, comment, packets, bytes });
-        }
-        sys::nftnl_rule_free(r);
-    }
-    out
-}
-
-/// The comment in rule user data: TLVs of (type u8, len u8, value); type 0 is the comment.
-fn parse_comment(mut ud: &[u8]) -> String {
-    while ud.len() >= 2 {
-        let (t, l) = (ud[0], ud[1] as usize);
-        if ud.len() < 2 + l {
-            break;
-        }
-        if t == 0 {
-            let v = &ud[2..2 + l];
-            return String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned();
-        }
-        ud = &ud[2 + l..];
-    }
-    String::new()
-}
-
 /// Parses one NEWSETELEM message of a dump into (interface name, chain) pairs.
 pub fn parse_map_elems(buf: &AlignedBuf, m: &MsgHeader) -> Vec<(String, String)> {
-    // SAFETY: as in parse_rule.
+    // SAFETY: the buffer is aligned and `m` lies inside the received bytes (split_messages).
     let nlh = unsafe { buf.ptr().add(m.offset).cast::<libc::nlmsghdr>() };
     // SAFETY: allocation; NULL only on OOM.
     let s = unsafe { sys::nftnl_set_alloc() };
@@ -438,13 +421,6 @@ pub fn parse_map_elems(buf: &AlignedBuf, m: &MsgHeader) -> Vec<(String, String)>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn comments_from_userdata() {
-        assert_eq!(parse_comment(b"\x00\x06r:abc\x00"), "r:abc");
-        assert_eq!(parse_comment(b"\x05\x01x\x00\x03ok\x00"), "ok");
-        assert_eq!(parse_comment(b"\x00\x09"), "");
-    }
 
     #[test]
     fn ifname_keys_are_padded() {

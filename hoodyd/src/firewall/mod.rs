@@ -56,15 +56,34 @@ impl Firewall {
         let _g = self.lock.lock().await;
         let cfg = self.cfg.clone();
         self.blocking(move |ops| {
-            let want = compile::expected(&cfg, &all);
-            if let Some(d) = ops.dump()? {
+            let t = std::time::Instant::now();
+            let (batch, want) = compile::plan(&cfg, &all);
+            let t_compile = t.elapsed();
+            let current = ops.dump()?;
+            let t_dump = t.elapsed();
+            if let Some(d) = current {
                 match d.verify(&want, None) {
-                    Ok(()) => return Ok(Reconciled::InPlace),
+                    Ok(()) => {
+                        tracing::debug!(
+                            compile_us = t_compile.as_micros() as u64,
+                            dump_us = t_dump.as_micros() as u64,
+                            "firewall verified in place"
+                        );
+                        return Ok(Reconciled::InPlace);
+                    }
                     Err(e) => info!(difference = %e, "firewall differs from the state store; rebuilding it"),
                 }
             }
-            ops.apply(&compile::full(&cfg, &all))?;
+            ops.apply(&batch)?;
+            let t_apply = t.elapsed();
             ops.dump()?.ok_or_else(|| NetError::Verify("the table is missing after the rebuild".into()))?.verify(&want, None)?;
+            tracing::debug!(
+                compile_us = t_compile.as_micros() as u64,
+                dump_us = t_dump.as_micros() as u64,
+                apply_us = t_apply.as_micros() as u64,
+                verify_us = t.elapsed().as_micros() as u64,
+                "firewall rebuilt"
+            );
             Ok(Reconciled::Rebuilt)
         })
         .await

@@ -180,11 +180,11 @@ impl Runtime {
 
     /// Start-up: the kernel's table from the state store (in place when it already matches).
     pub async fn reconcile_firewall(&self) -> Result<crate::firewall::Reconciled> {
+        let t = std::time::Instant::now();
         let all = self.list(&ContainerFilter::default()).await?;
-        let mut fws = Vec::with_capacity(all.len());
-        for c in &all {
-            fws.push(self.firewall_of(c, self.rules_of(&c.id).await?));
-        }
+        let mut rules = self.store.call(store::all_rules).await?;
+        let fws: Vec<_> = all.iter().map(|c| self.firewall_of(c, rules.remove(&c.id).unwrap_or_default())).collect();
+        tracing::debug!(containers = fws.len(), load_us = t.elapsed().as_micros() as u64, "firewall policy loaded");
         Ok(self.firewall.reconcile(fws).await?)
     }
 

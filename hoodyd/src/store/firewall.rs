@@ -40,32 +40,49 @@ pub fn insert_rule(conn: &Connection, container_id: &str, r: &Rule, created_at: 
     Ok(())
 }
 
-/// A row as read: id, direction, action, protocol, peer, ports, description, created_at.
-type RawRule = (String, String, String, String, String, Option<String>, String, String);
+/// A row as read: id, direction, action, protocol, peer, ports, description, created_at,
+/// container id.
+type RawRule = (String, String, String, String, String, Option<String>, String, String, String);
 
 /// The container's rules in order (both directions).
 pub fn list_rules(conn: &Connection, container_id: &str) -> Result<Vec<StoredRule>> {
     let mut st = conn.prepare_cached(
-        "SELECT id, direction, action, protocol, peer, ports, description, created_at FROM firewall_rules WHERE container_id = ?1 ORDER BY seq",
+        "SELECT id, direction, action, protocol, peer, ports, description, created_at, container_id FROM firewall_rules WHERE container_id = ?1 ORDER BY seq",
     )?;
-    let rows: Vec<RawRule> = st
-        .query_map([container_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    rows.into_iter()
-        .map(|(id, dir, action, proto, peer, ports, description, created_at)| {
-            let spec = RuleSpec {
-                direction: parse::<Direction>(&id, "direction", &dir)?,
-                action: parse::<Action>(&id, "action", &action)?,
-                protocol: parse::<Protocol>(&id, "protocol", &proto)?,
-                peer: peer.parse().map_err(|e| StoreError::Corrupt { id: id.clone(), what: format!("peer: {e}") })?,
-                ports: ports
-                    .map(|p| PortRange::parse("ports", &p).map_err(|e| StoreError::Corrupt { id: id.clone(), what: e.to_string() }))
-                    .transpose()?,
-                description,
-            };
-            Ok(StoredRule { rule: Rule { id, spec }, created_at })
-        })
-        .collect()
+    let rows: Vec<RawRule> = st.query_map([container_id], raw)?.collect::<rusqlite::Result<_>>()?;
+    rows.into_iter().map(|r| cook(r).map(|(_, s)| s)).collect()
+}
+
+/// Every rule of every container, in order, by container id.
+pub fn all_rules(conn: &mut Connection) -> Result<std::collections::HashMap<String, Vec<StoredRule>>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, direction, action, protocol, peer, ports, description, created_at, container_id FROM firewall_rules ORDER BY seq",
+    )?;
+    let rows: Vec<RawRule> = st.query_map([], raw)?.collect::<rusqlite::Result<_>>()?;
+    let mut out: std::collections::HashMap<String, Vec<StoredRule>> = Default::default();
+    for r in rows {
+        let (cid, s) = cook(r)?;
+        out.entry(cid).or_default().push(s);
+    }
+    Ok(out)
+}
+
+fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRule> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+}
+
+fn cook((id, dir, action, proto, peer, ports, description, created_at, cid): RawRule) -> Result<(String, StoredRule)> {
+    let spec = RuleSpec {
+        direction: parse::<Direction>(&id, "direction", &dir)?,
+        action: parse::<Action>(&id, "action", &action)?,
+        protocol: parse::<Protocol>(&id, "protocol", &proto)?,
+        peer: peer.parse().map_err(|e| StoreError::Corrupt { id: id.clone(), what: format!("peer: {e}") })?,
+        ports: ports
+            .map(|p| PortRange::parse("ports", &p).map_err(|e| StoreError::Corrupt { id: id.clone(), what: e.to_string() }))
+            .transpose()?,
+        description,
+    };
+    Ok((cid, StoredRule { rule: Rule { id, spec }, created_at }))
 }
 
 pub fn count_rules(conn: &Connection, container_id: &str) -> Result<usize> {
