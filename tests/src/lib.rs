@@ -212,6 +212,11 @@ impl World {
         Self::build(driver, &[], true)
     }
 
+    /// `with_net` with extra daemon flags.
+    pub fn with_net_flags(driver: Driver, flags: &[&str]) -> World {
+        Self::build(driver, flags, true)
+    }
+
     pub fn with_flags(driver: Driver, flags: &[&str]) -> World {
         Self::build(driver, flags, false)
     }

@@ -148,6 +148,17 @@ fn one_rule_opens_exactly_that() {
 }
 
 #[test]
+fn deny_action_drop_makes_denied_traffic_time_out() {
+    let w = World::with_net_flags(Driver::Overlay, &["--deny-action", "drop"]);
+    let _net = internet(&w);
+    let cid = id(&probed(&w, "quiet", &[]));
+    let t = Instant::now();
+    assert_eq!(closed(&w, &cid, &["tcp", SERVER, "443", "1000"]), "timeout", "dropped, not reset");
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    assert_eq!(closed(&w, &cid, &["udp", SERVER, "53", "1000", "x"]), "timeout");
+}
+
+#[test]
 fn deny_rules_and_allow_policy() {
     let w = World::with_net(Driver::Btrfs);
     let _net = internet(&w);
