@@ -11,7 +11,7 @@ use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use tracing::debug;
 
-use crate::driver::{ContainerRoot, DriverKind, StorageDriver, staging_name};
+use crate::driver::{ContainerRoot, DriverKind, SnapshotStats, StorageDriver, staging_name, step};
 use crate::error::{Result, StorageError};
 use crate::sys;
 
@@ -121,6 +121,59 @@ impl StorageDriver for BtrfsDriver {
 
     fn container_root(&self, _image: &str, id: &str) -> ContainerRoot {
         ContainerRoot::Btrfs { subvol: self.container_dir(id).join("rootfs") }
+    }
+
+    fn create_snapshot(&self, id: &str, name: &str) -> Result<SnapshotStats> {
+        let dir = self.snapshots_dir(id);
+        fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir).map_err(StorageError::io("create directory", &dir))?;
+        let dst = dir.join(name);
+        if dst.exists() {
+            return Err(StorageError::SnapshotExists(name.to_owned()));
+        }
+        snapshot(&self.container_dir(id).join("rootfs"), &dst, true)?;
+        Ok(SnapshotStats { bytes: None })
+    }
+
+    fn delete_snapshot(&self, id: &str, name: &str) -> Result<()> {
+        let p = self.snapshots_dir(id).join(name);
+        if !p.exists() {
+            return Err(StorageError::SnapshotNotFound(name.to_owned()));
+        }
+        destroy_subvolume(&p)
+    }
+
+    fn restore_snapshot(&self, id: &str, name: &str, checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>) -> Result<()> {
+        let snap = self.snapshots_dir(id).join(name);
+        if !snap.is_dir() {
+            return Err(StorageError::SnapshotNotFound(name.to_owned()));
+        }
+        let dir = self.container_dir(id);
+        let staged = dir.join(".restore");
+        if staged.exists() {
+            destroy_subvolume(&staged)?;
+        }
+        step(checkpoint, "restore-prepare")?;
+        snapshot(&snap, &staged, false)?;
+        let swapped = step(checkpoint, "restore-swap").and_then(|_| {
+            let dfd = open_dir(&dir)?;
+            sys::exchange(dfd.as_fd(), OsStr::new("rootfs"), OsStr::new(".restore"))
+                .map_err(StorageError::io("swap in the restored root", &dir))
+        });
+        if let Err(e) = swapped {
+            let _ = destroy_subvolume(&staged);
+            return Err(e);
+        }
+        // From here the container runs on the restored root; the old one only has to go.
+        step(checkpoint, "restore-cleanup")?;
+        destroy_subvolume(&staged)
+    }
+
+    fn snapshot_view(&self, _image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View> {
+        Box::new(crate::diff::DirView(self.snapshots_dir(id).join(name)))
+    }
+
+    fn live_view(&self, _image: &str, id: &str) -> Box<dyn crate::diff::View> {
+        Box::new(crate::diff::DirView(self.container_dir(id).join("rootfs")))
     }
 
     fn delete_container(&self, id: &str) -> Result<()> {

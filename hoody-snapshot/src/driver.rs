@@ -77,6 +77,45 @@ pub trait StorageDriver: Send + Sync + 'static {
     fn container_dir(&self, id: &str) -> PathBuf {
         self.root().join("containers").join(id)
     }
+
+    /// Where the container's snapshots live.
+    fn snapshots_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("snapshots")
+    }
+
+    fn has_snapshot(&self, id: &str, name: &str) -> bool {
+        self.snapshots_dir(id).join(name).is_dir()
+    }
+
+    /// A point-in-time copy of the container's root (the caller freezes a running container).
+    fn create_snapshot(&self, id: &str, name: &str) -> Result<SnapshotStats>;
+
+    fn delete_snapshot(&self, id: &str, name: &str) -> Result<()>;
+
+    /// Makes snapshot `name` the container's root. The new root is prepared beside the current
+    /// one and the two are swapped atomically (`RENAME_EXCHANGE`): a failure at any step leaves
+    /// the container on one complete root, never on none. `checkpoint` is called before each
+    /// step (`restore-prepare`, `restore-swap`, `restore-cleanup`) and may stop it (fault
+    /// injection in tests).
+    fn restore_snapshot(&self, id: &str, name: &str, checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>) -> Result<()>;
+
+    /// The state of the container's root in snapshot `name`, for diffs.
+    fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View>;
+
+    /// The live state of the container's root, for diffs.
+    fn live_view(&self, image: &str, id: &str) -> Box<dyn crate::diff::View>;
+}
+
+/// What a snapshot took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    /// Bytes copied (overlay); `None` where the snapshot shares everything (btrfs).
+    pub bytes: Option<u64>,
+}
+
+/// Runs a restore step, mapping a checkpoint refusal to `Interrupted`.
+pub(crate) fn step(checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>, name: &'static str) -> Result<()> {
+    checkpoint(name).map_err(|source| StorageError::Interrupted { step: name, source })
 }
 
 /// Which driver to use: `auto` picks btrfs when `root` is on btrfs, else overlay.

@@ -17,6 +17,16 @@ pub enum StorageError {
     ImageNotFound(String),
     #[error("container root of {0} already exists")]
     ContainerExists(String),
+    #[error("snapshot {0:?} already exists")]
+    SnapshotExists(String),
+    #[error("snapshot {0:?} not found")]
+    SnapshotNotFound(String),
+    #[error("restore stopped at step {step}")]
+    Interrupted {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("archive entry {entry:?} refused: {reason}")]
     UnsafeEntry { entry: String, reason: &'static str },
     #[error("cannot read the archive")]

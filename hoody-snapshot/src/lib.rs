@@ -7,6 +7,8 @@
 
 pub mod btrfs;
 pub mod busybox;
+pub mod copy;
+pub mod diff;
 pub mod driver;
 pub mod error;
 pub mod import_dir;

@@ -6,8 +6,11 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::driver::{ContainerRoot, DriverKind, StorageDriver, staging_name};
+use crate::driver::{ContainerRoot, DriverKind, SnapshotStats, StorageDriver, staging_name, step};
 use crate::error::{Result, StorageError};
+use crate::sys;
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
 
 pub struct OverlayDriver {
     root: PathBuf,
@@ -78,6 +81,66 @@ impl StorageDriver for OverlayDriver {
 
     fn container_root(&self, image: &str, id: &str) -> ContainerRoot {
         ContainerRoot::Overlay { lower: self.image_path(image), dir: self.container_dir(id) }
+    }
+
+    fn create_snapshot(&self, id: &str, name: &str) -> Result<SnapshotStats> {
+        let dir = self.snapshots_dir(id).join(name);
+        if dir.exists() {
+            return Err(StorageError::SnapshotExists(name.to_owned()));
+        }
+        fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir).map_err(StorageError::io("create directory", &dir))?;
+        match crate::copy::copy_tree(&self.container_dir(id).join("upper"), &dir.join("upper")) {
+            Ok(st) => Ok(SnapshotStats { bytes: Some(st.bytes) }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn delete_snapshot(&self, id: &str, name: &str) -> Result<()> {
+        let p = self.snapshots_dir(id).join(name);
+        if !p.exists() {
+            return Err(StorageError::SnapshotNotFound(name.to_owned()));
+        }
+        fs::remove_dir_all(&p).map_err(StorageError::io("remove directory", &p))
+    }
+
+    fn restore_snapshot(&self, id: &str, name: &str, checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>) -> Result<()> {
+        let snap = self.snapshots_dir(id).join(name).join("upper");
+        if !snap.is_dir() {
+            return Err(StorageError::SnapshotNotFound(name.to_owned()));
+        }
+        let dir = self.container_dir(id);
+        let staged = dir.join(".restore");
+        if staged.exists() {
+            fs::remove_dir_all(&staged).map_err(StorageError::io("remove directory", &staged))?;
+        }
+        step(checkpoint, "restore-prepare")?;
+        crate::copy::copy_tree(&snap, &staged)?;
+        let swapped = step(checkpoint, "restore-swap").and_then(|_| {
+            let dfd = crate::btrfs::open_dir(&dir)?;
+            sys::exchange(dfd.as_fd(), OsStr::new("upper"), OsStr::new(".restore"))
+                .map_err(StorageError::io("swap in the restored upper layer", &dir))
+        });
+        if let Err(e) = swapped {
+            let _ = fs::remove_dir_all(&staged);
+            return Err(e);
+        }
+        step(checkpoint, "restore-cleanup")?;
+        fs::remove_dir_all(&staged).map_err(StorageError::io("remove directory", &staged))?;
+        // The work directory belongs to the old upper layer: start it afresh.
+        let work = dir.join("work");
+        let _ = fs::remove_dir_all(&work);
+        fs::DirBuilder::new().mode(0o700).create(&work).map_err(StorageError::io("create directory", &work))
+    }
+
+    fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View> {
+        Box::new(crate::diff::OverlayView { lower: self.image_path(image), upper: self.snapshots_dir(id).join(name).join("upper") })
+    }
+
+    fn live_view(&self, image: &str, id: &str) -> Box<dyn crate::diff::View> {
+        Box::new(crate::diff::OverlayView { lower: self.image_path(image), upper: self.container_dir(id).join("upper") })
     }
 
     fn delete_container(&self, id: &str) -> Result<()> {

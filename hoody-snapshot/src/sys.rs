@@ -96,3 +96,125 @@ pub fn subvol_set_readonly(fd: BorrowedFd<'_>, readonly: bool) -> io::Result<()>
     unsafe { ioc_subvol_setflags(fd.as_raw_fd(), &flags) }?;
     Ok(())
 }
+
+nix::ioctl_write_int!(ioc_ficlone, 0x94, 9);
+
+/// Makes `dst` share `src`'s extents (a reflink copy). Fails with EOPNOTSUPP/EXDEV/EINVAL where
+/// the file system cannot.
+pub fn ficlone(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: FICLONE takes the source descriptor by value; both descriptors are live.
+    unsafe { ioc_ficlone(dst.as_raw_fd(), src.as_raw_fd() as u64) }?;
+    Ok(())
+}
+
+#[repr(C)]
+struct FiemapExtent {
+    logical: u64,
+    physical: u64,
+    length: u64,
+    reserved64: [u64; 2],
+    flags: u32,
+    reserved: [u32; 3],
+}
+
+#[repr(C)]
+struct Fiemap<const N: usize> {
+    start: u64,
+    length: u64,
+    flags: u32,
+    mapped_extents: u32,
+    extent_count: u32,
+    reserved: u32,
+    extents: [FiemapExtent; N],
+}
+
+const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
+const FIEMAP_EXTENT_LAST: u32 = 0x1;
+/// Flags under which the physical address says nothing about the content.
+const FIEMAP_UNCOMPARABLE: u32 = 0x2 | 0x4 | 0x8 | 0x100 | 0x200 | 0x400; // unknown, delalloc, encoded, inline, tail, unwritten
+
+/// The physical extents of a file, when they identify its content (shared extents mean shared
+/// bytes). `None` when they cannot tell (inline data, delayed allocation, too many extents…).
+pub fn extents(fd: BorrowedFd<'_>) -> Option<Vec<(u64, u64, u64)>> {
+    const N: usize = 64;
+    // SAFETY: Fiemap is plain old data; all-zero is a valid request header.
+    let mut m: Fiemap<N> = unsafe { std::mem::zeroed() };
+    m.length = u64::MAX;
+    m.extent_count = N as u32;
+    // SAFETY: `m` is a valid, writable fiemap with room for N extents, as extent_count says.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_FIEMAP, &mut m as *mut Fiemap<N>) };
+    if rc < 0 {
+        return None;
+    }
+    let n = m.mapped_extents as usize;
+    if n > N || (n == N && m.extents[N - 1].flags & FIEMAP_EXTENT_LAST == 0) {
+        return None;
+    }
+    let mut v = Vec::with_capacity(n);
+    for e in &m.extents[..n] {
+        if e.flags & FIEMAP_UNCOMPARABLE != 0 {
+            return None;
+        }
+        v.push((e.logical, e.physical, e.length));
+    }
+    Some(v)
+}
+
+/// `renameat2(RENAME_EXCHANGE)`: atomically swaps two paths in the same directory.
+pub fn exchange(dir: BorrowedFd<'_>, a: &OsStr, b: &OsStr) -> io::Result<()> {
+    nix::fcntl::renameat2(dir, a, dir, b, nix::fcntl::RenameFlags::RENAME_EXCHANGE)?;
+    Ok(())
+}
+
+/// `lgetxattr` into `buf`; the length read, or `None` when absent.
+pub fn getxattr(path: &std::ffi::CStr, name: &std::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: valid C strings; `buf` is writable for its length.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then_some(n as usize)
+}
+
+/// Extended attributes of `path` (not following symlinks).
+pub fn xattrs(path: &std::path::Path) -> io::Result<Vec<(std::ffi::CString, Vec<u8>)>> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a null buffer of size 0 asks for the needed size.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    if n <= 0 {
+        return Ok(vec![]);
+    }
+    let mut names = vec![0u8; n as usize];
+    // SAFETY: `names` has room for `n` bytes.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = vec![];
+    for name in names[..n as usize].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let cname = std::ffi::CString::new(name).expect("split at NUL");
+        // SAFETY: null buffer asks for the size of this attribute.
+        let len = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
+        if len < 0 {
+            continue;
+        }
+        let mut val = vec![0u8; len as usize];
+        // SAFETY: `val` has room for `len` bytes.
+        let len = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
+        if len >= 0 {
+            val.truncate(len as usize);
+            out.push((cname, val));
+        }
+    }
+    Ok(out)
+}
+
+/// Sets extended attributes on `path` (not following symlinks).
+pub fn set_xattrs(path: &std::path::Path, attrs: &[(std::ffi::CString, Vec<u8>)]) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    for (name, val) in attrs {
+        // SAFETY: valid C strings and a buffer of the given length.
+        let rc = unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), val.as_ptr().cast(), val.len(), 0) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::watch;
@@ -128,6 +128,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             id_pool: IdPool::default(),
             default_egress: cfg.default_egress,
             net_pool,
+            clock: match std::env::var_os("HOODY_CLOCK_FILE") {
+                Some(p) => Arc::new(crate::schedule::FileClock(p.into())),
+                None => Arc::new(crate::schedule::SystemClock),
+            },
         },
         store,
         storage,
@@ -150,6 +154,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         warn!(error = %crate::helper::error::chain(&e).join(": "), "could not check for stale interfaces");
     }
     spawn_nflog_reader(firewall, cfg.nflog_group);
+    let tick = std::env::var("HOODY_SCHEDULER_TICK_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(30));
+    rt.spawn_scheduler(tick);
     if let Some(name) = &cfg.default_image
         && let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await
     {

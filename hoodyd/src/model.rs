@@ -105,6 +105,8 @@ pub struct Container {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub snapshot_schedule: Option<String>,
+    pub snapshot_expiry: Option<String>,
 }
 
 /// Body of `POST /containers`.
@@ -121,6 +123,30 @@ pub struct CreateRequest {
     pub autostart: Option<bool>,
     pub command: Option<Vec<String>>,
     pub env: Option<Vec<String>>,
+    /// Snapshot schedule and expiry (`{"schedule": "daily", "expiry": "90d"}`).
+    pub snapshots: Option<SnapshotPolicyRequest>,
+}
+
+/// `{"schedule": "daily" | "hourly" | "weekly" | "@every 15m", "expiry": "90d"}`; `null` or `""`
+/// clears a setting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPolicyRequest {
+    pub schedule: Option<String>,
+    pub expiry: Option<String>,
+}
+
+/// Body of `PATCH /containers/{id}`: what to change.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    pub limits: Option<LimitsRequest>,
+    pub autostart: Option<bool>,
+    pub snapshots: Option<SnapshotPolicyRequest>,
+    /// Shorthand for `snapshots.schedule`.
+    pub schedule: Option<String>,
+    /// Shorthand for `snapshots.expiry`.
+    pub expiry: Option<String>,
 }
 
 pub const MAX_ARGS: usize = 4096;

@@ -4,6 +4,8 @@
  *   probe udp ADDR PORT [TIMEOUT_MS] [TAG]  send TAG, await a reply; 0 reply, 1 refused, 2 timeout, 3 error
  *   probe tcp6 ADDR PORT [TIMEOUT_MS]       IPv6 connect, same codes
  *   probe spoof SRC DST PORT TAG            one UDP datagram with a forged source (raw socket); 0 sent
+ *   probe writer PATH SIZE                  forever: rewrite PATH with SIZE bytes of one letter, the
+ *                                           next letter each time, in single pwrite calls
  *
  * Every outcome is printed on one line, so a test can tell "refused fast" from "timed out".
  */
@@ -145,6 +147,22 @@ static int spoof(const char *src, const char *dst, int port, const char *tag) {
     return finish("sent", 0);
 }
 
+static int writer(const char *path, long size) {
+    char *buf = malloc(size);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    if (!buf || fd < 0) {
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    for (unsigned long i = 0;; i++) {
+        memset(buf, 'a' + (int)(i % 26), size);
+        if (pwrite(fd, buf, size, 0) != size) {
+            printf("error %s\n", strerror(errno));
+            return 3;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 4) {
@@ -157,6 +175,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "tcp6")) return tcp(AF_INET6, argv[2], atoi(argv[3]), timeout, tag);
     if (!strcmp(argv[1], "udp")) return udp(argv[2], atoi(argv[3]), timeout, tag);
     if (!strcmp(argv[1], "spoof") && argc >= 6) return spoof(argv[2], argv[3], atoi(argv[4]), argv[5]);
+    if (!strcmp(argv[1], "writer")) return writer(argv[2], atol(argv[3]));
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 64;
 }

@@ -197,6 +197,8 @@ pub struct World {
     pub cgroup: PathBuf,
     pub driver: Driver,
     pub extra_flags: Vec<String>,
+    /// Extra environment of the daemon (fault injection, test clock), applied at each start.
+    pub env: Vec<(String, String)>,
     pub net: Option<Net>,
     daemon: Option<Child>,
 }
@@ -238,6 +240,7 @@ impl World {
             tag,
             driver,
             extra_flags: flags.iter().map(|s| s.to_string()).collect(),
+            env: vec![],
             net: None,
             daemon: None,
         };
@@ -296,6 +299,7 @@ impl World {
             .args(["--cgroup-root", &self.cgroup.to_string_lossy()])
             .args(["--socket-group", "root"])
             .args(&self.extra_flags)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOODY_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -65,6 +65,18 @@ pub async fn restart(
     Ok(data(view::container(&st.rt.restart(&c.id, timeout(&q)).await?, None)))
 }
 
+pub async fn update(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<crate::model::UpdateRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    let c = st.rt.update(&c.id, req).await?;
+    let usage = if c.status == Status::Running { Some(st.rt.cgroups.usage(&c.id)) } else { None };
+    Ok(data(view::container(&c, usage)))
+}
+
 pub async fn delete(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,

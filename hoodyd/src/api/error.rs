@@ -99,13 +99,16 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Storage(s) => match s {
                 StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => ApiError::invalid("").with_chain(s),
                 StorageError::Archive(_) => ApiError::bad_request("").with_chain(s),
-                StorageError::ImageExists(_) | StorageError::ContainerExists(_) => ApiError::conflict("").with_chain(s),
-                StorageError::ImageNotFound(_) => ApiError::not_found("").with_chain(s),
+                StorageError::ImageExists(_) | StorageError::ContainerExists(_) | StorageError::SnapshotExists(_) => {
+                    ApiError::conflict("").with_chain(s)
+                }
+                StorageError::ImageNotFound(_) | StorageError::SnapshotNotFound(_) => ApiError::not_found("").with_chain(s),
                 _ => ApiError::internal(&e),
             },
             RuntimeError::Store(StoreError::NameTaken { .. } | StoreError::ImageTaken(_)) => ApiError::conflict("").with_chain(&e),
             RuntimeError::Firewall(hoody_net::NetError::Invalid(i)) => ApiError::invalid(i.to_string()),
             RuntimeError::Store(StoreError::RuleNotFound(_)) => ApiError::not_found(e.to_string()),
+            RuntimeError::Store(StoreError::SnapshotTaken(_)) => ApiError::conflict(e.to_string()),
             RuntimeError::Store(StoreError::IdsExhausted | StoreError::AddressesExhausted(_)) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "exhausted", e.to_string())
             }

@@ -9,6 +9,7 @@ pub mod images;
 pub mod logs;
 pub mod query;
 pub mod server;
+pub mod snapshots;
 pub mod system;
 pub mod view;
 
@@ -81,7 +82,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(system::health))
         .route("/api/v1/metrics", get(system::metrics))
         .route("/api/v1/containers", post(containers::create).get(containers::list))
-        .route("/api/v1/containers/{id}", get(containers::get).delete(containers::delete))
+        .route("/api/v1/containers/{id}", get(containers::get).delete(containers::delete).patch(containers::update))
+        .route("/api/v1/containers/{id}/snapshots", post(snapshots::create).get(snapshots::list))
+        .route("/api/v1/containers/{id}/snapshots/{name}", delete(snapshots::delete).patch(snapshots::restore))
+        .route("/api/v1/containers/{id}/snapshots/{name}/diff", get(snapshots::diff))
         .route("/api/v1/containers/{id}/start", post(containers::start))
         .route("/api/v1/containers/{id}/stop", post(containers::stop))
         .route("/api/v1/containers/{id}/restart", post(containers::restart))

@@ -46,6 +46,13 @@ pub struct ContainerView {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub snapshots: SnapshotPolicyView,
+}
+
+#[derive(Serialize)]
+pub struct SnapshotPolicyView {
+    pub schedule: Option<String>,
+    pub expiry: Option<String>,
 }
 
 pub fn container(c: &Container, usage: Option<Usage>) -> ContainerView {
@@ -73,5 +80,6 @@ pub fn container(c: &Container, usage: Option<Usage>) -> ContainerView {
         created_at: c.created_at.clone(),
         started_at: c.started_at.clone(),
         finished_at: c.finished_at.clone(),
+        snapshots: SnapshotPolicyView { schedule: c.snapshot_schedule.clone(), expiry: c.snapshot_expiry.clone() },
     }
 }

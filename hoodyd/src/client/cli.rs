@@ -47,6 +47,9 @@ pub enum Cmd {
     /// A container's egress firewall (deny-all unless opened) and ingress allow-list.
     #[command(subcommand)]
     Firewall(FirewallCmd),
+    /// Snapshots of a container: create, list, diff, restore, delete.
+    #[command(subcommand)]
+    Snapshots(SnapshotsCmd),
     /// Ask the daemon whether it is alive.
     Health,
 }
@@ -88,6 +91,25 @@ pub enum ContainersCmd {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// Change limits (live), autostart, and the snapshot schedule and expiry.
+    Set {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        memory: Option<String>,
+        #[arg(long)]
+        cpus: Option<f64>,
+        #[arg(long)]
+        pids: Option<u64>,
+        #[arg(long)]
+        autostart: Option<bool>,
+        /// hourly, daily, weekly or "@every 15m" ("" to clear).
+        #[arg(long)]
+        schedule: Option<String>,
+        /// How long scheduled snapshots are kept, e.g. 90d ("" to clear).
+        #[arg(long)]
+        expiry: Option<String>,
+    },
     Delete {
         #[command(flatten)]
         target: Target,
@@ -121,6 +143,12 @@ pub struct CreateArgs {
     /// Start with the daemon at boot.
     #[arg(long)]
     pub autostart: bool,
+    /// Scheduled snapshots: hourly, daily, weekly or "@every 15m".
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// How long scheduled snapshots are kept, e.g. 90d.
+    #[arg(long)]
+    pub expiry: Option<String>,
     /// Start it right away.
     #[arg(long)]
     pub start: bool,
@@ -161,6 +189,40 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long)]
     pub tail: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsCmd {
+    /// Take a snapshot (a running container is frozen for the instant it takes).
+    Create {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        /// The snapshot's name.
+        #[arg(long, alias = "name")]
+        alias: String,
+    },
+    List(Target),
+    /// Paths added, modified and deleted since a snapshot (or between two).
+    Diff {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        name: String,
+        /// Compare with this snapshot instead of the live root.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Put the container back to a snapshot (a running one is stopped and started again).
+    Restore {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        #[arg(long)]
+        name: String,
+    },
+    Delete {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,7 +335,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Logs(l) => logs(&client, l).await,
         Cmd::Images(i) => images(&client, out, i).await,
         Cmd::Firewall(f) => firewall(&client, out, f).await,
+        Cmd::Snapshots(s) => snapshots(&client, out, s).await,
     }
+}
+
+async fn snapshots(client: &Client, out: Output, cmd: SnapshotsCmd) -> anyhow::Result<i32> {
+    let base = |c: &str| format!("/containers/{}/snapshots", enc(c));
+    let a = match cmd {
+        SnapshotsCmd::Create { container, alias } => client.call(Method::POST, &base(&container), Some(json!({ "alias": alias }))).await?,
+        SnapshotsCmd::List(t) => client.call(Method::GET, &base(t.get()?), None).await?,
+        SnapshotsCmd::Diff { container, name, to } => {
+            let q = to.map(|t| format!("?to={}", enc(&t))).unwrap_or_default();
+            let a = client.call(Method::GET, &format!("{}/{}/diff{q}", base(&container), enc(&name)), None).await?;
+            if out == Output::Table && a.status.is_success() {
+                print!("{}", output::diff(&a.json()?["data"]));
+                return Ok(0);
+            }
+            a
+        }
+        SnapshotsCmd::Restore { container, name } => {
+            client.call(Method::PATCH, &format!("{}/{}", base(&container), enc(&name)), None).await?
+        }
+        SnapshotsCmd::Delete { container, name } => {
+            client.call(Method::DELETE, &format!("{}/{}", base(&container), enc(&name)), None).await?
+        }
+    };
+    print(out, &a)
 }
 
 fn opt(body: &mut Value, key: &str, v: Option<String>) {
@@ -351,6 +438,9 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
             if !c.env.is_empty() {
                 body["env"] = json!(c.env);
             }
+            if c.schedule.is_some() || c.expiry.is_some() {
+                body["snapshots"] = json!({ "schedule": c.schedule, "expiry": c.expiry });
+            }
             if !c.command.is_empty() {
                 body["command"] = json!(c.command);
             }
@@ -367,6 +457,36 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
         ContainersCmd::Restart { target, timeout } => {
             let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
             client.call(Method::POST, &format!("/containers/{}/restart{q}", enc(target.get()?)), None).await?
+        }
+        ContainersCmd::Set { target, memory, cpus, pids, autostart, schedule, expiry } => {
+            let mut body = json!({});
+            let mut limits = serde_json::Map::new();
+            if let Some(m) = memory {
+                limits.insert("memory".into(), json!(m));
+            }
+            if let Some(v) = cpus {
+                limits.insert("cpus".into(), json!(v));
+            }
+            if let Some(v) = pids {
+                limits.insert("pids".into(), json!(v));
+            }
+            if !limits.is_empty() {
+                body["limits"] = Value::Object(limits);
+            }
+            if let Some(a) = autostart {
+                body["autostart"] = json!(a);
+            }
+            if schedule.is_some() || expiry.is_some() {
+                let mut s = serde_json::Map::new();
+                if let Some(v) = schedule {
+                    s.insert("schedule".into(), json!(v));
+                }
+                if let Some(v) = expiry {
+                    s.insert("expiry".into(), json!(v));
+                }
+                body["snapshots"] = Value::Object(s);
+            }
+            client.call(Method::PATCH, &format!("/containers/{}", enc(target.get()?)), Some(body)).await?
         }
         ContainersCmd::Delete { target, force } => {
             let q = if force { "?force=true" } else { "" };

@@ -52,6 +52,28 @@ pub fn table(data: &Value) -> String {
     out
 }
 
+/// `snapshots diff` for people: one line per path, `+` added, `~` modified (what), `-` deleted.
+pub fn diff(d: &Value) -> String {
+    let mut out = format!(
+        "{} → {}: {} added, {} modified, {} deleted\n",
+        cell(&d["from"]),
+        cell(&d["to"]),
+        cell(&d["added"]),
+        cell(&d["modified"]),
+        cell(&d["deleted"])
+    );
+    for c in d["changes"].as_array().into_iter().flatten() {
+        let sign = match c["kind"].as_str() {
+            Some("added") => "+",
+            Some("deleted") => "-",
+            _ => "~",
+        };
+        let what = c["what"].as_array().map(|w| w.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+        out.push_str(&format!("{sign} {}{}\n", cell(&c["path"]), if what.is_empty() { String::new() } else { format!("  ({what})") }));
+    }
+    out
+}
+
 /// `firewall show` for people: the policy line, then egress and ingress rules with counters.
 pub fn firewall(d: &Value) -> String {
     let mut out = format!(

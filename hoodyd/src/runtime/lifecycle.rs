@@ -13,6 +13,33 @@ use crate::limits::FieldError;
 use crate::model::{Action, Container, CreateRequest, Status, check_transition, validate_strings};
 use crate::store::{self, StoreError};
 
+/// Validated schedule and expiry from a request; fields absent from the request keep
+/// `current`, empty strings clear them.
+pub(crate) fn validate_snapshot_policy(
+    req: Option<&crate::model::SnapshotPolicyRequest>,
+    current_schedule: Option<String>,
+    current_expiry: Option<String>,
+) -> Result<(Option<String>, Option<String>)> {
+    let Some(req) = req else { return Ok((current_schedule, current_expiry)) };
+    let schedule = match &req.schedule {
+        None => current_schedule,
+        Some(s) if s.is_empty() => None,
+        Some(s) => {
+            crate::schedule::parse_schedule("snapshots.schedule", s)?;
+            Some(s.clone())
+        }
+    };
+    let expiry = match &req.expiry {
+        None => current_expiry,
+        Some(s) if s.is_empty() => None,
+        Some(s) => {
+            crate::schedule::parse_expiry("snapshots.expiry", s)?;
+            Some(s.clone())
+        }
+    };
+    Ok((schedule, expiry))
+}
+
 /// Upper bound on waiting for a killed cgroup's init to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -49,6 +76,7 @@ impl Runtime {
                 env.push(kv);
             }
         }
+        let (snapshot_schedule, snapshot_expiry) = validate_snapshot_policy(req.snapshots.as_ref(), None, None)?;
         let mut realm_ids = req.realm_ids;
         realm_ids.sort();
         realm_ids.dedup();
@@ -72,6 +100,8 @@ impl Runtime {
             created_at: now(),
             started_at: None,
             finished_at: None,
+            snapshot_schedule,
+            snapshot_expiry,
         })
     }
 
@@ -164,7 +194,7 @@ impl Runtime {
         self.get(id).await
     }
 
-    async fn start_locked(self: &Arc<Self>, c: &Container) -> Result<()> {
+    pub(crate) async fn start_locked(self: &Arc<Self>, c: &Container) -> Result<()> {
         let cg = self.cgroups.clone();
         let (cid, limits) = (c.id.clone(), c.limits);
         let t0 = std::time::Instant::now();
@@ -225,7 +255,7 @@ impl Runtime {
     }
 
     /// SIGTERM, then `cgroup.kill` once `timeout` has passed.
-    async fn stop_locked(self: &Arc<Self>, c: &Container, timeout: Duration) -> Result<()> {
+    pub(crate) async fn stop_locked(self: &Arc<Self>, c: &Container, timeout: Duration) -> Result<()> {
         if self.running_init(&c.id).is_none() {
             // Recorded as running but not watched: its init is gone already.
             let (cid, at) = (c.id.clone(), now());
@@ -255,6 +285,46 @@ impl Runtime {
         }
         let c = self.get(id).await?;
         self.start_locked(&c).await?;
+        self.get(id).await
+    }
+
+    /// Changes limits (live, when the container runs), autostart and the snapshot policy.
+    pub async fn update(self: &Arc<Self>, id: &str, req: crate::model::UpdateRequest) -> Result<Container> {
+        let _guard = self.lock(id).await;
+        let c = self.get(id).await?;
+        let limits = match &req.limits {
+            Some(l) => {
+                let l = c.limits.merged(l.validate("limits")?);
+                self.cgroups.check_limits(&l)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let policy = match (&req.snapshots, &req.schedule, &req.expiry) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(FieldError::new("snapshots", "give the schedule either in snapshots or at the top level, not both").into());
+            }
+            (Some(p), _, _) => Some(p.clone()),
+            (None, None, None) => None,
+            (None, s, e) => Some(crate::model::SnapshotPolicyRequest { schedule: s.clone(), expiry: e.clone() }),
+        };
+        let (schedule, expiry) = validate_snapshot_policy(policy.as_ref(), c.snapshot_schedule.clone(), c.snapshot_expiry.clone())?;
+        if let Some(l) = limits {
+            if c.status == Status::Running {
+                let (cg, cid) = (self.cgroups.clone(), c.id.clone());
+                tokio::task::spawn_blocking(move || cg.apply_limits(&cid, &l)).await??;
+            }
+            let cid = c.id.clone();
+            self.store.call(move |db| store::update_limits(db, &cid, &l)).await?;
+        }
+        if let Some(a) = req.autostart {
+            let cid = c.id.clone();
+            self.store.call(move |db| store::set_autostart(db, &cid, a)).await?;
+        }
+        if policy.is_some() {
+            self.set_snapshot_policy(&c.id, schedule, expiry).await?;
+        }
+        info!(container = %c.id, "container updated");
         self.get(id).await
     }
 

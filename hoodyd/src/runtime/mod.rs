@@ -8,6 +8,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod monitor;
 pub mod network;
+pub mod snapshots;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -73,6 +74,14 @@ pub struct RuntimeConfig {
     pub default_egress: Egress,
     /// The pool container addresses come from.
     pub net_pool: hoody_net::addr::Pool,
+    /// Time for snapshots and their schedule (injectable for tests).
+    pub clock: Arc<dyn crate::schedule::Clock>,
+}
+
+impl std::fmt::Debug for dyn crate::schedule::Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({:?})", self.now())
+    }
 }
 
 pub struct Runtime {
@@ -83,6 +92,8 @@ pub struct Runtime {
     pub firewall: Arc<crate::firewall::Firewall>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     running: Mutex<HashMap<String, monitor::RunningInit>>,
+    /// Containers with a restore in progress (a second restore is refused, not queued).
+    restoring: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Runtime {
@@ -93,7 +104,16 @@ impl Runtime {
         cgroups: Arc<dyn CgroupOps>,
         firewall: Arc<crate::firewall::Firewall>,
     ) -> Arc<Self> {
-        Arc::new(Runtime { cfg, store, storage, cgroups, firewall, locks: Mutex::new(HashMap::new()), running: Mutex::new(HashMap::new()) })
+        Arc::new(Runtime {
+            cfg,
+            store,
+            storage,
+            cgroups,
+            firewall,
+            locks: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            restoring: Mutex::default(),
+        })
     }
 
     /// Serialises lifecycle operations on one container.

@@ -10,7 +10,7 @@ use crate::idmap::{IdPool, RANGE};
 use crate::model::{Container, Egress, Status};
 use crate::runtime::spec::IdMap;
 
-const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at";
+const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at, snapshot_schedule, snapshot_expiry";
 
 fn corrupt(id: &str, what: impl Into<String>) -> StoreError {
     StoreError::Corrupt { id: id.to_owned(), what: what.into() }
@@ -39,6 +39,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Container, [String; 4])> {
         created_at: r.get(16)?,
         started_at: r.get(17)?,
         finished_at: r.get(18)?,
+        snapshot_schedule: r.get(19)?,
+        snapshot_expiry: r.get(20)?,
     };
     Ok((c, raw))
 }
@@ -82,7 +84,7 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net:
         return Err(StoreError::InterfaceTaken(hoody_net::names::host_ifname(&c.id)));
     }
     tx.execute(
-        &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
+        &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"),
         params![
             c.id,
             c.name,
@@ -103,6 +105,8 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net:
             c.created_at,
             c.started_at,
             c.finished_at,
+            c.snapshot_schedule,
+            c.snapshot_expiry,
         ],
     )?;
     let realms: Vec<&str> = if c.realm_ids.is_empty() { vec![""] } else { c.realm_ids.iter().map(String::as_str).collect() };
@@ -188,6 +192,11 @@ pub fn update_limits(conn: &Connection, id: &str, limits: &crate::limits::Limits
     Ok(())
 }
 
+pub fn set_autostart(conn: &Connection, id: &str, autostart: bool) -> Result<()> {
+    conn.execute("UPDATE containers SET autostart = ?2 WHERE id = ?1", params![id, autostart])?;
+    Ok(())
+}
+
 pub fn set_egress(conn: &Connection, id: &str, egress: Egress) -> Result<()> {
     conn.execute("UPDATE containers SET egress = ?2 WHERE id = ?1", params![id, egress.as_str()])?;
     Ok(())
@@ -232,6 +241,8 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             started_at: None,
             finished_at: None,
+            snapshot_schedule: None,
+            snapshot_expiry: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod containers;
 mod firewall;
 mod images;
 mod schema;
+mod snapshots;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,8 @@ pub enum StoreError {
     InterfaceTaken(String),
     #[error("firewall rule {0:?} not found")]
     RuleNotFound(String),
+    #[error("snapshot {0:?} already exists")]
+    SnapshotTaken(String),
     #[error("corrupt record {id}: {what}")]
     Corrupt { id: String, what: String },
     #[error("state database task failed")]
@@ -97,3 +100,4 @@ impl Store {
 pub use containers::*;
 pub use firewall::*;
 pub use images::*;
+pub use snapshots::*;

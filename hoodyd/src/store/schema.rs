@@ -58,6 +58,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX firewall_rules_container ON firewall_rules (container_id, seq);
     "#,
+    // 3: snapshots, and the per-container snapshot schedule and expiry.
+    r#"
+    CREATE TABLE snapshots (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_unix INTEGER NOT NULL,
+        scheduled INTEGER NOT NULL,
+        bytes INTEGER,
+        paused_ms INTEGER,
+        PRIMARY KEY (container_id, name)
+    );
+    ALTER TABLE containers ADD COLUMN snapshot_schedule TEXT;
+    ALTER TABLE containers ADD COLUMN snapshot_expiry TEXT;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,250 @@
+//! Snapshots of a container: consistent (a running container is frozen for the instant of the
+//! snapshot), restorable (a running container is stopped, restored and started again), and
+//! comparable (diff against the live root or another snapshot). Plus the scheduler.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use hoody_snapshot::StorageError;
+use hoody_snapshot::diff::Change;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{Result, Runtime, RuntimeError};
+use crate::model::{Container, Status};
+use crate::schedule::{self, Action, Snap};
+use crate::store::{self, SnapshotRecord, StoreError};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotView {
+    pub name: String,
+    pub created_at: String,
+    pub scheduled: bool,
+    pub driver: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// How long the container was frozen for this snapshot (running containers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffView {
+    pub from: String,
+    pub to: String,
+    pub added: usize,
+    pub modified: usize,
+    pub deleted: usize,
+    pub changes: Vec<Change>,
+}
+
+/// Clears the in-progress mark of a restore when it ends, however it ends.
+struct RestoreMark<'a>(&'a Runtime, String);
+
+impl Drop for RestoreMark<'_> {
+    fn drop(&mut self) {
+        self.0.restoring.lock().expect("poisoned").remove(&self.1);
+    }
+}
+
+impl Runtime {
+    fn view(&self, r: SnapshotRecord) -> SnapshotView {
+        SnapshotView {
+            name: r.name,
+            created_at: r.created_at,
+            scheduled: r.scheduled,
+            driver: self.storage.kind().to_string(),
+            bytes: r.bytes,
+            paused_ms: r.paused_ms,
+        }
+    }
+
+    pub async fn list_snapshots(&self, c: &Container) -> Result<Vec<SnapshotView>> {
+        let id = c.id.clone();
+        let rows = self.store.call(move |db| store::list_snapshots(db, &id)).await?;
+        Ok(rows.into_iter().map(|r| self.view(r)).collect())
+    }
+
+    async fn snapshot_record(&self, c: &Container, name: &str) -> Result<SnapshotRecord> {
+        let (id, n) = (c.id.clone(), name.to_owned());
+        self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.ok_or_else(|| RuntimeError::NotFound(format!("snapshot {name}")))
+    }
+
+    /// Takes a snapshot named `name`; a running container is frozen while it is taken.
+    pub async fn create_snapshot(&self, c: &Container, name: &str, scheduled: bool) -> Result<SnapshotView> {
+        crate::ids::validate_name("alias", name)?;
+        let _guard = self.lock(&c.id).await;
+        let c = self.get(&c.id).await?;
+        let (id, n) = (c.id.clone(), name.to_owned());
+        if self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.is_some() {
+            return Err(RuntimeError::Conflict(format!("snapshot {name:?} already exists")));
+        }
+        let running = c.status == Status::Running && self.running_init_pid(&c.id).is_some();
+        let (storage, cgroups, id, n) = (self.storage.clone(), self.cgroups.clone(), c.id.clone(), name.to_owned());
+        let (stats, paused) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let t = Instant::now();
+            if running {
+                cgroups.freeze(&id, true)?;
+            }
+            let r = storage.create_snapshot(&id, &n);
+            if running && let Err(e) = cgroups.freeze(&id, false) {
+                warn!(container = %id, error = %e, "could not thaw after the snapshot");
+            }
+            Ok((r?, running.then(|| t.elapsed().as_millis() as u64)))
+        })
+        .await??;
+        let t = self.cfg.clock.now();
+        let rec = SnapshotRecord {
+            name: name.to_owned(),
+            created_at: humantime::format_rfc3339_millis(t).to_string(),
+            created_unix: t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+            scheduled,
+            bytes: stats.bytes,
+            paused_ms: paused,
+        };
+        let (id, r) = (c.id.clone(), rec.clone());
+        if let Err(e) = self.store.call(move |db| store::insert_snapshot(db, &id, &r)).await {
+            let (storage, id, n) = (self.storage.clone(), c.id.clone(), name.to_owned());
+            let _ = tokio::task::spawn_blocking(move || storage.delete_snapshot(&id, &n)).await;
+            return Err(match e {
+                StoreError::SnapshotTaken(_) => RuntimeError::Conflict(e.to_string()),
+                e => e.into(),
+            });
+        }
+        info!(container = %c.id, snapshot = %name, scheduled, paused_ms = ?paused, "snapshot taken");
+        Ok(self.view(rec))
+    }
+
+    pub async fn delete_snapshot(&self, c: &Container, name: &str) -> Result<()> {
+        let _guard = self.lock(&c.id).await;
+        self.snapshot_record(c, name).await?;
+        let (storage, id, n) = (self.storage.clone(), c.id.clone(), name.to_owned());
+        match tokio::task::spawn_blocking(move || storage.delete_snapshot(&id, &n)).await? {
+            Ok(()) | Err(StorageError::SnapshotNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (id, n) = (c.id.clone(), name.to_owned());
+        self.store.call(move |db| store::delete_snapshot(db, &id, &n)).await?;
+        info!(container = %c.id, snapshot = %name, "snapshot deleted");
+        Ok(())
+    }
+
+    /// Restores snapshot `name`: checked first; a running container is stopped, restored and
+    /// started again. A failure leaves the container on its previous root (and running again if
+    /// it was).
+    pub async fn restore_snapshot(self: &Arc<Self>, c: &Container, name: &str) -> Result<Container> {
+        if !self.restoring.lock().expect("poisoned").insert(c.id.clone()) {
+            return Err(RuntimeError::Conflict(format!("a restore of {} is already in progress", c.id)));
+        }
+        let _mark = RestoreMark(self, c.id.clone());
+        self.snapshot_record(c, name).await?;
+        if !self.storage.has_snapshot(&c.id, name) {
+            return Err(RuntimeError::Conflict(format!("snapshot {name:?} is recorded but its files are gone; it cannot be restored")));
+        }
+        let _guard = self.lock(&c.id).await;
+        let c = self.get(&c.id).await?;
+        let was_running = c.status == Status::Running;
+        if was_running {
+            self.stop_locked(&c, self.cfg.stop_timeout).await?;
+        }
+        let (storage, id, n) = (self.storage.clone(), c.id.clone(), name.to_owned());
+        let restored = tokio::task::spawn_blocking(move || storage.restore_snapshot(&id, &n, &|step| crate::fault::check(step))).await?;
+        if was_running {
+            let c = self.get(&c.id).await?;
+            let started = self.start_locked(&c).await;
+            restored?;
+            started?;
+        } else {
+            restored?;
+        }
+        info!(container = %c.id, snapshot = %name, restarted = was_running, "snapshot restored");
+        self.get(&c.id).await
+    }
+
+    /// Changes from snapshot `from` to snapshot `to` (the live root when `None`).
+    pub async fn diff(&self, c: &Container, from: &str, to: Option<&str>) -> Result<DiffView> {
+        self.snapshot_record(c, from).await?;
+        if let Some(t) = to {
+            self.snapshot_record(c, t).await?;
+        }
+        let (storage, image, id, f, t) = (self.storage.clone(), c.image.clone(), c.id.clone(), from.to_owned(), to.map(str::to_owned));
+        let changes = tokio::task::spawn_blocking(move || {
+            let a = storage.snapshot_view(&image, &id, &f);
+            let b = match &t {
+                Some(t) => storage.snapshot_view(&image, &id, t),
+                None => storage.live_view(&image, &id),
+            };
+            hoody_snapshot::diff::diff(a.as_ref(), b.as_ref())
+        })
+        .await?
+        .map_err(super::io_err("compare the trees"))?;
+        let count = |k| changes.iter().filter(|c| c.kind == k).count();
+        use hoody_snapshot::diff::ChangeKind::*;
+        Ok(DiffView {
+            from: from.to_owned(),
+            to: to.unwrap_or("live").to_owned(),
+            added: count(Added),
+            modified: count(Modified),
+            deleted: count(Deleted),
+            changes,
+        })
+    }
+
+    /// Sets or clears the snapshot schedule and expiry.
+    pub async fn set_snapshot_policy(&self, id: &str, schedule: Option<String>, expiry: Option<String>) -> Result<()> {
+        let key = id.to_owned();
+        self.store.call(move |db| store::set_snapshot_policy(db, &key, schedule.as_deref(), expiry.as_deref())).await?;
+        Ok(())
+    }
+
+    /// One pass of the scheduler: takes due snapshots and deletes expired ones.
+    pub async fn run_schedules(self: &Arc<Self>) -> Result<()> {
+        let policies = self.store.call(|db| store::snapshot_policies(db)).await?;
+        let now = self.cfg.clock.now();
+        for (id, sched, exp) in policies {
+            let schedule = sched.as_deref().and_then(|s| schedule::parse_schedule("schedule", s).ok());
+            let expiry = exp.as_deref().and_then(|s| schedule::parse_expiry("expiry", s).ok());
+            let Ok(c) = self.get(&id).await else { continue };
+            let snaps: Vec<Snap> = self
+                .list_snapshots(&c)
+                .await?
+                .into_iter()
+                .map(|s| Snap {
+                    created_unix: humantime::parse_rfc3339_weak(&s.created_at)
+                        .ok()
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0),
+                    name: s.name,
+                    scheduled: s.scheduled,
+                })
+                .collect();
+            for action in schedule::plan(now, schedule, expiry, &snaps) {
+                let r = match &action {
+                    Action::Take(name) => self.create_snapshot(&c, name, true).await.map(drop),
+                    Action::Expire(name) => self.delete_snapshot(&c, name).await,
+                };
+                match r {
+                    Ok(()) => info!(container = %id, ?action, "scheduled snapshot action done"),
+                    Err(e) => {
+                        warn!(container = %id, ?action, error = %crate::helper::error::chain(&e).join(": "), "scheduled snapshot action failed")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the scheduler every `tick` until the process ends.
+    pub fn spawn_scheduler(self: &Arc<Self>, tick: Duration) {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = rt.run_schedules().await {
+                    warn!(error = %crate::helper::error::chain(&e).join(": "), "snapshot scheduler pass failed");
+                }
+                tokio::time::sleep(tick).await;
+            }
+        });
+    }
+}
