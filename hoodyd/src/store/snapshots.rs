@@ -65,8 +65,11 @@ pub fn set_snapshot_policy(conn: &Connection, id: &str, schedule: Option<&str>, 
     Ok(())
 }
 
-/// (id, schedule, expiry) of every container with a schedule or an expiry.
-pub fn snapshot_policies(conn: &Connection) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+/// A container's snapshot policy: (id, schedule, expiry).
+pub type SnapshotPolicy = (String, Option<String>, Option<String>);
+
+/// The policy of every container with a schedule or an expiry.
+pub fn snapshot_policies(conn: &Connection) -> Result<Vec<SnapshotPolicy>> {
     let mut st = conn.prepare_cached(
         "SELECT id, snapshot_schedule, snapshot_expiry FROM containers WHERE snapshot_schedule IS NOT NULL OR snapshot_expiry IS NOT NULL",
     )?;
