@@ -57,6 +57,11 @@ impl BtrfsDriver {
     pub fn new(root: PathBuf) -> Self {
         BtrfsDriver { root }
     }
+
+    /// The file system id: snapshots and their origin share it and keep inode numbers.
+    fn lineage(&self) -> Option<u64> {
+        nix::sys::statvfs::statvfs(&self.root).ok().map(|s| s.filesystem_id())
+    }
 }
 
 impl StorageDriver for BtrfsDriver {
@@ -149,9 +154,7 @@ impl StorageDriver for BtrfsDriver {
         }
         let dir = self.container_dir(id);
         let staged = dir.join(".restore");
-        if staged.exists() {
-            destroy_subvolume(&staged)?;
-        }
+        self.cleanup_restore(id)?;
         step(checkpoint, "restore-prepare")?;
         snapshot(&snap, &staged, false)?;
         let swapped = step(checkpoint, "restore-swap").and_then(|_| {
@@ -163,17 +166,20 @@ impl StorageDriver for BtrfsDriver {
             let _ = destroy_subvolume(&staged);
             return Err(e);
         }
-        // From here the container runs on the restored root; the old one only has to go.
-        step(checkpoint, "restore-cleanup")?;
-        destroy_subvolume(&staged)
+        Ok(())
+    }
+
+    fn cleanup_restore(&self, id: &str) -> Result<()> {
+        let staged = self.container_dir(id).join(".restore");
+        if is_subvolume(&staged) { destroy_subvolume(&staged) } else { Ok(()) }
     }
 
     fn snapshot_view(&self, _image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View> {
-        Box::new(crate::diff::DirView(self.snapshots_dir(id).join(name)))
+        Box::new(crate::diff::DirView(self.snapshots_dir(id).join(name), self.lineage()))
     }
 
     fn live_view(&self, _image: &str, id: &str) -> Box<dyn crate::diff::View> {
-        Box::new(crate::diff::DirView(self.container_dir(id).join("rootfs")))
+        Box::new(crate::diff::DirView(self.container_dir(id).join("rootfs"), self.lineage()))
     }
 
     fn delete_container(&self, id: &str) -> Result<()> {

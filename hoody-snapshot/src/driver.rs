@@ -95,9 +95,12 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// Makes snapshot `name` the container's root. The new root is prepared beside the current
     /// one and the two are swapped atomically (`RENAME_EXCHANGE`): a failure at any step leaves
     /// the container on one complete root, never on none. `checkpoint` is called before each
-    /// step (`restore-prepare`, `restore-swap`, `restore-cleanup`) and may stop it (fault
-    /// injection in tests).
+    /// step (`restore-prepare`, `restore-swap`) and may stop it (fault injection in tests). The
+    /// old root is left beside the new one for [`StorageDriver::cleanup_restore`].
     fn restore_snapshot(&self, id: &str, name: &str, checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>) -> Result<()>;
+
+    /// Removes what a restore left behind (the previous root); idempotent.
+    fn cleanup_restore(&self, id: &str) -> Result<()>;
 
     /// The state of the container's root in snapshot `name`, for diffs.
     fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View>;

@@ -113,9 +113,7 @@ impl StorageDriver for OverlayDriver {
         }
         let dir = self.container_dir(id);
         let staged = dir.join(".restore");
-        if staged.exists() {
-            fs::remove_dir_all(&staged).map_err(StorageError::io("remove directory", &staged))?;
-        }
+        self.cleanup_restore(id)?;
         step(checkpoint, "restore-prepare")?;
         crate::copy::copy_tree(&snap, &staged)?;
         let swapped = step(checkpoint, "restore-swap").and_then(|_| {
@@ -127,12 +125,18 @@ impl StorageDriver for OverlayDriver {
             let _ = fs::remove_dir_all(&staged);
             return Err(e);
         }
-        step(checkpoint, "restore-cleanup")?;
-        fs::remove_dir_all(&staged).map_err(StorageError::io("remove directory", &staged))?;
         // The work directory belongs to the old upper layer: start it afresh.
         let work = dir.join("work");
         let _ = fs::remove_dir_all(&work);
         fs::DirBuilder::new().mode(0o700).create(&work).map_err(StorageError::io("create directory", &work))
+    }
+
+    fn cleanup_restore(&self, id: &str) -> Result<()> {
+        let staged = self.container_dir(id).join(".restore");
+        match fs::remove_dir_all(&staged) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io("remove directory", &staged)(e)),
+            _ => Ok(()),
+        }
     }
 
     fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View> {

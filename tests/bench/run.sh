@@ -1,12 +1,12 @@
 #!/bin/sh
 # Benchmarks, side by side with peer tools in the same run; writes docs/PERFORMANCE.md.
-#   sudo tests/bench/run.sh [SECTION...]     (sections: lifecycle firewall; default: all)
+#   sudo tests/bench/run.sh [SECTION...]     (sections: lifecycle firewall snapshots; default: all)
 set -eu
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 . packaging/deps.sh test
 cargo build --release --bins
-sections=${*:-lifecycle firewall}
+sections=${*:-lifecycle firewall snapshots}
 out=docs/PERFORMANCE.md
 {
     echo "# Performance"

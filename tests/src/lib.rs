@@ -24,6 +24,9 @@ use serde_json::Value;
 
 pub const ROOT: &str = "/tmp/hoody-e2e";
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+thread_local! {
+    static DISK: std::cell::RefCell<String> = std::cell::RefCell::new("1G".to_owned());
+}
 static SWEEP: Once = Once::new();
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +217,14 @@ impl World {
         Self::build(driver, &[], true)
     }
 
+    /// A world whose storage file system has `size` (e.g. "8G") instead of 1G.
+    pub fn with_disk(driver: Driver, size: &str) -> World {
+        DISK.with(|d| *d.borrow_mut() = size.to_owned());
+        let w = Self::build(driver, &[], false);
+        DISK.with(|d| *d.borrow_mut() = "1G".to_owned());
+        w
+    }
+
     /// `with_net` with extra daemon flags.
     pub fn with_net_flags(driver: Driver, flags: &[&str]) -> World {
         Self::build(driver, flags, true)
@@ -271,7 +282,8 @@ impl World {
             w.extra_flags.extend(["--uplink".to_string(), "up0".into(), "--subnet".into(), subnet]);
         }
         let img = w.dir.join("fs.img");
-        run("truncate", &["-s", "1G", &img.to_string_lossy()]);
+        let size = DISK.with(|d| d.borrow().clone());
+        run("truncate", &["-s", &size, &img.to_string_lossy()]);
         match driver {
             Driver::Btrfs => run("mkfs.btrfs", &["-q", "-f", &img.to_string_lossy()]),
             Driver::Overlay => run("mkfs.ext4", &["-q", "-F", &img.to_string_lossy()]),

@@ -57,7 +57,11 @@ impl Runtime {
         let orphans = tokio::task::spawn_blocking(move || {
             let mut removed = vec![];
             for id in storage.container_ids().unwrap_or_default() {
-                if !known.contains(&id) {
+                if known.contains(&id) {
+                    if let Err(e) = storage.cleanup_restore(&id) {
+                        warn!(container = %id, error = %e, "could not remove the leftover of a restore");
+                    }
+                } else {
                     match storage.delete_container(&id) {
                         Ok(()) => removed.push(format!("storage:{id}")),
                         Err(e) => {

@@ -149,6 +149,21 @@ impl Runtime {
         }
         let (storage, id, n) = (self.storage.clone(), c.id.clone(), name.to_owned());
         let restored = tokio::task::spawn_blocking(move || storage.restore_snapshot(&id, &n, &|step| crate::fault::check(step))).await?;
+        // The previous root goes in the background (destroying a subvolume may wait for a btrfs
+        // commit); a crash before that is cleaned up at start-up.
+        // It takes the container's lock, so a following restore waits for it.
+        let rt = self.clone();
+        let id = c.id.clone();
+        tokio::spawn(async move {
+            let _guard = rt.lock(&id).await;
+            let storage = rt.storage.clone();
+            let key = id.clone();
+            match tokio::task::spawn_blocking(move || storage.cleanup_restore(&key)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(container = %id, error = %e, "could not remove the previous root after a restore"),
+                Err(e) => warn!(container = %id, error = %e, "restore cleanup task failed"),
+            }
+        });
         if was_running {
             let c = self.get(&c.id).await?;
             let started = self.start_locked(&c).await;

@@ -312,14 +312,103 @@ fn firewall_bench(rules_per_container: usize) {
     );
 }
 
+/// Where a stopped container's files can be written from the host.
+fn data_dir(w: &World, driver: Driver, id: &str) -> std::path::PathBuf {
+    let c = w.storage_dir.join("containers").join(id);
+    match driver {
+        Driver::Btrfs => c.join("rootfs/data"),
+        Driver::Overlay => c.join("upper/data"),
+    }
+}
+
+fn fill(dir: &std::path::Path, files: usize, size: usize) {
+    let chunk = vec![7u8; size];
+    for i in 0..files {
+        let d = dir.join(format!("d{}", i / 1000));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(&d).expect("dir");
+        }
+        std::fs::write(d.join(format!("f{i}")), &chunk).expect("file");
+    }
+    hoody_e2e::run("sync", &[]);
+}
+
+fn snapshots_bench(driver: Driver) {
+    let w = World::with_disk(driver, "16G");
+    let http = w.http();
+    let mut rows = vec![];
+    let mut notes = vec![];
+    for (label, files, size) in
+        [("10 MB in 10 files", 10usize, 1usize << 20), ("1 GB in 16 files", 16, 64 << 20), ("100,000 files", 100_000, 100)]
+    {
+        let r = http.post("/containers", &format!(r#"{{"name":"s{files}","image":"busybox"}}"#));
+        assert_eq!(r.status, 201, "{r:?}");
+        let id = r.json()["data"]["id"].as_str().expect("id").to_owned();
+        let dir = data_dir(&w, driver, &id);
+        fill(&dir, files, size);
+        let (mut create, mut restore, mut cp) = (vec![], vec![], vec![]);
+        for i in 0..3 {
+            let t = Instant::now();
+            let r = http.post(&format!("/containers/{id}/snapshots"), &format!(r#"{{"alias":"s{i}"}}"#));
+            create.push(ms(t.elapsed()));
+            assert_eq!(r.status, 201, "{r:?}");
+            let dst = w.dir.join(format!("cp{i}"));
+            let t = Instant::now();
+            hoody_e2e::run("cp", &["-a", "--reflink=auto", &dir.to_string_lossy(), &dst.to_string_lossy()]);
+            cp.push(ms(t.elapsed()));
+            hoody_e2e::run("rm", &["-rf", &dst.to_string_lossy()]);
+        }
+        // 100 changes, then the diff against the first snapshot.
+        for i in 0..100 {
+            let d = dir.join(format!("d{}", (i % files) / 1000));
+            std::fs::write(d.join(format!("changed{i}")), b"new").expect("change");
+        }
+        let mut diff = vec![];
+        let mut changes = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let r = http.get(&format!("/containers/{id}/snapshots/s0/diff"));
+            diff.push(ms(t.elapsed()));
+            assert_eq!(r.status, 200, "{}", &r.body[..r.body.len().min(300)]);
+            changes = r.json()["data"]["changes"].as_array().map(|a| a.len()).unwrap_or(0);
+        }
+        for i in 0..4 {
+            let t = Instant::now();
+            let r = http.request("PATCH", &format!("/containers/{id}/snapshots/s{}", 1 + i % 2), b"");
+            restore.push(ms(t.elapsed()));
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        notes.push(format!("{label}: diff found {changes} changes"));
+        let d = driver.name();
+        rows.push(Row { what: format!("snapshot create, {label}, {d}"), tool: "hoody".into(), samples: create });
+        rows.push(Row { what: format!("restore (stopped), {label}, {d}"), tool: "hoody".into(), samples: restore });
+        rows.push(Row { what: format!("diff with 100 changes, {label}, {d}"), tool: "hoody".into(), samples: diff });
+        rows.push(Row { what: format!("copy of the same data, {label}"), tool: "cp -a --reflink=auto".into(), samples: cp });
+        let r = http.request("DELETE", &format!("/containers/{id}"), b"");
+        assert_eq!(r.status, 200, "{r:?}");
+        hoody_e2e::run("sync", &[]);
+    }
+    println!("## Snapshots, {} driver\n", driver.name());
+    print!("{}", table(&rows));
+    println!(
+        "\n{}. Targets (btrfs): snapshot ≤ 20 ms and restore ≤ 50 ms at any size; diff of 100,000 files with 100 changes ≤ 1 s.",
+        notes.join("; ")
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("crun-runner") => crun_runner(&args[2]),
         Some("lifecycle") => lifecycle(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50)),
         Some("firewall") => firewall_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),
+        Some("snapshots") => {
+            snapshots_bench(Driver::Btrfs);
+            println!();
+            snapshots_bench(Driver::Overlay);
+        }
         _ => {
-            eprintln!("usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER]");
+            eprintln!("usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots");
             std::process::exit(2);
         }
     }
