@@ -64,9 +64,12 @@ pub struct Flags {
     /// Seconds between SIGTERM and cgroup.kill when stopping a container.
     #[arg(long)]
     pub stop_timeout: Option<u64>,
-    /// Group that owns the socket.
+    /// Group that owns the socket (a name or a numeric gid); its members may connect.
     #[arg(long)]
     pub socket_group: Option<String>,
+    /// Group (a name or a numeric gid) whose members are administrators without a token.
+    #[arg(long)]
+    pub admin_group: Option<String>,
     /// What denied TCP/UDP egress gets: reject (reset / port unreachable, fails fast) or drop.
     #[arg(long)]
     pub deny_action: Option<DenyActionArg>,
@@ -98,6 +101,7 @@ struct FileConfig {
     busybox: Option<PathBuf>,
     stop_timeout: Option<u64>,
     socket_group: Option<String>,
+    admin_group: Option<String>,
     deny_action: Option<DenyActionArg>,
     nflog_group: Option<u16>,
 }
@@ -118,6 +122,7 @@ pub struct Config {
     pub busybox: PathBuf,
     pub stop_timeout: Duration,
     pub socket_group: String,
+    pub admin_group: Option<String>,
     pub proc_root: PathBuf,
     pub deny_action: DenyActionArg,
     pub nflog_group: u16,
@@ -150,6 +155,7 @@ impl Config {
             busybox: f.busybox.or(file.busybox).unwrap_or_else(|| "/bin/busybox".into()),
             stop_timeout: Duration::from_secs(f.stop_timeout.or(file.stop_timeout).unwrap_or(10)),
             socket_group: f.socket_group.or(file.socket_group).unwrap_or_else(|| "hoody".into()),
+            admin_group: f.admin_group.or(file.admin_group).filter(|g| !g.is_empty()),
             proc_root: "/proc".into(),
             deny_action: f.deny_action.or(file.deny_action).unwrap_or(DenyActionArg::Reject),
             nflog_group: f.nflog_group.or(file.nflog_group).unwrap_or(7023),
@@ -167,6 +173,18 @@ impl Config {
             }
         }
         Ok(cfg)
+    }
+}
+
+/// A group given by name or by number.
+pub fn resolve_group(g: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = g.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(g) {
+        Ok(Some(grp)) => Ok(grp.gid.as_raw()),
+        Ok(None) => bail!("no group named {g:?}"),
+        Err(e) => Err(e).with_context(|| format!("looking up group {g:?}")),
     }
 }
 

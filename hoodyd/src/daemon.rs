@@ -84,6 +84,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("another hoodyd uses {} (lock {})", cfg.state_dir.display(), lock_path.display()))?;
 
     let store = Store::open(&cfg.state_dir.join("hoody.db"))?;
+    let token_key_path = cfg.state_dir.join("token.key");
+    let token_key = crate::auth::token::TokenKey::load_or_create(&token_key_path)
+        .with_context(|| format!("loading the token key {}", token_key_path.display()))?;
+    let audit_path = cfg.state_dir.join("audit.log");
+    let audit =
+        Arc::new(crate::audit::AuditLog::open(&audit_path).with_context(|| format!("opening the audit log {}", audit_path.display()))?);
+    let admin_gid = match &cfg.admin_group {
+        None => None,
+        Some(g) => Some(crate::config::resolve_group(g).with_context(|| format!("admin group {g:?}"))?),
+    };
+    let auth = Arc::new(crate::auth::Auth::new(token_key, admin_gid, cfg.proc_root.clone(), store.clone()));
     let (choice, dir) = (cfg.storage_driver, cfg.storage_dir.clone());
     let storage: Arc<dyn hoody_snapshot::StorageDriver> = tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir))
         .await?
@@ -165,12 +176,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     {
         warn!(image = %name, error = %crate::helper::error::chain(&e).join(": "), "the default image could not be built");
     }
-    let gid = nix::unistd::Group::from_name(&cfg.socket_group).ok().flatten().map(|g| g.gid.as_raw());
+    let gid = crate::config::resolve_group(&cfg.socket_group).ok();
     if gid.is_none() {
         warn!(group = %cfg.socket_group, "socket group not found; the socket is root-only");
     }
     let listener = api::server::bind(&cfg.socket, gid).with_context(|| format!("binding {}", cfg.socket.display()))?;
-    let state = AppState { rt: rt.clone(), started: Instant::now(), info: Arc::new(info) };
+    let state = AppState { rt: rt.clone(), started: Instant::now(), info: Arc::new(info), auth, audit: audit.clone() };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -183,6 +194,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     info!(socket = %cfg.socket.display(), "listening");
     api::server::serve(listener, api::router(state), Default::default(), stop_rx).await;
     let _ = std::fs::remove_file(&cfg.socket);
+    if let Err(e) = audit.flush().await {
+        warn!(error = %e, "the audit log could not be synced");
+    }
     info!("hoodyd stopped");
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! its client. See DESIGN.md for the contract.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cgroup;
 pub mod client;
 pub mod config;

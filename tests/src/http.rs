@@ -9,6 +9,8 @@ use serde_json::Value;
 
 pub struct Http {
     pub socket: PathBuf,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -31,8 +33,9 @@ impl Reply {
 impl Http {
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
         let mut s = UnixStream::connect(&self.socket).expect("connect");
+        let auth = self.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         let head = format!(
-            "{method} /api/v1{path} HTTP/1.1\r\nHost: hoodyd\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "{method} /api/v1{path} HTTP/1.1\r\nHost: hoodyd\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         s.write_all(head.as_bytes()).expect("write head");
@@ -55,6 +58,11 @@ impl Http {
 
     pub fn get(&self, path: &str) -> Reply {
         self.request("GET", path, b"")
+    }
+
+    /// The same client, presenting `token`.
+    pub fn with_token(&self, token: &str) -> Http {
+        Http { socket: self.socket.clone(), token: Some(token.to_owned()) }
     }
 }
 

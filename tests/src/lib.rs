@@ -11,7 +11,7 @@ pub mod http;
 pub mod internet;
 pub mod netns;
 pub mod stats;
-mod sys;
+pub mod sys;
 pub mod tarball;
 
 use std::path::{Path, PathBuf};
@@ -309,7 +309,7 @@ impl World {
             .args(["--storage-dir", &self.storage_dir.to_string_lossy()])
             .args(["--storage-driver", self.driver.name()])
             .args(["--cgroup-root", &self.cgroup.to_string_lossy()])
-            .args(["--socket-group", "root"])
+            .args(if self.extra_flags.iter().any(|f| f == "--socket-group") { vec![] } else { vec!["--socket-group", "root"] })
             .args(&self.extra_flags)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOODY_LOG", "debug")
@@ -435,7 +435,7 @@ impl World {
 
     /// The raw HTTP client of this world's socket.
     pub fn http(&self) -> http::Http {
-        http::Http { socket: self.socket.clone() }
+        http::Http { socket: self.socket.clone(), token: None }
     }
 }
 

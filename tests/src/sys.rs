@@ -13,3 +13,20 @@ pub fn in_netns(cmd: &mut Command, ns: OwnedFd) {
         cmd.pre_exec(move || nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
     }
 }
+
+/// Makes `cmd` run as `uid`:`gid` with exactly the supplementary `groups` (std's `uid`/`gid`
+/// drop root before `pre_exec` runs, too early to set groups, so all three happen here).
+pub fn as_user(cmd: &mut Command, uid: u32, gid: u32, groups: &[u32]) {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    // SAFETY: the closure runs between fork and exec and only calls setgroups(2), setgid(2) and
+    // setuid(2), which are async-signal-safe; `groups` was allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            setgroups(&groups)?;
+            setgid(Gid::from_raw(gid))?;
+            setuid(Uid::from_raw(uid))?;
+            Ok(())
+        });
+    }
+}

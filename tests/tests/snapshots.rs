@@ -172,7 +172,7 @@ fn bad_names_conflicts_and_a_failed_swap() {
     // A second restore while one runs: 409.
     let (sock, a2) = (w.socket.clone(), a.clone());
     let first = std::thread::spawn(move || {
-        hoody_e2e::http::Http { socket: sock }.request("PATCH", &format!("/containers/{a2}/snapshots/base"), b"")
+        hoody_e2e::http::Http { socket: sock, token: None }.request("PATCH", &format!("/containers/{a2}/snapshots/base"), b"")
     });
     std::thread::sleep(Duration::from_millis(300));
     let second = h.request("PATCH", &format!("/containers/{a}/snapshots/base"), b"");

@@ -14,9 +14,11 @@ use crate::model::{CreateRequest, Status};
 
 pub async fn create(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<Lifecycle>,
-    JsonBody(req): JsonBody<CreateRequest>,
+    JsonBody(mut req): JsonBody<CreateRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    st.auth.check_create_realms(&caller, &mut req.realm_ids).await?;
     let c = st.rt.create(req, q.start).await?;
     Ok((StatusCode::CREATED, data(view::container(&c, None))))
 }

@@ -18,7 +18,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<String>,
+    /// Refused for who the caller is (the audit log's outcome "denied"); never shown.
+    pub denied: bool,
 }
+
+/// Marks a response the audit log records as denied.
+#[derive(Clone, Copy, Debug)]
+pub struct Denied;
 
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -34,7 +40,7 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: vec![] }
+        ApiError { status, code, message: message.into(), details: vec![], denied: false }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
@@ -57,7 +63,12 @@ impl ApiError {
     fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
         let mut chain = crate::helper::error::chain(e);
         let message = chain.remove(0);
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message, details: chain }
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message, details: chain, denied: false }
+    }
+    /// Marks the error as a refusal for who the caller is.
+    pub fn denied(mut self) -> Self {
+        self.denied = true;
+        self
     }
     /// Keeps the status and code, takes message and details from `e`'s chain.
     fn with_chain(mut self, e: &(dyn std::error::Error + 'static)) -> Self {
@@ -91,10 +102,15 @@ impl From<RuntimeError> for ApiError {
                 code: "invalid",
                 message: format!("command: {message}"),
                 details: causes.clone(),
+                denied: false,
             },
-            RuntimeError::Helper { message, causes, .. } => {
-                ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.clone(), details: causes.clone() }
-            }
+            RuntimeError::Helper { message, causes, .. } => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal",
+                message: message.clone(),
+                details: causes.clone(),
+                denied: false,
+            },
             RuntimeError::Cgroup(CgroupError::MissingController { .. }) => ApiError::invalid("").with_chain(&e),
             RuntimeError::Storage(s) => match s {
                 StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => ApiError::invalid("").with_chain(s),
@@ -123,7 +139,11 @@ impl IntoResponse for ApiError {
             tracing::error!(status = %self.status, message = %self.message, details = ?self.details, "request failed");
         }
         let body = Envelope { error: Body { code: self.code, message: &self.message, details: &self.details } };
-        (self.status, Json(body)).into_response()
+        let mut r = (self.status, Json(body)).into_response();
+        if self.denied {
+            r.extensions_mut().insert(Denied);
+        }
+        r
     }
 }
 

@@ -1,13 +1,16 @@
 //! The HTTP/JSON API under `/api/v1`.
 
+pub mod audit;
 pub mod body;
 pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod firewall;
+pub mod guard;
 pub mod images;
 pub mod logs;
 pub mod query;
+pub mod realms;
 pub mod server;
 pub mod snapshots;
 pub mod system;
@@ -18,14 +21,14 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{delete, get, post};
 
+use crate::audit::AuditLog;
+use crate::auth::Auth;
+pub use crate::auth::Caller;
 use crate::runtime::Runtime;
-use crate::store::ContainerFilter;
 use error::ApiError;
-use server::Peer;
 
 /// Facts about the daemon reported by `/health`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -43,26 +46,8 @@ pub struct AppState {
     pub rt: Arc<Runtime>,
     pub started: Instant,
     pub info: Arc<DaemonInfo>,
-}
-
-/// What the caller may see: administrators everything.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub peer: Peer,
-    pub filter: ContainerFilter,
-}
-
-/// Identifies the caller. Root is the administrator (the control plane); realm-scoped tokens
-/// for other callers are handled by the realms module.
-async fn authenticate(mut req: Request, next: Next) -> Response {
-    let Some(peer) = req.extensions().get::<Peer>().copied() else {
-        return ApiError::forbidden("no peer credentials on this connection").into_response();
-    };
-    if peer.uid != 0 {
-        return ApiError::forbidden(format!("uid {} may not use this socket: only root is an administrator", peer.uid)).into_response();
-    }
-    req.extensions_mut().insert(Caller { peer, filter: ContainerFilter::default() });
-    next.run(req).await
+    pub auth: Arc<Auth>,
+    pub audit: Arc<AuditLog>,
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -98,10 +83,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/containers/{id}/firewall/egress/{rule_id}", delete(firewall::delete_egress))
         .route("/api/v1/containers/{id}/firewall/ingress", post(firewall::add_ingress))
         .route("/api/v1/containers/{id}/firewall/ingress/{rule_id}", delete(firewall::delete_ingress))
+        .route("/api/v1/realms", post(realms::create).get(realms::list))
+        .route("/api/v1/tokens", post(realms::create_token).get(realms::list_tokens))
+        .route("/api/v1/tokens/{id}", delete(realms::delete_token))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/images", post(images::import).get(images::list))
         .route("/api/v1/images/{name}", get(images::get).delete(images::delete))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }

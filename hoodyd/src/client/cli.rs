@@ -11,6 +11,7 @@ use hyper::body::Frame;
 use hyper::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
+use super::access::{self, AuditArgs, RealmsCmd, TokensCmd};
 use super::{Answer, Client, full, output};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -20,7 +21,11 @@ pub enum Output {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "hoodyctl", version, about = "Client of hoodyd: containers, exec, logs, images")]
+#[command(
+    name = "hoodyctl",
+    version,
+    about = "Client of hoodyd: containers, exec, logs, firewall, snapshots, images, realms, tokens, audit"
+)]
 pub struct Cli {
     /// Print the daemon's JSON envelope (default) or a table for people.
     #[arg(long, short = 'o', global = true, value_enum, default_value = "json")]
@@ -50,6 +55,14 @@ pub enum Cmd {
     /// Snapshots of a container: create, list, diff, restore, delete.
     #[command(subcommand)]
     Snapshots(SnapshotsCmd),
+    /// Realms: the tenants containers and tokens belong to.
+    #[command(subcommand)]
+    Realms(RealmsCmd),
+    /// Realm-scoped tokens for callers other than administrators.
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// The audit trail: list records, or --verify its hash chain.
+    Audit(AuditArgs),
     /// Ask the daemon whether it is alive.
     Health,
 }
@@ -306,13 +319,13 @@ pub enum ImagesCmd {
     },
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
 
-fn print(out: Output, a: &Answer) -> anyhow::Result<i32> {
+pub(crate) fn print(out: Output, a: &Answer) -> anyhow::Result<i32> {
     if !a.status.is_success() {
         eprintln!("hoodyctl: {}", a.error_text());
         return Ok(1);
@@ -336,6 +349,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Images(i) => images(&client, out, i).await,
         Cmd::Firewall(f) => firewall(&client, out, f).await,
         Cmd::Snapshots(s) => snapshots(&client, out, s).await,
+        Cmd::Realms(r) => access::realms(&client, out, r).await,
+        Cmd::Tokens(t) => access::tokens(&client, out, t).await,
+        Cmd::Audit(a) => access::audit(&client, out, a).await,
     }
 }
 

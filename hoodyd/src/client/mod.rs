@@ -1,5 +1,6 @@
 //! hoodyctl's client of the daemon's socket.
 
+pub mod access;
 pub mod cli;
 pub mod exec;
 pub mod output;

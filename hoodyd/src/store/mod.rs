@@ -4,6 +4,7 @@
 mod containers;
 mod firewall;
 mod images;
+mod realms;
 mod schema;
 mod snapshots;
 
@@ -100,4 +101,5 @@ impl Store {
 pub use containers::*;
 pub use firewall::*;
 pub use images::*;
+pub use realms::*;
 pub use snapshots::*;

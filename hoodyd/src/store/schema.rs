@@ -73,6 +73,26 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE containers ADD COLUMN snapshot_schedule TEXT;
     ALTER TABLE containers ADD COLUMN snapshot_expiry TEXT;
     "#,
+    // 4: realms and realm-scoped tokens (only a keyed hash of each secret).
+    r#"
+    CREATE TABLE realms (
+        id TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        hash BLOB NOT NULL,
+        realm_ids TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT
+    );
+    -- Realms named by containers created before realms were records of their own.
+    INSERT OR IGNORE INTO realms (id, description, created_at)
+        SELECT DISTINCT realm_id, '', strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM container_realms WHERE realm_id != '';
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

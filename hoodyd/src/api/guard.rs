@@ -1,0 +1,150 @@
+//! The gate every request passes: who is calling (peer credentials, bearer token), whether it
+//! may do this (scopes, administrators), whether the container it names is one it may see — and,
+//! whatever the answer, an audit record appended before the answer leaves.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::{error, warn};
+
+use super::AppState;
+use super::error::{ApiError, Denied};
+use super::server::Peer;
+use crate::audit::record::Record;
+use crate::auth::Caller;
+use crate::auth::scopes::{self, Need};
+use crate::runtime::RuntimeError;
+
+/// What the gate learnt about a request, for its audit record.
+#[derive(Default)]
+struct Seen {
+    token_id: Option<String>,
+    realm_ids: Vec<String>,
+    container: Option<String>,
+    /// The request was refused for who the caller is (401, 403, 404 for another realm's
+    /// container).
+    denied: bool,
+}
+
+/// Outcome of a request as the audit log names it.
+fn outcome(status: StatusCode, denied: bool) -> &'static str {
+    if denied && (status.is_client_error()) {
+        "denied"
+    } else if status.is_server_error() {
+        "server_error"
+    } else if status.is_client_error() {
+        "client_error"
+    } else {
+        "ok"
+    }
+}
+
+/// Decides and answers the request, noting in `seen` what the audit record needs.
+async fn decide(st: &AppState, peer: Peer, mut req: Request, next: Next, seen: &mut Seen) -> Response {
+    let authz = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
+    let caller = match st.auth.identify(peer, authz.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    seen.token_id = caller.token.as_ref().map(|t| t.id.clone());
+    if let Some(t) = &caller.token {
+        seen.realm_ids.clone_from(&t.realms);
+    }
+    match scopes::need(req.method(), req.uri().path()) {
+        Need::Admin if !caller.is_admin() => {
+            return ApiError::forbidden("administrators only: tokens may not do this").denied().into_response();
+        }
+        Need::Scope(s) if !caller.has(s) => {
+            return ApiError::forbidden(format!("the token lacks the scope {}", s.as_str())).denied().into_response();
+        }
+        _ => {}
+    }
+    if let Some(r) = scopes::container_ref(req.uri().path()) {
+        let found = match st.auth.locate(r).await {
+            Ok(f) => f,
+            Err(e) => return e.into_response(),
+        };
+        let visible: Vec<&(String, Vec<String>)> = found.iter().filter(|(_, realms)| caller.may_see(realms)).collect();
+        seen.container = Some(match visible.as_slice() {
+            [(id, _)] => id.clone(),
+            _ => r.to_owned(),
+        });
+        // Unknown and invisible containers get the same answer, before anything else about the
+        // request (its body, its query) is looked at, so the answer cannot tell them apart.
+        let unknown = || ApiError::from(RuntimeError::NotFound(r.to_owned()));
+        if found.is_empty() {
+            return unknown().into_response();
+        }
+        if caller.is_admin() {
+            let mut realms: Vec<String> = visible.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
+            realms.sort();
+            realms.dedup();
+            seen.realm_ids = realms;
+        } else if visible.is_empty() && !found.is_empty() {
+            // Another realm's container: the very answer a container that does not exist gets.
+            return unknown().denied().into_response();
+        }
+    }
+    req.extensions_mut().insert::<Caller>(caller);
+    next.run(req).await
+}
+
+pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let time = crate::runtime::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let mut seen = Seen::default();
+    let (peer_uid, peer_pid, response) = match req.extensions().get::<Peer>().copied() {
+        None => (u32::MAX, None, ApiError::forbidden("no peer credentials on this connection").denied().into_response()),
+        Some(peer) => (peer.uid, peer.pid, decide(&st, peer, req, next, &mut seen).await),
+    };
+    let status = response.status();
+    seen.denied = response.extensions().get::<Denied>().is_some();
+    let record = Record {
+        seq: 0,
+        time,
+        peer_uid,
+        peer_pid,
+        outcome: outcome(status, seen.denied).to_owned(),
+        token_id: seen.token_id,
+        realm_ids: seen.realm_ids,
+        method,
+        path,
+        container: seen.container,
+        status: status.as_u16(),
+        duration_us: started.elapsed().as_micros() as u64,
+        prev: String::new(),
+        hash: None,
+    };
+    if record.outcome == "denied" {
+        warn!(uid = peer_uid, token = ?record.token_id, method = %record.method, path = %record.path, status = record.status, "request denied");
+    }
+    match st.audit.append(record).await {
+        Ok(_) => response,
+        Err(e) => {
+            // No answer leaves without its record.
+            error!(error = %e, "the audit log cannot be written; refusing the request");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", format!("the audit log cannot be written: {e}"))
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(outcome(StatusCode::OK, false), "ok");
+        assert_eq!(outcome(StatusCode::SWITCHING_PROTOCOLS, false), "ok");
+        assert_eq!(outcome(StatusCode::NOT_FOUND, false), "client_error");
+        assert_eq!(outcome(StatusCode::NOT_FOUND, true), "denied");
+        assert_eq!(outcome(StatusCode::UNAUTHORIZED, true), "denied");
+        assert_eq!(outcome(StatusCode::INTERNAL_SERVER_ERROR, false), "server_error");
+    }
+}

@@ -1,0 +1,222 @@
+//! The audit trail: every request — allowed or denied — is appended, hash-chained, before its
+//! answer is sent. A dedicated thread owns the file: it numbers and chains the records, writes
+//! each at once (the request waits only for that) and syncs them in small batches, recording the
+//! last synced record in a head file.
+
+pub mod record;
+pub mod verify;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use record::{GENESIS, Record};
+use tokio::sync::oneshot;
+use tracing::{error, warn};
+
+/// Records written before the writer syncs the file, at most.
+const SYNC_BATCH: usize = 64;
+/// Time a written record may wait for its sync, at most.
+const SYNC_EVERY: Duration = Duration::from_millis(20);
+
+type Ack = oneshot::Sender<std::io::Result<u64>>;
+
+enum Msg {
+    Append(Box<Record>, Ack),
+    /// Sync what is written and update the head now.
+    Flush(oneshot::Sender<std::io::Result<()>>),
+}
+
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    pub path: PathBuf,
+    pub head_path: PathBuf,
+}
+
+/// The last record of a log: (seq, hash).
+fn last_record(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.to_owned())),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(64 * 1024);
+    f.seek(SeekFrom::Start(start))?;
+    let mut tail = String::new();
+    f.read_to_string(&mut tail)?;
+    match tail.lines().rev().find(|l| !l.trim().is_empty()) {
+        None => Ok((0, GENESIS.to_owned())),
+        Some(l) => {
+            let r: Record =
+                serde_json::from_str(l).map_err(|e| std::io::Error::other(format!("the last audit record is unreadable: {e}")))?;
+            Ok((r.seq, r.hash.unwrap_or_default()))
+        }
+    }
+}
+
+fn write_head(path: &Path, seq: u64, hash: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(format!("{seq} {hash}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The head file: (seq, hash) of the last record synced.
+pub fn read_head(path: &Path) -> Option<(u64, String)> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let (seq, hash) = s.trim().split_once(' ')?;
+    Some((seq.parse().ok()?, hash.to_owned()))
+}
+
+impl AuditLog {
+    /// Opens (or creates, mode 0600) the log and starts its writer thread.
+    pub fn open(path: &Path) -> std::io::Result<AuditLog> {
+        let (mut seq, mut prev) = last_record(path)?;
+        let head_path = path.with_extension("head");
+        let mut file = OpenOptions::new().append(true).create(true).mode(0o600).open(path)?;
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let hp = head_path.clone();
+        std::thread::Builder::new().name("hoodyd-audit".into()).spawn(move || {
+            let mut unsynced = 0usize;
+            let mut oldest_unsynced: Option<Instant> = None;
+            loop {
+                let wait = oldest_unsynced.map(|t| SYNC_EVERY.saturating_sub(t.elapsed())).unwrap_or(Duration::from_secs(3600));
+                match rx.recv_timeout(wait) {
+                    Ok(Msg::Flush(done)) => {
+                        let r = if unsynced > 0 { file.sync_data().and_then(|_| write_head(&hp, seq, &prev)) } else { Ok(()) };
+                        unsynced = 0;
+                        oldest_unsynced = None;
+                        let _ = done.send(r);
+                        continue;
+                    }
+                    Ok(Msg::Append(mut r, ack)) => {
+                        seq += 1;
+                        r.seq = seq;
+                        r.prev = prev.clone();
+                        let h = r.compute_hash();
+                        r.hash = Some(h.clone());
+                        let mut line = serde_json::to_vec(&r).expect("records serialise");
+                        line.push(b'\n');
+                        let res = file.write_all(&line).map(|_| seq);
+                        if res.is_ok() {
+                            prev = h;
+                            unsynced += 1;
+                            oldest_unsynced.get_or_insert_with(Instant::now);
+                        } else {
+                            seq -= 1;
+                        }
+                        let _ = ack.send(res);
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        if unsynced > 0 {
+                            let _ = file.sync_data();
+                            let _ = write_head(&hp, seq, &prev);
+                        }
+                        return;
+                    }
+                }
+                let due = oldest_unsynced.is_some_and(|t| t.elapsed() >= SYNC_EVERY);
+                if unsynced > 0 && (unsynced >= SYNC_BATCH || due) {
+                    if let Err(e) = file.sync_data().and_then(|_| write_head(&hp, seq, &prev)) {
+                        error!(error = %e, "audit log sync failed");
+                    }
+                    unsynced = 0;
+                    oldest_unsynced = None;
+                }
+            }
+        })?;
+        Ok(AuditLog { tx, path: path.to_path_buf(), head_path })
+    }
+
+    /// Appends a record (its seq, prev and hash are filled in); returns once it is written.
+    pub async fn append(&self, r: Record) -> std::io::Result<u64> {
+        let (ack, wait) = oneshot::channel();
+        self.tx.send(Msg::Append(Box::new(r), ack)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
+        wait.await.map_err(|_| std::io::Error::other("the audit writer has stopped"))?
+    }
+
+    /// Syncs every written record and the head (at shutdown).
+    pub async fn flush(&self) -> std::io::Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Msg::Flush(done)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
+        wait.await.map_err(|_| std::io::Error::other("the audit writer has stopped"))?
+    }
+
+    /// Reads records (oldest first) that pass `keep`.
+    pub fn read(&self, mut keep: impl FnMut(&Record) -> bool) -> std::io::Result<Vec<Record>> {
+        let f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let mut out = vec![];
+        for line in BufReader::new(f).lines() {
+            match serde_json::from_str::<Record>(&line?) {
+                Ok(r) if keep(&r) => out.push(r),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "skipping an unreadable audit line"),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn verify(&self) -> std::io::Result<verify::Report> {
+        let f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(verify::verify(&b""[..], read_head(&self.head_path))),
+            Err(e) => return Err(e),
+        };
+        Ok(verify::verify(BufReader::new(f), read_head(&self.head_path)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(path: &str) -> Record {
+        Record {
+            seq: 0,
+            time: "t".into(),
+            peer_uid: 0,
+            peer_pid: None,
+            token_id: None,
+            realm_ids: vec![],
+            method: "GET".into(),
+            path: path.into(),
+            container: None,
+            status: 200,
+            outcome: "ok".into(),
+            duration_us: 1,
+            prev: String::new(),
+            hash: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn chains_across_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        {
+            let log = AuditLog::open(&p).unwrap();
+            for i in 0..3 {
+                assert_eq!(log.append(rec(&format!("/a/{i}"))).await.unwrap(), i + 1);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let log = AuditLog::open(&p).unwrap();
+        assert_eq!(log.append(rec("/b")).await.unwrap(), 4, "numbering continues after a restart");
+        std::thread::sleep(SYNC_EVERY * 3);
+        let r = log.verify().unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.records, 4);
+        assert_eq!(read_head(&log.head_path).map(|h| h.0), Some(4), "the head follows the synced records");
+        assert_eq!(log.read(|r| r.path.starts_with("/a")).unwrap().len(), 3);
+    }
+}

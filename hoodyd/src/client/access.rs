@@ -1,0 +1,143 @@
+//! `hoodyctl realms`, `tokens` and `audit`: who may do what, and what was done.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use super::Client;
+use super::cli::{Output, enc, print};
+use crate::audit::{read_head, verify};
+
+#[derive(Debug, Subcommand)]
+pub enum RealmsCmd {
+    /// List realms (a token sees its own).
+    List,
+    /// Create a realm (administrators).
+    Create {
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCmd {
+    /// Create a token; its secret is printed once, never again.
+    Create {
+        /// Realm the token may act in (repeatable, at least one).
+        #[arg(long = "realm", value_name = "ID", required = true)]
+        realms: Vec<String>,
+        /// containers:read, containers:write, exec, firewall:write, snapshots:write (repeatable;
+        /// none = all).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// When the token stops working (RFC 3339).
+        #[arg(long, conflicts_with = "expires_in")]
+        expires_at: Option<String>,
+        /// How long the token works, from now (e.g. 12h, 30d).
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token: its next request is refused.
+    Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Check the hash chain and name the first broken record.
+    #[arg(long)]
+    pub verify: bool,
+    /// With --verify: check this log file directly instead of asking the daemon.
+    #[arg(long, requires = "verify", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Records since an RFC 3339 time or a span back from now (15m, 2h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Records about one container (id or name).
+    #[arg(long, short = 'c')]
+    pub container: Option<String>,
+    /// At most this many records (the latest).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+pub async fn realms(client: &Client, out: Output, cmd: RealmsCmd) -> anyhow::Result<i32> {
+    let a = match cmd {
+        RealmsCmd::List => client.call(Method::GET, "/realms", None).await?,
+        RealmsCmd::Create { description } => client.call(Method::POST, "/realms", Some(json!({ "description": description }))).await?,
+    };
+    print(out, &a)
+}
+
+pub async fn tokens(client: &Client, out: Output, cmd: TokensCmd) -> anyhow::Result<i32> {
+    let a = match cmd {
+        TokensCmd::Create { realms, scopes, description, expires_at, expires_in } => {
+            let expires_at = match expires_in {
+                Some(span) => {
+                    let d = humantime::parse_duration(&span).with_context(|| format!("--expires-in {span:?}"))?;
+                    Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now() + d).to_string())
+                }
+                None => expires_at,
+            };
+            let mut body = json!({ "realm_ids": realms, "scopes": scopes, "description": description });
+            if let Some(e) = expires_at {
+                body["expires_at"] = Value::String(e);
+            }
+            client.call(Method::POST, "/tokens", Some(body)).await?
+        }
+        TokensCmd::List => client.call(Method::GET, "/tokens", None).await?,
+        TokensCmd::Delete { id } => client.call(Method::DELETE, &format!("/tokens/{}", enc(&id)), None).await?,
+    };
+    print(out, &a)
+}
+
+/// Prints a verification report; exit status 1 when the chain is broken.
+fn report(out: Output, r: &verify::Report) -> anyhow::Result<i32> {
+    match out {
+        Output::Json => println!("{}", json!({ "data": r })),
+        Output::Table => println!("{} records, chain {}", r.records, if r.ok { "intact" } else { "BROKEN" }),
+    }
+    if let Some(b) = &r.first_broken {
+        let seq = b.seq.map(|s| format!(" (record {s})")).unwrap_or_default();
+        eprintln!("hoodyctl: the audit log is broken at line {}{seq}: {}", b.line, b.reason);
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+pub async fn audit(client: &Client, out: Output, a: AuditArgs) -> anyhow::Result<i32> {
+    if a.verify {
+        let r: verify::Report = match &a.file {
+            Some(path) => {
+                let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                verify::verify(std::io::BufReader::new(f), read_head(&path.with_extension("head")))
+            }
+            None => {
+                let ans = client.call(Method::GET, "/audit/verify", None).await?;
+                if !ans.status.is_success() {
+                    return print(out, &ans);
+                }
+                serde_json::from_value(ans.json()?["data"].clone()).context("the daemon's verification report")?
+            }
+        };
+        return report(out, &r);
+    }
+    let mut q = vec![];
+    if let Some(s) = &a.since {
+        q.push(format!("since={}", enc(s)));
+    }
+    if let Some(c) = &a.container {
+        q.push(format!("container={}", enc(c)));
+    }
+    if let Some(l) = a.limit {
+        q.push(format!("limit={l}"));
+    }
+    let path = if q.is_empty() { "/audit".to_owned() } else { format!("/audit?{}", q.join("&")) };
+    print(out, &client.call(Method::GET, &path, None).await?)
+}
