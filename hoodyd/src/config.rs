@@ -73,6 +73,13 @@ pub struct Flags {
     /// What denied TCP/UDP egress gets: reject (reset / port unreachable, fails fast) or drop.
     #[arg(long)]
     pub deny_action: Option<DenyActionArg>,
+    /// Seconds a client may take to send a request's headers, or its body, or to send its next
+    /// request on an idle connection.
+    #[arg(long)]
+    pub request_timeout: Option<u64>,
+    /// Open API connections at most; more are refused.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// NFLOG group denied egress attempts are logged to (read back for firewall/events).
     #[arg(long)]
     pub nflog_group: Option<u16>,
@@ -102,6 +109,8 @@ struct FileConfig {
     stop_timeout: Option<u64>,
     socket_group: Option<String>,
     admin_group: Option<String>,
+    request_timeout: Option<u64>,
+    max_connections: Option<usize>,
     deny_action: Option<DenyActionArg>,
     nflog_group: Option<u16>,
 }
@@ -123,6 +132,8 @@ pub struct Config {
     pub stop_timeout: Duration,
     pub socket_group: String,
     pub admin_group: Option<String>,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
     pub proc_root: PathBuf,
     pub deny_action: DenyActionArg,
     pub nflog_group: u16,
@@ -156,6 +167,8 @@ impl Config {
             stop_timeout: Duration::from_secs(f.stop_timeout.or(file.stop_timeout).unwrap_or(10)),
             socket_group: f.socket_group.or(file.socket_group).unwrap_or_else(|| "hoody".into()),
             admin_group: f.admin_group.or(file.admin_group).filter(|g| !g.is_empty()),
+            request_timeout: Duration::from_secs(f.request_timeout.or(file.request_timeout).unwrap_or(30).max(1)),
+            max_connections: f.max_connections.or(file.max_connections).unwrap_or(256).max(1),
             proc_root: "/proc".into(),
             deny_action: f.deny_action.or(file.deny_action).unwrap_or(DenyActionArg::Reject),
             nflog_group: f.nflog_group.or(file.nflog_group).unwrap_or(7023),

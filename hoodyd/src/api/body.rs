@@ -35,7 +35,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_capped(req.into_body(), MAX_JSON_BODY).await?;
+        let bytes = read_capped(req, MAX_JSON_BODY).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request("a JSON body is required"));
         }
@@ -43,9 +43,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Reads a body of at most `limit` bytes (413 beyond).
-pub async fn read_capped(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+/// When the whole request body must have arrived (the guard sets it from `--request-timeout`),
+/// so a client that trickles its body cannot hold a connection slot for ever.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
+/// Reads a body of at most `limit` bytes (413 beyond), by the request's deadline (408 after).
+pub async fn read_capped(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let deadline = req.extensions().get::<BodyDeadline>().copied();
+    let read = axum::body::to_bytes(req.into_body(), limit);
+    let res = match deadline {
+        Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| {
+            ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")
+        })?,
+        None => read.await,
+    };
+    res.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::too_large(format!("request body exceeds {limit} bytes"))

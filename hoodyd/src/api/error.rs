@@ -111,7 +111,7 @@ impl From<RuntimeError> for ApiError {
                 details: causes.clone(),
                 denied: false,
             },
-            RuntimeError::Cgroup(CgroupError::MissingController { .. }) => ApiError::invalid("").with_chain(&e),
+            RuntimeError::Cgroup(c @ CgroupError::MissingController { .. }) => ApiError::invalid("").with_chain(c),
             RuntimeError::Storage(s) => match s {
                 StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => ApiError::invalid("").with_chain(s),
                 StorageError::Archive(_) => ApiError::bad_request("").with_chain(s),

@@ -34,7 +34,7 @@ pub async fn exec(
     let wants_upgrade =
         req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case(UPGRADE_PROTOCOL));
     let on_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
-    let body = read_capped(req.into_body(), MAX_JSON_BODY).await?;
+    let body = read_capped(req, MAX_JSON_BODY).await?;
     let ereq: ExecRequest = parse(&body)?;
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let tty = ereq.tty;

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::{error, warn};
 
 use super::AppState;
+use super::body::BodyDeadline;
 use super::error::{ApiError, Denied};
 use super::server::Peer;
 use crate::audit::record::Record;
@@ -89,6 +90,7 @@ async fn decide(st: &AppState, peer: Peer, mut req: Request, next: Next, seen: &
         }
     }
     req.extensions_mut().insert::<Caller>(caller);
+    req.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + st.request_timeout));
     next.run(req).await
 }
 

@@ -33,7 +33,7 @@ struct ImportPath {
 pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<impl IntoResponse> {
     let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     let imported = if is_json {
-        let body = read_capped(req.into_body(), MAX_JSON_BODY).await?;
+        let body = read_capped(req, MAX_JSON_BODY).await?;
         let p: ImportPath = parse(&body)?;
         if !p.path.is_absolute() {
             return Err(ApiError::invalid("path: must be an absolute path on the host"));

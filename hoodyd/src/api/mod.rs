@@ -48,6 +48,8 @@ pub struct AppState {
     pub info: Arc<DaemonInfo>,
     pub auth: Arc<Auth>,
     pub audit: Arc<AuditLog>,
+    /// Time a request's body may take to arrive.
+    pub request_timeout: std::time::Duration,
 }
 
 async fn not_found(req: Request) -> ApiError {

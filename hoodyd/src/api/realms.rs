@@ -16,8 +16,8 @@ pub async fn list(State(st): State<AppState>, Extension(caller): Extension<Calle
 }
 
 /// `POST /realms`, with an optional body `{"description": …}`.
-pub async fn create(State(st): State<AppState>, body: axum::body::Body) -> ApiResult<impl IntoResponse> {
-    let bytes = read_capped(body, MAX_JSON_BODY).await?;
+pub async fn create(State(st): State<AppState>, req: axum::extract::Request) -> ApiResult<impl IntoResponse> {
+    let bytes = read_capped(req, MAX_JSON_BODY).await?;
     let req: CreateRealm = if bytes.iter().all(u8::is_ascii_whitespace) { CreateRealm::default() } else { parse(&bytes)? };
     Ok((StatusCode::CREATED, data(st.auth.create_realm(req).await?)))
 }

@@ -28,6 +28,9 @@ pub struct Peer {
     pub pid: Option<i32>,
 }
 
+/// The answer of a connection over the limit.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 84\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open connections\",\"details\":[]}}\n";
+
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub max_connections: usize,
@@ -89,6 +92,8 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             warn!(limit = cfg.max_connections, "connection refused: too many open connections");
+            // A best-effort answer (never waiting on the client), so it knows why.
+            let _ = stream.try_write(TOO_MANY);
             continue;
         };
         let peer = match stream.peer_cred() {
@@ -134,5 +139,18 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace;
     while slots.available_permits() < cfg.max_connections && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_refusal_is_well_formed() {
+        let text = std::str::from_utf8(super::TOO_MANY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let len: usize = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
+        assert_eq!(len, body.len());
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "unavailable");
     }
 }

@@ -128,6 +128,21 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the body, a token request is either refused naming a field or becomes a
+        /// record that holds no secret.
+        #[test]
+        fn any_token_body(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200), desc in ".{0,300}", exp in ".{0,30}") {
+            let key = TokenKey::fixed(b"0123456789abcdef0123456789abcdef");
+            let _ = crate::api::body::parse::<CreateToken>(&body);
+            let r = CreateToken { realm_ids: vec!["aaaaaaaaaaaaaaaaaaaaaaaa".into()], scopes: vec![desc.clone()], description: desc, expires_at: Some(exp) };
+            match new_token(r, &key, |_| true, SystemTime::now()) {
+                Ok(t) => proptest::prop_assert!(!serde_json::to_string(&t.record).unwrap().contains(&t.token)),
+                Err(e) => proptest::prop_assert!(!e.field.is_empty()),
+            }
+        }
+    }
+
     #[test]
     fn token_requests_are_checked_field_by_field() {
         let key = TokenKey::fixed(b"0123456789abcdef0123456789abcdef");

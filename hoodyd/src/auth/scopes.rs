@@ -120,4 +120,17 @@ mod tests {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
         }
     }
+
+    proptest::proptest! {
+        /// Any path: an answer, never a panic; a path naming a container needs a scope.
+        #[test]
+        fn any_path_has_a_need(path in "(/[a-z0-9%._-]{0,12}){0,7}", post in proptest::bool::ANY) {
+            let m = if post { Method::POST } else { Method::GET };
+            let n = need(&m, &format!("/api/v1{path}"));
+            if let Some(c) = container_ref(&format!("/api/v1{path}")) {
+                proptest::prop_assert!(!c.is_empty());
+                proptest::prop_assert!(matches!(n, Need::Scope(_) | Need::Caller), "{path}: {n:?}");
+            }
+        }
+    }
 }
