@@ -88,8 +88,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let token_key = crate::auth::token::TokenKey::load_or_create(&token_key_path)
         .with_context(|| format!("loading the token key {}", token_key_path.display()))?;
     let audit_path = cfg.state_dir.join("audit.log");
-    let audit =
-        Arc::new(crate::audit::AuditLog::open(&audit_path).with_context(|| format!("opening the audit log {}", audit_path.display()))?);
+    let audit = if std::env::var_os("HOODY_BENCH_NO_AUDIT").is_some_and(|v| v == "1") {
+        warn!("HOODY_BENCH_NO_AUDIT=1: requests are NOT audited (for measuring the audit's cost only)");
+        Arc::new(crate::audit::AuditLog::discarding(&audit_path))
+    } else {
+        Arc::new(crate::audit::AuditLog::open(&audit_path).with_context(|| format!("opening the audit log {}", audit_path.display()))?)
+    };
     let admin_gid = match &cfg.admin_group {
         None => None,
         Some(g) => Some(crate::config::resolve_group(g).with_context(|| format!("admin group {g:?}"))?),

@@ -311,8 +311,9 @@ impl World {
             .args(["--cgroup-root", &self.cgroup.to_string_lossy()])
             .args(if self.extra_flags.iter().any(|f| f == "--socket-group") { vec![] } else { vec!["--socket-group", "root"] })
             .args(&self.extra_flags)
+            // Debug logs for tests unless the caller says otherwise (benchmarks run at info).
+            .env("HOODY_LOG", std::env::var("HOODY_LOG").unwrap_or_else(|_| "debug".into()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("HOODY_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

@@ -148,8 +148,14 @@ impl IntoResponse for ApiError {
 }
 
 /// Success envelope.
-pub fn data<T: Serialize>(v: T) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "data": v }))
+pub fn data<T: Serialize>(v: T) -> Json<Data<T>> {
+    Json(Data { data: v })
+}
+
+/// `{"data": …}`, serialised straight from `T` (no intermediate JSON tree).
+#[derive(Serialize)]
+pub struct Data<T> {
+    pub data: T,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

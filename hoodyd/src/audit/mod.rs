@@ -1,37 +1,26 @@
 //! The audit trail: every request — allowed or denied — is appended, hash-chained, before its
-//! answer is sent. A dedicated thread owns the file: it numbers and chains the records, writes
-//! each at once (the request waits only for that) and syncs them in small batches, recording the
-//! last synced record in a head file.
+//! answer is sent. A dedicated thread owns the file: it numbers and chains the records and
+//! writes them at once (the request waits only for that); another syncs them in small batches,
+//! recording the last synced record in a head file (see [`writer`]).
 
 pub mod record;
 pub mod verify;
+mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use record::{GENESIS, Record};
 use tokio::sync::oneshot;
-use tracing::{error, warn};
-
-/// Records written before the writer syncs the file, at most.
-const SYNC_BATCH: usize = 64;
-/// Time a written record may wait for its sync, at most.
-const SYNC_EVERY: Duration = Duration::from_millis(20);
-
-type Ack = oneshot::Sender<std::io::Result<u64>>;
-
-enum Msg {
-    Append(Box<Record>, Ack),
-    /// Sync what is written and update the head now.
-    Flush(oneshot::Sender<std::io::Result<()>>),
-}
+use tracing::warn;
+use writer::Msg;
 
 pub struct AuditLog {
-    tx: mpsc::Sender<Msg>,
+    /// `None`: records are discarded (benchmarks of the audit's own cost only).
+    tx: Option<mpsc::Sender<Msg>>,
     pub path: PathBuf,
     pub head_path: PathBuf,
 }
@@ -76,75 +65,35 @@ pub fn read_head(path: &Path) -> Option<(u64, String)> {
 impl AuditLog {
     /// Opens (or creates, mode 0600) the log and starts its writer thread.
     pub fn open(path: &Path) -> std::io::Result<AuditLog> {
-        let (mut seq, mut prev) = last_record(path)?;
+        let (seq, prev) = last_record(path)?;
         let head_path = path.with_extension("head");
-        let mut file = OpenOptions::new().append(true).create(true).mode(0o600).open(path)?;
-        let (tx, rx) = mpsc::channel::<Msg>();
-        let hp = head_path.clone();
-        std::thread::Builder::new().name("hoodyd-audit".into()).spawn(move || {
-            let mut unsynced = 0usize;
-            let mut oldest_unsynced: Option<Instant> = None;
-            loop {
-                let wait = oldest_unsynced.map(|t| SYNC_EVERY.saturating_sub(t.elapsed())).unwrap_or(Duration::from_secs(3600));
-                match rx.recv_timeout(wait) {
-                    Ok(Msg::Flush(done)) => {
-                        let r = if unsynced > 0 { file.sync_data().and_then(|_| write_head(&hp, seq, &prev)) } else { Ok(()) };
-                        unsynced = 0;
-                        oldest_unsynced = None;
-                        let _ = done.send(r);
-                        continue;
-                    }
-                    Ok(Msg::Append(mut r, ack)) => {
-                        seq += 1;
-                        r.seq = seq;
-                        r.prev = prev.clone();
-                        let h = r.compute_hash();
-                        r.hash = Some(h.clone());
-                        let mut line = serde_json::to_vec(&r).expect("records serialise");
-                        line.push(b'\n');
-                        let res = file.write_all(&line).map(|_| seq);
-                        if res.is_ok() {
-                            prev = h;
-                            unsynced += 1;
-                            oldest_unsynced.get_or_insert_with(Instant::now);
-                        } else {
-                            seq -= 1;
-                        }
-                        let _ = ack.send(res);
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        if unsynced > 0 {
-                            let _ = file.sync_data();
-                            let _ = write_head(&hp, seq, &prev);
-                        }
-                        return;
-                    }
-                }
-                let due = oldest_unsynced.is_some_and(|t| t.elapsed() >= SYNC_EVERY);
-                if unsynced > 0 && (unsynced >= SYNC_BATCH || due) {
-                    if let Err(e) = file.sync_data().and_then(|_| write_head(&hp, seq, &prev)) {
-                        error!(error = %e, "audit log sync failed");
-                    }
-                    unsynced = 0;
-                    oldest_unsynced = None;
-                }
-            }
-        })?;
-        Ok(AuditLog { tx, path: path.to_path_buf(), head_path })
+        let file = OpenOptions::new().append(true).create(true).mode(0o600).open(path)?;
+        let len = file.metadata()?.len();
+        let tx = writer::spawn(file, writer::Tail { seq, prev, len }, head_path.clone())?;
+        Ok(AuditLog { tx: Some(tx), path: path.to_path_buf(), head_path })
+    }
+
+    /// A log that keeps nothing: only for measuring what the audit costs (`HOODY_BENCH_NO_AUDIT`).
+    pub fn discarding(path: &Path) -> AuditLog {
+        AuditLog { tx: None, path: path.to_path_buf(), head_path: path.with_extension("head") }
+    }
+
+    fn sender(&self) -> std::io::Result<&mpsc::Sender<Msg>> {
+        self.tx.as_ref().ok_or_else(|| std::io::Error::other("the audit log is discarding records"))
     }
 
     /// Appends a record (its seq, prev and hash are filled in); returns once it is written.
     pub async fn append(&self, r: Record) -> std::io::Result<u64> {
+        let Some(tx) = &self.tx else { return Ok(0) };
         let (ack, wait) = oneshot::channel();
-        self.tx.send(Msg::Append(Box::new(r), ack)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
+        tx.send(Msg::Append(Box::new(r), ack)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
         wait.await.map_err(|_| std::io::Error::other("the audit writer has stopped"))?
     }
 
     /// Syncs every written record and the head (at shutdown).
     pub async fn flush(&self) -> std::io::Result<()> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(Msg::Flush(done)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
+        self.sender()?.send(Msg::Flush(done)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
         wait.await.map_err(|_| std::io::Error::other("the audit writer has stopped"))?
     }
 
@@ -209,10 +158,10 @@ mod tests {
                 assert_eq!(log.append(rec(&format!("/a/{i}"))).await.unwrap(), i + 1);
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let log = AuditLog::open(&p).unwrap();
         assert_eq!(log.append(rec("/b")).await.unwrap(), 4, "numbering continues after a restart");
-        std::thread::sleep(SYNC_EVERY * 3);
+        std::thread::sleep(writer::SYNC_EVERY * 3);
         let r = log.verify().unwrap();
         assert!(r.ok, "{r:?}");
         assert_eq!(r.records, 4);

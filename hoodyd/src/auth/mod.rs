@@ -133,8 +133,8 @@ impl Auth {
 
     /// The containers a path's id or name refers to, with their realms, whoever may see them.
     pub async fn locate(&self, id_or_name: &str) -> Result<Vec<(String, Vec<String>)>, ApiError> {
-        let key = id_or_name.to_owned();
-        self.db(move |db| store::containers_by_ref(db, &key)).await
+        let all = self.store.all_containers().await.map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?;
+        Ok(all.iter().filter(|c| c.id == id_or_name || c.name == id_or_name).map(|c| (c.id.clone(), c.realm_ids.clone())).collect())
     }
 
     /// Fills in and checks the realms of a container a caller creates: a token creates in its

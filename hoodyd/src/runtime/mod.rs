@@ -136,29 +136,18 @@ impl Runtime {
 
     /// Resolves an id or a name (visible through `filter`) to a container.
     pub async fn resolve(&self, id_or_name: &str, filter: &ContainerFilter) -> Result<Container> {
-        let key = id_or_name.to_owned();
-        let f = filter.clone();
-        let found = self
-            .store
-            .call(move |c| {
-                if crate::ids::is_id(&key)
-                    && let Some(ct) = crate::store::get_container(c, &key)?
-                {
-                    let visible = f.realms.as_ref().is_none_or(|rs| ct.realm_ids.iter().any(|r| rs.contains(r)));
-                    return Ok(if visible { Ok(ct) } else { Err(0) });
-                }
-                let ids = crate::store::find_by_name(c, &key, &f)?;
-                match ids.as_slice() {
-                    [] => Ok(Err(0)),
-                    [one] => Ok(crate::store::get_container(c, one)?.ok_or(0)),
-                    many => Ok(Err(many.len())),
-                }
-            })
-            .await?;
-        match found {
-            Ok(c) => Ok(c),
-            Err(0) => Err(RuntimeError::NotFound(id_or_name.to_owned())),
-            Err(n) => Err(RuntimeError::Conflict(format!("{n} containers are named {id_or_name:?} (in different realms): use the id"))),
+        let all = self.store.all_containers().await?;
+        let visible = |c: &Container| filter.realms.as_ref().is_none_or(|rs| c.realm_ids.iter().any(|r| rs.contains(r)));
+        if crate::ids::is_id(id_or_name)
+            && let Some(c) = all.iter().find(|c| c.id == id_or_name)
+        {
+            return if visible(c) { Ok(c.clone()) } else { Err(RuntimeError::NotFound(id_or_name.to_owned())) };
+        }
+        let named: Vec<&Container> = all.iter().filter(|c| c.name == id_or_name && visible(c)).collect();
+        match named.as_slice() {
+            [] => Err(RuntimeError::NotFound(id_or_name.to_owned())),
+            [one] => Ok((*one).clone()),
+            many => Err(RuntimeError::Conflict(format!("{} containers are named {id_or_name:?} (in different realms): use the id", many.len()))),
         }
     }
 
@@ -168,8 +157,7 @@ impl Runtime {
     }
 
     pub async fn list(&self, filter: &ContainerFilter) -> Result<Vec<Container>> {
-        let f = filter.clone();
-        Ok(self.store.call(move |c| crate::store::list_containers(c, &f)).await?)
+        Ok(self.store.containers(filter).await?)
     }
 }
 

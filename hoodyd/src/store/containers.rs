@@ -45,11 +45,18 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Container, [String; 4])> {
     Ok((c, raw))
 }
 
-fn finish(conn: &Connection, (mut c, [limits, command, env, status]): (Container, [String; 4])) -> Result<Container> {
+/// Decodes the JSON and enum columns of a row.
+fn finish_fields((mut c, [limits, command, env, status]): (Container, [String; 4])) -> Result<Container> {
     c.limits = serde_json::from_str(&limits).map_err(|e| corrupt(&c.id, format!("limits: {e}")))?;
     c.command = serde_json::from_str(&command).map_err(|e| corrupt(&c.id, format!("command: {e}")))?;
     c.env = serde_json::from_str(&env).map_err(|e| corrupt(&c.id, format!("env: {e}")))?;
     c.status = Status::parse(&status).ok_or_else(|| corrupt(&c.id, format!("status {status:?}")))?;
+    Ok(c)
+}
+
+/// A whole container: its row and its realms.
+fn finish(conn: &Connection, row: (Container, [String; 4])) -> Result<Container> {
+    let mut c = finish_fields(row)?;
     let mut st =
         conn.prepare_cached("SELECT realm_id FROM container_realms WHERE container_id = ?1 AND realm_id != '' ORDER BY realm_id")?;
     c.realm_ids = st.query_map([&c.id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
@@ -151,15 +158,26 @@ pub fn find_by_name(conn: &Connection, name: &str, filter: &ContainerFilter) -> 
 }
 
 pub fn list_containers(conn: &Connection, filter: &ContainerFilter) -> Result<Vec<Container>> {
-    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM containers ORDER BY created_at, id"))?;
-    let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let c = finish(conn, r)?;
-        if filter.realms.as_ref().is_none_or(|rs| c.realm_ids.iter().any(|r| rs.contains(r))) {
-            out.push(c);
+    // One pass: each container's realms come joined to it (a query per container costs more
+    // than the rows themselves).
+    let cols: String = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {cols}, r.realm_id FROM containers c LEFT JOIN container_realms r ON r.container_id = c.id AND r.realm_id != '' \
+         ORDER BY c.created_at, c.id, r.realm_id"
+    ))?;
+    let mut rows = st.query([])?;
+    let mut out: Vec<Container> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let realm: Option<String> = row.get(21)?;
+        if out.last().is_none_or(|c| c.id != id) {
+            out.push(finish_fields(from_row(row)?)?);
+        }
+        if let Some(r) = realm {
+            out.last_mut().expect("pushed above").realm_ids.push(r);
         }
     }
+    out.retain(|c| filter.realms.as_ref().is_none_or(|rs| c.realm_ids.iter().any(|r| rs.contains(r))));
     Ok(out)
 }
 
@@ -275,6 +293,22 @@ mod tests {
         .unwrap();
     }
 
+    #[tokio::test]
+    async fn the_cached_listing_follows_every_write() {
+        let s = Store::memory().unwrap();
+        s.call_sync(|c| insert_container(c, &sample("a", "web", &["r1", "r2"]), IdPool::default(), net()).map(|_| ())).unwrap();
+        let all = ContainerFilter::default();
+        let first = s.containers(&all).await.unwrap();
+        assert_eq!((first.len(), first[0].realm_ids.clone()), (1, vec!["r1".to_string(), "r2".to_string()]));
+        s.call_sync(|c| mark_running(c, "a", 42, 7, "2026-01-01T00:00:01Z")).unwrap();
+        assert_eq!(s.containers(&all).await.unwrap()[0].status, Status::Running, "a stale listing");
+        s.call_sync(|c| insert_container(c, &sample("b", "db", &["r3"]), IdPool::default(), net()).map(|_| ())).unwrap();
+        assert_eq!(s.containers(&all).await.unwrap().len(), 2);
+        assert_eq!(s.containers(&ContainerFilter { realms: Some(vec!["r3".into()]) }).await.unwrap().len(), 1);
+        s.call_sync(|c| delete_container(c, "a")).unwrap();
+        assert_eq!(s.containers(&all).await.unwrap().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b"]);
+    }
+
     #[test]
     fn running_and_stopped_round_trip() {
         let s = Store::memory().unwrap();
@@ -292,3 +326,4 @@ mod tests {
         .unwrap();
     }
 }
+

@@ -52,9 +52,13 @@ fn realm_suffix(realm: &str) -> String {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Every container as of a count of changed rows on the connection.
+type ContainerCache = Option<(u64, Arc<Vec<crate::model::Container>>)>;
+
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    containers: Arc<Mutex<ContainerCache>>,
 }
 
 impl Store {
@@ -66,7 +70,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         schema::migrate(&mut conn).map_err(open_err)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), containers: Arc::default() })
     }
 
     /// An in-memory store for unit tests.
@@ -74,7 +78,7 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), containers: Arc::default() })
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -89,6 +93,43 @@ impl Store {
             f(&mut c)
         })
         .await?
+    }
+
+    /// The containers `filter` lets through. Listing is the hottest read of the API, so every
+    /// container is kept decoded between calls; the copy is exact because every write goes
+    /// through this one connection, whose count of changed rows moves with each of them.
+    pub async fn containers(&self, filter: &ContainerFilter) -> Result<Vec<crate::model::Container>> {
+        let all = self.all_containers().await?;
+        Ok(all.iter().filter(|c| filter.realms.as_ref().is_none_or(|rs| c.realm_ids.iter().any(|r| rs.contains(r)))).cloned().collect())
+    }
+
+    /// Every container, decoded. When the connection is free and nothing changed since the last
+    /// call, this answers from memory without leaving the caller's thread (`try_lock` never
+    /// waits); otherwise it reads the database on a blocking thread.
+    pub async fn all_containers(&self) -> Result<Arc<Vec<crate::model::Container>>> {
+        if let Ok(conn) = self.conn.try_lock() {
+            let version = conn.total_changes();
+            let cached = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((v, all)) = &*cached
+                && *v == version
+            {
+                return Ok(all.clone());
+            }
+        }
+        let cache = self.containers.clone();
+        self.call(move |conn| {
+            let version = conn.total_changes();
+            let mut cached = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((v, all)) = &*cached
+                && *v == version
+            {
+                return Ok(all.clone());
+            }
+            let all = Arc::new(list_containers(conn, &ContainerFilter::default())?);
+            *cached = Some((version, all.clone()));
+            Ok(all)
+        })
+        .await
     }
 
     /// Runs `f` synchronously (startup code, tests).

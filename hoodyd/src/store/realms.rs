@@ -86,22 +86,3 @@ pub fn list_tokens(conn: &Connection) -> Result<Vec<TokenRecord>> {
 pub fn delete_token(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)
 }
-
-/// The containers an id or a name refers to, each with its realms, whoever may see them.
-pub fn containers_by_ref(conn: &Connection, id_or_name: &str) -> Result<Vec<(String, Vec<String>)>> {
-    let mut st = conn.prepare_cached(
-        "SELECT container_id, realm_id FROM container_realms WHERE container_id IN \
-         (SELECT container_id FROM container_realms WHERE container_id = ?1 OR name = ?1) ORDER BY container_id, realm_id",
-    )?;
-    let rows: Vec<(String, String)> = st.query_map([id_or_name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-    let mut out: Vec<(String, Vec<String>)> = vec![];
-    for (id, realm) in rows {
-        if out.last().is_none_or(|(last, _)| *last != id) {
-            out.push((id, vec![]));
-        }
-        if !realm.is_empty() {
-            out.last_mut().expect("pushed above").1.push(realm);
-        }
-    }
-    Ok(out)
-}

@@ -3,6 +3,7 @@
 //! p95 and paired ratios; asserts nothing about time.
 //!
 //!   hoody-bench lifecycle [N]     create+start and stop+delete, vs crun
+//!   hoody-bench api [N]           GET latency and throughput with N containers, 16 clients, audit on/off
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -396,19 +397,138 @@ fn snapshots_bench(driver: Driver) {
     );
 }
 
+/// A keep-alive HTTP/1.1 client of the daemon's socket, as a control plane would hold one.
+struct KeepAlive {
+    r: BufReader<std::os::unix::net::UnixStream>,
+    token: Option<String>,
+}
+
+impl KeepAlive {
+    fn connect(socket: &std::path::Path, token: Option<&str>) -> KeepAlive {
+        KeepAlive { r: BufReader::new(std::os::unix::net::UnixStream::connect(socket).expect("connect")), token: token.map(str::to_owned) }
+    }
+
+    /// GET `path`; returns the status and the round trip in ms.
+    fn get(&mut self, path: &str) -> (u16, f64) {
+        let auth = self.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let t = Instant::now();
+        write!(self.r.get_mut(), "GET /api/v1{path} HTTP/1.1\r\nHost: hoodyd\r\n{auth}\r\n").expect("write");
+        let mut line = String::new();
+        self.r.read_line(&mut line).expect("status line");
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.r.read_line(&mut line).expect("header");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("content-length");
+            }
+        }
+        let mut body = vec![0u8; len];
+        std::io::Read::read_exact(&mut self.r, &mut body).expect("body");
+        (status, ms(t.elapsed()))
+    }
+}
+
+/// A world with `n` containers (created, not started) in one realm, and a token of that realm.
+fn api_world(n: usize, audit: bool) -> (World, Vec<String>, String) {
+    let mut w = World::new(Driver::Btrfs);
+    if !audit {
+        w.env.push(("HOODY_BENCH_NO_AUDIT".into(), "1".into()));
+        w.stop_daemon();
+        w.start_daemon();
+    }
+    let realm = w.ok(&["realms", "create"])["id"].as_str().unwrap().to_owned();
+    let token = w.ok(&["tokens", "create", "--realm", &realm])["token"].as_str().unwrap().to_owned();
+    let http = w.http();
+    let ids = (0..n)
+        .map(|i| {
+            let r = http.post("/containers", &format!(r#"{{"name":"c{i}","image":"busybox","realm_ids":["{realm}"]}}"#));
+            assert_eq!(r.status, 201, "{r:?}");
+            r.json()["data"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (w, ids, token)
+}
+
+/// `clients` threads, each on its own keep-alive connection, each sending `per_client` GETs of
+/// `path(i)`; returns every latency and the requests per second.
+fn hammer(w: &World, token: Option<&str>, clients: usize, per_client: usize, path: &(dyn Fn(usize) -> String + Sync)) -> (Vec<f64>, f64) {
+    let t = Instant::now();
+    let all: Vec<f64> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..clients)
+            .map(|c| {
+                s.spawn(move || {
+                    let mut k = KeepAlive::connect(&w.socket, token);
+                    (0..per_client)
+                        .map(|i| {
+                            let (status, ms) = k.get(&path(c * per_client + i));
+                            assert_eq!(status, 200);
+                            ms
+                        })
+                        .collect::<Vec<f64>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().expect("client")).collect()
+    });
+    let rps = all.len() as f64 / t.elapsed().as_secs_f64();
+    (all, rps)
+}
+
+fn api_bench(n: usize, clients: usize) {
+    let (on, on_ids, on_token) = api_world(n, true);
+    let (off, off_ids, off_token) = api_world(n, false);
+    let rounds = 6;
+    let per_client = 40;
+    let kinds = ["GET /containers (admin)", "GET /containers/{id} (admin)", "GET /containers/{id} (token)"];
+    let mut samples: Vec<[Vec<f64>; 2]> = kinds.iter().map(|_| [vec![], vec![]]).collect();
+    let mut rps: Vec<[Vec<f64>; 2]> = kinds.iter().map(|_| [vec![], vec![]]).collect();
+    for _ in 0..rounds {
+        for (side, (w, ids, token)) in [(&on, &on_ids, &on_token), (&off, &off_ids, &off_token)].into_iter().enumerate() {
+            let list = |_: usize| "/containers".to_string();
+            let one = |i: usize| format!("/containers/{}", ids[i % ids.len()]);
+            for (k, (tok, path)) in [(None, &list as &(dyn Fn(usize) -> String + Sync)), (None, &one), (Some(token.as_str()), &one)].into_iter().enumerate() {
+                let (lat, r) = hammer(w, tok, clients, per_client, path);
+                samples[k][side].extend(lat);
+                rps[k][side].push(r);
+            }
+        }
+    }
+    println!("## API under load\n");
+    println!(
+        "{n} containers in the store, {clients} concurrent clients on keep-alive connections, {rounds} rounds of {} requests per measurement, alternating a daemon with the audit log (as shipped) and one with `HOODY_BENCH_NO_AUDIT=1`.\n",
+        clients * per_client
+    );
+    println!("| request | audit | median ms | p99 ms | requests/s |\n|---|---|---|---|---|");
+    let mut overheads = vec![];
+    for (k, kind) in kinds.iter().enumerate() {
+        for (side, label) in ["on", "off"].into_iter().enumerate() {
+            let s = &samples[k][side];
+            println!("| {kind} | {label} | {:.2} | {:.2} | {:.0} |", median(s), percentile(s, 99.0), median(&rps[k][side]));
+        }
+        overheads.push(format!("{kind}: {:+.0} %", (median(&samples[k][0]) / median(&samples[k][1]) - 1.0) * 100.0));
+    }
+    println!("\nAudit overhead on the median: {}. Targets: p99 ≤ 10 ms; audit overhead ≤ 20 % of the median.", overheads.join("; "));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("crun-runner") => crun_runner(&args[2]),
         Some("lifecycle") => lifecycle(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50)),
         Some("firewall") => firewall_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),
+        Some("api") => api_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(16)),
         Some("snapshots") => {
             snapshots_bench(Driver::Btrfs);
             println!();
             snapshots_bench(Driver::Overlay);
         }
         _ => {
-            eprintln!("usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots");
+            eprintln!("usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | api [CONTAINERS]");
             std::process::exit(2);
         }
     }
