@@ -185,7 +185,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         warn!(group = %cfg.socket_group, "socket group not found; the socket is root-only");
     }
     let listener = api::server::bind(&cfg.socket, gid).with_context(|| format!("binding {}", cfg.socket.display()))?;
-    let state = AppState { rt: rt.clone(), started: Instant::now(), info: Arc::new(info), auth, audit: audit.clone(), request_timeout: cfg.request_timeout };
+    let state = AppState {
+        rt: rt.clone(),
+        started: Instant::now(),
+        info: Arc::new(info),
+        auth,
+        audit: audit.clone(),
+        request_timeout: cfg.request_timeout,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -196,7 +203,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     info!(socket = %cfg.socket.display(), "listening");
-    let serve_cfg = api::server::ServeConfig { max_connections: cfg.max_connections, header_timeout: cfg.request_timeout, ..Default::default() };
+    let serve_cfg =
+        api::server::ServeConfig { max_connections: cfg.max_connections, header_timeout: cfg.request_timeout, ..Default::default() };
     api::server::serve(listener, api::router(state), serve_cfg, stop_rx).await;
     let _ = std::fs::remove_file(&cfg.socket);
     if let Err(e) = audit.flush().await {

@@ -36,7 +36,8 @@ fn slow_idle_and_excess_clients_are_cut_off() {
 
     // A body that trickles in: 408 once the deadline passes.
     let mut slow = UnixStream::connect(&w.socket).unwrap();
-    slow.write_all(b"POST /api/v1/realms HTTP/1.1\r\nHost: hoodyd\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"desc").unwrap();
+    slow.write_all(b"POST /api/v1/realms HTTP/1.1\r\nHost: hoodyd\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"desc")
+        .unwrap();
     let (answer, _) = read_until_closed(&mut slow, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(w.ok(&["realms", "list"])["realm_ids"].as_array().unwrap().is_empty(), "a partial request had an effect");

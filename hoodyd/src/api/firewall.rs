@@ -51,7 +51,13 @@ pub async fn add_ingress(
     Ok((StatusCode::CREATED, data(st.rt.add_rule(&c, spec).await?)))
 }
 
-async fn delete(st: AppState, caller: Caller, id: String, rule: String, dir: Direction) -> ApiResult<axum::Json<super::error::Data<serde_json::Value>>> {
+async fn delete(
+    st: AppState,
+    caller: Caller,
+    id: String,
+    rule: String,
+    dir: Direction,
+) -> ApiResult<axum::Json<super::error::Data<serde_json::Value>>> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     st.rt.delete_rule(&c, &rule, dir).await?;
     Ok(data(serde_json::json!({ "id": rule, "deleted": true })))

@@ -11,16 +11,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use record::{GENESIS, Record};
-use tokio::sync::oneshot;
 use tracing::warn;
-use writer::Msg;
 
 pub struct AuditLog {
     /// `None`: records are discarded (benchmarks of the audit's own cost only).
-    tx: Option<mpsc::Sender<Msg>>,
+    writer: Option<writer::Writer>,
     pub path: PathBuf,
     pub head_path: PathBuf,
 }
@@ -69,32 +66,27 @@ impl AuditLog {
         let head_path = path.with_extension("head");
         let file = OpenOptions::new().append(true).create(true).mode(0o600).open(path)?;
         let len = file.metadata()?.len();
-        let tx = writer::spawn(file, writer::Tail { seq, prev, len }, head_path.clone())?;
-        Ok(AuditLog { tx: Some(tx), path: path.to_path_buf(), head_path })
+        let writer = writer::Writer::start(file, seq, prev, len, head_path.clone())?;
+        Ok(AuditLog { writer: Some(writer), path: path.to_path_buf(), head_path })
     }
 
     /// A log that keeps nothing: only for measuring what the audit costs (`HOODY_BENCH_NO_AUDIT`).
     pub fn discarding(path: &Path) -> AuditLog {
-        AuditLog { tx: None, path: path.to_path_buf(), head_path: path.with_extension("head") }
-    }
-
-    fn sender(&self) -> std::io::Result<&mpsc::Sender<Msg>> {
-        self.tx.as_ref().ok_or_else(|| std::io::Error::other("the audit log is discarding records"))
+        AuditLog { writer: None, path: path.to_path_buf(), head_path: path.with_extension("head") }
     }
 
     /// Appends a record (its seq, prev and hash are filled in); returns once it is written.
     pub async fn append(&self, r: Record) -> std::io::Result<u64> {
-        let Some(tx) = &self.tx else { return Ok(0) };
-        let (ack, wait) = oneshot::channel();
-        tx.send(Msg::Append(Box::new(r), ack)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
-        wait.await.map_err(|_| std::io::Error::other("the audit writer has stopped"))?
+        match &self.writer {
+            Some(w) => w.append(r).await,
+            None => Ok(0),
+        }
     }
 
     /// Syncs every written record and the head (at shutdown).
-    pub async fn flush(&self) -> std::io::Result<()> {
-        let (done, wait) = oneshot::channel();
-        self.sender()?.send(Msg::Flush(done)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
-        wait.await.map_err(|_| std::io::Error::other("the audit writer has stopped"))?
+    pub async fn flush(self: &std::sync::Arc<Self>) -> std::io::Result<()> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.writer.as_ref().map_or(Ok(()), |w| w.flush())).await.map_err(std::io::Error::other)?
     }
 
     /// Reads records (oldest first) that pass `keep`.
@@ -146,6 +138,30 @@ mod tests {
             prev: String::new(),
             hash: None,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_make_one_durable_chain() {
+        let d = tempfile::tempdir().unwrap();
+        let log = std::sync::Arc::new(AuditLog::open(&d.path().join("audit.log")).unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    for i in 0..200 {
+                        log.append(rec(&format!("/t{t}/{i}"))).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        log.flush().await.unwrap();
+        let r = log.verify().unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.records, 1600);
+        assert_eq!(read_head(&log.head_path).map(|h| h.0), Some(1600), "a flush makes everything durable");
     }
 
     #[tokio::test]

@@ -31,6 +31,39 @@ pub struct Record {
     pub hash: Option<String>,
 }
 
+impl Record {
+    /// The hash of the record's content (with `hash` cleared).
+    pub fn compute_hash(&self) -> String {
+        let mut r = self.clone();
+        r.hash = None;
+        hex_sha256(&serde_json::to_vec(&r).expect("records serialise"))
+    }
+
+    /// Seals a record whose `hash` is unset: appends its line (with the hash, which is the last
+    /// field) to `out` and returns the hash — one serialisation instead of two.
+    pub fn seal_into(&self, out: &mut Vec<u8>) -> String {
+        debug_assert!(self.hash.is_none());
+        let start = out.len();
+        serde_json::to_writer(&mut *out, self).expect("records serialise");
+        let h = hex_sha256(&out[start..]);
+        out.pop(); // the closing brace
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(b"\"}\n");
+        h
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in Sha256::digest(bytes) {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,35 +97,4 @@ mod tests {
         assert_eq!(back.compute_hash(), h);
         assert_eq!(Record { hash: Some(h), ..r }, back);
     }
-}
-
-impl Record {
-    /// The hash of the record's content (with `hash` cleared).
-    pub fn compute_hash(&self) -> String {
-        let mut r = self.clone();
-        r.hash = None;
-        hex_sha256(&serde_json::to_vec(&r).expect("records serialise"))
-    }
-
-    /// Seals a record whose `hash` is unset: appends its line (with the hash, which is the last
-    /// field) to `out` and returns the hash — one serialisation instead of two.
-    pub fn seal_into(&self, out: &mut Vec<u8>) -> String {
-        debug_assert!(self.hash.is_none());
-        let start = out.len();
-        serde_json::to_writer(&mut *out, self).expect("records serialise");
-        let h = hex_sha256(&out[start..]);
-        out.pop(); // the closing brace
-        out.extend_from_slice(b",\"hash\":\"");
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(b"\"}\n");
-        h
-    }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    Sha256::digest(bytes).iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

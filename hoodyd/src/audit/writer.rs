@@ -1,13 +1,21 @@
-//! The two threads behind the audit log. The writer numbers, chains and appends records —
-//! everything waiting at that moment in one write — and answers each request as soon as its
-//! record is in the file. The syncer makes the file durable in small batches and then records
-//! the last durable record in the head file; a request never waits for a sync.
+//! Appending to the chain, and making it durable.
+//!
+//! A record is numbered, chained and written under one lock, which is held only for that — a
+//! page-cache append of a few hundred bytes, microseconds — and never while a write could block:
+//! some file systems (btrfs) hold writers for the whole of an fsync, so nothing is written while
+//! the syncer syncs. A request therefore appends its own record, on its own thread, unless a
+//! sync is running; then the record goes to the writer thread, whose job is to wait for the sync
+//! to end. The syncer makes the file durable in small batches (at most [`SYNC_BATCH`] records, or
+//! [`SYNC_EVERY`] after the first unsynced one) and then records the last durable record in the
+//! head file; no request waits for a sync unless it arrives during one.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::thread::Thread;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tracing::error;
@@ -16,133 +24,179 @@ use super::record::Record;
 use super::write_head;
 
 /// Records written before the syncer syncs the file, at most.
-pub const SYNC_BATCH: u64 = 64;
+pub const SYNC_BATCH: u64 = 1024;
 /// Time a written record may wait for its sync, at most.
-pub const SYNC_EVERY: Duration = Duration::from_millis(20);
-/// Records appended in one write, at most.
-const WRITE_BATCH: usize = 256;
+pub const SYNC_EVERY: Duration = Duration::from_millis(100);
 
-pub type Ack = oneshot::Sender<std::io::Result<u64>>;
+type Ack = oneshot::Sender<std::io::Result<u64>>;
 
-pub enum Msg {
-    Append(Box<Record>, Ack),
-    /// Sync everything written so far and update the head, then answer.
-    Flush(oneshot::Sender<std::io::Result<()>>),
+/// The chain's end, and the file it is written to.
+struct Chain {
+    file: File,
+    /// Number and hash of the last record written.
+    seq: u64,
+    prev: String,
+    /// Length of the file up to the last whole record.
+    len: u64,
+    /// The line being written (kept to spare an allocation per record).
+    line: Vec<u8>,
+    /// The last record made durable.
+    synced: u64,
+    /// A sync is running: nothing is written until it ends.
+    syncing: bool,
 }
 
-enum SyncMsg {
-    /// Records up to `seq` (whose hash is given) are in the file.
-    Written(u64, String),
-    Flush(oneshot::Sender<std::io::Result<()>>),
+/// The chain and its signals.
+struct Shared {
+    chain: Mutex<Chain>,
+    /// Signalled when a sync ends.
+    sync_ended: Condvar,
+    /// `Chain::syncing`, readable without the lock.
+    syncing: AtomicBool,
 }
 
-/// The chain's state in the writer: the last record's number and hash, the file's length.
-pub struct Tail {
-    pub seq: u64,
-    pub prev: String,
-    pub len: u64,
-}
-
-pub fn spawn(file: File, tail: Tail, head: PathBuf) -> std::io::Result<mpsc::Sender<Msg>> {
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let (sync_tx, sync_rx) = mpsc::channel::<SyncMsg>();
-    let durable = file.try_clone()?;
-    let synced = tail.seq;
-    std::thread::Builder::new().name("hoodyd-audit".into()).spawn(move || write_loop(rx, file, tail, sync_tx))?;
-    std::thread::Builder::new().name("hoodyd-audit-sync".into()).spawn(move || sync_loop(sync_rx, durable, head, synced))?;
-    Ok(tx)
-}
-
-/// Nice value of the writer: every answer waits on it, so it must not queue behind the very
-/// clients it serves for a time slice.
-const WRITER_NICE: i32 = -10;
-
-fn write_loop(rx: mpsc::Receiver<Msg>, mut file: File, mut t: Tail, sync_tx: mpsc::Sender<SyncMsg>) {
-    if let Err(e) = crate::helper::sys::set_thread_nice(WRITER_NICE) {
-        tracing::debug!(error = %e, "the audit writer keeps the default priority");
+impl Chain {
+    /// Numbers, chains and writes `r`; a failed write is cut off so no torn record remains.
+    fn append(&mut self, mut r: Record) -> std::io::Result<u64> {
+        r.seq = self.seq + 1;
+        r.prev = std::mem::take(&mut self.prev);
+        self.line.clear();
+        let hash = r.seal_into(&mut self.line);
+        if let Err(e) = self.file.write_all(&self.line) {
+            error!(error = %e, "audit log write failed");
+            let _ = self.file.set_len(self.len);
+            self.prev = r.prev;
+            return Err(e);
+        }
+        self.len += self.line.len() as u64;
+        self.seq = r.seq;
+        self.prev = hash;
+        Ok(self.seq)
     }
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < WRITE_BATCH
-            && let Ok(m) = rx.try_recv()
+}
+
+pub struct Writer {
+    shared: Arc<Shared>,
+    /// Records handed to the writer thread.
+    handoff: mpsc::Sender<(Box<Record>, Ack)>,
+    syncer: Thread,
+    /// One sync at a time (the syncer's and a flush's).
+    sync_lock: Arc<Mutex<()>>,
+    durable: Arc<File>,
+    head: PathBuf,
+}
+
+fn lock(m: &Mutex<Chain>) -> std::sync::MutexGuard<'_, Chain> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Writer {
+    /// Starts the threads of a log whose last record is `seq` with hash `prev`, `len` bytes long.
+    pub fn start(file: File, seq: u64, prev: String, len: u64, head: PathBuf) -> std::io::Result<Writer> {
+        let durable = Arc::new(file.try_clone()?);
+        let shared = Arc::new(Shared {
+            chain: Mutex::new(Chain { file, seq, prev, len, line: Vec::with_capacity(1024), synced: seq, syncing: false }),
+            sync_ended: Condvar::new(),
+            syncing: AtomicBool::new(false),
+        });
+        let sync_lock = Arc::new(Mutex::new(()));
+        let (handoff, rx) = mpsc::channel::<(Box<Record>, Ack)>();
+        let s = shared.clone();
+        std::thread::Builder::new().name("hoodyd-audit".into()).spawn(move || {
+            while let Ok((r, ack)) = rx.recv() {
+                let mut c = lock(&s.chain);
+                while c.syncing {
+                    c = s.sync_ended.wait(c).unwrap_or_else(|p| p.into_inner());
+                }
+                let res = c.append(*r);
+                drop(c);
+                let _ = ack.send(res);
+            }
+        })?;
+        let (s, l, d, h) = (shared.clone(), sync_lock.clone(), durable.clone(), head.clone());
+        let syncer =
+            std::thread::Builder::new().name("hoodyd-audit-sync".into()).spawn(move || sync_loop(&s, &l, &d, &h))?.thread().clone();
+        Ok(Writer { shared, handoff, syncer, sync_lock, durable, head })
+    }
+
+    /// Appends `r`; returns its number once it is in the file.
+    pub async fn append(&self, r: Record) -> std::io::Result<u64> {
+        // The lock is only ever held for an append that cannot block (or to flip `syncing`), so
+        // waiting for it here is waiting for microseconds.
+        if !self.shared.syncing.load(Ordering::Acquire)
+            && let mut c = lock(&self.shared.chain)
+            && !c.syncing
         {
-            batch.push(m);
-        }
-        let (start_seq, start_prev) = (t.seq, t.prev.clone());
-        let mut buf = Vec::new();
-        let mut acks = Vec::new();
-        let mut flushes = Vec::new();
-        for m in batch {
-            match m {
-                Msg::Append(mut r, ack) => {
-                    t.seq += 1;
-                    r.seq = t.seq;
-                    r.prev = std::mem::take(&mut t.prev);
-                    t.prev = r.seal_into(&mut buf);
-                    acks.push((t.seq, ack));
-                }
-                Msg::Flush(done) => flushes.push(done),
+            let res = c.append(r);
+            // Wake the syncer for the first record of a batch, or a full batch.
+            let wake = res.is_ok() && (c.seq == c.synced + 1 || c.seq - c.synced >= SYNC_BATCH);
+            drop(c);
+            if wake {
+                self.syncer.unpark();
             }
+            return res;
         }
-        if !buf.is_empty() {
-            match file.write_all(&buf) {
-                Ok(()) => {
-                    t.len += buf.len() as u64;
-                    let _ = sync_tx.send(SyncMsg::Written(t.seq, t.prev.clone()));
-                    for (seq, ack) in acks {
-                        let _ = ack.send(Ok(seq));
-                    }
-                }
-                Err(e) => {
-                    // Leave no torn record behind: the chain goes on from the last whole one.
-                    error!(error = %e, "audit log write failed");
-                    let _ = file.set_len(t.len);
-                    (t.seq, t.prev) = (start_seq, start_prev);
-                    for (_, ack) in acks {
-                        let _ = ack.send(Err(std::io::Error::new(e.kind(), e.to_string())));
-                    }
-                }
-            }
-        }
-        for done in flushes {
-            let _ = sync_tx.send(SyncMsg::Flush(done));
-        }
+        let (ack, wait) = oneshot::channel();
+        self.handoff.send((Box::new(r), ack)).map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
+        let res = wait.await.map_err(|_| std::io::Error::other("the audit writer has stopped"))?;
+        self.syncer.unpark();
+        res
+    }
+
+    /// Makes every written record durable now (blocking: call from a blocking thread).
+    pub fn flush(&self) -> std::io::Result<()> {
+        sync_now(&self.shared, &self.sync_lock, &self.durable, &self.head)
     }
 }
 
-fn sync_loop(rx: mpsc::Receiver<SyncMsg>, file: File, head: PathBuf, mut synced: u64) {
-    let mut pending: Option<(u64, String)> = None;
-    let mut since: Option<Instant> = None;
-    let sync = |pending: &mut Option<(u64, String)>, since: &mut Option<Instant>, synced: &mut u64| -> std::io::Result<()> {
-        let Some((seq, hash)) = pending.take() else { return Ok(()) };
-        *since = None;
-        file.sync_data()?;
-        write_head(&head, seq, &hash)?;
-        *synced = seq;
-        Ok(())
-    };
-    loop {
-        let wait = since.map(|t| SYNC_EVERY.saturating_sub(t.elapsed())).unwrap_or(Duration::from_secs(3600));
-        match rx.recv_timeout(wait) {
-            Ok(SyncMsg::Written(seq, hash)) => {
-                pending = Some((seq, hash));
-                since.get_or_insert_with(Instant::now);
-            }
-            Ok(SyncMsg::Flush(done)) => {
-                let _ = done.send(sync(&mut pending, &mut since, &mut synced));
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if let Err(e) = sync(&mut pending, &mut since, &mut synced) {
-                    error!(error = %e, "audit log sync failed");
-                }
-                return;
-            }
+/// Syncs what is written and records it in the head file.
+fn sync_now(s: &Shared, sync_lock: &Mutex<()>, file: &File, head: &std::path::Path) -> std::io::Result<()> {
+    let _one = sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let (seq, hash) = {
+        let mut c = lock(&s.chain);
+        if c.seq == c.synced {
+            return Ok(());
         }
-        let due = since.is_some_and(|t| t.elapsed() >= SYNC_EVERY) || pending.as_ref().is_some_and(|(seq, _)| seq - synced >= SYNC_BATCH);
-        if due && let Err(e) = sync(&mut pending, &mut since, &mut synced) {
+        c.syncing = true;
+        s.syncing.store(true, Ordering::Release);
+        (c.seq, c.prev.clone())
+    };
+    let res = file.sync_data().and_then(|_| write_head(head, seq, &hash));
+    let mut c = lock(&s.chain);
+    c.syncing = false;
+    s.syncing.store(false, Ordering::Release);
+    if res.is_ok() {
+        c.synced = seq;
+    }
+    drop(c);
+    s.sync_ended.notify_all();
+    res
+}
+
+fn sync_loop(s: &Shared, sync_lock: &Mutex<()>, file: &File, head: &std::path::Path) {
+    let chain = &s.chain;
+    loop {
+        // Sleep until a record needs syncing, then let a batch gather (or fill up).
+        let idle = {
+            let c = lock(chain);
+            c.seq == c.synced
+        };
+        if idle {
+            std::thread::park();
+            continue;
+        }
+        let due = std::time::Instant::now() + SYNC_EVERY;
+        while std::time::Instant::now() < due {
+            let c = lock(chain);
+            if c.seq - c.synced >= SYNC_BATCH {
+                break;
+            }
+            drop(c);
+            std::thread::park_timeout(due.saturating_duration_since(std::time::Instant::now()));
+        }
+        if let Err(e) = sync_now(s, sync_lock, file, head) {
             error!(error = %e, "audit log sync failed");
+            std::thread::sleep(SYNC_EVERY);
         }
     }
 }

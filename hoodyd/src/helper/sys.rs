@@ -326,14 +326,6 @@ pub fn set_child_subreaper() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long).map(drop)
 }
 
-/// Sets the nice value of the calling thread (Linux schedules threads individually).
-pub fn set_thread_nice(nice: i32) -> io::Result<()> {
-    // SAFETY: gettid takes no arguments; setpriority with PRIO_PROCESS and a thread id only
-    // changes that thread's nice value.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
-    check(r as libc::c_long).map(drop)
-}
-
 /// Reads the window size (rows, columns) of the terminal `fd`.
 pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
     let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };

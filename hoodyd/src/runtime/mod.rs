@@ -147,7 +147,9 @@ impl Runtime {
         match named.as_slice() {
             [] => Err(RuntimeError::NotFound(id_or_name.to_owned())),
             [one] => Ok((*one).clone()),
-            many => Err(RuntimeError::Conflict(format!("{} containers are named {id_or_name:?} (in different realms): use the id", many.len()))),
+            many => {
+                Err(RuntimeError::Conflict(format!("{} containers are named {id_or_name:?} (in different realms): use the id", many.len())))
+            }
         }
     }
 

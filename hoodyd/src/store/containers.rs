@@ -326,4 +326,3 @@ mod tests {
         .unwrap();
     }
 }
-
