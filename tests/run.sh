@@ -1,6 +1,9 @@
 #!/bin/sh
 # Every test: formatting and lints, unit tests (no root needed), the privileged end-to-end suite
-# (root; each test builds and removes its own namespaces, file systems and cgroups).
+# on this host (root; each test builds and removes its own namespaces, file systems and
+# cgroups), and the VM lane: the same end-to-end binaries, ignored (VM-only) tests included, in
+# a QEMU guest that boots with a pure cgroup v2 hierarchy (tests/vm/). The VM lane runs beside
+# the host's tests (it uses one core); its output follows theirs.
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the end-to-end tests create namespaces, mounts and cgroups" >&2; exit 1; }
@@ -11,6 +14,23 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins --tests
 echo "== unit tests"
 cargo test --workspace --exclude hoody-e2e
-echo "== privileged end-to-end tests"
-cargo test -p hoody-e2e -- --test-threads "${HOODY_TEST_THREADS:-2}"
-echo "== all tests passed in $(( $(date +%s) - start ))s"
+
+bins=$(cargo test -p hoody-e2e --no-run --message-format=json 2>/dev/null |
+    jq -r 'select(.profile.test == true and (.target.kind | index("bin") | not)) | .executable')
+vmlog=target/vm-lane.log
+echo "== VM lane started (log: $vmlog)"
+sh tests/vm/run.sh --timeout "${HOODY_VM_TIMEOUT:-2400}" -- sh tests/vm/suite.sh $bins > "$vmlog" 2>&1 &
+vm=$!
+trap 'kill $vm 2>/dev/null || true' INT TERM
+
+echo "== privileged end-to-end tests (host)"
+host=0
+cargo test -p hoody-e2e -- --test-threads "${HOODY_TEST_THREADS:-2}" || host=$?
+
+echo "== VM lane (waiting for it)"
+lane=0
+wait $vm || lane=$?
+# The guest's output without the kernel's own console lines.
+grep -v '^\[ *[0-9]*\.[0-9]*\]' "$vmlog" || true
+echo "== host end-to-end: exit $host; VM lane: exit $lane; all in $(( $(date +%s) - start ))s"
+[ "$host" = 0 ] && [ "$lane" = 0 ]

@@ -12,6 +12,9 @@ pub struct Limits {
     pub cpus: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
+    /// Swap the container may use on top of `memory` (memory.swap.max); none unless asked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub swap: Option<u64>,
 }
 
 /// A memory size as the API accepts it: a number of bytes or a string with a unit.
@@ -29,6 +32,8 @@ pub struct LimitsRequest {
     pub memory: Option<MemoryValue>,
     pub cpus: Option<f64>,
     pub pids: Option<u64>,
+    /// Swap on top of `memory`; 0 (the default) is none.
+    pub swap: Option<MemoryValue>,
 }
 
 pub const MIN_MEMORY: u64 = 6 << 20;
@@ -93,14 +98,21 @@ pub fn format_size(b: u64) -> String {
 impl LimitsRequest {
     /// Validates; `prefix` is the field path of the object (`limits`).
     pub fn validate(&self, prefix: &str) -> Result<Limits, FieldError> {
+        let size = |field: &str, v: &MemoryValue| {
+            match v {
+                MemoryValue::Bytes(b) => Some(*b),
+                MemoryValue::Text(t) => parse_size(t),
+            }
+            .ok_or_else(|| FieldError::new(format!("{prefix}.{field}"), "not a size (use a number of bytes or e.g. \"512MiB\")"))
+        };
+        let swap = self.swap.as_ref().map(|v| size("swap", v)).transpose()?;
+        if swap.is_some() && self.memory.is_none() {
+            return Err(FieldError::new(format!("{prefix}.swap"), format!("needs {prefix}.memory in the same request")));
+        }
         let memory = match &self.memory {
             None => None,
             Some(v) => {
-                let bytes = match v {
-                    MemoryValue::Bytes(b) => Some(*b),
-                    MemoryValue::Text(t) => parse_size(t),
-                }
-                .ok_or_else(|| FieldError::new(format!("{prefix}.memory"), "not a size (use a number of bytes or e.g. \"512MiB\")"))?;
+                let bytes = size("memory", v)?;
                 if bytes < MIN_MEMORY {
                     return Err(FieldError::new(
                         format!("{prefix}.memory"),
@@ -120,7 +132,7 @@ impl LimitsRequest {
         {
             return Err(FieldError::new(format!("{prefix}.pids"), format!("must be between 1 and {MAX_PIDS}")));
         }
-        Ok(Limits { memory, cpus: self.cpus, pids: self.pids })
+        Ok(Limits { memory, cpus: self.cpus, pids: self.pids, swap })
     }
 }
 
@@ -136,7 +148,9 @@ impl Limits {
 
     /// Overlays `other`'s set fields on `self` (for live updates).
     pub fn merged(self, other: Limits) -> Limits {
-        Limits { memory: other.memory.or(self.memory), cpus: other.cpus.or(self.cpus), pids: other.pids.or(self.pids) }
+        // A new memory limit brings its own swap (none unless given).
+        let swap = if other.memory.is_some() { other.swap } else { self.swap };
+        Limits { memory: other.memory.or(self.memory), cpus: other.cpus.or(self.cpus), pids: other.pids.or(self.pids), swap }
     }
 }
 
@@ -169,10 +183,15 @@ mod tests {
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.cpus");
         let r = LimitsRequest { pids: Some(0), ..Default::default() };
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.pids");
-        let ok = LimitsRequest { memory: Some(MemoryValue::Text("512MiB".into())), cpus: Some(1.5), pids: Some(512) }
+        let ok = LimitsRequest { memory: Some(MemoryValue::Text("512MiB".into())), cpus: Some(1.5), pids: Some(512), swap: None }
             .validate("limits")
             .unwrap();
-        assert_eq!(ok, Limits { memory: Some(512 << 20), cpus: Some(1.5), pids: Some(512) });
+        assert_eq!(ok, Limits { memory: Some(512 << 20), cpus: Some(1.5), pids: Some(512), swap: None });
+        let r = LimitsRequest { swap: Some(MemoryValue::Text("1GiB".into())), ..Default::default() };
+        assert_eq!(r.validate("limits").unwrap_err().field, "limits.swap");
+        let with_swap =
+            LimitsRequest { memory: Some(MemoryValue::Bytes(64 << 20)), swap: Some(MemoryValue::Text("1G".into())), ..Default::default() };
+        assert_eq!(with_swap.validate("limits").unwrap().swap, Some(1 << 30));
     }
 
     #[test]

@@ -30,3 +30,27 @@ pub fn as_user(cmd: &mut Command, uid: u32, gid: u32, groups: &[u32]) {
         });
     }
 }
+
+/// Makes `cmd` start inside the cgroup whose `cgroup.procs` is open as `procs` (as systemd
+/// starts a service in its own cgroup).
+pub fn in_cgroup(cmd: &mut Command, procs: std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the closure runs between fork and exec and only calls write(2) on a descriptor
+    // opened before the fork and moved into the closure; "0" names the calling process.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) == 1 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+}
+
+/// Sets extended attribute `name` of `path` to `value`.
+pub fn setxattr(path: &std::path::Path, name: &str, value: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let n = std::ffi::CString::new(name)?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; `value` is read for its
+    // length only.
+    let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}

@@ -16,6 +16,8 @@ pub struct LimitsView {
     pub cpus: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -71,6 +73,7 @@ pub fn container(c: &Container, usage: Option<Usage>) -> ContainerView {
             memory_bytes: c.limits.memory,
             cpus: c.limits.cpus,
             pids: c.limits.pids,
+            swap: c.limits.swap.map(format_size),
         },
         usage,
         egress: c.egress.as_str(),

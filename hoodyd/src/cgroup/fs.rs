@@ -40,7 +40,7 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
 
 impl CgroupFs {
     /// Opens (creating if needed) `root`, which must be on cgroup2, and enables the cpu, memory
-    /// and pids controllers for its children where the parent offers them.
+    /// and pids controllers for its children wherever the hierarchy offers them.
     pub fn open(root: &Path) -> Result<Self> {
         if !root.exists() {
             let parent = root.parent().unwrap_or(Path::new("/"));
@@ -52,13 +52,7 @@ impl CgroupFs {
         if !is_cgroup2(root) {
             return Err(CgroupError::NotCgroup2(root.into()));
         }
-        let available: BTreeSet<String> = read(&root.join("cgroup.controllers"))?.split_whitespace().map(str::to_owned).collect();
-        let enable: Vec<String> = WANTED.iter().filter(|c| available.contains(**c)).map(|c| format!("+{c}")).collect();
-        if !enable.is_empty()
-            && let Err(e) = write(&root.join("cgroup.subtree_control"), &enable.join(" "))
-        {
-            warn!(root = %root.display(), error = %e, "could not enable controllers for containers");
-        }
+        enable_along(root);
         let controllers = read(&root.join("cgroup.subtree_control"))?.split_whitespace().map(str::to_owned).collect();
         debug!(root = %root.display(), ?controllers, "cgroup root ready");
         Ok(CgroupFs { root: root.into(), controllers })
@@ -76,18 +70,39 @@ impl CgroupFs {
     }
 }
 
-pub fn is_cgroup2(path: &Path) -> bool {
-    statfs(path).map(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC).unwrap_or(false)
+fn words(path: &Path) -> BTreeSet<String> {
+    read(path).map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
 }
 
-/// The default root: `hoody.slice` on the unified hierarchy (`/sys/fs/cgroup`, or
-/// `/sys/fs/cgroup/unified` on hybrid hosts).
-pub fn default_root(sys_fs_cgroup: &Path) -> PathBuf {
-    if !is_cgroup2(sys_fs_cgroup) && is_cgroup2(&sys_fs_cgroup.join("unified")) {
-        sys_fs_cgroup.join("unified/hoody.slice")
-    } else {
-        sys_fs_cgroup.join("hoody.slice")
+/// Enables the wanted controllers for the children of every cgroup from the top of the
+/// hierarchy down to `root` (a cgroup can only offer its children what its parent enabled for
+/// it). A level that refuses — it holds processes of its own, or is not ours to change — is
+/// logged; the controllers `root` ends up with are what containers get, and a limit that needs
+/// a missing one is refused by name.
+fn enable_along(root: &Path) {
+    let mut chain = vec![root.to_path_buf()];
+    while let Some(parent) = chain.last().and_then(|p| p.parent()).filter(|p| is_cgroup2(p)) {
+        chain.push(parent.to_path_buf());
     }
+    for dir in chain.iter().rev() {
+        let available = words(&dir.join("cgroup.controllers"));
+        let enabled = words(&dir.join("cgroup.subtree_control"));
+        let missing: Vec<String> =
+            WANTED.iter().filter(|c| available.contains(**c) && !enabled.contains(**c)).map(|c| format!("+{c}")).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        match write(&dir.join("cgroup.subtree_control"), &missing.join(" ")) {
+            Ok(()) => debug!(cgroup = %dir.display(), enabled = ?missing, "controllers enabled for children"),
+            Err(e) => {
+                warn!(cgroup = %dir.display(), wanted = ?missing, error = %crate::helper::error::chain(&e).join(": "), "could not enable controllers")
+            }
+        }
+    }
+}
+
+pub fn is_cgroup2(path: &Path) -> bool {
+    statfs(path).map(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
 
 impl CgroupOps for CgroupFs {
@@ -119,7 +134,7 @@ impl CgroupOps for CgroupFs {
         if let Some(m) = limits.memory {
             write(&p.join("memory.max"), &m.to_string())?;
             if p.join("memory.swap.max").exists() {
-                write(&p.join("memory.swap.max"), "0")?;
+                write(&p.join("memory.swap.max"), &limits.swap.unwrap_or(0).to_string())?;
             }
         }
         if let Some(c) = limits.cpus {
@@ -177,10 +192,12 @@ impl CgroupOps for CgroupFs {
     fn usage(&self, id: &str) -> Usage {
         let p = self.path(id);
         let num = |f: &str| fs::read_to_string(p.join(f)).ok().and_then(|s| s.trim().parse().ok());
+        let cpu_stat = fs::read_to_string(p.join("cpu.stat")).ok();
         Usage {
             memory_bytes: num("memory.current"),
             memory_peak_bytes: num("memory.peak"),
-            cpu_usage_usec: fs::read_to_string(p.join("cpu.stat")).ok().and_then(|s| keyed(&s, "usage_usec")),
+            cpu_usage_usec: cpu_stat.as_deref().and_then(|s| keyed(s, "usage_usec")),
+            cpu_throttled_usec: cpu_stat.as_deref().and_then(|s| keyed(s, "throttled_usec")),
             pids: num("pids.current"),
             oom_kills: fs::read_to_string(p.join("memory.events")).ok().and_then(|s| keyed(&s, "oom_kill")),
         }

@@ -3,7 +3,9 @@
 //! the double used by unit tests.
 
 pub mod fs;
+pub mod placement;
 pub mod recording;
+mod sys;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -41,6 +43,9 @@ pub struct Usage {
     pub memory_peak_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_usage_usec: Option<u64>,
+    /// Time the container was held back by its `cpus` limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_throttled_usec: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

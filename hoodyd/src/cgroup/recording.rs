@@ -75,14 +75,14 @@ mod tests {
     #[test]
     fn missing_controller_is_named() {
         let cg = RecordingCgroups::new(&["pids"]);
-        let limits = Limits { memory: Some(1 << 20), cpus: None, pids: Some(10) };
+        let limits = Limits { memory: Some(1 << 20), pids: Some(10), ..Default::default() };
         let err = cg.create("c1", &limits).unwrap_err();
         match err {
             CgroupError::MissingController { controller, .. } => assert_eq!(controller, "memory"),
             e => panic!("unexpected {e}"),
         }
         assert!(cg.calls().is_empty(), "nothing is created when a controller is missing");
-        cg.create("c1", &Limits { memory: None, cpus: None, pids: Some(10) }).unwrap();
+        cg.create("c1", &Limits { pids: Some(10), ..Default::default() }).unwrap();
         assert_eq!(cg.calls().len(), 1);
     }
 }
