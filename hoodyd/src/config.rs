@@ -83,6 +83,9 @@ pub struct Flags {
     /// NFLOG group denied egress attempts are logged to (read back for firewall/events).
     #[arg(long)]
     pub nflog_group: Option<u16>,
+    /// Containers started (at boot) or stopped (at host shutdown) at the same time, at most.
+    #[arg(long)]
+    pub parallel: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -113,6 +116,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     deny_action: Option<DenyActionArg>,
     nflog_group: Option<u16>,
+    parallel: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -137,6 +141,9 @@ pub struct Config {
     pub proc_root: PathBuf,
     pub deny_action: DenyActionArg,
     pub nflog_group: u16,
+    pub parallel: usize,
+    /// A file whose contents replace the kernel's boot id (tests simulate a reboot with it).
+    pub boot_id_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -172,6 +179,8 @@ impl Config {
             proc_root: "/proc".into(),
             deny_action: f.deny_action.or(file.deny_action).unwrap_or(DenyActionArg::Reject),
             nflog_group: f.nflog_group.or(file.nflog_group).unwrap_or(7023),
+            parallel: f.parallel.or(file.parallel).unwrap_or(8).max(1),
+            boot_id_file: std::env::var_os("HOODY_BOOT_ID_FILE").map(PathBuf::from),
         };
         let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;
         hoody_net::addr::Pool::new(subnet).map_err(|e| anyhow::anyhow!("--subnet: {e}"))?;

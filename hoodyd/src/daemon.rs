@@ -10,7 +10,8 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState, DaemonInfo};
 use crate::cgroup::CgroupOps;
-use crate::cgroup::fs::{CgroupFs, default_root};
+use crate::cgroup::fs::CgroupFs;
+use crate::cgroup::placement;
 use crate::config::{Config, LogFormat};
 use crate::idmap::IdPool;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -104,7 +105,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
         .into();
-    let cgroup_root = cfg.cgroup_root.clone().unwrap_or_else(|| default_root(std::path::Path::new("/sys/fs/cgroup")));
+    let mount = placement::unified_mount(std::path::Path::new("/sys/fs/cgroup"));
+    let own = placement::cgroup_of(&cfg.proc_root, "self", &mount);
+    let cgroup_root = cfg.cgroup_root.clone().unwrap_or_else(|| placement::default_root(&mount, own.as_deref()));
+    if let Some(own) = &own {
+        placement::leave_subtree(&cgroup_root, own, &mount).context("moving the daemon out of its containers' cgroup subtree")?;
+    }
     let cgroups: Arc<dyn CgroupOps> = Arc::new(CgroupFs::open(&cgroup_root).context("preparing the cgroup root")?);
     info!(
         storage = %cfg.storage_dir.display(),
@@ -185,6 +191,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         warn!(group = %cfg.socket_group, "socket group not found; the socket is root-only");
     }
     let listener = api::server::bind(&cfg.socket, gid).with_context(|| format!("binding {}", cfg.socket.display()))?;
+    // At boot (the first start since the machine booted), the containers marked autostart; a
+    // restart of the daemon alone leaves stopped containers stopped.
+    let boot = match crate::runtime::boot::boot_id(&cfg.proc_root, cfg.boot_id_file.as_deref()) {
+        Some(id) => crate::runtime::boot::first_start_since_boot(&cfg.state_dir, &id).context("recording the boot id")?,
+        None => {
+            warn!("no boot id: autostart treats this start as a boot");
+            true
+        }
+    };
+    if boot {
+        rt.begin_autostart(true, cfg.parallel).await.context("beginning autostart")?;
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
     let state = AppState {
         rt: rt.clone(),
         started: Instant::now(),
@@ -192,8 +211,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         auth,
         audit: audit.clone(),
         request_timeout: cfg.request_timeout,
+        parallel: cfg.parallel,
+        shutdown: stop_tx.clone(),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (mut term, mut int) =
@@ -202,10 +222,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         info!(signal = which, "shutting down; containers keep running");
         let _ = stop_tx.send(true);
     });
-    info!(socket = %cfg.socket.display(), "listening");
+    info!(socket = %cfg.socket.display(), boot, "listening");
+    // Ready for systemd: state loaded, firewall reconciled, containers adopted, autostart begun.
+    if let Err(e) = crate::notify::notify(&format!("READY=1\nSTATUS=serving on {}", cfg.socket.display())) {
+        warn!(error = %e, "could not notify systemd");
+    }
     let serve_cfg =
         api::server::ServeConfig { max_connections: cfg.max_connections, header_timeout: cfg.request_timeout, ..Default::default() };
     api::server::serve(listener, api::router(state), serve_cfg, stop_rx).await;
+    let _ = crate::notify::notify("STOPPING=1");
     let _ = std::fs::remove_file(&cfg.socket);
     if let Err(e) = audit.flush().await {
         warn!(error = %e, "the audit log could not be synced");

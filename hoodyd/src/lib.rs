@@ -15,6 +15,7 @@ pub mod idmap;
 pub mod ids;
 pub mod limits;
 pub mod model;
+pub mod notify;
 pub mod procfs;
 pub mod proto;
 pub mod runtime;

@@ -203,7 +203,14 @@ pub struct World {
     /// Extra environment of the daemon (fault injection, test clock), applied at each start.
     pub env: Vec<(String, String)>,
     pub net: Option<Net>,
+    /// The cgroup the daemon is started in (as systemd starts a service in its own); None: the
+    /// test's.
+    pub daemon_cgroup: Option<PathBuf>,
+    /// Whether the daemon is told `--cgroup-root <cgroup>` (false: it picks its default).
+    pub cgroup_flag: bool,
     daemon: Option<Child>,
+    /// Exit status of a daemon that exited by itself.
+    exited: Option<i32>,
 }
 
 impl World {
@@ -253,7 +260,10 @@ impl World {
             extra_flags: flags.iter().map(|s| s.to_string()).collect(),
             env: vec![],
             net: None,
+            daemon_cgroup: None,
+            cgroup_flag: true,
             daemon: None,
+            exited: None,
         };
         // From here on, Drop cleans up whatever was made.
         run("ip", &["netns", "add", &w.host_ns]);
@@ -301,6 +311,7 @@ impl World {
     /// Starts hoodyd in the host namespace and waits until it answers.
     pub fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
+        self.exited = None;
         let ns = std::fs::File::open(format!("/run/netns/{}", self.host_ns)).expect("open netns");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("hoodyd.log")).expect("daemon log");
         let mut cmd = Command::new(Self::hoodyd_path());
@@ -308,7 +319,7 @@ impl World {
             .args(["--state-dir", &self.state_dir.to_string_lossy()])
             .args(["--storage-dir", &self.storage_dir.to_string_lossy()])
             .args(["--storage-driver", self.driver.name()])
-            .args(["--cgroup-root", &self.cgroup.to_string_lossy()])
+            .args(if self.cgroup_flag { vec!["--cgroup-root".to_string(), self.cgroup.to_string_lossy().into_owned()] } else { vec![] })
             .args(if self.extra_flags.iter().any(|f| f == "--socket-group") { vec![] } else { vec!["--socket-group", "root"] })
             .args(&self.extra_flags)
             // Debug logs for tests unless the caller says otherwise (benchmarks run at info).
@@ -318,6 +329,10 @@ impl World {
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         sys::in_netns(&mut cmd, ns.into());
+        if let Some(cg) = &self.daemon_cgroup {
+            let procs = std::fs::OpenOptions::new().write(true).open(cg.join("cgroup.procs")).expect("the daemon's cgroup");
+            sys::in_cgroup(&mut cmd, procs);
+        }
         self.daemon = Some(cmd.spawn().expect("spawn hoodyd"));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -351,6 +366,17 @@ impl World {
             let _ = d.kill();
             let _ = d.wait();
         }
+    }
+
+    /// The daemon's exit status once it exited by itself (then it counts as stopped).
+    pub fn daemon_exited(&mut self) -> Option<i32> {
+        if let Some(d) = self.daemon.as_mut()
+            && let Ok(Some(st)) = d.try_wait()
+        {
+            self.daemon = None;
+            self.exited = Some(st.code().unwrap_or(-1));
+        }
+        if self.daemon.is_none() { self.exited } else { None }
     }
 
     pub fn daemon_pid(&self) -> Option<u32> {

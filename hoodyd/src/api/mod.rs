@@ -50,6 +50,10 @@ pub struct AppState {
     pub audit: Arc<AuditLog>,
     /// Time a request's body may take to arrive.
     pub request_timeout: std::time::Duration,
+    /// Containers stopped at the same time by a host shutdown, at most.
+    pub parallel: usize,
+    /// Flipped to true to stop serving and exit (`POST /system/shutdown`).
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -68,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(system::health))
         .route("/api/v1/metrics", get(system::metrics))
+        .route("/api/v1/system/shutdown", post(system::shutdown))
         .route("/api/v1/containers", post(containers::create).get(containers::list))
         .route("/api/v1/containers/{id}", get(containers::get).delete(containers::delete).patch(containers::update))
         .route("/api/v1/containers/{id}/snapshots", post(snapshots::create).get(snapshots::list))

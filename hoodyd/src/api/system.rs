@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use super::error::{ApiResult, data};
+use super::query::{Lifecycle, Query};
 use crate::model::Status;
 use crate::store::ContainerFilter;
 
@@ -16,7 +17,18 @@ pub async fn health(State(st): State<AppState>) -> impl IntoResponse {
         "status": "ok",
         "uptime_seconds": st.started.elapsed().as_secs(),
         "daemon": &*st.info,
+        "autostart": st.rt.autostart_report(),
     }))
+}
+
+/// `POST /system/shutdown[?timeout=S]`: the host is going down. Stops every container
+/// gracefully (SIGTERM, `cgroup.kill` after the timeout), in parallel, then the daemon exits.
+pub async fn shutdown(State(st): State<AppState>, Query(q): Query<Lifecycle>) -> ApiResult<impl IntoResponse> {
+    let timeout = q.timeout.map(std::time::Duration::from_secs).unwrap_or(st.rt.cfg.stop_timeout);
+    let report = st.rt.shutdown_all(timeout, st.parallel).await?;
+    // Open requests (this one included) finish; then the daemon exits.
+    let _ = st.shutdown.send(true);
+    Ok(data(report))
 }
 
 pub async fn metrics(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {

@@ -53,6 +53,7 @@ pub fn need(method: &Method, path: &str) -> Need {
     match seg.as_slice() {
         ["health"] => Need::Caller,
         ["metrics"] => Need::Admin,
+        ["system", ..] => Need::Admin,
         ["realms"] if read => Need::Caller,
         ["realms", ..] => Need::Admin,
         ["tokens", ..] => Need::Admin,

@@ -63,8 +63,27 @@ pub enum Cmd {
     Tokens(TokensCmd),
     /// The audit trail: list records, or --verify its hash chain.
     Audit(AuditArgs),
-    /// Ask the daemon whether it is alive.
+    /// Ask the daemon whether it is alive (and what autostart did at boot).
     Health,
+    /// The host: stop every container before it goes down.
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// Stop every container gracefully (SIGTERM, then kill after --timeout seconds), in
+    /// parallel, then stop the daemon: what the host's shutdown runs. Their autostart marks stay.
+    Shutdown {
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
 }
 
 /// A container, by id or name (`-c ID` or a positional argument).
@@ -108,12 +127,8 @@ pub enum ContainersCmd {
     Set {
         #[command(flatten)]
         target: Target,
-        #[arg(long)]
-        memory: Option<String>,
-        #[arg(long)]
-        cpus: Option<f64>,
-        #[arg(long)]
-        pids: Option<u64>,
+        #[command(flatten)]
+        limits: LimitArgs,
         #[arg(long)]
         autostart: Option<bool>,
         /// hourly, daily, weekly or "@every 15m" ("" to clear).
@@ -132,6 +147,43 @@ pub enum ContainersCmd {
     },
 }
 
+/// cgroup limits, at create and changed live with `containers set`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Memory limit, e.g. 512MiB (memory.max).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Swap allowed on top of --memory, e.g. 1GiB (memory.swap.max; 0 unless given; needs --memory).
+    #[arg(long)]
+    pub swap: Option<String>,
+    /// CPU share, e.g. 0.5 or 2 (cpu.max).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Process limit (pids.max).
+    #[arg(long)]
+    pub pids: Option<u64>,
+}
+
+impl LimitArgs {
+    /// The `limits` object of a request, or None when no limit was given.
+    fn to_json(&self) -> Option<Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(v) = &self.memory {
+            m.insert("memory".into(), json!(v));
+        }
+        if let Some(v) = &self.swap {
+            m.insert("swap".into(), json!(v));
+        }
+        if let Some(v) = self.cpus {
+            m.insert("cpus".into(), json!(v));
+        }
+        if let Some(v) = self.pids {
+            m.insert("pids".into(), json!(v));
+        }
+        (!m.is_empty()).then_some(Value::Object(m))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     #[arg(long)]
@@ -143,13 +195,8 @@ pub struct CreateArgs {
     pub realms: Vec<String>,
     #[arg(long = "project")]
     pub project_id: Option<String>,
-    /// Memory limit, e.g. 512MiB.
-    #[arg(long)]
-    pub memory: Option<String>,
-    #[arg(long)]
-    pub cpus: Option<f64>,
-    #[arg(long)]
-    pub pids: Option<u64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Egress policy: deny (default) or allow.
     #[arg(long)]
     pub egress: Option<String>,
@@ -352,6 +399,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Realms(r) => access::realms(&client, out, r).await,
         Cmd::Tokens(t) => access::tokens(&client, out, t).await,
         Cmd::Audit(a) => access::audit(&client, out, a).await,
+        Cmd::System(SystemCmd::Shutdown { timeout }) => {
+            let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
+            print(out, &client.call(Method::POST, &format!("/system/shutdown{q}"), None).await?)
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hoodyctl", &mut std::io::stdout());
+            Ok(0)
+        }
+        Cmd::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).context("writing the man page")?;
+            Ok(0)
+        }
     }
 }
 
@@ -432,18 +493,8 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
             if let Some(p) = c.project_id {
                 body["project_id"] = json!(p);
             }
-            let mut limits = serde_json::Map::new();
-            if let Some(m) = c.memory {
-                limits.insert("memory".into(), json!(m));
-            }
-            if let Some(v) = c.cpus {
-                limits.insert("cpus".into(), json!(v));
-            }
-            if let Some(v) = c.pids {
-                limits.insert("pids".into(), json!(v));
-            }
-            if !limits.is_empty() {
-                body["limits"] = Value::Object(limits);
+            if let Some(l) = c.limits.to_json() {
+                body["limits"] = l;
             }
             if let Some(e) = c.egress {
                 body["egress"] = json!(e);
@@ -474,20 +525,10 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
             let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
             client.call(Method::POST, &format!("/containers/{}/restart{q}", enc(target.get()?)), None).await?
         }
-        ContainersCmd::Set { target, memory, cpus, pids, autostart, schedule, expiry } => {
+        ContainersCmd::Set { target, limits, autostart, schedule, expiry } => {
             let mut body = json!({});
-            let mut limits = serde_json::Map::new();
-            if let Some(m) = memory {
-                limits.insert("memory".into(), json!(m));
-            }
-            if let Some(v) = cpus {
-                limits.insert("cpus".into(), json!(v));
-            }
-            if let Some(v) = pids {
-                limits.insert("pids".into(), json!(v));
-            }
-            if !limits.is_empty() {
-                body["limits"] = Value::Object(limits);
+            if let Some(l) = limits.to_json() {
+                body["limits"] = l;
             }
             if let Some(a) = autostart {
                 body["autostart"] = json!(a);

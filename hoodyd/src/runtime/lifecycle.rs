@@ -40,6 +40,27 @@ pub(crate) fn validate_snapshot_policy(
     Ok((schedule, expiry))
 }
 
+/// A step of create, start or delete where a test may inject a failure or a crash
+/// (`HOODY_FAULTS`, see [`crate::fault`]).
+fn fault(step: &'static str) -> Result<()> {
+    crate::fault::check(step).map_err(io_err(step))
+}
+
+/// Points of create, start and delete where faults can be injected, in order.
+pub const FAULT_POINTS: &[&str] = &[
+    "create-storage",
+    "create-state-dir",
+    "create-record",
+    "create-firewall",
+    "start-cgroup",
+    "start-launched",
+    "delete-stopped",
+    "delete-firewall",
+    "delete-record",
+    "delete-cgroup",
+    "delete-storage",
+];
+
 /// Upper bound on waiting for a killed cgroup's init to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -126,6 +147,7 @@ impl Runtime {
         let t = std::time::Instant::now();
         tokio::task::spawn_blocking(move || storage.create_container(&image, &id)).await??;
         let t_storage = t.elapsed();
+        fault("create-storage")?;
         let state = self.container_state_dir(&c.id);
         let undo = |rt: &Arc<Self>, id: String| {
             let storage = rt.storage.clone();
@@ -141,11 +163,13 @@ impl Runtime {
             let _ = undo(self, c.id.clone()).await;
             return Err(io_err("create the container state directory")(e));
         }
+        fault("create-state-dir")?;
         let record = c.clone();
         let (pool, net) = (self.cfg.id_pool, self.cfg.net_pool);
         let t = std::time::Instant::now();
         let inserted = self.store.call(move |db| store::insert_container(db, &record, pool, net)).await;
         let t_store = t.elapsed();
+        fault("create-record")?;
         match inserted {
             Ok((idmap, ip)) => {
                 c.idmap = idmap;
@@ -169,6 +193,7 @@ impl Runtime {
             let _ = undo(self, c.id.clone()).await;
             return Err(e.into());
         }
+        fault("create-firewall")?;
         info!(
             container = %c.id,
             name = %c.name,
@@ -200,6 +225,7 @@ impl Runtime {
         let t0 = std::time::Instant::now();
         let cgroup = tokio::task::spawn_blocking(move || cg.create(&cid, &limits)).await??;
         let t_cgroup = t0.elapsed();
+        fault("start-cgroup")?;
         let spec = StartSpec {
             id: c.id.clone(),
             hostname: c.name.clone(),
@@ -228,6 +254,7 @@ impl Runtime {
                 return Err(e);
             }
         };
+        fault("start-launched")?;
         let pidfd = sys::pidfd_open(pid).map_err(io_err("open a pidfd for the init"))?;
         let (cid, at) = (c.id.clone(), now());
         let t = std::time::Instant::now();
@@ -335,15 +362,20 @@ impl Runtime {
         if c.status == Status::Running {
             self.stop_locked(&c, Duration::ZERO).await?;
         }
+        fault("delete-stopped")?;
         // The firewall goes first (refused: nothing else changes), then the record; if we crash
         // after that, start-up reconciliation removes the leftovers.
         self.firewall.uninstall(&c.id).await?;
+        fault("delete-firewall")?;
         let cid = c.id.clone();
         self.store.call(move |db| store::delete_container(db, &cid)).await?;
+        fault("delete-record")?;
         let (storage, cg, cid, state) = (self.storage.clone(), self.cgroups.clone(), c.id.clone(), self.container_state_dir(&c.id));
         tokio::task::spawn_blocking(move || -> Result<()> {
             cg.remove(&cid)?;
+            fault("delete-cgroup")?;
             storage.delete_container(&cid)?;
+            fault("delete-storage")?;
             match std::fs::remove_dir_all(&state) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -2,6 +2,7 @@
 //! the storage driver and the cgroup manager, and starts processes through the helper.
 
 pub mod adopt;
+pub mod boot;
 pub mod exec;
 pub mod images;
 pub mod launch;
@@ -94,6 +95,8 @@ pub struct Runtime {
     running: Mutex<HashMap<String, monitor::RunningInit>>,
     /// Containers with a restore in progress (a second restore is refused, not queued).
     restoring: Mutex<std::collections::HashSet<String>>,
+    /// What the autostart of this daemon start did.
+    autostart: Mutex<boot::AutostartReport>,
 }
 
 impl Runtime {
@@ -113,6 +116,7 @@ impl Runtime {
             locks: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             restoring: Mutex::default(),
+            autostart: Mutex::default(),
         })
     }
 
