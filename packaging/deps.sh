@@ -4,7 +4,7 @@
 set -eu
 want="pkg-config libnftnl-dev libmnl-dev nftables busybox-static btrfs-progs iproute2 e2fsprogs zstd jq"
 if [ "${1:-}" = test ]; then
-    want="$want crun qemu-system-x86 cpio gcc libc6-dev"
+    want="$want crun qemu-system-x86 cpio gcc libc6-dev debootstrap dpkg-dev"
 fi
 missing=""
 for p in $want; do

@@ -3,7 +3,8 @@
 # on this host (root; each test builds and removes its own namespaces, file systems and
 # cgroups), and the VM lane: the same end-to-end binaries, ignored (VM-only) tests included, in
 # a QEMU guest that boots with a pure cgroup v2 hierarchy (tests/vm/). The VM lane runs beside
-# the host's tests (it uses one core); its output follows theirs.
+# the host's tests (it uses one core); its output follows theirs. Then the systemd boot test
+# (tests/vm/boot.sh): the Debian package installed in a Debian guest that systemd boots twice.
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the end-to-end tests create namespaces, mounts and cgroups" >&2; exit 1; }
@@ -27,10 +28,16 @@ echo "== privileged end-to-end tests (host)"
 host=0
 cargo test -p hoody-e2e -- --test-threads "${HOODY_TEST_THREADS:-2}" || host=$?
 
+echo "== systemd boot test (the .deb in a Debian guest booted twice by systemd; beside the VM lane)"
+boot=0
+sh tests/vm/boot.sh > target/vm-boot.log 2>&1 || boot=$?
+grep -E 'HOODY-BOOT|== systemd boot test' target/vm-boot.log || true
+[ "$boot" = 0 ] || tail -80 target/vm-boot.log
+
 echo "== VM lane (waiting for it)"
 lane=0
 wait $vm || lane=$?
 # The guest's output without the kernel's own console lines.
 grep -v '^\[ *[0-9]*\.[0-9]*\]' "$vmlog" || true
-echo "== host end-to-end: exit $host; VM lane: exit $lane; all in $(( $(date +%s) - start ))s"
-[ "$host" = 0 ] && [ "$lane" = 0 ]
+echo "== host end-to-end: exit $host; systemd boot test: exit $boot; VM lane: exit $lane; all in $(( $(date +%s) - start ))s"
+[ "$host" = 0 ] && [ "$boot" = 0 ] && [ "$lane" = 0 ]

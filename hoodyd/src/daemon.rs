@@ -107,7 +107,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .into();
     let mount = placement::unified_mount(std::path::Path::new("/sys/fs/cgroup"));
     let own = placement::cgroup_of(&cfg.proc_root, "self", &mount);
-    let cgroup_root = cfg.cgroup_root.clone().unwrap_or_else(|| placement::default_root(&mount, own.as_deref()));
+    let cgroup_root = cfg.cgroup_root.clone().unwrap_or_else(|| placement::default_root(&mount));
     if let Some(own) = &own {
         placement::leave_subtree(&cgroup_root, own, &mount).context("moving the daemon out of its containers' cgroup subtree")?;
     }

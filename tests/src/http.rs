@@ -38,8 +38,9 @@ impl Http {
             "{method} /api/v1{path} HTTP/1.1\r\nHost: hoodyd\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        s.write_all(head.as_bytes()).expect("write head");
-        // The server may answer (413) before reading everything; ignore a broken pipe.
+        // The server may answer (413, or 503 beyond the connection limit) and close before reading
+        // everything; a broken pipe is not an error, the answer is still there to read.
+        let _ = s.write_all(head.as_bytes());
         let _ = s.write_all(body);
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);

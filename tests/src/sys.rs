@@ -43,14 +43,3 @@ pub fn in_cgroup(cmd: &mut Command, procs: std::fs::File) {
         });
     }
 }
-
-/// Sets extended attribute `name` of `path` to `value`.
-pub fn setxattr(path: &std::path::Path, name: &str, value: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    let n = std::ffi::CString::new(name)?;
-    // SAFETY: both strings are NUL-terminated and outlive the call; `value` is read for its
-    // length only.
-    let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-}

@@ -5,7 +5,6 @@
 pub mod fs;
 pub mod placement;
 pub mod recording;
-mod sys;
 
 use std::collections::BTreeSet;
 use std::io;

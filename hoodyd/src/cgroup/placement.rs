@@ -1,10 +1,11 @@
 //! Where the daemon and its containers sit in the cgroup v2 tree.
 //!
 //! cgroup v2 lets only leaves hold processes once controllers are enabled for children ("no
-//! internal processes"). When the containers' root lies inside the daemon's own cgroup — the
-//! systemd case: `Delegate=yes` hands the service its cgroup, and the containers go in
-//! `<service>/containers` — the daemon first moves itself (and anything else in its cgroup)
-//! into a leaf beside them, `<own>/daemon`, so that controllers can be enabled along the path.
+//! internal processes"). When the containers' root lies inside the daemon's own cgroup, the
+//! daemon first moves itself (and anything else in its cgroup) into a leaf beside them,
+//! `<own>/daemon`, so that controllers can be enabled along the path. (A supervisor that starts
+//! the next daemon in the root of that cgroup again will be refused by the kernel: under
+//! systemd the containers go in a delegated cgroup of their own, hoody-containers.service.)
 
 use std::fs;
 use std::io::Write;
@@ -35,19 +36,13 @@ pub fn unified_mount(sys_fs_cgroup: &Path) -> PathBuf {
     }
 }
 
-/// True when systemd delegated `dir` to its service (`Delegate=yes` marks it with a
-/// `trusted.delegate` or `user.delegate` attribute).
-pub fn is_delegated(dir: &Path) -> bool {
-    ["trusted.delegate", "user.delegate"].iter().any(|a| super::sys::getxattr(dir, a).is_some_and(|v| v == b"1"))
-}
-
-/// The default containers' root: `<own cgroup>/containers` when the daemon runs in a cgroup
-/// systemd delegated to it, `hoody.slice` at the top of the unified hierarchy otherwise.
-pub fn default_root(mount: &Path, own: Option<&Path>) -> PathBuf {
-    match own {
-        Some(own) if own != mount && is_delegated(own) => own.join("containers"),
-        _ => mount.join("hoody.slice"),
-    }
+/// The default containers' root: `hoody.slice` at the top of the unified hierarchy. Under
+/// systemd the unit passes `--cgroup-root` inside hoody-containers.service, a delegated cgroup
+/// of its own: containers cannot live in hoodyd.service's cgroup, because systemd attaches a
+/// restarted daemon to the root of its unit's cgroup, which cgroup v2 refuses once controllers
+/// are enabled there.
+pub fn default_root(mount: &Path) -> PathBuf {
+    mount.join("hoody.slice")
 }
 
 /// Moves every process of `own` into `own/daemon` when `root` lies inside `own` (and `own` is
@@ -108,7 +103,6 @@ mod tests {
         assert_eq!(leave_subtree(&m.join("hoody.slice"), m, m).unwrap(), None, "the top of the hierarchy is exempt");
         let own = m.join("system.slice/x.service");
         assert_eq!(leave_subtree(&own.join("daemon/containers"), &own, m).unwrap(), None);
-        assert_eq!(default_root(m, None), m.join("hoody.slice"));
-        assert_eq!(default_root(m, Some(Path::new("/nonexistent"))), m.join("hoody.slice"));
+        assert_eq!(default_root(m), m.join("hoody.slice"));
     }
 }

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Builds the Debian package target/debian/hoody_<version>-1_amd64.deb: release binaries, the
+# hoodyctl man page and shell completions (generated from its clap definition), the systemd
+# units, sysusers/tmpfiles snippets, the default configuration and the maintainer scripts.
+# Installs cargo-deb (crates.io) and dpkg-dev when missing.
+#   sudo packaging/deb.sh            then: sudo dpkg -i target/debian/hoody_*.deb
+set -eu
+cd "$(dirname "$0")/.."
+. packaging/deps.sh
+command -v dpkg-shlibdeps >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev >/dev/null; }
+command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb
+cargo build --release -p hoodyd --bins
+a=target/release/deb-assets
+mkdir -p "$a"
+target/release/hoodyctl man | gzip -9n > "$a/hoodyctl.1.gz"
+target/release/hoodyctl completions bash > "$a/hoodyctl.bash"
+target/release/hoodyctl completions zsh > "$a/_hoodyctl"
+target/release/hoodyctl completions fish > "$a/hoodyctl.fish"
+cargo deb -p hoodyd --no-build --strip "$@"
+ls -1 target/debian/*.deb
