@@ -140,6 +140,7 @@ fn consistent(w: &World, when: &str) {
 fn a_crash_at_any_step_leaves_a_consistent_state_and_nothing_behind() {
     let mut w = World::with_net(Driver::Btrfs);
     let keep = id(&w.running("keep"));
+    // Every fault("…") point of hoodyd/src/runtime/lifecycle.rs, in order.
     let steps = [
         "create-storage",
         "create-state-dir",

@@ -46,21 +46,6 @@ fn fault(step: &'static str) -> Result<()> {
     crate::fault::check(step).map_err(io_err(step))
 }
 
-/// Points of create, start and delete where faults can be injected, in order.
-pub const FAULT_POINTS: &[&str] = &[
-    "create-storage",
-    "create-state-dir",
-    "create-record",
-    "create-firewall",
-    "start-cgroup",
-    "start-launched",
-    "delete-stopped",
-    "delete-firewall",
-    "delete-record",
-    "delete-cgroup",
-    "delete-storage",
-];
-
 /// Upper bound on waiting for a killed cgroup's init to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
