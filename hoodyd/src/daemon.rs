@@ -166,6 +166,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .set("net/ipv4/ip_forward", "1")
             .context("enabling IPv4 forwarding")?;
     }
+    // Subscribed before the reconciliation: a foreign change after it is always seen.
+    let monitor = hoody_net::nft::monitor::TableMonitor::bind().context("subscribing to nftables changes")?;
     let t = Instant::now();
     let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
     info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
@@ -175,6 +177,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         warn!(error = %crate::helper::error::chain(&e).join(": "), "could not check for stale interfaces");
     }
     spawn_nflog_reader(firewall, cfg.nflog_group);
+    crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
     let tick = std::env::var("HOODY_SCHEDULER_TICK_MS")
         .ok()
         .and_then(|v| v.parse().ok())

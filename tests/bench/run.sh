@@ -1,12 +1,12 @@
 #!/bin/sh
 # Benchmarks, side by side with peer tools in the same run; writes docs/PERFORMANCE.md.
-#   sudo tests/bench/run.sh [SECTION...]     (sections: lifecycle firewall snapshots api; default: all)
+#   sudo tests/bench/run.sh [SECTION...]     (sections: lifecycle restart firewall snapshots api; default: all)
 set -eu
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 . packaging/deps.sh test
 cargo build --release --bins
-sections=${*:-lifecycle firewall snapshots api}
+sections=${*:-lifecycle restart firewall snapshots api}
 # The daemons under test log at info, as in production (tests log at debug).
 export HOODY_LOG=info
 out=docs/PERFORMANCE.md

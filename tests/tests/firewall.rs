@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hoody_e2e::internet::{Servers, connect_from};
-use hoody_e2e::{Driver, HOST_UPLINK, INET_UPLINK, NEIGHBOUR, SERVER, World, run};
+use hoody_e2e::{Driver, HOST_UPLINK, INET_UPLINK, NEIGHBOUR, SERVER, World, eventually, run};
 use serde_json::Value;
 
 fn id(v: &Value) -> String {
@@ -298,6 +298,48 @@ fn unknown_interfaces_and_other_tables() {
     let strip = |s: &str| s.lines().filter(|l| !l.contains("counter")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(&before), strip(&after));
     closed(&w, &cid, &["tcp", HOST_UPLINK, "7000", "1000"]);
+}
+
+/// Another process changes our table — Debian's nftables.service runs `flush ruleset` at boot
+/// and on reload; an administrator deletes the table or slips an accept rule in — and hoodyd
+/// puts the policy back by itself, exactly as the state store says, allow rules included.
+#[test]
+fn foreign_changes_to_the_table_are_undone() {
+    let w = World::with_net(Driver::Overlay);
+    let net = internet(&w);
+    let locked = id(&probed(&w, "locked", &[]));
+    let opened = id(&probed(&w, "opened", &[]));
+    allow(&w, &opened, "tcp", SERVER, Some("443"));
+    let h = w.host_ns.as_str();
+    let nft = |script: &str| run("ip", &["netns", "exec", h, "nft", script]);
+    let strip = |s: &str| s.lines().filter(|l| !l.contains("counter") && !l.contains("# handle")).collect::<Vec<_>>().join("\n");
+    let table = || std::process::Command::new("ip").args(["netns", "exec", h, "nft", "list", "table", "inet", "hoody"]).output().unwrap();
+    let policy = strip(&String::from_utf8_lossy(&table().stdout));
+    let restored = |what: &str| {
+        eventually(what, || {
+            let out = table();
+            out.status.success() && strip(&String::from_utf8_lossy(&out.stdout)) == policy
+        })
+    };
+    for (what, script) in [
+        ("the table after `nft flush ruleset`", "flush ruleset"),
+        ("the table after it was deleted", "delete table inet hoody"),
+        ("the table after a stray accept rule", "insert rule inet hoody forward accept"),
+        ("the table after a container's chain was flushed", &format!("flush chain inet hoody e_{locked}")),
+    ] {
+        nft(script);
+        restored(what);
+        closed(&w, &locked, &["tcp", SERVER, "443", "1000"]);
+        closed(&w, &locked, &["udp", SERVER, "53", "1000"]);
+        open(&w, &opened, &["tcp", SERVER, "443", "2000"]);
+        closed(&w, &opened, &["tcp", SERVER, "80", "1000"]);
+    }
+    assert!(
+        net.tcp_hits(&format!("{SERVER}:80")).is_empty() && net.udp_hits(&format!("{SERVER}:53")).is_empty(),
+        "a denied connection got through"
+    );
+    let log = w.daemon_log();
+    assert!(log.contains("another process changed table inet hoody"), "the repair is logged:\n{}", hoody_e2e::tail(&log, 20));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hoody_e2e::{Driver, World, alive, run};
+use hoody_e2e::{Driver, World, alive, eventually, run};
 use serde_json::Value;
 
 fn id(v: &Value) -> String {
@@ -15,14 +15,6 @@ fn id(v: &Value) -> String {
 }
 
 /// Waits up to 10 s for `f`.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn restarted_and_killed_daemons_adopt_running_containers() {
     let mut w = World::new(Driver::Btrfs);

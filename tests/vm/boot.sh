@@ -46,6 +46,11 @@ mount -t proc proc "$root/proc"
 chroot "$root" dpkg -i /tmp/hoody.deb >&2
 umount "$root/proc"
 rm -f "$root/tmp/hoody.deb"
+# The "upgrade": the same package as version 0.1.0-2, installed by the check in the first boot.
+mkdir -p "$root/var/lib/hoody-boot-check"
+dpkg-deb -R "$deb" "$work/upgrade"
+sed -i 's/^Version: .*/Version: 0.1.0-2/' "$work/upgrade/DEBIAN/control"
+dpkg-deb -b "$work/upgrade" "$root/var/lib/hoody-boot-check/hoody-upgrade.deb" > /dev/null
 install -m 755 "$here/boot/hoody-boot-check" "$root/usr/local/sbin/hoody-boot-check"
 install -m 644 "$here/boot/hoody-boot-check.service" "$root/etc/systemd/system/"
 cat > "$root/etc/systemd/system/hoody-boot-uplink.service" <<'UNIT'

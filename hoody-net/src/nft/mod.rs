@@ -5,6 +5,7 @@
 
 pub mod encode;
 pub mod kernel;
+pub mod monitor;
 mod parse;
 pub mod recording;
 mod sys;

@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod network;
 pub mod snapshots;
 pub mod spec;
+pub mod table_guard;
 
 use std::collections::HashMap;
 use std::io;

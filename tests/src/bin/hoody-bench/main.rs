@@ -4,10 +4,13 @@
 //!
 //!   hoody-bench lifecycle [N]     create+start and stop+delete, vs crun
 //!   hoody-bench api [N]           GET latency and throughput with N containers, 16 clients, audit on/off
+//!   hoody-bench restart [N]       daemon restart and boot with N running containers
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
+
+mod restart;
 
 use hoody_e2e::stats::{Row, median, ms, paired_ratio, percentile, table};
 use hoody_e2e::{Driver, World};
@@ -532,13 +535,16 @@ fn main() {
         Some("api") => {
             api_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(16))
         }
+        Some("restart") => restart::restart_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100), 5),
         Some("snapshots") => {
             snapshots_bench(Driver::Btrfs);
             println!();
             snapshots_bench(Driver::Overlay);
         }
         _ => {
-            eprintln!("usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | api [CONTAINERS]");
+            eprintln!(
+                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | api [CONTAINERS] | restart [CONTAINERS]"
+            );
             std::process::exit(2);
         }
     }
