@@ -4,6 +4,8 @@
  *   probe udp ADDR PORT [TIMEOUT_MS] [TAG]  send TAG, await a reply; 0 reply, 1 refused, 2 timeout, 3 error
  *   probe tcp6 ADDR PORT [TIMEOUT_MS]       IPv6 connect, same codes
  *   probe spoof SRC DST PORT TAG            one UDP datagram with a forged source (raw socket); 0 sent
+ *   probe rate ADDR PORT MS                 for MS milliseconds: connect, close (RST), again; prints
+ *                                           "rate N" connections per second; 0 if any failed
  *   probe writer PATH SIZE                  forever: rewrite PATH with SIZE bytes of one letter, the
  *                                           next letter each time, in single pwrite calls
  *
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static int finish(const char *what, int code) {
@@ -163,6 +166,33 @@ static int writer(const char *path, long size) {
     }
 }
 
+static long now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000L + t.tv_nsec / 1000;
+}
+
+/* Connections per second through the firewall: each one a new conntrack entry whose first
+ * packet walks the container's chain. Closed with RST, so no TIME_WAIT piles up. */
+static int rate(const char *addr, int port, int ms) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) return finish("bad address", 3);
+    long start = now_us(), end = start + ms * 1000L, n = 0;
+    while (now_us() < end) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+            printf("error after %ld: %s\n", n, strerror(errno));
+            return 3;
+        }
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        close(fd);
+        n++;
+    }
+    printf("rate %ld\n", n * 1000000L / (now_us() - start));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 4) {
@@ -176,6 +206,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "udp")) return udp(argv[2], atoi(argv[3]), timeout, tag);
     if (!strcmp(argv[1], "spoof") && argc >= 6) return spoof(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if (!strcmp(argv[1], "writer")) return writer(argv[2], atol(argv[3]));
+    if (!strcmp(argv[1], "rate") && argc >= 5) return rate(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 64;
 }

@@ -24,7 +24,8 @@ pub struct Servers {
     pub udp: Arc<Mutex<Vec<Hit>>>,
 }
 
-fn enter(ns: &str) {
+/// Moves the calling thread into network namespace `ns`.
+pub fn enter(ns: &str) {
     let fd = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
     nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }

@@ -270,7 +270,9 @@ impl World {
         run("ip", &["-n", &w.host_ns, "link", "set", "lo", "up"]);
         if with_net {
             let n = COUNTER.load(Ordering::SeqCst) as u64 + u64::from(std::process::id()) * 7;
-            let subnet = format!("10.77.{}.0/24", n % 250 + 1);
+            // A caller's own --subnet (benchmarks with a thousand containers) wins.
+            let given = flags.iter().position(|f| *f == "--subnet").and_then(|i| flags.get(i + 1)).map(|s| s.to_string());
+            let subnet = given.clone().unwrap_or_else(|| format!("10.77.{}.0/24", n % 250 + 1));
             let inet = format!("hoody-e2e-{}-i", w.tag);
             w.net = Some(Net { inet_ns: inet.clone(), subnet: subnet.clone() });
             run("ip", &["netns", "add", &inet]);
@@ -289,7 +291,10 @@ impl World {
             ] {
                 run("ip", &args);
             }
-            w.extra_flags.extend(["--uplink".to_string(), "up0".into(), "--subnet".into(), subnet]);
+            w.extra_flags.extend(["--uplink".to_string(), "up0".into()]);
+            if given.is_none() {
+                w.extra_flags.extend(["--subnet".to_string(), subnet]);
+            }
         }
         let img = w.dir.join("fs.img");
         let size = DISK.with(|d| d.borrow().clone());

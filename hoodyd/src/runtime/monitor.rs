@@ -58,17 +58,19 @@ impl Runtime {
 
     async fn on_exit(self: &Arc<Self>, id: &str, pid: i32, exit: Option<i32>) {
         info!(container = %id, pid, exit_code = ?exit, "container init exited");
-        let key = id.to_owned();
-        let at = now();
-        if let Err(e) = self.store.call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at)).await {
-            warn!(container = %id, error = %e, "could not record the exit");
-        }
+        // Cleaned up first, recorded second: a container the API calls stopped has no cgroup
+        // left (and a crash in between is settled by adoption, which finds the init gone).
         let cg = self.cgroups.clone();
         let key = id.to_owned();
         match tokio::task::spawn_blocking(move || cg.remove(&key)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(container = %id, error = %e, "could not remove the cgroup"),
             Err(e) => warn!(container = %id, error = %e, "cgroup removal task failed"),
+        }
+        let key = id.to_owned();
+        let at = now();
+        if let Err(e) = self.store.call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at)).await {
+            warn!(container = %id, error = %e, "could not record the exit");
         }
     }
 

@@ -10,6 +10,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
+mod density;
+mod packets;
+mod peers;
 mod restart;
 
 use hoody_e2e::stats::{Row, median, ms, paired_ratio, percentile, table};
@@ -530,6 +533,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("crun-runner") => crun_runner(&args[2]),
+        Some("peer-runner") => peers::peer_runner(),
+        Some("density") => density::density_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)),
+        Some("packets") => packets::packet_bench(5),
+        Some("peers") => peers::peers_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(30)),
         Some("lifecycle") => lifecycle(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50)),
         Some("firewall") => firewall_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),
         Some("api") => {
