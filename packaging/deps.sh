@@ -3,8 +3,12 @@
 # Idempotent and non-interactive; does nothing when everything is present.
 set -eu
 want="pkg-config libnftnl-dev libmnl-dev nftables busybox-static btrfs-progs iproute2 e2fsprogs zstd jq"
-if [ "${1:-}" = test ]; then
+if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
     want="$want crun qemu-system-x86 cpio gcc libc6-dev debootstrap dpkg-dev"
+fi
+# The peers the benchmarks run side by side with hoody (tests/bench/run.sh).
+if [ "${1:-}" = bench ]; then
+    want="$want podman netavark aardvark-dns iptables runc lxc systemd-container"
 fi
 missing=""
 for p in $want; do

@@ -19,7 +19,9 @@ pub trait LinkOps {
     fn create_veth(&mut self, host: &str, peer: &str, peer_netns: RawFd) -> Result<()>;
     fn set_up(&mut self, ifname: &str) -> Result<()>;
     fn add_address(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> Result<()>;
-    /// A route to `dst` through `ifname`: on-link when `via` is `None`.
+    /// A route to `dst` through `ifname`: on-link when `via` is `None`. Replaces a route to the
+    /// same destination: a deleted container's address can be handed out again while the kernel
+    /// is still tearing down its old interface (netns cleanup is asynchronous), route included.
     fn add_route(&mut self, dst: Ipv4Net, ifname: &str, via: Option<Ipv4Addr>) -> Result<()>;
     /// Deletes a link; `false` when it did not exist.
     fn delete_link(&mut self, ifname: &str) -> Result<bool>;
@@ -117,7 +119,7 @@ impl LinkOps for Rtnl {
         };
         let msg = b.build();
         let h = self.handle.clone();
-        self.rt.block_on(async move { h.route().add(msg).execute().await }).map_err(nl("add route", ifname))?;
+        self.rt.block_on(async move { h.route().add(msg).replace().execute().await }).map_err(nl("add route", ifname))?;
         debug!(iface = ifname, %dst, ?via, "route added");
         Ok(())
     }

@@ -424,3 +424,27 @@ fn prober_never_gets_through_while_rules_churn_and_hoodyd_restarts() {
     assert!(leaks.is_empty(), "the server saw the prober: {leaks:?}");
     assert!(w.daemon_log().contains("firewall in place"), "restarts reconcile the table");
 }
+
+/// A deleted container's address goes to the next one at once, while the kernel may still be
+/// tearing down the old interface (network namespaces are cleaned up asynchronously): the new
+/// container starts, gets the address, and reaches exactly what its rule allows.
+#[test]
+fn an_address_is_reused_at_once() {
+    let w = World::with_net(Driver::Btrfs);
+    let http = w.http();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..25 {
+        let r = http.post("/containers?start=true", &format!(r#"{{"name":"again{i}","image":"busybox"}}"#));
+        assert_eq!(r.status, 201, "round {i}: {r:?}");
+        let c = r.json()["data"].clone();
+        seen.insert(c["ipv4"].as_str().expect("ipv4").to_owned());
+        let r = http.request("DELETE", &format!("/containers/{}?force=true", id(&c)), b"");
+        assert_eq!(r.status, 200, "round {i}: {r:?}");
+    }
+    assert_eq!(seen.len(), 1, "the lowest free address is reused: {seen:?}");
+    let _net = internet(&w);
+    let c = id(&probed(&w, "last", &[]));
+    allow(&w, &c, "tcp", SERVER, Some("443"));
+    open(&w, &c, &["tcp", SERVER, "443", "2000"]);
+    closed(&w, &c, &["tcp", SERVER, "80", "1000"]);
+}
