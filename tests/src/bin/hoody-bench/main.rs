@@ -7,7 +7,6 @@
 //!   hoody-bench restart [N]       daemon restart and boot with N running containers
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 mod density;
@@ -18,128 +17,36 @@ mod restart;
 use hoody_e2e::stats::{Row, median, ms, paired_ratio, percentile, table};
 use hoody_e2e::{Driver, World};
 
-/// A process in a private mount namespace without the cgroup2 mount (crun refuses hybrid
-/// cgroup layouts), running crun on request and answering with the elapsed microseconds.
-struct CrunRunner {
-    child: Child,
-    tx: ChildStdin,
-    rx: BufReader<ChildStdout>,
-}
-
-impl CrunRunner {
-    fn spawn(bundle: &str) -> CrunRunner {
-        let me = std::env::current_exe().expect("exe");
-        let mut child = Command::new("unshare")
-            .args([
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" crun-runner \"$1\"",
-            ])
-            .arg(me)
-            .arg(bundle)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn crun runner");
-        let tx = child.stdin.take().expect("stdin");
-        let rx = BufReader::new(child.stdout.take().expect("stdout"));
-        CrunRunner { child, tx, rx }
-    }
-
-    fn ask(&mut self, line: &str) -> f64 {
-        writeln!(self.tx, "{line}").expect("runner stdin");
-        let mut ans = String::new();
-        self.rx.read_line(&mut ans).expect("runner answer");
-        let us: f64 = ans.trim().parse().unwrap_or_else(|_| panic!("crun runner: {ans:?}"));
-        us / 1000.0
-    }
-}
-
-impl Drop for CrunRunner {
-    fn drop(&mut self) {
-        let _ = writeln!(self.tx, "quit");
-        let _ = self.child.wait();
-    }
-}
-
-/// The runner side: `run NAME` (detached start), `delete NAME`.
-fn crun_runner(bundle: &str) {
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let line = line.expect("line");
-        let mut parts = line.split_whitespace();
-        let (verb, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let args: Vec<&str> = match verb {
-            "run" => vec!["--cgroup-manager=disabled", "run", "-d", "--bundle", bundle, name],
-            "delete" => vec!["--cgroup-manager=disabled", "delete", "-f", name],
-            _ => return,
-        };
-        let t = Instant::now();
-        let st = Command::new("crun").args(&args).stdin(Stdio::null()).stdout(Stdio::null()).status().expect("crun");
-        let us = t.elapsed().as_micros();
-        assert!(st.success(), "crun {args:?} failed");
-        println!("{us}");
-        std::io::stdout().flush().expect("flush");
-    }
-}
-
-/// An OCI bundle over the world's busybox image: a user namespace like hoody's, no cgroups.
-fn crun_bundle(w: &World) -> String {
-    let dir = w.dir.join("crun-bundle");
-    std::fs::create_dir_all(&dir).expect("bundle dir");
-    // A copy of the same image, outside the pool's private (0700) directories.
-    let rootfs = dir.join("rootfs");
-    hoody_e2e::run("cp", &["-a", &w.storage_dir.join("images/busybox").to_string_lossy(), &rootfs.to_string_lossy()]);
-    let config = serde_json::json!({
-        "ociVersion": "1.0.0",
-        "process": { "terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/sleep", "1000"], "env": ["PATH=/bin:/sbin"], "cwd": "/",
-                     "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}, "noNewPrivileges": true },
-        "root": { "path": rootfs, "readonly": true },
-        "hostname": "crun",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
-        ],
-        "linux": {
-            "uidMappings": [{"containerID": 0, "hostID": 3_000_000, "size": 65536}],
-            "gidMappings": [{"containerID": 0, "hostID": 3_000_000, "size": 65536}],
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "user"}, {"type": "mount"}, {"type": "cgroup"}],
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list"],
-            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]
-        }
-    });
-    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).expect("json")).expect("config.json");
-    dir.to_string_lossy().into_owned()
-}
-
 fn lifecycle(n: usize) {
     let w = World::new(Driver::Btrfs);
     let http = w.http();
-    let mut runner = CrunRunner::spawn(&crun_bundle(&w));
+    let bundle = peers::oci_bundle(&w.dir.join("crun"), &peers::shifted_rootfs(&w), None);
+    let state = w.dir.join("crun-state").display().to_string();
+    let mut runner = peers::Runner::spawn(&w.host_ns);
+    let mut crun = |args: &[&str]| {
+        let mut a = vec!["crun", "--root", &state, "--cgroup-manager=disabled"];
+        a.extend_from_slice(args);
+        runner.time(&a)
+    };
     let (mut hc, mut cc, mut hd, mut cd) = (vec![], vec![], vec![], vec![]);
     let mut ids = vec![];
     // Warm up both once.
-    runner.ask("run warm");
-    runner.ask("delete warm");
+    crun(&["run", "-d", "--bundle", &bundle, "warm"]);
+    crun(&["delete", "-f", "warm"]);
     for i in 0..n {
         let t = Instant::now();
         let r = http.post("/containers?start=true", &format!(r#"{{"name":"b{i}","image":"busybox"}}"#));
         hc.push(ms(t.elapsed()));
         assert_eq!(r.status, 201, "{r:?}");
         ids.push(r.json()["data"]["id"].as_str().expect("id").to_owned());
-        cc.push(runner.ask(&format!("run c{i}")));
+        cc.push(crun(&["run", "-d", "--bundle", &bundle, &format!("c{i}")]));
     }
     for (i, id) in ids.iter().enumerate() {
         let t = Instant::now();
         let r = http.request("DELETE", &format!("/containers/{id}?force=true"), b"");
         hd.push(ms(t.elapsed()));
         assert_eq!(r.status, 200, "{r:?}");
-        cd.push(runner.ask(&format!("delete c{i}")));
+        cd.push(crun(&["delete", "-f", &format!("c{i}")]));
     }
     let rows = vec![
         Row { what: "create+start (busybox, to init running)".into(), tool: "hoody".into(), samples: hc.clone() },
@@ -532,7 +439,6 @@ fn api_bench(n: usize, clients: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("crun-runner") => crun_runner(&args[2]),
         Some("peer-runner") => peers::peer_runner(),
         Some("density") => density::density_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)),
         Some("packets") => packets::packet_bench(5),
