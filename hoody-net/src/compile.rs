@@ -11,6 +11,9 @@
 //!   output:  oifname vmap @in; oifname "hv*" drop          (the host counts as ingress)
 //!   allowed: oifname vmap @in; oifname "hv*" drop; accept  (egress that a rule allowed)
 //!   postrouting (with an uplink): oifname <uplink> ip saddr <subnet> masquerade
+//!   prerouting (mangle): iifname "hv*" meta mark set CONTAINER_MARK
+//!                        (a policy routing rule refuses container traffic without the mark,
+//!                        so if the table is ever gone, forwarding fails closed: see failsafe)
 //!   e_<id>: spoofed source → drop; IPv6 → drop; established → accept; rules…; policy
 //!   d_<id>: limit → log (nflog); tcp → reset; udp → port unreachable; drop
 //!   i_<id>: established → accept; allow-list → accept; drop
@@ -32,6 +35,9 @@ pub const ALLOWED_CHAIN: &str = "allowed";
 pub const EGRESS_MAP: &str = "eg";
 pub const INGRESS_MAP: &str = "in";
 pub const NFPROTO_IPV4: u8 = 2;
+/// Set on every packet that enters from a container's interface by the table's prerouting
+/// chain; routing refuses container traffic without it ([`crate::failsafe`]).
+pub const CONTAINER_MARK: u32 = 0x686f_6f64;
 pub const NFPROTO_IPV6: u8 = 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +70,7 @@ pub enum Expr {
     Limit { per_second: u32, burst: u32 },
     Log { group: u16, prefix: String },
     Masquerade,
+    SetMark(u32),
     Verdict(Verdict),
 }
 
@@ -81,6 +88,7 @@ pub enum BaseHook {
     Input,
     Output,
     Postrouting,
+    Prerouting,
 }
 
 /// One operation of a transaction.
@@ -153,6 +161,7 @@ fn base_rules(cfg: &TableConfig) -> Vec<(&'static str, BaseHook, Vec<CompiledRul
     let hv = names::IFACE_PREFIX;
     let drop = |e: Expr| vec![e, Expr::Counter, Expr::Verdict(Verdict::Drop)];
     let mut v = vec![
+        ("prerouting", BaseHook::Prerouting, vec![rule("b", "mark", vec![Expr::IifPrefix(hv), Expr::SetMark(CONTAINER_MARK)])]),
         (
             "forward",
             BaseHook::Forward,

@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod compile;
 pub mod error;
+pub mod failsafe;
 pub mod names;
 pub mod netlink;
 pub mod nflog;

@@ -58,6 +58,14 @@ impl Rtnl {
         Ok(Rtnl { rt, handle })
     }
 
+    pub(crate) fn handle(&self) -> rtnetlink::Handle {
+        self.handle.clone()
+    }
+
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
     fn index(&mut self, ifname: &str) -> Result<Option<u32>> {
         let h = self.handle.clone();
         let name = ifname.to_owned();

@@ -32,6 +32,9 @@ pub fn host_side(links: &mut dyn LinkOps, sysctl: &mut dyn SysctlOps, p: &Plumbi
     let conf = |k: &str| format!("net/ipv4/conf/{}/{k}", p.host_ifname);
     sysctl.set(&format!("net/ipv6/conf/{}/disable_ipv6", p.host_ifname), "1")?;
     sysctl.set(&conf("rp_filter"), "1")?;
+    // The reverse-path check looks routes up with the packet's mark, which the failsafe
+    // routing rule needs to see (else traffic between containers fails the check).
+    sysctl.set(&conf("src_valid_mark"), "1")?;
     sysctl.set(&conf("proxy_arp"), "0")?;
     sysctl.set(&conf("send_redirects"), "0")?;
     links.add_address(&p.host_ifname, GATEWAY, 32)?;

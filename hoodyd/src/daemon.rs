@@ -166,6 +166,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .set("net/ipv4/ip_forward", "1")
             .context("enabling IPv4 forwarding")?;
     }
+    // Container traffic without the table's mark is not routed: fail closed should the table
+    // ever be gone.
+    tokio::task::spawn_blocking(move || {
+        use hoody_net::failsafe::FailsafeOps;
+        hoody_net::netlink::Rtnl::open()?.ensure(subnet, hoody_net::compile::CONTAINER_MARK)
+    })
+    .await?
+    .context("installing the failsafe routing rule")?;
     // Subscribed before the reconciliation: a foreign change after it is always seen.
     let monitor = hoody_net::nft::monitor::TableMonitor::bind().context("subscribing to nftables changes")?;
     let t = Instant::now();

@@ -448,3 +448,47 @@ fn an_address_is_reused_at_once() {
     open(&w, &c, &["tcp", SERVER, "443", "2000"]);
     closed(&w, &c, &["tcp", SERVER, "80", "1000"]);
 }
+
+/// With the table gone and hoodyd unable to put it back (stopped with SIGSTOP), nothing from a
+/// container is forwarded: the failsafe routing rules refuse packets without the table's mark.
+/// Once hoodyd runs again it rebuilds the table and what was allowed works again.
+#[test]
+fn without_the_table_container_traffic_fails_closed() {
+    let w = World::with_net(Driver::Btrfs);
+    let net = internet(&w);
+    let c = id(&probed(&w, "opened", &[]));
+    allow(&w, &c, "tcp", SERVER, Some("443"));
+    allow(&w, &c, "udp", SERVER, Some("53"));
+    open(&w, &c, &["tcp", SERVER, "443", "2000"]);
+    let h = w.host_ns.as_str();
+    let rules = run("ip", &["-n", h, "rule", "list"]);
+    assert!(rules.contains("fwmark 0x686f6f64 lookup main") && rules.contains("prohibit"), "the failsafe rules are installed:\n{rules}");
+    let before = net.tcp_hits(&format!("{SERVER}:443")).len();
+    // The probe runs in the container's network namespace directly: exec needs the daemon.
+    let init = w.ok(&["containers", "get", &c])["pid"].as_i64().expect("pid");
+    let probe = hoody_e2e::probe_binary();
+    let direct = |args: &[&str]| {
+        let out = std::process::Command::new("nsenter").arg(format!("--net=/proc/{init}/ns/net")).arg(&probe).args(args).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let pid = nix::unistd::Pid::from_raw(w.daemon_pid().expect("daemon") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let flushed = std::process::Command::new("ip").args(["netns", "exec", h, "nft", "flush ruleset"]).status().unwrap();
+    let tcp = direct(&["tcp", SERVER, "443", "1000"]);
+    let udp = direct(&["udp", SERVER, "53", "1000"]);
+    let other = direct(&["tcp", NEIGHBOUR, "443", "1000"]);
+    let table_gone =
+        !std::process::Command::new("ip").args(["netns", "exec", h, "nft", "list", "table", "inet", "hoody"]).status().unwrap().success();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(flushed.success() && table_gone, "the table was gone while hoodyd was stopped");
+    assert_ne!(tcp.0, 0, "TCP got out without the table: {tcp:?}");
+    assert_ne!(udp.0, 0, "UDP got out without the table: {udp:?}");
+    assert_ne!(other.0, 0, "a denied destination got out without the table: {other:?}");
+    assert_eq!(net.tcp_hits(&format!("{SERVER}:443")).len(), before, "the server saw the container");
+    assert!(net.udp_hits(&format!("{SERVER}:53")).is_empty() && net.tcp_hits(&format!("{NEIGHBOUR}:443")).is_empty());
+    eventually("the table to come back", || {
+        std::process::Command::new("ip").args(["netns", "exec", h, "nft", "list", "table", "inet", "hoody"]).status().unwrap().success()
+    });
+    eventually("the allowed connection to work again", || w.probe(&c, &["tcp", SERVER, "443", "1000"]).0 == 0);
+    closed(&w, &c, &["tcp", SERVER, "80", "1000"]);
+}

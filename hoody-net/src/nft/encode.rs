@@ -5,8 +5,8 @@ use std::ffi::CString;
 
 use nftnl::Rule;
 use nftnl::expr::{
-    Bitwise, Cmp, CmpOp, Conntrack, Counter, IcmpCode, Masquerade, Meta, NetworkHeaderField, Payload, RejectionType, TcpHeaderField,
-    TransportHeaderField, Verdict as NVerdict,
+    Bitwise, Cmp, CmpOp, Conntrack, Counter, IcmpCode, Immediate, Masquerade, Meta, NetworkHeaderField, Payload, Register, RejectionType,
+    TcpHeaderField, TransportHeaderField, Verdict as NVerdict,
 };
 
 use super::sys::{IFNAMSIZ, Limit, Log, VmapLookup, ifname_key};
@@ -91,6 +91,10 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
         Expr::Limit { per_second, burst } => rule.add_expr(&Limit { per_second: u64::from(*per_second), burst: *burst }),
         Expr::Log { group, prefix } => rule.add_expr(&Log { group: *group, prefix: cstring(prefix) }),
         Expr::Masquerade => rule.add_expr(&Masquerade),
+        Expr::SetMark(m) => {
+            rule.add_expr(&Immediate::new(*m, Register::Reg1));
+            rule.add_expr(&Meta::Mark { set: true });
+        }
         Expr::Verdict(v) => rule.add_expr(&match v {
             Verdict::Accept => NVerdict::Accept,
             Verdict::Drop => NVerdict::Drop,

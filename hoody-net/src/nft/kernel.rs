@@ -16,6 +16,8 @@ use crate::error::{NetError, Result};
 /// whatever other tables accept.
 const FILTER_PRIORITY: i32 = -5;
 const SRCNAT_PRIORITY: i32 = 100;
+/// Before routing, so the mark counts for the routing decision.
+const MANGLE_PRIORITY: i32 = -150;
 
 /// The kernel firewall. It keeps one netlink socket for its whole life: closing a netfilter
 /// socket makes the kernel finish pending rule destruction first (an RCU grace period, 10–20 ms
@@ -75,6 +77,7 @@ impl NftFirewall {
                         BaseHook::Input => (Hook::In, FILTER_PRIORITY, ChainType::Filter),
                         BaseHook::Output => (Hook::Out, FILTER_PRIORITY, ChainType::Filter),
                         BaseHook::Postrouting => (Hook::PostRouting, SRCNAT_PRIORITY, ChainType::Nat),
+                        BaseHook::Prerouting => (Hook::PreRouting, MANGLE_PRIORITY, ChainType::Filter),
                     };
                     c.set_hook(h, prio);
                     c.set_type(ty);
