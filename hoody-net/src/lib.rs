@@ -13,6 +13,7 @@ pub mod names;
 pub mod netlink;
 pub mod nflog;
 pub mod nft;
+pub mod nlmsg;
 pub mod plumb;
 pub mod policy;
 pub mod rules;

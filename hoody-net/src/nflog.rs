@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::compile::prefix_owner;
 use crate::error::{NetError, Result};
+use crate::nlmsg::{attr, messages};
 
 const NFNL_SUBSYS_ULOG: u16 = 4;
 const NFULNL_MSG_PACKET: u16 = 0;
@@ -41,7 +42,7 @@ fn io(op: &'static str) -> impl FnOnce(nix::errno::Errno) -> NetError {
     move |e| NetError::Io { op, target: "nflog socket".into(), source: e.into() }
 }
 
-fn attr(buf: &mut Vec<u8>, ty: u16, value: &[u8]) {
+fn put_attr(buf: &mut Vec<u8>, ty: u16, value: &[u8]) {
     buf.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
     buf.extend_from_slice(&ty.to_ne_bytes());
     buf.extend_from_slice(value);
@@ -54,7 +55,7 @@ fn config_msg(group: u16, seq: u32, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
     m.extend_from_slice(&[0, 0]);
     m.extend_from_slice(&group.to_be_bytes());
     for (t, v) in attrs {
-        attr(&mut m, *t, v);
+        put_attr(&mut m, *t, v);
     }
     let len = m.len() as u32;
     m[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -111,40 +112,22 @@ impl NflogListener {
 /// Parses a buffer of NFLOG packet messages.
 pub fn parse_messages(buf: &[u8]) -> Vec<Denied> {
     let mut out = vec![];
-    let mut off = 0;
-    while off + 20 <= buf.len() {
-        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4")) as usize;
-        if len < 20 || off + len > buf.len() {
-            break;
-        }
-        let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2"));
+    for (ty, body) in messages(buf) {
+        // The body starts with a 4-byte nfgenmsg.
         if ty == (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET
-            && let Some(d) = parse_packet_msg(&buf[off + 20..off + len])
+            && let Some(d) = body.get(4..).and_then(parse_packet_msg)
         {
             out.push(d);
         }
-        off += len.div_ceil(4) * 4;
     }
     out
 }
 
-fn parse_packet_msg(mut attrs: &[u8]) -> Option<Denied> {
-    let (mut prefix, mut payload) = (None, None);
-    while attrs.len() >= 4 {
-        let l = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
-        let t = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
-        if l < 4 || l > attrs.len() {
-            break;
-        }
-        let v = &attrs[4..l];
-        match t {
-            NFULA_PREFIX => prefix = Some(String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned()),
-            NFULA_PAYLOAD => payload = Some(v),
-            _ => {}
-        }
-        attrs = &attrs[(l.div_ceil(4) * 4).min(attrs.len())..];
-    }
-    let container = prefix_owner(prefix.as_deref()?)?.to_owned();
+fn parse_packet_msg(body: &[u8]) -> Option<Denied> {
+    let v = attr(body, NFULA_PREFIX)?;
+    let prefix = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned();
+    let payload = attr(body, NFULA_PAYLOAD);
+    let container = prefix_owner(&prefix)?.to_owned();
     let (protocol, source, destination, destination_port) = parse_ipv4(payload?)?;
     Some(Denied { container, protocol, source, destination, destination_port })
 }
@@ -181,8 +164,8 @@ mod tests {
     #[test]
     fn parses_a_packet_message() {
         let mut attrs = vec![];
-        attr(&mut attrs, NFULA_PREFIX, b"hoody abcdefabcdefabcdefabcdef \0");
-        attr(&mut attrs, NFULA_PAYLOAD, &tcp_syn());
+        put_attr(&mut attrs, NFULA_PREFIX, b"hoody abcdefabcdefabcdefabcdef \0");
+        put_attr(&mut attrs, NFULA_PAYLOAD, &tcp_syn());
         let mut msg = vec![0u8; 20];
         msg.extend_from_slice(&attrs);
         let len = msg.len() as u32;
@@ -204,8 +187,8 @@ mod tests {
     #[test]
     fn ignores_foreign_prefixes_and_garbage() {
         let mut attrs = vec![];
-        attr(&mut attrs, NFULA_PREFIX, b"someone-else\0");
-        attr(&mut attrs, NFULA_PAYLOAD, &tcp_syn());
+        put_attr(&mut attrs, NFULA_PREFIX, b"someone-else\0");
+        put_attr(&mut attrs, NFULA_PAYLOAD, &tcp_syn());
         assert!(parse_packet_msg(&attrs).is_none());
         assert!(parse_messages(&[1, 2, 3]).is_empty());
         assert!(parse_ipv4(&[0x60; 40]).is_none(), "IPv6 is not parsed as IPv4");

@@ -9,6 +9,7 @@ use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, Soc
 
 use crate::compile::TABLE;
 use crate::error::{NetError, Result};
+use crate::nlmsg::{attr, messages};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWGEN: u16 = 15;
@@ -41,15 +42,9 @@ impl Parser {
     /// Commits (NEWGEN messages) that close a transaction which touched `inet hoody`.
     pub fn feed(&mut self, buf: &[u8]) -> Vec<TableChange> {
         let mut out = vec![];
-        let mut off = 0;
-        while off + 20 <= buf.len() {
-            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4")) as usize;
-            if len < 20 || off + len > buf.len() {
-                break;
-            }
-            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2"));
-            let family = buf[off + 16];
-            let attrs = &buf[off + 20..off + len];
+        for (ty, body) in messages(buf) {
+            // The body starts with a 4-byte nfgenmsg whose first byte is the family.
+            let (Some(&family), Some(attrs)) = (body.first(), body.get(4..)) else { continue };
             if ty >> 8 == NFNL_SUBSYS_NFTABLES {
                 match ty & 0xff {
                     NFT_MSG_NEWGEN => {
@@ -67,7 +62,6 @@ impl Parser {
                     }
                 }
             }
-            off += len.div_ceil(4) * 4;
         }
         out
     }
@@ -75,21 +69,6 @@ impl Parser {
 
 fn cstr(v: &[u8]) -> String {
     String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned()
-}
-
-fn attr(mut attrs: &[u8], want: u16) -> Option<&[u8]> {
-    while attrs.len() >= 4 {
-        let l = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
-        let t = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
-        if l < 4 || l > attrs.len() {
-            return None;
-        }
-        if t == want {
-            return Some(&attrs[4..l]);
-        }
-        attrs = &attrs[(l.div_ceil(4) * 4).min(attrs.len())..];
-    }
-    None
 }
 
 pub struct TableMonitor {

@@ -2,6 +2,8 @@
 //! chain, handle, comment and counter — without building nftnl's full rule objects, which
 //! made verifying a 20,000-rule table take longer than loading it.
 
+use crate::nlmsg::attrs;
+
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
@@ -20,23 +22,6 @@ pub struct ParsedRule {
     pub comment: String,
     pub packets: u64,
     pub bytes: u64,
-}
-
-/// Iterates the attributes (type, value) of a netlink attribute stream.
-fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        if b.len() < 4 {
-            return None;
-        }
-        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-        let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-        if len < 4 || len > b.len() {
-            return None;
-        }
-        let v = &b[4..len];
-        b = &b[(len.div_ceil(4) * 4).min(b.len())..];
-        Some((ty, v))
-    })
 }
 
 fn be64(v: &[u8]) -> u64 {
