@@ -2,12 +2,12 @@
 # Builds the Debian package target/debian/hoody_<version>-1_amd64.deb: release binaries, the
 # hoodyctl man page and shell completions (generated from its clap definition), the systemd
 # units, sysusers/tmpfiles snippets, the default configuration and the maintainer scripts.
-# Installs cargo-deb (crates.io) and dpkg-dev when missing.
+# Installs cargo-deb (crates.io) when missing; the Debian packages come from `packaging/deps.sh test`.
 #   sudo packaging/deb.sh            then: sudo dpkg -i target/debian/hoody_*.deb
 set -eu
 cd "$(dirname "$0")/.."
-. packaging/deps.sh
-command -v dpkg-shlibdeps >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev >/dev/null; }
+sh packaging/deps.sh test
+. packaging/toolchain.sh
 command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb
 cargo build --release -p hoodyd --bins
 a=target/release/deb-assets

@@ -5,7 +5,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root (hoodyd creates namespaces, cgroups and mounts)" >&2; exit 1; }
-. packaging/deps.sh
+sh packaging/deps.sh run
+. packaging/toolchain.sh
+[ -z "${HOODY_SETUP_ONLY:-}" ] || exit 0
 cargo build --release --bins
 getent group hoody >/dev/null || groupadd --system hoody
 install -m 0755 target/release/hoodyctl /usr/local/bin/hoodyctl

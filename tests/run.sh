@@ -1,14 +1,16 @@
 #!/bin/sh
 # Every test: formatting and lints, unit tests (no root needed), the privileged end-to-end suite
 # on this host (root; each test builds and removes its own namespaces, file systems and
-# cgroups), and the VM lane: the same end-to-end binaries, ignored (VM-only) tests included, in
-# a QEMU guest that boots with a pure cgroup v2 hierarchy (tests/vm/). The VM lane runs beside
-# the host's tests (it uses one core); its output follows theirs. Then the systemd boot test
-# (tests/vm/boot.sh): the Debian package installed in a Debian guest that systemd boots twice.
+# cgroups); beside it the VM lane (the tests of limits that need a pure cgroup v2 hierarchy, in
+# a QEMU guest, tests/vm/) and the fresh-machine test (the set-up of every mode in a fresh
+# minimal Debian root, tests/fresh/); then the systemd boot test (tests/vm/boot.sh): the Debian
+# package installed in a Debian guest that systemd boots twice.
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the end-to-end tests create namespaces, mounts and cgroups" >&2; exit 1; }
-. packaging/deps.sh test
+sh packaging/deps.sh test
+. packaging/toolchain.sh
+[ -z "${HOODY_SETUP_ONLY:-}" ] || exit 0
 start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
@@ -16,13 +18,20 @@ cargo build --workspace --bins --tests
 echo "== unit tests"
 cargo test --workspace --exclude hoody-e2e
 
-bins=$(cargo test -p hoody-e2e --no-run --message-format=json 2>/dev/null |
-    jq -r 'select(.profile.test == true and (.target.kind | index("bin") | not)) | .executable')
+# The VM lane runs only what needs the VM: the tests of limits that need a pure cgroup v2
+# hierarchy (vm_limits); everything else runs on the host.
+vm_bins=$(cargo test -p hoody-e2e --no-run --message-format=json 2>/dev/null |
+    jq -r 'select(.profile.test == true and .target.name == "vm_limits") | .executable')
+[ -n "$vm_bins" ] || { echo "no vm_limits test binary was built" >&2; exit 1; }
 vmlog=target/vm-lane.log
 echo "== VM lane started (log: $vmlog)"
-sh tests/vm/run.sh --timeout "${HOODY_VM_TIMEOUT:-2400}" -- sh tests/vm/suite.sh $bins > "$vmlog" 2>&1 &
+sh tests/vm/run.sh --timeout "${HOODY_VM_TIMEOUT:-1800}" -- sh tests/vm/suite.sh $vm_bins > "$vmlog" 2>&1 &
 vm=$!
-trap 'kill $vm 2>/dev/null || true' INT TERM
+freshlog=target/fresh-machine.log
+echo "== fresh-machine test started (log: $freshlog)"
+sh tests/fresh/run.sh > "$freshlog" 2>&1 &
+fresh=$!
+trap 'kill $vm $fresh 2>/dev/null || true' INT TERM
 
 echo "== privileged end-to-end tests (host)"
 host=0
@@ -34,10 +43,15 @@ sh tests/vm/boot.sh > target/vm-boot.log 2>&1 || boot=$?
 grep -E 'HOODY-BOOT|== systemd boot test' target/vm-boot.log || true
 [ "$boot" = 0 ] || tail -80 target/vm-boot.log
 
+echo "== fresh-machine test (waiting for it)"
+freshrc=0
+wait $fresh || freshrc=$?
+cat "$freshlog"
+
 echo "== VM lane (waiting for it)"
 lane=0
 wait $vm || lane=$?
 # The guest's output without the kernel's own console lines.
 grep -v '^\[ *[0-9]*\.[0-9]*\]' "$vmlog" || true
-echo "== host end-to-end: exit $host; systemd boot test: exit $boot; VM lane: exit $lane; all in $(( $(date +%s) - start ))s"
-[ "$host" = 0 ] && [ "$boot" = 0 ] && [ "$lane" = 0 ]
+echo "== host end-to-end: exit $host; systemd boot test: exit $boot; fresh machine: exit $freshrc; VM lane: exit $lane; all in $(( $(date +%s) - start ))s"
+[ "$host" = 0 ] && [ "$boot" = 0 ] && [ "$freshrc" = 0 ] && [ "$lane" = 0 ]

@@ -10,7 +10,9 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
-. "$repo/packaging/deps.sh" test
+sh "$repo/packaging/deps.sh" test
+. "$repo/packaging/toolchain.sh"
+[ -z "${HOODY_SETUP_ONLY:-}" ] || exit 0
 . "$here/kernel.sh"
 
 deb=${1:-}
@@ -83,6 +85,9 @@ elapsed=$(( $(date +%s) - start ))
 if grep -q 'HOODY-BOOT: PASS' "$work/console.log"; then
     echo "== systemd boot test: PASS in ${elapsed}s (two boots)"
     exit 0
+fi
+if panic=$(grep -m1 -E 'Kernel panic|Initramfs unpacking failed' "$work/console.log"); then
+    echo "== systemd boot test: FAIL: the guest kernel panicked: $panic" >&2
 fi
 echo "== systemd boot test: FAIL after ${elapsed}s; the console's end:" >&2
 tail -60 "$work/console.log" >&2

@@ -30,7 +30,8 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "usage: $0 [--timeout S] [--memory MiB] [--cpus N] -- COMMAND [ARGS...]" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
-. "$here/../../packaging/deps.sh" test
+sh "$here/../../packaging/deps.sh" test
+[ -z "${HOODY_SETUP_ONLY:-}" ] || exit 0
 
 . "$here/kernel.sh"
 
@@ -52,20 +53,33 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 } > "$share/guest.sh"
 
 start=$(date +%s)
-set +e
-timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
-    -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$memory" -machine pc \
-    -nodefaults -no-user-config -display none -no-reboot -serial stdio \
-    -kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 quiet loglevel=3 cgroup_no_v1=all rdinit=/init" \
-    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-    -virtfs "local,path=$share,mount_tag=vmshare,security_model=none" </dev/null
-qemu=$?
-set -e
+# The console goes to stdout and to a file, so a failed boot can be told apart from a timeout;
+# qemu's own status is kept in a file (a pipeline's status is its last command's under dash).
+{
+    qrc=0
+    timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
+        -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$memory" -machine pc \
+        -nodefaults -no-user-config -display none -no-reboot -serial stdio \
+        -kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 quiet loglevel=3 cgroup_no_v1=all rdinit=/init" \
+        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+        -virtfs "local,path=$share,mount_tag=vmshare,security_model=none" </dev/null || qrc=$?
+    echo "$qrc" > "$share/qemu.rc"
+} | tee "$share/console"
+qemu=$(cat "$share/qemu.rc" 2>/dev/null || echo unknown)
 elapsed=$(( $(date +%s) - start ))
 if [ ! -f "$share/rc" ]; then
-    echo "vm: no exit status came back after ${elapsed}s (qemu exited $qemu: boot failure or timeout)" >&2
-    exit 124
+    if panic=$(grep -m1 -E 'Kernel panic|Initramfs unpacking failed' "$share/console"); then
+        echo "vm: the guest kernel panicked after ${elapsed}s: $panic" >&2
+        echo "vm: a cached kernel or initramfs may be broken; remove $cache to rebuild them" >&2
+        exit 125
+    fi
+    if [ "$qemu" = 124 ] || [ "$qemu" = 137 ]; then
+        echo "vm: timed out after ${elapsed}s (--timeout $timeout) with no exit status back" >&2
+        exit 124
+    fi
+    echo "vm: no exit status came back after ${elapsed}s (qemu exited $qemu: the guest did not finish)" >&2
+    exit 125
 fi
 rc=$(cat "$share/rc")
 echo "vm: finished in ${elapsed}s with exit status $rc" >&2
