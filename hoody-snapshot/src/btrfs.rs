@@ -13,10 +13,13 @@ use tracing::debug;
 
 use crate::driver::{ContainerRoot, DriverKind, SnapshotStats, StorageDriver, staging_name, step};
 use crate::error::{Result, StorageError};
+use crate::quota::{BtrfsQuota, DiskLimits, DiskUsage, SnapshotBudget};
 use crate::sys;
 
 pub struct BtrfsDriver {
     root: PathBuf,
+    /// Full qgroup accounting of the pool, or why it could not be enabled.
+    quota: std::result::Result<BtrfsQuota, String>,
 }
 
 pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
@@ -54,8 +57,20 @@ pub(crate) fn is_subvolume(path: &Path) -> bool {
 }
 
 impl BtrfsDriver {
-    pub fn new(root: PathBuf) -> Self {
-        BtrfsDriver { root }
+    pub fn new(root: PathBuf, quota: std::result::Result<BtrfsQuota, String>) -> Self {
+        if let Err(e) = &quota {
+            tracing::warn!(path = %root.display(), reason = %e, "btrfs quotas are off: disk limits are refused");
+        }
+        BtrfsDriver { root, quota }
+    }
+
+    /// The pool's quotas, or `QuotaUnsupported` when a limit is asked for without them.
+    fn quota_for(&self, limits: &DiskLimits) -> Result<Option<&BtrfsQuota>> {
+        match &self.quota {
+            Ok(q) => Ok(Some(q)),
+            Err(e) if !limits.is_empty() => Err(StorageError::QuotaUnsupported(e.clone())),
+            Err(_) => Ok(None),
+        }
     }
 
     /// The file system id: snapshots and their origin share it and keep inode numbers.
@@ -106,7 +121,8 @@ impl StorageDriver for BtrfsDriver {
         destroy_subvolume(&path)
     }
 
-    fn create_container(&self, image: &str, id: &str) -> Result<ContainerRoot> {
+    fn create_container(&self, image: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
+        let quota = self.quota_for(limits)?;
         let img = self.image_path(image);
         if !img.is_dir() {
             return Err(StorageError::ImageNotFound(image.to_owned()));
@@ -121,6 +137,13 @@ impl StorageDriver for BtrfsDriver {
             let _ = fs::remove_dir(&dir);
             return Err(e);
         }
+        // Bounded before anything can write to it.
+        if let Some(q) = quota
+            && let Err(e) = q.set_limit(&subvol, limits.disk)
+        {
+            let _ = self.delete_container(id);
+            return Err(e);
+        }
         Ok(ContainerRoot::Btrfs { subvol })
     }
 
@@ -128,15 +151,36 @@ impl StorageDriver for BtrfsDriver {
         ContainerRoot::Btrfs { subvol: self.container_dir(id).join("rootfs") }
     }
 
-    fn create_snapshot(&self, id: &str, name: &str) -> Result<SnapshotStats> {
+    fn create_snapshot(&self, id: &str, name: &str, budget: Option<SnapshotBudget>) -> Result<SnapshotStats> {
         let dir = self.snapshots_dir(id);
         fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir).map_err(StorageError::io("create directory", &dir))?;
         let dst = dir.join(name);
         if dst.exists() {
             return Err(StorageError::SnapshotExists(name.to_owned()));
         }
-        snapshot(&self.container_dir(id).join("rootfs"), &dst, true)?;
-        Ok(SnapshotStats { bytes: None })
+        let root = self.container_dir(id).join("rootfs");
+        // The charge: the root's exclusive bytes now, committed first so the number is current.
+        // Everything this snapshot can ever pin that no older snapshot pins is among them
+        // (bytes shared with the image stay the image's; bytes shared with an older snapshot
+        // are that snapshot's charge).
+        let charge = match &self.quota {
+            Ok(q) => {
+                q.sync(&root)?;
+                q.exclusive(&root)?
+            }
+            Err(e) if budget.is_some() => return Err(StorageError::QuotaUnsupported(e.clone())),
+            Err(_) => 0,
+        };
+        if let Some(b) = budget
+            && b.charged.saturating_add(charge) > b.limit
+        {
+            return Err(StorageError::QuotaExceeded(format!(
+                "snapshot space is full: the snapshots hold up to {} and this one could pin {} more, over limits.snapshots_disk {}",
+                b.charged, charge, b.limit
+            )));
+        }
+        snapshot(&root, &dst, true)?;
+        Ok(SnapshotStats { bytes: None, charge })
     }
 
     fn delete_snapshot(&self, id: &str, name: &str) -> Result<()> {
@@ -147,7 +191,14 @@ impl StorageDriver for BtrfsDriver {
         destroy_subvolume(&p)
     }
 
-    fn restore_snapshot(&self, id: &str, name: &str, checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>) -> Result<()> {
+    fn restore_snapshot(
+        &self,
+        id: &str,
+        name: &str,
+        limits: &DiskLimits,
+        checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let quota = self.quota.as_ref().ok();
         let snap = self.snapshots_dir(id).join(name);
         if !snap.is_dir() {
             return Err(StorageError::SnapshotNotFound(name.to_owned()));
@@ -157,7 +208,13 @@ impl StorageDriver for BtrfsDriver {
         self.cleanup_restore(id)?;
         step(checkpoint, "restore-prepare")?;
         snapshot(&snap, &staged, false)?;
-        let swapped = step(checkpoint, "restore-swap").and_then(|_| {
+        // The new root is bounded before it is swapped in (never refused: rolling back a
+        // container that filled its quota is what restore is for).
+        let bounded = match quota {
+            Some(q) => q.set_limit(&staged, limits.disk),
+            None => Ok(()),
+        };
+        let swapped = bounded.and_then(|_| step(checkpoint, "restore-swap")).and_then(|_| {
             let dfd = open_dir(&dir)?;
             sys::exchange(dfd.as_fd(), OsStr::new("rootfs"), OsStr::new(".restore"))
                 .map_err(StorageError::io("swap in the restored root", &dir))
@@ -180,6 +237,30 @@ impl StorageDriver for BtrfsDriver {
 
     fn live_view(&self, _image: &str, id: &str) -> Box<dyn crate::diff::View> {
         Box::new(crate::diff::DirView(self.container_dir(id).join("rootfs"), self.lineage()))
+    }
+
+    fn quota_support(&self) -> std::result::Result<(), String> {
+        self.quota.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    fn limits_inodes(&self) -> bool {
+        false
+    }
+
+    fn set_disk_limits(&self, id: &str, limits: &DiskLimits) -> Result<()> {
+        match self.quota_for(limits)? {
+            Some(q) => q.set_limit(&self.container_dir(id).join("rootfs"), limits.disk),
+            None => Ok(()),
+        }
+    }
+
+    fn disk_usage(&self, id: &str) -> Result<DiskUsage> {
+        match &self.quota {
+            Ok(q) => {
+                Ok(DiskUsage { disk_bytes: q.exclusive(&self.container_dir(id).join("rootfs"))?, snapshots_bytes: None, inodes: None })
+            }
+            Err(e) => Err(StorageError::QuotaUnsupported(e.clone())),
+        }
     }
 
     fn delete_container(&self, id: &str) -> Result<()> {

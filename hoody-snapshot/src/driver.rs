@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::btrfs::BtrfsDriver;
 use crate::error::{Result, StorageError};
 use crate::overlay::OverlayDriver;
+use crate::quota::{BtrfsQuota, DiskLimits, DiskUsage, ProjectQuota, SnapshotBudget};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,8 +57,9 @@ pub trait StorageDriver: Send + Sync + 'static {
     fn image_path(&self, name: &str) -> PathBuf {
         self.root().join("images").join(name)
     }
-    /// Creates the private root filesystem of container `id` from `image`.
-    fn create_container(&self, image: &str, id: &str) -> Result<ContainerRoot>;
+    /// Creates the private root filesystem of container `id` from `image`, bounded by `limits`
+    /// from the start.
+    fn create_container(&self, image: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot>;
     /// The layout of an existing container root.
     fn container_root(&self, image: &str, id: &str) -> ContainerRoot;
     /// Deletes everything the pool holds for container `id` (idempotent).
@@ -88,7 +90,8 @@ pub trait StorageDriver: Send + Sync + 'static {
     }
 
     /// A point-in-time copy of the container's root (the caller freezes a running container).
-    fn create_snapshot(&self, id: &str, name: &str) -> Result<SnapshotStats>;
+    /// With a `budget`, a snapshot that would not fit is refused with `QuotaExceeded`.
+    fn create_snapshot(&self, id: &str, name: &str, budget: Option<SnapshotBudget>) -> Result<SnapshotStats>;
 
     fn delete_snapshot(&self, id: &str, name: &str) -> Result<()>;
 
@@ -97,7 +100,15 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// the container on one complete root, never on none. `checkpoint` is called before each
     /// step (`restore-prepare`, `restore-swap`) and may stop it (fault injection in tests). The
     /// old root is left beside the new one for [`StorageDriver::cleanup_restore`].
-    fn restore_snapshot(&self, id: &str, name: &str, checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>) -> Result<()>;
+    /// The new root is bounded by `limits` before it is swapped in; a restore is never refused
+    /// for quota.
+    fn restore_snapshot(
+        &self,
+        id: &str,
+        name: &str,
+        limits: &DiskLimits,
+        checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>,
+    ) -> Result<()>;
 
     /// Removes what a restore left behind (the previous root); idempotent.
     fn cleanup_restore(&self, id: &str) -> Result<()>;
@@ -107,6 +118,19 @@ pub trait StorageDriver: Send + Sync + 'static {
 
     /// The live state of the container's root, for diffs.
     fn live_view(&self, image: &str, id: &str) -> Box<dyn crate::diff::View>;
+
+    /// Whether this pool can enforce disk limits in the kernel; why not, when it cannot.
+    fn quota_support(&self) -> std::result::Result<(), String>;
+
+    /// Whether this pool counts and limits inodes apart from bytes (overlay's project quotas;
+    /// on btrfs inodes are metadata that the byte limit bounds).
+    fn limits_inodes(&self) -> bool;
+
+    /// Sets the container's disk limits in the kernel (live).
+    fn set_disk_limits(&self, id: &str, limits: &DiskLimits) -> Result<()>;
+
+    /// What the container's root (and, where the kernel counts them, its snapshots) use.
+    fn disk_usage(&self, id: &str) -> Result<DiskUsage>;
 }
 
 /// What a snapshot took.
@@ -114,6 +138,10 @@ pub trait StorageDriver: Send + Sync + 'static {
 pub struct SnapshotStats {
     /// Bytes copied (overlay); `None` where the snapshot shares everything (btrfs).
     pub bytes: Option<u64>,
+    /// What the snapshot counts against the container's snapshot space: btrfs, the root's
+    /// exclusive bytes at the snapshot (all it can ever pin that no older snapshot pins);
+    /// overlay, the bytes its copy added to the snapshots' project. 0 where quotas are off.
+    pub charge: u64,
 }
 
 /// Runs a restore step, mapping a checkpoint refusal to `Interrupted`.
@@ -143,8 +171,10 @@ impl std::str::FromStr for DriverChoice {
 }
 
 /// Creates the pool layout under `root` (mode 0700: image trees hold setuid files owned by
-/// container ids, which no host user may reach) and opens the driver.
-pub fn open_driver(choice: DriverChoice, root: &Path) -> Result<Box<dyn StorageDriver>> {
+/// container ids, which no host user may reach) and opens the driver. Quotas are turned on
+/// where the file system has them (btrfs: full qgroups, enabled here; ext4/xfs: project quotas,
+/// which the mount must have on); `sysfs` is where the kernel's sysfs is mounted.
+pub fn open_driver(choice: DriverChoice, root: &Path, sysfs: &Path) -> Result<Box<dyn StorageDriver>> {
     for sub in ["", "images", "containers"] {
         let p = root.join(sub);
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&p).map_err(StorageError::io("create directory", &p))?;
@@ -164,13 +194,13 @@ pub fn open_driver(choice: DriverChoice, root: &Path) -> Result<Box<dyn StorageD
             path: root.to_path_buf(),
             reason: "the directory is not on a btrfs file system".into(),
         }),
-        DriverKind::Btrfs => Ok(Box::new(BtrfsDriver::new(root.to_path_buf()))),
+        DriverKind::Btrfs => Ok(Box::new(BtrfsDriver::new(root.to_path_buf(), BtrfsQuota::enable(root, sysfs)))),
         DriverKind::Overlay if st.filesystem_type() == OVERLAYFS_SUPER_MAGIC => Err(StorageError::Unsupported {
             driver: "overlay",
             path: root.to_path_buf(),
             reason: "an overlay upper directory cannot live on overlayfs; use another file system".into(),
         }),
-        DriverKind::Overlay => Ok(Box::new(OverlayDriver::new(root.to_path_buf()))),
+        DriverKind::Overlay => Ok(Box::new(OverlayDriver::new(root.to_path_buf(), ProjectQuota::open(root)))),
     }
 }
 

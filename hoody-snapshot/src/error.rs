@@ -33,6 +33,10 @@ pub enum StorageError {
     Archive(#[source] io::Error),
     #[error("{path} is not a directory or a tar archive", path = .0.display())]
     NotImportable(PathBuf),
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("the storage directory cannot enforce disk limits: {0}")]
+    QuotaUnsupported(String),
     #[error("{}: storage driver {driver} does not work here: {reason}", path.display())]
     Unsupported { driver: &'static str, path: PathBuf, reason: String },
 }

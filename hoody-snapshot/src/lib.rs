@@ -14,12 +14,15 @@ pub mod error;
 pub mod import_dir;
 pub mod import_tar;
 pub mod overlay;
+pub mod quota;
+mod quota_sys;
 pub mod relpath;
 mod sys;
 pub mod tree_writer;
 
 pub use driver::{ContainerRoot, DriverKind, StorageDriver, open_driver};
 pub use error::StorageError;
+pub use quota::{DiskLimits, DiskUsage, SnapshotBudget};
 pub use tree_writer::{ImportReport, OwnerPolicy, SafeTreeWriter};
 
 /// Size of the id range a container's files use on disk (container uid/gid 0..65535).

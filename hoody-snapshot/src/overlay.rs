@@ -8,18 +8,56 @@ use std::path::{Path, PathBuf};
 
 use crate::driver::{ContainerRoot, DriverKind, SnapshotStats, StorageDriver, staging_name, step};
 use crate::error::{Result, StorageError};
+use crate::quota::{self, DiskLimits, DiskUsage, ProjectQuota, SnapshotBudget, project_ids};
 use crate::sys;
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 
 pub struct OverlayDriver {
     root: PathBuf,
+    /// Project quotas of the pool's file system, or why there are none.
+    quota: std::result::Result<ProjectQuota, String>,
 }
 
 impl OverlayDriver {
-    pub fn new(root: PathBuf) -> Self {
-        OverlayDriver { root }
+    pub fn new(root: PathBuf, quota: std::result::Result<ProjectQuota, String>) -> Self {
+        if let Err(e) = &quota {
+            tracing::info!(path = %root.display(), reason = %e, "no project quotas: disk and inode limits are refused");
+        }
+        OverlayDriver { root, quota }
     }
+
+    fn quota_for(&self, limits: &DiskLimits) -> Result<Option<&ProjectQuota>> {
+        match &self.quota {
+            Ok(q) => Ok(Some(q)),
+            Err(e) if !limits.is_empty() => Err(StorageError::QuotaUnsupported(e.clone())),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Makes the container directory `dir` and its `snapshots/`, each in its project (before
+    /// anything is made inside them), with their limits.
+    fn make_dirs(&self, dir: &Path, id: &str, q: Option<&ProjectQuota>, limits: &DiskLimits) -> Result<()> {
+        let snaps = self.snapshots_dir(id);
+        fs::DirBuilder::new().mode(0o700).create(&snaps).map_err(StorageError::io("create directory", &snaps))?;
+        if let Some(q) = q {
+            let (p, s) = project_ids(id);
+            ProjectQuota::assign(dir, p)?;
+            ProjectQuota::assign(&snaps, s)?;
+            set_limits(q, id, limits)?;
+        }
+        for (sub, mode) in [("upper", 0o755), ("work", 0o700), ("rootfs", 0o755)] {
+            let p = dir.join(sub);
+            fs::DirBuilder::new().mode(mode).create(&p).map_err(StorageError::io("create directory", &p))?;
+        }
+        Ok(())
+    }
+}
+
+fn set_limits(q: &ProjectQuota, id: &str, limits: &DiskLimits) -> Result<()> {
+    let (p, s) = project_ids(id);
+    q.set_limits(p, limits.disk, limits.inodes)?;
+    q.set_limits(s, limits.snapshots_disk, limits.inodes)
 }
 
 impl StorageDriver for OverlayDriver {
@@ -59,7 +97,8 @@ impl StorageDriver for OverlayDriver {
         fs::remove_dir_all(&path).map_err(StorageError::io("remove directory", &path))
     }
 
-    fn create_container(&self, image: &str, id: &str) -> Result<ContainerRoot> {
+    fn create_container(&self, image: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
+        let quota = self.quota_for(limits)?;
         let lower = self.image_path(image);
         if !lower.is_dir() {
             return Err(StorageError::ImageNotFound(image.to_owned()));
@@ -69,12 +108,9 @@ impl StorageDriver for OverlayDriver {
             std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
             _ => StorageError::io("create directory", &dir)(e),
         })?;
-        for (sub, mode) in [("upper", 0o755), ("work", 0o700), ("rootfs", 0o755)] {
-            let p = dir.join(sub);
-            if let Err(e) = fs::DirBuilder::new().mode(mode).create(&p) {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(StorageError::io("create directory", &p)(e));
-            }
+        if let Err(e) = self.make_dirs(&dir, id, quota, limits) {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
         }
         Ok(ContainerRoot::Overlay { lower, dir })
     }
@@ -83,16 +119,42 @@ impl StorageDriver for OverlayDriver {
         ContainerRoot::Overlay { lower: self.image_path(image), dir: self.container_dir(id) }
     }
 
-    fn create_snapshot(&self, id: &str, name: &str) -> Result<SnapshotStats> {
+    fn create_snapshot(&self, id: &str, name: &str, budget: Option<SnapshotBudget>) -> Result<SnapshotStats> {
         let dir = self.snapshots_dir(id).join(name);
         if dir.exists() {
             return Err(StorageError::SnapshotExists(name.to_owned()));
         }
+        let q = match &self.quota {
+            Ok(q) => Some(q),
+            Err(e) if budget.is_some() => return Err(StorageError::QuotaUnsupported(e.clone())),
+            Err(_) => None,
+        };
+        let (p, s) = project_ids(id);
+        let before = q.map(|q| q.usage(s)).transpose()?.unwrap_or_default();
+        if let (Some(q), Some(b)) = (q, budget) {
+            // Refused at once when the root alone would not fit beside the snapshots.
+            let (root_bytes, _) = q.usage(p)?;
+            if before.0.saturating_add(root_bytes) > b.limit {
+                return Err(StorageError::QuotaExceeded(format!(
+                    "snapshot space is full: the snapshots use {} and the root {}, over limits.snapshots_disk {}",
+                    before.0, root_bytes, b.limit
+                )));
+            }
+        }
         fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir).map_err(StorageError::io("create directory", &dir))?;
-        match crate::copy::copy_tree(&self.container_dir(id).join("upper"), &dir.join("upper")) {
-            Ok(st) => Ok(SnapshotStats { bytes: Some(st.bytes) }),
+        // The copy is written as the kernel charges any writer: without CAP_SYS_RESOURCE, the
+        // snapshots' project limit holds for it too.
+        let copied = quota::without_resource_override(|| crate::copy::copy_tree(&self.container_dir(id).join("upper"), &dir.join("upper")));
+        match copied {
+            Ok(st) => {
+                let after = q.map(|q| q.usage(s)).transpose()?.unwrap_or_default();
+                Ok(SnapshotStats { bytes: Some(st.bytes), charge: after.0.saturating_sub(before.0) })
+            }
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
+                if q.is_some() && quota::is_quota_error(&e) {
+                    return Err(StorageError::QuotaExceeded(format!("snapshot space is full: the copy of the root does not fit ({e})")));
+                }
                 Err(e)
             }
         }
@@ -106,7 +168,16 @@ impl StorageDriver for OverlayDriver {
         fs::remove_dir_all(&p).map_err(StorageError::io("remove directory", &p))
     }
 
-    fn restore_snapshot(&self, id: &str, name: &str, checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>) -> Result<()> {
+    fn restore_snapshot(
+        &self,
+        id: &str,
+        name: &str,
+        _limits: &DiskLimits,
+        checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>,
+    ) -> Result<()> {
+        // The staging directory is made inside the container directory and so takes its
+        // project, whose limits already hold; the copy keeps CAP_SYS_RESOURCE (a restore is
+        // never refused for quota).
         let snap = self.snapshots_dir(id).join(name).join("upper");
         if !snap.is_dir() {
             return Err(StorageError::SnapshotNotFound(name.to_owned()));
@@ -145,6 +216,35 @@ impl StorageDriver for OverlayDriver {
 
     fn live_view(&self, image: &str, id: &str) -> Box<dyn crate::diff::View> {
         Box::new(crate::diff::OverlayView { lower: self.image_path(image), upper: self.container_dir(id).join("upper") })
+    }
+
+    fn quota_support(&self) -> std::result::Result<(), String> {
+        self.quota.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    fn limits_inodes(&self) -> bool {
+        true
+    }
+
+    fn set_disk_limits(&self, id: &str, limits: &DiskLimits) -> Result<()> {
+        let Some(q) = self.quota_for(limits)? else { return Ok(()) };
+        let dir = self.container_dir(id);
+        let fd = crate::btrfs::open_dir(&dir)?;
+        let (p, _) = project_ids(id);
+        match crate::quota_sys::project_of(fd.as_fd()) {
+            Ok((have, true)) if have == p => set_limits(q, id, limits),
+            _ => Err(StorageError::QuotaUnsupported(format!(
+                "container {id} was created before the pool had project quotas: its files carry no project id"
+            ))),
+        }
+    }
+
+    fn disk_usage(&self, id: &str) -> Result<DiskUsage> {
+        let q = self.quota.as_ref().map_err(|e| StorageError::QuotaUnsupported(e.clone()))?;
+        let (p, s) = project_ids(id);
+        let (bytes, inodes) = q.usage(p)?;
+        let (snap_bytes, _) = q.usage(s)?;
+        Ok(DiskUsage { disk_bytes: bytes, snapshots_bytes: Some(snap_bytes), inodes: Some(inodes) })
     }
 
     fn delete_container(&self, id: &str) -> Result<()> {

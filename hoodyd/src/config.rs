@@ -86,6 +86,14 @@ pub struct Flags {
     /// Containers started (at boot) or stopped (at host shutdown) at the same time, at most.
     #[arg(long)]
     pub parallel: Option<usize>,
+    /// `limits.disk` of containers whose create request gives none (e.g. 10GiB): bounds every
+    /// container's disk. The storage directory must be able to enforce it.
+    #[arg(long)]
+    pub default_disk: Option<String>,
+    /// `limits.inodes` of containers whose create request gives none (overlay's project
+    /// quotas).
+    #[arg(long)]
+    pub default_inodes: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -117,6 +125,8 @@ struct FileConfig {
     deny_action: Option<DenyActionArg>,
     nflog_group: Option<u16>,
     parallel: Option<usize>,
+    default_disk: Option<String>,
+    default_inodes: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -139,9 +149,13 @@ pub struct Config {
     pub request_timeout: Duration,
     pub max_connections: usize,
     pub proc_root: PathBuf,
+    /// Where sysfs is mounted (btrfs qgroup numbers are read there).
+    pub sys_root: PathBuf,
     pub deny_action: DenyActionArg,
     pub nflog_group: u16,
     pub parallel: usize,
+    pub default_disk: Option<u64>,
+    pub default_inodes: Option<u64>,
     /// A file whose contents replace the kernel's boot id (tests simulate a reboot with it).
     pub boot_id_file: Option<PathBuf>,
 }
@@ -177,9 +191,21 @@ impl Config {
             request_timeout: Duration::from_secs(f.request_timeout.or(file.request_timeout).unwrap_or(30).max(1)),
             max_connections: f.max_connections.or(file.max_connections).unwrap_or(256).max(1),
             proc_root: "/proc".into(),
+            sys_root: "/sys".into(),
             deny_action: f.deny_action.or(file.deny_action).unwrap_or(DenyActionArg::Reject),
             nflog_group: f.nflog_group.or(file.nflog_group).unwrap_or(7023),
             parallel: f.parallel.or(file.parallel).unwrap_or(8).max(1),
+            default_disk: match f.default_disk.or(file.default_disk).filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => match crate::limits::parse_size(&s) {
+                    Some(b) if b >= crate::limits::MIN_DISK => Some(b),
+                    _ => bail!("--default-disk {s:?} is not a size of at least 1MiB (e.g. 10GiB)"),
+                },
+            },
+            default_inodes: match f.default_inodes.or(file.default_inodes) {
+                Some(n) if n < crate::limits::MIN_INODES => bail!("--default-inodes must be at least {}", crate::limits::MIN_INODES),
+                n => n,
+            },
             boot_id_file: std::env::var_os("HOODY_BOOT_ID_FILE").map(PathBuf::from),
         };
         let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;

@@ -100,11 +100,24 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(g) => Some(crate::config::resolve_group(g).with_context(|| format!("admin group {g:?}"))?),
     };
     let auth = Arc::new(crate::auth::Auth::new(token_key, admin_gid, cfg.proc_root.clone(), store.clone()));
-    let (choice, dir) = (cfg.storage_driver, cfg.storage_dir.clone());
-    let storage: Arc<dyn hoody_snapshot::StorageDriver> = tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir))
-        .await?
-        .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
-        .into();
+    let (choice, dir, sys_root) = (cfg.storage_driver, cfg.storage_dir.clone(), cfg.sys_root.clone());
+    let storage: Arc<dyn hoody_snapshot::StorageDriver> =
+        tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir, &sys_root))
+            .await?
+            .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
+            .into();
+    if cfg.default_disk.is_some() || cfg.default_inodes.is_some() {
+        // A default that cannot be enforced would be a limit silently ignored.
+        if let Err(why) = storage.quota_support() {
+            anyhow::bail!(
+                "--default-disk/--default-inodes: the storage directory {} cannot enforce them: {why}",
+                cfg.storage_dir.display()
+            );
+        }
+        if cfg.default_inodes.is_some() && !storage.limits_inodes() {
+            anyhow::bail!("--default-inodes: the {} driver counts inodes as metadata bytes, bounded by --default-disk", storage.kind());
+        }
+    }
     let mount = placement::unified_mount(std::path::Path::new("/sys/fs/cgroup"));
     let own = placement::cgroup_of(&cfg.proc_root, "self", &mount);
     let cgroup_root = cfg.cgroup_root.clone().unwrap_or_else(|| placement::default_root(&mount));
@@ -149,6 +162,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             id_pool: IdPool::default(),
             default_egress: cfg.default_egress,
             net_pool,
+            default_disk: cfg.default_disk,
+            default_inodes: cfg.default_inodes,
             clock: match std::env::var_os("HOODY_CLOCK_FILE") {
                 Some(p) => Arc::new(crate::schedule::FileClock(p.into())),
                 None => Arc::new(crate::schedule::SystemClock),

@@ -15,6 +15,15 @@ pub struct Limits {
     /// Swap the container may use on top of `memory` (memory.swap.max); none unless asked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub swap: Option<u64>,
+    /// Bytes the container's root may hold beyond its image (storage quota).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub disk: Option<u64>,
+    /// Bytes its snapshots may hold; `None` = the same as `disk`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub snapshots_disk: Option<u64>,
+    /// Inodes its root may hold (overlay's project quotas).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inodes: Option<u64>,
 }
 
 /// A memory size as the API accepts it: a number of bytes or a string with a unit.
@@ -34,9 +43,18 @@ pub struct LimitsRequest {
     pub pids: Option<u64>,
     /// Swap on top of `memory`; 0 (the default) is none.
     pub swap: Option<MemoryValue>,
+    /// Bytes of the root beyond the image (`"10GiB"`).
+    pub disk: Option<MemoryValue>,
+    /// Bytes of the snapshots (default: `disk`).
+    pub snapshots_disk: Option<MemoryValue>,
+    /// Inodes of the root (overlay).
+    pub inodes: Option<u64>,
 }
 
 pub const MIN_MEMORY: u64 = 6 << 20;
+/// The smallest disk limit: a root needs room for its own metadata.
+pub const MIN_DISK: u64 = 1 << 20;
+pub const MIN_INODES: u64 = 16;
 pub const MAX_CPUS: f64 = 1024.0;
 pub const MAX_PIDS: u64 = 4_194_304;
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -132,7 +150,25 @@ impl LimitsRequest {
         {
             return Err(FieldError::new(format!("{prefix}.pids"), format!("must be between 1 and {MAX_PIDS}")));
         }
-        Ok(Limits { memory, cpus: self.cpus, pids: self.pids, swap })
+        let at_least = |field: &str, v: Option<&MemoryValue>, min: u64| -> Result<Option<u64>, FieldError> {
+            let Some(v) = v else { return Ok(None) };
+            let b = size(field, v)?;
+            if b < min {
+                return Err(FieldError::new(
+                    format!("{prefix}.{field}"),
+                    format!("{} is below the minimum of {}", format_size(b), format_size(min)),
+                ));
+            }
+            Ok(Some(b))
+        };
+        let disk = at_least("disk", self.disk.as_ref(), MIN_DISK)?;
+        let snapshots_disk = at_least("snapshots_disk", self.snapshots_disk.as_ref(), 0)?;
+        if let Some(i) = self.inodes
+            && i < MIN_INODES
+        {
+            return Err(FieldError::new(format!("{prefix}.inodes"), format!("must be at least {MIN_INODES}")));
+        }
+        Ok(Limits { memory, cpus: self.cpus, pids: self.pids, swap, disk, snapshots_disk, inodes: self.inodes })
     }
 }
 
@@ -150,7 +186,20 @@ impl Limits {
     pub fn merged(self, other: Limits) -> Limits {
         // A new memory limit brings its own swap (none unless given).
         let swap = if other.memory.is_some() { other.swap } else { self.swap };
-        Limits { memory: other.memory.or(self.memory), cpus: other.cpus.or(self.cpus), pids: other.pids.or(self.pids), swap }
+        Limits {
+            memory: other.memory.or(self.memory),
+            cpus: other.cpus.or(self.cpus),
+            pids: other.pids.or(self.pids),
+            swap,
+            disk: other.disk.or(self.disk),
+            snapshots_disk: other.snapshots_disk.or(self.snapshots_disk),
+            inodes: other.inodes.or(self.inodes),
+        }
+    }
+
+    /// The storage part, as the storage driver applies it (snapshot space defaults to `disk`).
+    pub fn disk_limits(&self) -> hoody_snapshot::DiskLimits {
+        hoody_snapshot::DiskLimits { disk: self.disk, snapshots_disk: self.snapshots_disk.or(self.disk), inodes: self.inodes }
     }
 }
 
@@ -183,15 +232,34 @@ mod tests {
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.cpus");
         let r = LimitsRequest { pids: Some(0), ..Default::default() };
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.pids");
-        let ok = LimitsRequest { memory: Some(MemoryValue::Text("512MiB".into())), cpus: Some(1.5), pids: Some(512), swap: None }
+        let ok = LimitsRequest { memory: Some(MemoryValue::Text("512MiB".into())), cpus: Some(1.5), pids: Some(512), ..Default::default() }
             .validate("limits")
             .unwrap();
-        assert_eq!(ok, Limits { memory: Some(512 << 20), cpus: Some(1.5), pids: Some(512), swap: None });
+        assert_eq!(ok, Limits { memory: Some(512 << 20), cpus: Some(1.5), pids: Some(512), ..Default::default() });
         let r = LimitsRequest { swap: Some(MemoryValue::Text("1GiB".into())), ..Default::default() };
         assert_eq!(r.validate("limits").unwrap_err().field, "limits.swap");
         let with_swap =
             LimitsRequest { memory: Some(MemoryValue::Bytes(64 << 20)), swap: Some(MemoryValue::Text("1G".into())), ..Default::default() };
         assert_eq!(with_swap.validate("limits").unwrap().swap, Some(1 << 30));
+    }
+
+    #[test]
+    fn disk_limits_validate_and_default_the_snapshot_space_to_the_disk() {
+        let r = LimitsRequest { disk: Some(MemoryValue::Text("10GiB".into())), inodes: Some(1000), ..Default::default() };
+        let l = r.validate("limits").unwrap();
+        assert_eq!(
+            l.disk_limits(),
+            hoody_snapshot::DiskLimits { disk: Some(10 << 30), snapshots_disk: Some(10 << 30), inodes: Some(1000) }
+        );
+        let r = LimitsRequest { disk: Some(MemoryValue::Text("1KiB".into())), ..Default::default() };
+        assert_eq!(r.validate("limits").unwrap_err().field, "limits.disk");
+        let r = LimitsRequest { snapshots_disk: Some(MemoryValue::Text("lots".into())), ..Default::default() };
+        assert_eq!(r.validate("limits").unwrap_err().field, "limits.snapshots_disk");
+        let r = LimitsRequest { inodes: Some(3), ..Default::default() };
+        assert_eq!(r.validate("limits").unwrap_err().field, "limits.inodes");
+        let merged = l.merged(Limits { snapshots_disk: Some(1 << 30), ..Default::default() });
+        assert_eq!(merged.disk_limits().snapshots_disk, Some(1 << 30));
+        assert_eq!(merged.disk, Some(10 << 30));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const ROOT: &str = "/tmp/hoody-e2e";
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 thread_local! {
     static DISK: std::cell::RefCell<String> = std::cell::RefCell::new("1G".to_owned());
+    /// Overlay worlds: ext4 made with project quotas and mounted `prjquota`.
+    static PRJQUOTA: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 static SWEEP: Once = Once::new();
 
@@ -232,6 +234,17 @@ impl World {
         w
     }
 
+    /// A world whose storage is `size` with quotas the kernel enforces: btrfs (hoodyd turns its
+    /// qgroups on), or for overlay an ext4 made with `-O quota,project` and mounted `prjquota`.
+    pub fn with_quotas(driver: Driver, size: &str, flags: &[&str]) -> World {
+        DISK.with(|d| *d.borrow_mut() = size.to_owned());
+        PRJQUOTA.with(|p| p.set(true));
+        let w = std::panic::catch_unwind(|| Self::build(driver, flags, false));
+        DISK.with(|d| *d.borrow_mut() = "1G".to_owned());
+        PRJQUOTA.with(|p| p.set(false));
+        w.unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
     /// `with_net` with extra daemon flags.
     pub fn with_net_flags(driver: Driver, flags: &[&str]) -> World {
         Self::build(driver, flags, true)
@@ -299,12 +312,15 @@ impl World {
         let img = w.dir.join("fs.img");
         let size = DISK.with(|d| d.borrow().clone());
         run("truncate", &["-s", &size, &img.to_string_lossy()]);
+        let prjquota = PRJQUOTA.with(|p| p.get()) && driver == Driver::Overlay;
         match driver {
             Driver::Btrfs => run("mkfs.btrfs", &["-q", "-f", &img.to_string_lossy()]),
+            Driver::Overlay if prjquota => run("mkfs.ext4", &["-q", "-F", "-O", "quota,project", &img.to_string_lossy()]),
             Driver::Overlay => run("mkfs.ext4", &["-q", "-F", &img.to_string_lossy()]),
         };
         std::fs::create_dir_all(&w.mnt).expect("mount point");
-        run("mount", &["-o", "loop", &img.to_string_lossy(), &w.mnt.to_string_lossy()]);
+        let opts = if prjquota { "loop,prjquota" } else { "loop" };
+        run("mount", &["-o", opts, &img.to_string_lossy(), &w.mnt.to_string_lossy()]);
         w.start_daemon();
         w
     }

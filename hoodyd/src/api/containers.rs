@@ -30,8 +30,14 @@ pub async fn list(State(st): State<AppState>, Extension(caller): Extension<Calle
 
 pub async fn get(State(st): State<AppState>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    let usage = if c.status == Status::Running { Some(st.rt.cgroups.usage(&c.id)) } else { None };
-    Ok(data(view::container(&c, usage)))
+    Ok(data(view::container(&c, usage(&st, &c).await)))
+}
+
+/// The cgroup's numbers (while it runs) and the storage's (where the pool counts them).
+async fn usage(st: &AppState, c: &crate::model::Container) -> Option<view::UsageView> {
+    let cgroup = (c.status == Status::Running).then(|| st.rt.cgroups.usage(&c.id));
+    let disk = st.rt.disk_usage(c).await;
+    (cgroup.is_some() || disk.is_some()).then_some(view::UsageView { cgroup, disk })
 }
 
 fn timeout(q: &Lifecycle) -> Option<Duration> {
@@ -75,8 +81,7 @@ pub async fn update(
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let c = st.rt.update(&c.id, req).await?;
-    let usage = if c.status == Status::Running { Some(st.rt.cgroups.usage(&c.id)) } else { None };
-    Ok(data(view::container(&c, usage)))
+    Ok(data(view::container(&c, usage(&st, &c).await)))
 }
 
 pub async fn delete(

@@ -119,6 +119,8 @@ impl From<RuntimeError> for ApiError {
                     ApiError::conflict("").with_chain(s)
                 }
                 StorageError::ImageNotFound(_) | StorageError::SnapshotNotFound(_) => ApiError::not_found("").with_chain(s),
+                StorageError::QuotaExceeded(_) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", "").with_chain(s),
+                StorageError::QuotaUnsupported(_) => ApiError::invalid("").with_chain(s),
                 _ => ApiError::internal(&e),
             },
             RuntimeError::Store(StoreError::NameTaken { .. } | StoreError::ImageTaken(_)) => ApiError::conflict("").with_chain(&e),

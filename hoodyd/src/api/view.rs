@@ -18,6 +18,27 @@ pub struct LimitsView {
     pub pids: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// Snapshot space: set, or the same as `disk`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots_disk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots_disk_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inodes: Option<u64>,
+}
+
+/// `usage`: the cgroup's numbers while the container runs, the storage's always (where the
+/// pool has quotas).
+#[derive(Serialize, Default)]
+pub struct UsageView {
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<Usage>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::runtime::disk::DiskUsageView>,
 }
 
 #[derive(Serialize)]
@@ -40,7 +61,7 @@ pub struct ContainerView {
     pub ipv4: Option<String>,
     pub limits: LimitsView,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+    pub usage: Option<UsageView>,
     pub egress: &'static str,
     pub autostart: bool,
     pub command: Vec<String>,
@@ -57,7 +78,8 @@ pub struct SnapshotPolicyView {
     pub expiry: Option<String>,
 }
 
-pub fn container(c: &Container, usage: Option<Usage>) -> ContainerView {
+pub fn container(c: &Container, usage: Option<UsageView>) -> ContainerView {
+    let disk = c.limits.disk_limits();
     ContainerView {
         id: c.id.clone(),
         name: c.name.clone(),
@@ -74,6 +96,11 @@ pub fn container(c: &Container, usage: Option<Usage>) -> ContainerView {
             cpus: c.limits.cpus,
             pids: c.limits.pids,
             swap: c.limits.swap.map(format_size),
+            disk: disk.disk.map(format_size),
+            disk_bytes: disk.disk,
+            snapshots_disk: disk.snapshots_disk.map(format_size),
+            snapshots_disk_bytes: disk.snapshots_disk,
+            inodes: disk.inodes,
         },
         usage,
         egress: c.egress.as_str(),

@@ -147,7 +147,7 @@ pub enum ContainersCmd {
     },
 }
 
-/// cgroup limits, at create and changed live with `containers set`.
+/// cgroup and disk limits, at create and changed live with `containers set`.
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Memory limit, e.g. 512MiB (memory.max).
@@ -162,6 +162,15 @@ pub struct LimitArgs {
     /// Process limit (pids.max).
     #[arg(long)]
     pub pids: Option<u64>,
+    /// Disk the root may use beyond its image, e.g. 10GiB (btrfs qgroup / project quota).
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// Disk its snapshots may use (default: --disk).
+    #[arg(long)]
+    pub snapshots_disk: Option<String>,
+    /// Inodes the root may use (overlay on ext4/xfs project quotas).
+    #[arg(long)]
+    pub inodes: Option<u64>,
 }
 
 impl LimitArgs {
@@ -179,6 +188,15 @@ impl LimitArgs {
         }
         if let Some(v) = self.pids {
             m.insert("pids".into(), json!(v));
+        }
+        if let Some(v) = &self.disk {
+            m.insert("disk".into(), json!(v));
+        }
+        if let Some(v) = &self.snapshots_disk {
+            m.insert("snapshots_disk".into(), json!(v));
+        }
+        if let Some(v) = self.inodes {
+            m.insert("inodes".into(), json!(v));
         }
         (!m.is_empty()).then_some(Value::Object(m))
     }

@@ -7,8 +7,26 @@ fn cell(v: &Value) -> String {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
         Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
-        Value::Object(o) => o.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(" "),
+        Value::Object(o) => o.iter().map(|(k, v)| format!("{k}={}", field(k, v))).collect::<Vec<_>>().join(" "),
         other => other.to_string(),
+    }
+}
+
+/// A field's value for people: byte counts (`…_bytes`) with a binary unit.
+fn field(key: &str, v: &Value) -> String {
+    match v.as_u64() {
+        Some(b) if key.ends_with("_bytes") => human_size(b),
+        _ => cell(v),
+    }
+}
+
+/// `12.5MiB`, `512B`.
+pub fn human_size(b: u64) -> String {
+    let units = [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    match units.iter().find(|(_, m)| b >= *m) {
+        Some((u, m)) if b % m == 0 => format!("{}{u}", b / m),
+        Some((u, m)) => format!("{:.1}{u}", b as f64 / *m as f64),
+        None => format!("{b}B"),
     }
 }
 
@@ -30,7 +48,7 @@ pub fn table(data: &Value) -> String {
         Value::Array(a) => a.iter().filter_map(|v| v.as_object()).collect(),
         Value::Object(o) => {
             let w = o.keys().map(|k| k.len()).max().unwrap_or(0);
-            return o.iter().map(|(k, v)| format!("{k:<w$}  {}\n", cell(v))).collect();
+            return o.iter().map(|(k, v)| format!("{k:<w$}  {}\n", field(k, v))).collect();
         }
         other => return format!("{}\n", cell(other)),
     };
@@ -105,6 +123,14 @@ pub fn firewall(d: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_are_shown_with_units() {
+        let v = serde_json::json!({"usage": {"disk_bytes": 13_107_200u64, "snapshots_bytes": 0, "inodes": 12}, "limits": {"disk_bytes": 1u64 << 30}});
+        let t = table(&v);
+        assert!(t.contains("disk_bytes=12.5MiB") && t.contains("snapshots_bytes=0B") && t.contains("inodes=12"), "{t}");
+        assert!(t.contains("disk_bytes=1GiB"), "{t}");
+    }
 
     #[test]
     fn containers_render_as_a_table() {

@@ -64,10 +64,12 @@ impl Runtime {
         {
             return Err(FieldError::new("project_id", "must be 1 to 128 printable characters").into());
         }
-        let limits = match &req.limits {
+        let mut limits: crate::limits::Limits = match &req.limits {
             Some(l) => l.validate("limits")?,
             None => Default::default(),
         };
+        limits.disk = limits.disk.or(self.cfg.default_disk);
+        limits.inodes = limits.inodes.or(self.cfg.default_inodes);
         let command = req.command.unwrap_or_else(|| vec!["/sbin/init".into()]);
         if command.is_empty() || command[0].is_empty() {
             return Err(FieldError::new("command", "must name a program").into());
@@ -118,19 +120,25 @@ impl Runtime {
             return Err(FieldError::new("image", format!("no image named {:?} (see GET /images)", c.image)).into());
         }
         self.cgroups.check_limits(&c.limits)?;
-        // Interfaces are named after the first 8 hex digits of the id: pick one that is free.
-        for _ in 0..16 {
+        self.check_disk_limits(&c.limits)?;
+        // Interfaces are named after the first 8 hex digits of the id, and so are the project
+        // ids of overlay's quotas (bit 31 of which tells a root's from its snapshots'): pick an
+        // id whose first digit is below 8 and whose first 8 digits are free, with that bit
+        // either way.
+        for _ in 0..64 {
             let id = c.id.clone();
-            if !self.store.call(move |db| store::ifname_taken(db, &id)).await? {
+            let low = id.as_bytes()[0] < b'8';
+            let flipped = format!("{:x}{}", u8::from_str_radix(&id[..1], 16).unwrap_or(0) ^ 8, &id[1..]);
+            if low && !self.store.call(move |db| Ok(store::ifname_taken(db, &id)? || store::ifname_taken(db, &flipped)?)).await? {
                 break;
             }
             c.id = ids::new_id();
         }
         let _guard = self.lock(&c.id).await;
         let storage = self.storage.clone();
-        let (image, id) = (c.image.clone(), c.id.clone());
+        let (image, id, disk) = (c.image.clone(), c.id.clone(), c.limits.disk_limits());
         let t = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || storage.create_container(&image, &id)).await??;
+        tokio::task::spawn_blocking(move || storage.create_container(&image, &id, &disk)).await??;
         let t_storage = t.elapsed();
         fault("create-storage")?;
         let state = self.container_state_dir(&c.id);
@@ -308,6 +316,7 @@ impl Runtime {
             Some(l) => {
                 let l = c.limits.merged(l.validate("limits")?);
                 self.cgroups.check_limits(&l)?;
+                self.check_disk_limits(&l)?;
                 Some(l)
             }
             None => None,
@@ -325,6 +334,10 @@ impl Runtime {
             if c.status == Status::Running {
                 let (cg, cid) = (self.cgroups.clone(), c.id.clone());
                 tokio::task::spawn_blocking(move || cg.apply_limits(&cid, &l)).await??;
+            }
+            if l.disk_limits() != c.limits.disk_limits() {
+                let (storage, cid, d) = (self.storage.clone(), c.id.clone(), l.disk_limits());
+                tokio::task::spawn_blocking(move || storage.set_disk_limits(&cid, &d)).await??;
             }
             let cid = c.id.clone();
             self.store.call(move |db| store::update_limits(db, &cid, &l)).await?;

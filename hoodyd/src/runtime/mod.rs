@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod boot;
+pub mod disk;
 pub mod exec;
 pub mod images;
 pub mod launch;
@@ -78,6 +79,10 @@ pub struct RuntimeConfig {
     pub net_pool: hoody_net::addr::Pool,
     /// Time for snapshots and their schedule (injectable for tests).
     pub clock: Arc<dyn crate::schedule::Clock>,
+    /// `limits.disk` of a container whose create request gives none (`--default-disk`).
+    pub default_disk: Option<u64>,
+    /// `limits.inodes` likewise (`--default-inodes`, overlay).
+    pub default_inodes: Option<u64>,
 }
 
 impl std::fmt::Debug for dyn crate::schedule::Clock {

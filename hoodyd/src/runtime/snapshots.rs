@@ -80,13 +80,14 @@ impl Runtime {
             return Err(RuntimeError::Conflict(format!("snapshot {name:?} already exists")));
         }
         let running = c.status == Status::Running && self.running_init_pid(&c.id).is_some();
+        let budget = self.snapshot_budget(&c).await?;
         let (storage, cgroups, id, n) = (self.storage.clone(), self.cgroups.clone(), c.id.clone(), name.to_owned());
         let (stats, paused) = tokio::task::spawn_blocking(move || -> Result<_> {
             let t = Instant::now();
             if running {
                 cgroups.freeze(&id, true)?;
             }
-            let r = storage.create_snapshot(&id, &n);
+            let r = storage.create_snapshot(&id, &n, budget);
             if running && let Err(e) = cgroups.freeze(&id, false) {
                 warn!(container = %id, error = %e, "could not thaw after the snapshot");
             }
@@ -101,6 +102,7 @@ impl Runtime {
             scheduled,
             bytes: stats.bytes,
             paused_ms: paused,
+            charge_bytes: stats.charge,
         };
         let (id, r) = (c.id.clone(), rec.clone());
         if let Err(e) = self.store.call(move |db| store::insert_snapshot(db, &id, &r)).await {
@@ -147,8 +149,9 @@ impl Runtime {
         if was_running {
             self.stop_locked(&c, self.cfg.stop_timeout).await?;
         }
-        let (storage, id, n) = (self.storage.clone(), c.id.clone(), name.to_owned());
-        let restored = tokio::task::spawn_blocking(move || storage.restore_snapshot(&id, &n, &|step| crate::fault::check(step))).await?;
+        let (storage, id, n, disk) = (self.storage.clone(), c.id.clone(), name.to_owned(), c.limits.disk_limits());
+        let restored =
+            tokio::task::spawn_blocking(move || storage.restore_snapshot(&id, &n, &disk, &|step| crate::fault::check(step))).await?;
         // The previous root goes in the background (destroying a subvolume may wait for a btrfs
         // commit); a crash before that is cleaned up at start-up.
         // It takes the container's lock, so a following restore waits for it.

@@ -93,6 +93,11 @@ const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO realms (id, description, created_at)
         SELECT DISTINCT realm_id, '', strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM container_realms WHERE realm_id != '';
     "#,
+    // 5: what each snapshot counts against its container's snapshot space (disk quotas).
+    // Snapshots taken before quotas existed are charged nothing.
+    r#"
+    ALTER TABLE snapshots ADD COLUMN charge_bytes INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -18,12 +18,23 @@ pub struct SnapshotRecord {
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused_ms: Option<u64>,
+    /// What it counts against the container's snapshot space (limits.snapshots_disk).
+    pub charge_bytes: u64,
 }
 
 pub fn insert_snapshot(conn: &Connection, container_id: &str, s: &SnapshotRecord) -> Result<()> {
     let r = conn.execute(
-        "INSERT INTO snapshots (container_id, name, created_at, created_unix, scheduled, bytes, paused_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![container_id, s.name, s.created_at, s.created_unix, s.scheduled, s.bytes.map(|b| b as i64), s.paused_ms.map(|b| b as i64)],
+        "INSERT INTO snapshots (container_id, name, created_at, created_unix, scheduled, bytes, paused_ms, charge_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            container_id,
+            s.name,
+            s.created_at,
+            s.created_unix,
+            s.scheduled,
+            s.bytes.map(|b| b as i64),
+            s.paused_ms.map(|b| b as i64),
+            s.charge_bytes as i64
+        ],
     );
     if let Err(rusqlite::Error::SqliteFailure(e, _)) = &r
         && e.code == rusqlite::ErrorCode::ConstraintViolation
@@ -36,7 +47,7 @@ pub fn insert_snapshot(conn: &Connection, container_id: &str, s: &SnapshotRecord
 
 pub fn list_snapshots(conn: &Connection, container_id: &str) -> Result<Vec<SnapshotRecord>> {
     let mut st = conn.prepare_cached(
-        "SELECT name, created_at, created_unix, scheduled, bytes, paused_ms FROM snapshots WHERE container_id = ?1 ORDER BY created_unix, rowid",
+        "SELECT name, created_at, created_unix, scheduled, bytes, paused_ms, charge_bytes FROM snapshots WHERE container_id = ?1 ORDER BY created_unix, rowid",
     )?;
     Ok(st
         .query_map([container_id], |r| {
@@ -47,6 +58,7 @@ pub fn list_snapshots(conn: &Connection, container_id: &str) -> Result<Vec<Snaps
                 scheduled: r.get(3)?,
                 bytes: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
                 paused_ms: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+                charge_bytes: r.get::<_, i64>(6)? as u64,
             })
         })?
         .collect::<rusqlite::Result<_>>()?)
@@ -56,8 +68,31 @@ pub fn get_snapshot(conn: &Connection, container_id: &str, name: &str) -> Result
     Ok(list_snapshots(conn, container_id)?.into_iter().find(|s| s.name == name))
 }
 
-pub fn delete_snapshot(conn: &Connection, container_id: &str, name: &str) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM snapshots WHERE container_id = ?1 AND name = ?2", params![container_id, name])? > 0)
+/// Deletes a snapshot row. Its charge passes to the next newer snapshot, if any: what it pinned
+/// and is still held is held by newer snapshots, whose own charges did not count it (it was
+/// shared with this one when they were taken). In one transaction.
+pub fn delete_snapshot(conn: &mut Connection, container_id: &str, name: &str) -> Result<bool> {
+    let tx = conn.transaction()?;
+    let all = list_snapshots(&tx, container_id)?;
+    let Some(i) = all.iter().position(|s| s.name == name) else { return Ok(false) };
+    if let Some(next) = all.get(i + 1)
+        && all[i].charge_bytes > 0
+    {
+        tx.execute(
+            "UPDATE snapshots SET charge_bytes = charge_bytes + ?3 WHERE container_id = ?1 AND name = ?2",
+            params![container_id, next.name, all[i].charge_bytes as i64],
+        )?;
+    }
+    tx.execute("DELETE FROM snapshots WHERE container_id = ?1 AND name = ?2", params![container_id, name])?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The sum of the snapshots' charges of a container.
+pub fn snapshot_charges(conn: &Connection, container_id: &str) -> Result<u64> {
+    let n: i64 =
+        conn.query_row("SELECT COALESCE(SUM(charge_bytes), 0) FROM snapshots WHERE container_id = ?1", [container_id], |r| r.get(0))?;
+    Ok(n as u64)
 }
 
 pub fn set_snapshot_policy(conn: &Connection, id: &str, schedule: Option<&str>, expiry: Option<&str>) -> Result<()> {

@@ -1,0 +1,71 @@
+//! Disk quotas on btrfs, proven on a real file system (a loop file; hoodyd turns its qgroups
+//! on): a tenant filling its quota gets EDQUOT while its neighbour writes; write–snapshot–delete
+//! and write–snapshot–restore cycles cannot grow the pool past limits.disk +
+//! limits.snapshots_disk; restore works at the quota and keeps the bound; a PATCH changes the
+//! bound live; a pool that cannot enforce a limit refuses it with 422. The same scenarios on
+//! overlay with ext4 project quotas run in the VM lane (vm_quotas.rs).
+
+mod quota_common;
+
+use hoody_e2e::{Driver, World, eventually};
+use quota_common::*;
+
+#[test]
+fn a_tenant_fills_its_quota_while_a_neighbour_writes_on_btrfs() {
+    a_tenant_fills_its_quota_while_a_neighbour_writes(Driver::Btrfs);
+}
+
+#[test]
+fn write_snapshot_delete_cycles_are_bounded_on_btrfs() {
+    snapshot_cycles_stay_bounded(Driver::Btrfs, false);
+}
+
+#[test]
+fn write_snapshot_restore_cycles_are_bounded_on_btrfs() {
+    snapshot_cycles_stay_bounded(Driver::Btrfs, true);
+}
+
+#[test]
+fn restore_at_the_quota_works_and_keeps_the_bound_on_btrfs() {
+    restore_at_the_quota_works_and_keeps_the_bound(Driver::Btrfs);
+}
+
+#[test]
+fn a_patched_limit_takes_effect_live_on_btrfs() {
+    a_patched_limit_takes_effect_live(Driver::Btrfs);
+}
+
+#[test]
+fn a_pool_that_cannot_enforce_a_limit_refuses_it() {
+    // Overlay on ext4 without project quotas.
+    let w = World::new(Driver::Overlay);
+    let r = w.ctl(&["containers", "create", "--name", "box", "--image", "busybox", "--disk", "1GiB"]);
+    assert_ne!(r.code, 0, "a disk limit on a pool without project quotas was accepted: {r:?}");
+    assert!(r.stderr.contains("limits.disk") && r.stderr.contains("project quotas"), "the refusal says why: {r:?}");
+    let h = w.http().post("/containers", r#"{"name":"box","image":"busybox","limits":{"inodes":100}}"#);
+    assert_eq!(h.status, 422, "{h:?}");
+    w.ok(&["containers", "create", "--name", "plain", "--image", "busybox"]);
+    let r = w.ctl(&["containers", "set", "plain", "--disk", "1GiB"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    // A default it cannot enforce stops the daemon from starting, with the reason (run in the
+    // world's own network namespace, like every daemon of the tests).
+    let mut w = w;
+    w.stop_daemon();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &w.host_ns])
+        .arg(World::hoodyd_path())
+        .args(["--socket", &w.dir.join("other.sock").to_string_lossy()])
+        .args(["--state-dir", &w.state_dir.to_string_lossy(), "--storage-dir", &w.storage_dir.to_string_lossy()])
+        .args(["--storage-driver", "overlay", "--cgroup-root", &w.cgroup.to_string_lossy(), "--socket-group", "root"])
+        .args(["--default-disk", "10GiB"])
+        .output()
+        .expect("hoodyd");
+    assert!(!out.status.success(), "hoodyd started with a --default-disk it cannot enforce");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot enforce"), "{}", String::from_utf8_lossy(&out.stderr));
+    // On btrfs, inodes are bytes of metadata: an inode limit is refused, naming the field.
+    let b = World::with_quotas(Driver::Btrfs, "1G", &[]);
+    let r = b.http().post("/containers", r#"{"name":"box","image":"busybox","limits":{"inodes":100}}"#);
+    assert_eq!(r.status, 422, "{r:?}");
+    assert!(r.message().contains("limits.inodes"), "{r:?}");
+    eventually("the btrfs world answers", || b.ctl(&["health"]).code == 0);
+}
