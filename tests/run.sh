@@ -19,9 +19,10 @@ echo "== unit tests"
 cargo test --workspace --exclude hoody-e2e
 
 # The VM lane runs only what needs the VM: the tests of limits that need a pure cgroup v2
-# hierarchy (vm_limits); everything else runs on the host.
+# hierarchy (vm_limits) and of ext4 project quotas (vm_quotas: this kernel lacks CONFIG_QUOTA);
+# everything else runs on the host.
 vm_bins=$(cargo test -p hoody-e2e --no-run --message-format=json 2>/dev/null |
-    jq -r 'select(.profile.test == true and .target.name == "vm_limits") | .executable')
+    jq -r 'select(.profile.test == true and (.target.name == "vm_limits" or .target.name == "vm_quotas")) | .executable')
 [ -n "$vm_bins" ] || { echo "no vm_limits test binary was built" >&2; exit 1; }
 vmlog=target/vm-lane.log
 echo "== VM lane started (log: $vmlog)"

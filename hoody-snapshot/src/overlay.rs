@@ -196,6 +196,12 @@ impl StorageDriver for OverlayDriver {
             let _ = fs::remove_dir_all(&staged);
             return Err(e);
         }
+        // The previous upper layer goes now, not later: its bytes and inodes count against the
+        // container's project until they are gone, and a container restarted over its quota
+        // gets a read-only overlay (the kernel cannot make work/work).
+        if self.quota.is_ok() {
+            self.cleanup_restore(id)?;
+        }
         // The work directory belongs to the old upper layer: start it afresh.
         let work = dir.join("work");
         let _ = fs::remove_dir_all(&work);

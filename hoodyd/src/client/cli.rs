@@ -104,7 +104,7 @@ impl Target {
 #[derive(Debug, Subcommand)]
 pub enum ContainersCmd {
     /// Create a container (and start it with --start).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List containers.
     List,
     /// Show one container with its status, address, limits and usage.

@@ -24,7 +24,7 @@ fn field(key: &str, v: &Value) -> String {
 pub fn human_size(b: u64) -> String {
     let units = [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     match units.iter().find(|(_, m)| b >= *m) {
-        Some((u, m)) if b % m == 0 => format!("{}{u}", b / m),
+        Some((u, m)) if b.is_multiple_of(*m) => format!("{}{u}", b / m),
         Some((u, m)) => format!("{:.1}{u}", b as f64 / *m as f64),
         None => format!("{b}B"),
     }
