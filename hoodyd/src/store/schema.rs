@@ -110,3 +110,67 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database as the last release (schema 4) left it, with a container and a snapshot,
+    /// opens with every row intact and the new column filled in.
+    #[test]
+    fn a_release_4_database_migrates_with_its_snapshots() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO containers (id, name, image, limits, egress, autostart, command, env, idmap_base, idmap_size, status, created_at)
+                 VALUES ('0123456789abcdef01234567', 'old', 'busybox', '{\"memory\":67108864}', 'deny', 0, '[]', '[]', 1048576, 65536, 'stopped', 't');
+             INSERT INTO snapshots (container_id, name, created_at, created_unix, scheduled, bytes, paused_ms)
+                 VALUES ('0123456789abcdef01234567', 'before', 't', 1, 0, NULL, NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        let snaps = crate::store::list_snapshots(&conn, "0123456789abcdef01234567").unwrap();
+        assert_eq!(snaps.len(), 1);
+        assert_eq!((snaps[0].name.as_str(), snaps[0].charge_bytes), ("before", 0));
+        // Old limits (no disk fields) still decode.
+        let c = crate::store::get_container(&conn, "0123456789abcdef01234567").unwrap().unwrap();
+        assert_eq!((c.limits.memory, c.limits.disk), (Some(64 << 20), None));
+    }
+
+    /// A deleted snapshot's charge passes to the next newer one; the newest's is dropped.
+    #[test]
+    fn a_deleted_snapshots_charge_passes_to_the_next_newer() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO containers (id, name, image, limits, egress, autostart, command, env, idmap_base, idmap_size, status, created_at)
+                 VALUES ('0123456789abcdef01234567', 'c', 'busybox', '{}', 'deny', 0, '[]', '[]', 1048576, 65536, 'stopped', 't');",
+        )
+        .unwrap();
+        for (i, (name, charge)) in [("a", 10u64), ("b", 20), ("c", 30)].iter().enumerate() {
+            let r = crate::store::SnapshotRecord {
+                name: name.to_string(),
+                created_at: "t".into(),
+                created_unix: i as i64,
+                scheduled: false,
+                bytes: None,
+                paused_ms: None,
+                charge_bytes: *charge,
+            };
+            crate::store::insert_snapshot(&conn, "0123456789abcdef01234567", &r).unwrap();
+        }
+        let id = "0123456789abcdef01234567";
+        assert!(crate::store::delete_snapshot(&mut conn, id, "a").unwrap());
+        assert_eq!(crate::store::snapshot_charges(&conn, id).unwrap(), 60);
+        let b = crate::store::get_snapshot(&conn, id, "b").unwrap().unwrap();
+        assert_eq!(b.charge_bytes, 30);
+        assert!(crate::store::delete_snapshot(&mut conn, id, "c").unwrap());
+        assert_eq!(crate::store::snapshot_charges(&conn, id).unwrap(), 30);
+        assert!(!crate::store::delete_snapshot(&mut conn, id, "nope").unwrap());
+    }
+}
