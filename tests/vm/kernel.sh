@@ -14,15 +14,15 @@ if [ ! -f "$kdir/ready" ]; then
     # Built in a temporary directory, checked, and only then moved into place: a failed or cut
     # download never leaves something that a later run would take for the kernel.
     echo "vm: fetching $pkg" >&2
-    rm -rf "$kdir" "$kdir.tmp" && mkdir -p "$kdir.tmp"
-    (cd "$kdir.tmp" && apt-get download "$pkg" >/dev/null 2>&1) || { apt-get update -qq; (cd "$kdir.tmp" && apt-get download "$pkg" >/dev/null); }
-    dpkg-deb -x "$kdir.tmp"/*.deb "$kdir.tmp/root"
-    rm -f "$kdir.tmp"/*.deb
-    [ -s "$kdir.tmp/root/boot/vmlinuz-$kver" ] || { echo "vm: $pkg has no /boot/vmlinuz-$kver" >&2; exit 1; }
-    busybox depmod -b "$kdir.tmp/root" "$kver"
-    [ -s "$kdir.tmp/root/lib/modules/$kver/modules.dep" ] || { echo "vm: depmod wrote no modules.dep" >&2; exit 1; }
-    touch "$kdir.tmp/ready"
-    mv "$kdir.tmp" "$kdir"
+    rm -rf "$kdir" "$kdir.$$.tmp" && mkdir -p "$kdir.$$.tmp"
+    (cd "$kdir.$$.tmp" && apt-get download "$pkg" >/dev/null 2>&1) || { apt-get update -qq; (cd "$kdir.$$.tmp" && apt-get download "$pkg" >/dev/null); }
+    dpkg-deb -x "$kdir.$$.tmp"/*.deb "$kdir.$$.tmp/root"
+    rm -f "$kdir.$$.tmp"/*.deb
+    [ -s "$kdir.$$.tmp/root/boot/vmlinuz-$kver" ] || { echo "vm: $pkg has no /boot/vmlinuz-$kver" >&2; exit 1; }
+    busybox depmod -b "$kdir.$$.tmp/root" "$kver"
+    [ -s "$kdir.$$.tmp/root/lib/modules/$kver/modules.dep" ] || { echo "vm: depmod wrote no modules.dep" >&2; exit 1; }
+    touch "$kdir.$$.tmp/ready"
+    mv "$kdir.$$.tmp" "$kdir"
 fi
 
 # The initramfs: busybox, /init, and the modules the tests need with everything they depend on
@@ -66,13 +66,13 @@ if [ ! -f "$initrd" ]; then
     # under dash), and the result is read back before it is moved into place: a broken
     # initramfs is never cached.
     (cd "$t" && find . > "$t.list")
-    (cd "$t" && cpio -o -H newc --quiet < "$t.list") > "$initrd.cpio" || { echo "vm: cpio failed" >&2; exit 1; }
-    gzip -1 -c "$initrd.cpio" > "$initrd.tmp" || { echo "vm: gzip failed" >&2; exit 1; }
-    gzip -dc "$initrd.tmp" | cpio -t --quiet > "$t.check" 2>/dev/null || true
+    (cd "$t" && cpio -o -H newc --quiet < "$t.list") > "$initrd.$$.cpio" || { echo "vm: cpio failed" >&2; exit 1; }
+    gzip -1 -c "$initrd.$$.cpio" > "$initrd.$$.tmp" || { echo "vm: gzip failed" >&2; exit 1; }
+    gzip -dc "$initrd.$$.tmp" | cpio -t --quiet > "$t.check" 2>/dev/null || true
     for f in init pid1.sh bin/busybox modules.load "lib/modules/$kver/modules.dep"; do
-        grep -qx "$f" "$t.check" || { echo "vm: the initramfs lacks $f" >&2; rm -f "$initrd.tmp"; exit 1; }
+        grep -qx "$f" "$t.check" || { echo "vm: the initramfs lacks $f" >&2; rm -f "$initrd.$$.tmp"; exit 1; }
     done
-    mv "$initrd.tmp" "$initrd"
-    rm -rf "$t" "$t.list" "$t.check" "$initrd.cpio"
+    mv "$initrd.$$.tmp" "$initrd"
+    rm -rf "$t" "$t.list" "$t.check" "$initrd.$$.cpio"
 fi
 
