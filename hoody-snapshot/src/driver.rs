@@ -173,8 +173,10 @@ impl std::str::FromStr for DriverChoice {
 /// Creates the pool layout under `root` (mode 0700: image trees hold setuid files owned by
 /// container ids, which no host user may reach) and opens the driver. Quotas are turned on
 /// where the file system has them (btrfs: full qgroups, enabled here; ext4/xfs: project quotas,
-/// which the mount must have on); `sysfs` is where the kernel's sysfs is mounted.
-pub fn open_driver(choice: DriverChoice, root: &Path, sysfs: &Path) -> Result<Box<dyn StorageDriver>> {
+/// which the mount must have on) unless `quotas` is false; `sysfs` is where the kernel's sysfs is
+/// mounted.
+pub fn open_driver(choice: DriverChoice, root: &Path, sysfs: &Path, quotas: bool) -> Result<Box<dyn StorageDriver>> {
+    const OFF: &str = "disk quotas are turned off (--disk-quotas off)";
     for sub in ["", "images", "containers"] {
         let p = root.join(sub);
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&p).map_err(StorageError::io("create directory", &p))?;
@@ -194,13 +196,19 @@ pub fn open_driver(choice: DriverChoice, root: &Path, sysfs: &Path) -> Result<Bo
             path: root.to_path_buf(),
             reason: "the directory is not on a btrfs file system".into(),
         }),
-        DriverKind::Btrfs => Ok(Box::new(BtrfsDriver::new(root.to_path_buf(), BtrfsQuota::enable(root, sysfs)))),
+        DriverKind::Btrfs => {
+            let quota = if quotas { BtrfsQuota::enable(root, sysfs) } else { Err(OFF.to_owned()) };
+            Ok(Box::new(BtrfsDriver::new(root.to_path_buf(), quota)))
+        }
         DriverKind::Overlay if st.filesystem_type() == OVERLAYFS_SUPER_MAGIC => Err(StorageError::Unsupported {
             driver: "overlay",
             path: root.to_path_buf(),
             reason: "an overlay upper directory cannot live on overlayfs; use another file system".into(),
         }),
-        DriverKind::Overlay => Ok(Box::new(OverlayDriver::new(root.to_path_buf(), ProjectQuota::open(root)))),
+        DriverKind::Overlay => {
+            let quota = if quotas { ProjectQuota::open(root) } else { Err(OFF.to_owned()) };
+            Ok(Box::new(OverlayDriver::new(root.to_path_buf(), quota)))
+        }
     }
 }
 

@@ -94,6 +94,17 @@ pub struct Flags {
     /// quotas).
     #[arg(long)]
     pub default_inodes: Option<u64>,
+    /// auto: disk quotas wherever the storage file system has them (btrfs: hoodyd turns on its
+    /// qgroups); off: none (disk limits are then refused).
+    #[arg(long, value_enum)]
+    pub disk_quotas: Option<DiskQuotas>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskQuotas {
+    Auto,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -127,6 +138,7 @@ struct FileConfig {
     parallel: Option<usize>,
     default_disk: Option<String>,
     default_inodes: Option<u64>,
+    disk_quotas: Option<DiskQuotas>,
 }
 
 /// The resolved configuration.
@@ -156,6 +168,8 @@ pub struct Config {
     pub parallel: usize,
     pub default_disk: Option<u64>,
     pub default_inodes: Option<u64>,
+    /// Whether the storage pool's disk quotas are used (`--disk-quotas auto`).
+    pub disk_quotas: bool,
     /// A file whose contents replace the kernel's boot id (tests simulate a reboot with it).
     pub boot_id_file: Option<PathBuf>,
 }
@@ -206,6 +220,7 @@ impl Config {
                 Some(n) if n < crate::limits::MIN_INODES => bail!("--default-inodes must be at least {}", crate::limits::MIN_INODES),
                 n => n,
             },
+            disk_quotas: f.disk_quotas.or(file.disk_quotas).unwrap_or(DiskQuotas::Auto) == DiskQuotas::Auto,
             boot_id_file: std::env::var_os("HOODY_BOOT_ID_FILE").map(PathBuf::from),
         };
         let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;

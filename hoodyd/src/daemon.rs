@@ -100,9 +100,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(g) => Some(crate::config::resolve_group(g).with_context(|| format!("admin group {g:?}"))?),
     };
     let auth = Arc::new(crate::auth::Auth::new(token_key, admin_gid, cfg.proc_root.clone(), store.clone()));
-    let (choice, dir, sys_root) = (cfg.storage_driver, cfg.storage_dir.clone(), cfg.sys_root.clone());
+    let (choice, dir, sys_root, quotas) = (cfg.storage_driver, cfg.storage_dir.clone(), cfg.sys_root.clone(), cfg.disk_quotas);
     let storage: Arc<dyn hoody_snapshot::StorageDriver> =
-        tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir, &sys_root))
+        tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir, &sys_root, quotas))
             .await?
             .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
             .into();

@@ -234,6 +234,14 @@ impl World {
         w
     }
 
+    /// A world whose storage file system has `size`, with extra daemon flags.
+    pub fn with_flags_and_disk(driver: Driver, size: &str, flags: &[&str]) -> World {
+        DISK.with(|d| *d.borrow_mut() = size.to_owned());
+        let w = std::panic::catch_unwind(|| Self::build(driver, flags, false));
+        DISK.with(|d| *d.borrow_mut() = "1G".to_owned());
+        w.unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
     /// A world whose storage is `size` with quotas the kernel enforces: btrfs (hoodyd turns its
     /// qgroups on), or for overlay an ext4 made with `-O quota,project` and mounted `prjquota`.
     pub fn with_quotas(driver: Driver, size: &str, flags: &[&str]) -> World {

@@ -177,7 +177,12 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(100));
         let log = AuditLog::open(&p).unwrap();
         assert_eq!(log.append(rec("/b")).await.unwrap(), 4, "numbering continues after a restart");
-        std::thread::sleep(writer::SYNC_EVERY * 3);
+        // The background syncer moves the head within a few SYNC_EVERY periods; a loaded machine
+        // may take longer, so wait for it (bounded) rather than for a fixed time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while read_head(&log.head_path).map(|h| h.0) != Some(4) && std::time::Instant::now() < deadline {
+            std::thread::sleep(writer::SYNC_EVERY);
+        }
         let r = log.verify().unwrap();
         assert!(r.ok, "{r:?}");
         assert_eq!(r.records, 4);
