@@ -69,3 +69,19 @@ fn a_pool_that_cannot_enforce_a_limit_refuses_it() {
     assert!(r.message().contains("limits.inodes"), "{r:?}");
     eventually("the btrfs world answers", || b.ctl(&["health"]).code == 0);
 }
+
+#[test]
+fn disk_limits_are_put_back_from_the_record_when_the_daemon_starts() {
+    // What the kernel holds can differ from what was answered (a crash between a PATCH's
+    // kernel change and its commit, or a hand-edited qgroup): the start-up reconcile puts the
+    // record's limits back.
+    let mut w = World::with_quotas(Driver::Btrfs, "1G", &[]);
+    let c = boxed(&w, "bounded", &["--disk", "40MiB"]);
+    let root = w.storage_dir.join("containers").join(&c).join("rootfs");
+    hoody_e2e::run("btrfs", &["qgroup", "limit", "-e", "none", &root.to_string_lossy()]);
+    w.kill_daemon();
+    w.start_daemon();
+    let (code, out) = write(&w, &c, "/fill", 100);
+    assert_ne!(code, 0, "the limit was not put back at start: {out}");
+    assert!(size_of(&w, &c, "/fill") <= 48 * MIB);
+}

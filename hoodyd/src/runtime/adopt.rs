@@ -52,6 +52,10 @@ impl Runtime {
             }
         }
         let known: HashSet<String> = all.iter().map(|c| c.id.clone()).collect();
+        // Disk limits as the state store has them (what was answered): a crash between a PATCH's
+        // kernel change and its commit is rolled back to the record here.
+        let disk: std::collections::HashMap<String, hoody_snapshot::DiskLimits> =
+            all.iter().map(|c| (c.id.clone(), c.limits.disk_limits())).collect();
         let running: HashSet<String> = report.adopted.iter().cloned().collect();
         let (storage, cg, state_root) = (self.storage.clone(), self.cgroups.clone(), self.cfg.state_dir.join("containers"));
         let orphans = tokio::task::spawn_blocking(move || {
@@ -60,6 +64,16 @@ impl Runtime {
                 if known.contains(&id) {
                     if let Err(e) = storage.cleanup_restore(&id) {
                         warn!(container = %id, error = %e, "could not remove the leftover of a restore");
+                    }
+                    if storage.quota_support().is_ok()
+                        && let Some(l) = disk.get(&id)
+                        && let Err(e) = storage.set_disk_limits(&id, l)
+                    {
+                        if l.is_empty() {
+                            tracing::debug!(container = %id, error = %e, "no disk limits to re-apply");
+                        } else {
+                            warn!(container = %id, error = %e, "could not re-apply the disk limits");
+                        }
                     }
                 } else {
                     match storage.delete_container(&id) {
