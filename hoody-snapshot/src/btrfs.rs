@@ -64,15 +64,6 @@ impl BtrfsDriver {
         BtrfsDriver { root, quota }
     }
 
-    /// The pool's quotas, or `QuotaUnsupported` when a limit is asked for without them.
-    fn quota_for(&self, limits: &DiskLimits) -> Result<Option<&BtrfsQuota>> {
-        match &self.quota {
-            Ok(q) => Ok(Some(q)),
-            Err(e) if !limits.is_empty() => Err(StorageError::QuotaUnsupported(e.clone())),
-            Err(_) => Ok(None),
-        }
-    }
-
     /// The file system id: snapshots and their origin share it and keep inode numbers.
     fn lineage(&self) -> Option<u64> {
         nix::sys::statvfs::statvfs(&self.root).ok().map(|s| s.filesystem_id())
@@ -122,7 +113,7 @@ impl StorageDriver for BtrfsDriver {
     }
 
     fn create_container(&self, image: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
-        let quota = self.quota_for(limits)?;
+        let quota = crate::quota::quota_for(&self.quota, limits)?;
         let img = self.image_path(image);
         if !img.is_dir() {
             return Err(StorageError::ImageNotFound(image.to_owned()));
@@ -248,7 +239,7 @@ impl StorageDriver for BtrfsDriver {
     }
 
     fn set_disk_limits(&self, id: &str, limits: &DiskLimits) -> Result<()> {
-        match self.quota_for(limits)? {
+        match crate::quota::quota_for(&self.quota, limits)? {
             Some(q) => q.set_limit(&self.container_dir(id).join("rootfs"), limits.disk),
             None => Ok(()),
         }

@@ -27,14 +27,6 @@ impl OverlayDriver {
         OverlayDriver { root, quota }
     }
 
-    fn quota_for(&self, limits: &DiskLimits) -> Result<Option<&ProjectQuota>> {
-        match &self.quota {
-            Ok(q) => Ok(Some(q)),
-            Err(e) if !limits.is_empty() => Err(StorageError::QuotaUnsupported(e.clone())),
-            Err(_) => Ok(None),
-        }
-    }
-
     /// Makes the container directory `dir` and its `snapshots/`, each in its project (before
     /// anything is made inside them), with their limits.
     fn make_dirs(&self, dir: &Path, id: &str, q: Option<&ProjectQuota>, limits: &DiskLimits) -> Result<()> {
@@ -98,7 +90,7 @@ impl StorageDriver for OverlayDriver {
     }
 
     fn create_container(&self, image: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
-        let quota = self.quota_for(limits)?;
+        let quota = crate::quota::quota_for(&self.quota, limits)?;
         let lower = self.image_path(image);
         if !lower.is_dir() {
             return Err(StorageError::ImageNotFound(image.to_owned()));
@@ -233,7 +225,7 @@ impl StorageDriver for OverlayDriver {
     }
 
     fn set_disk_limits(&self, id: &str, limits: &DiskLimits) -> Result<()> {
-        let Some(q) = self.quota_for(limits)? else { return Ok(()) };
+        let Some(q) = crate::quota::quota_for(&self.quota, limits)? else { return Ok(()) };
         let dir = self.container_dir(id);
         let fd = crate::btrfs::open_dir(&dir)?;
         let (p, _) = project_ids(id);

@@ -66,6 +66,16 @@ pub fn project_ids(id: &str) -> (u32, u32) {
     (p, p | 0x8000_0000)
 }
 
+/// The pool's quotas (`Ok`), or why it has none: `QuotaUnsupported` when `limits` asks for a
+/// bound, nothing to do when it does not.
+pub(crate) fn quota_for<'a, Q>(quota: &'a std::result::Result<Q, String>, limits: &DiskLimits) -> Result<Option<&'a Q>> {
+    match quota {
+        Ok(q) => Ok(Some(q)),
+        Err(e) if !limits.is_empty() => Err(StorageError::QuotaUnsupported(e.clone())),
+        Err(_) => Ok(None),
+    }
+}
+
 fn open_dir(path: &Path) -> Result<OwnedFd> {
     crate::btrfs::open_dir(path)
 }
