@@ -177,3 +177,75 @@ fn the_seeds_workflow_as_the_readme_types_it_on_btrfs() {
 fn the_seeds_workflow_as_the_readme_types_it_on_overlay() {
     the_seeds_workflow_as_the_readme_types_it(Driver::Overlay);
 }
+
+/// The README's whole quick tour, one shell session as a user pastes it: every command must
+/// succeed, except the ones the README itself says are refused (`nc` to a closed destination);
+/// the interactive shell (`exec -t`) gets a terminal and `exit 7` typed into it.
+#[test]
+fn the_whole_quick_tour_runs_as_pasted() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md");
+    let start = readme.find("## Quick tour").expect("a quick tour");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").expect("its shell block") + 6..];
+    let block = &block[..block.find("```").expect("end of the block")];
+    // Whole commands (continuation lines joined), each followed by a marker with its status.
+    let mut commands: Vec<String> = vec![];
+    let mut cur = String::new();
+    for line in block.lines() {
+        let t = line.trim_end();
+        if cur.is_empty() && (t.trim().is_empty() || t.trim_start().starts_with('#')) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(part) => cur.push_str(part),
+            None => {
+                cur.push_str(t);
+                commands.push(std::mem::take(&mut cur));
+            }
+        }
+    }
+    assert!(commands.len() > 30, "the tour has {} commands", commands.len());
+    let w = World::with_net(Driver::Btrfs);
+    let net = Servers::start(w.inet(), &[&format!("{SERVER}:443")], &[]);
+    // The interactive shell is typed into as a person would, on a terminal (`script` gives it
+    // one): `exit 7`, whose status comes back.
+    let typed = |c: &str| if c.contains("exec -t") { format!("printf 'exit 7\\n' | timeout 60 script -qec '{c}' /dev/null") } else { c.to_owned() };
+    let script: String = commands.iter().enumerate().map(|(i, c)| format!("{}\necho \"@@tour {i} $?\"\n", typed(c))).collect();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir().display());
+    let out = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .current_dir(&repo)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", w.dir.to_string_lossy().as_ref())
+        .env("HOODY_SOCKET", &w.socket)
+        .stdin(Stdio::null())
+        .output()
+        .expect("/bin/sh");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_file("/tmp/bb.tar.zst");
+    let _ = std::fs::remove_file("/tmp/debian.tar.zst");
+    let mut seen = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = line.strip_prefix("@@tour ") else { continue };
+        let (i, code) = rest.split_once(' ').expect("marker");
+        let (i, code): (usize, i32) = (i.parse().unwrap(), code.parse().unwrap());
+        let cmd = &commands[i];
+        seen += 1;
+        let want = if cmd.contains(" nc ") {
+            1
+        } else if cmd.contains("exec -t") {
+            7
+        } else {
+            0
+        };
+        assert_eq!(code, want, "`{cmd}` exited {code}:\n{}", hoody_e2e::tail(&text, 60));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(seen, commands.len(), "the tour stopped early:\n{}", hoody_e2e::tail(&stdout, 40));
+    assert!(net.tcp_hits(&format!("{SERVER}:443")).is_empty(), "a refused connection reached the server");
+    // The tour's end: the debian container runs, demo is gone.
+    assert_eq!(w.ok(&["containers", "get", "deb"])["status"], "running");
+    assert_ne!(w.ctl(&["containers", "get", "demo"]).code, 0);
+}
