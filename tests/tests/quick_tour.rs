@@ -209,7 +209,8 @@ fn the_whole_quick_tour_runs_as_pasted() {
     let net = Servers::start(w.inet(), &[&format!("{SERVER}:443")], &[]);
     // The interactive shell is typed into as a person would, on a terminal (`script` gives it
     // one): `exit 7`, whose status comes back.
-    let typed = |c: &str| if c.contains("exec -t") { format!("printf 'exit 7\\n' | timeout 60 script -qec '{c}' /dev/null") } else { c.to_owned() };
+    let typed =
+        |c: &str| if c.contains("exec -t") { format!("printf 'exit 7\\n' | timeout 60 script -qec '{c}' /dev/null") } else { c.to_owned() };
     let script: String = commands.iter().enumerate().map(|(i, c)| format!("{}\necho \"@@tour {i} $?\"\n", typed(c))).collect();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir().display());
