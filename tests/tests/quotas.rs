@@ -7,7 +7,7 @@
 
 mod quota_common;
 
-use hoody_e2e::{Driver, World, eventually};
+use hoody_e2e::{Driver, World, eventually, run};
 use quota_common::*;
 
 #[test]
@@ -84,4 +84,29 @@ fn disk_limits_are_put_back_from_the_record_when_the_daemon_starts() {
     let (code, out) = write(&w, &c, "/fill", 100);
     assert_ne!(code, 0, "the limit was not put back at start: {out}");
     assert!(size_of(&w, &c, "/fill") <= 48 * MIB);
+}
+
+#[test]
+fn a_deleted_containers_qgroups_do_not_stay_behind() {
+    let w = World::with_quotas(Driver::Btrfs, "1G", &[]);
+    let c = boxed(&w, "short-lived", &["--disk", "40MiB"]);
+    w.ok(&["snapshots", "create", "--container", &c, "--alias", "one"]);
+    let dir = w.storage_dir.join("containers").join(&c);
+    let ids: Vec<String> = ["rootfs", "snapshots/one"]
+        .iter()
+        .map(|p| {
+            let out = run("btrfs", &["inspect-internal", "rootid", &dir.join(p).to_string_lossy()]);
+            format!("0/{}", out.trim())
+        })
+        .collect();
+    let listed = || run("btrfs", &["qgroup", "show", "--raw", &w.mnt.to_string_lossy()]);
+    for q in &ids {
+        assert!(listed().lines().any(|l| l.split_whitespace().next() == Some(q)), "{q} exists while the container does");
+    }
+    w.ok(&["containers", "delete", "--force", &c]);
+    run("btrfs", &["subvolume", "sync", &w.mnt.to_string_lossy()]);
+    eventually("the qgroups of its subvolumes are gone", || {
+        let l = listed();
+        ids.iter().all(|q| !l.lines().any(|line| line.split_whitespace().next() == Some(q)))
+    });
 }
