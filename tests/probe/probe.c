@@ -8,6 +8,12 @@
  *                                           "rate N" connections per second; 0 if any failed
  *   probe writer PATH SIZE                  forever: rewrite PATH with SIZE bytes of one letter, the
  *                                           next letter each time, in single pwrite calls
+ *   probe ioctl DIR REQUEST NAME            ioctl(open(DIR), REQUEST) with a zeroed 4 KiB argument whose
+ *                                           name field (at offset 8, or 56 for the _V2 layouts when
+ *                                           REQUEST's size is 4096 and its number is 23, 24 or 63)
+ *                                           is NAME; REQUEST is hex and may carry high bits; prints
+ *                                           "ok" or "errno N NAME"; 0 when the call succeeded
+ *   probe ficlone SRC DST                   DST made as a reflink of SRC (FICLONE); "ok" or "errno N"
  *
  * Every outcome is printed on one line, so a test can tell "refused fast" from "timed out".
  */
@@ -21,9 +27,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+static int btrfs_ioctl(const char *dir, const char *request, const char *name) {
+    unsigned long req = strtoul(request, NULL, 16);
+    static char arg[4096];
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) { printf("open errno %d\n", errno); return 3; }
+    unsigned nr = req & 0xff;
+    size_t off = (nr == 23 || nr == 24 || nr == 63) ? 56 : 8;
+    memset(arg, 0, sizeof arg);
+    strncpy(arg + off, name, sizeof arg - off - 1);
+    /* syscall(2) passes all 64 bits of the request, high bits included. */
+    long rc = syscall(SYS_ioctl, fd, req, arg);
+    if (rc < 0) { printf("errno %d %s\n", errno, strerror(errno)); return 1; }
+    printf("ok\n");
+    return 0;
+}
+
+static int ficlone(const char *src, const char *dst) {
+    int s = open(src, O_RDONLY), d = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (s < 0 || d < 0) { printf("open errno %d\n", errno); return 3; }
+    if (ioctl(d, 0x40049409UL /* FICLONE */, s) < 0) { printf("errno %d %s\n", errno, strerror(errno)); return 1; }
+    printf("ok\n");
+    return 0;
+}
 
 static int finish(const char *what, int code) {
     printf("%s\n", what);
@@ -206,6 +238,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "udp")) return udp(argv[2], atoi(argv[3]), timeout, tag);
     if (!strcmp(argv[1], "spoof") && argc >= 6) return spoof(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if (!strcmp(argv[1], "writer")) return writer(argv[2], atol(argv[3]));
+    if (!strcmp(argv[1], "ioctl") && argc >= 5) return btrfs_ioctl(argv[2], argv[3], argv[4]);
+    if (!strcmp(argv[1], "ficlone")) return ficlone(argv[2], argv[3]);
     if (!strcmp(argv[1], "rate") && argc >= 5) return rate(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 64;

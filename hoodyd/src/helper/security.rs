@@ -88,6 +88,31 @@ const NS_FLAGS: &[u64] = &[
     libc::CLONE_NEWCGROUP as u64,
 ];
 
+/// btrfs management ioctls a container may not issue: creating, snapshotting or destroying
+/// subvolumes (a nested subvolume escapes rollback, delete and the disk quota: it gets a qgroup
+/// of its own), changing subvolume flags or received state, and anything touching quotas. The
+/// request is compared as 32 bits: the kernel truncates it to unsigned int, so high bits must not
+/// hide it. FICLONE, FICLONERANGE and FIDEDUPERANGE (the same 0x94 magic) stay allowed.
+fn btrfs_management_ioctls() -> [u64; 13] {
+    const VOL_ARGS: usize = 4096; // btrfs_ioctl_vol_args and _v2 are both 4 KiB
+    [
+        nix::request_code_write!(0x94, 1, VOL_ARGS),  // SNAP_CREATE
+        nix::request_code_write!(0x94, 14, VOL_ARGS), // SUBVOL_CREATE
+        nix::request_code_write!(0x94, 15, VOL_ARGS), // SNAP_DESTROY
+        nix::request_code_write!(0x94, 23, VOL_ARGS), // SNAP_CREATE_V2
+        nix::request_code_write!(0x94, 24, VOL_ARGS), // SUBVOL_CREATE_V2
+        nix::request_code_write!(0x94, 26, 8),        // SUBVOL_SETFLAGS (u64)
+        nix::request_code_readwrite!(0x94, 37, 200),  // SET_RECEIVED_SUBVOL
+        nix::request_code_readwrite!(0x94, 40, 16),   // QUOTA_CTL
+        nix::request_code_write!(0x94, 41, 24),       // QGROUP_ASSIGN
+        nix::request_code_write!(0x94, 42, 16),       // QGROUP_CREATE
+        nix::request_code_read!(0x94, 43, 48),        // QGROUP_LIMIT
+        nix::request_code_write!(0x94, 44, 64),       // QUOTA_RESCAN
+        nix::request_code_write!(0x94, 63, VOL_ARGS), // SNAP_DESTROY_V2
+    ]
+    .map(|r| r as u64)
+}
+
 fn compile_eperm() -> Result<BpfProgram> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|&nr| (nr, vec![])).collect();
     // clone(2) with any namespace flag (flags are the first argument on x86_64).
@@ -103,6 +128,11 @@ fn compile_eperm() -> Result<BpfProgram> {
         conds.push(SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, v)?);
     }
     rules.insert(libc::SYS_personality, vec![SeccompRule::new(conds)?]);
+    let ioctl_rules = btrfs_management_ioctls()
+        .iter()
+        .map(|&r| SeccompRule::new(vec![SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, r)?]))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_ioctl, ioctl_rules);
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), TargetArch::x86_64)?;
     Ok(filter.try_into()?)
 }
@@ -164,6 +194,31 @@ impl Confinement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn btrfs_management_requests_are_the_kernels() {
+        // As <linux/btrfs.h> defines them on x86_64.
+        let want = [
+            0x5000_9401u64,
+            0x5000_940e,
+            0x5000_940f,
+            0x5000_9417,
+            0x5000_9418,
+            0x4008_941a,
+            0xc0c8_9425,
+            0xc010_9428,
+            0x4018_9429,
+            0x4010_942a,
+            0x8030_942b,
+            0x4040_942c,
+            0x5000_943f,
+        ];
+        assert_eq!(btrfs_management_ioctls(), want);
+        // FICLONE, FICLONERANGE, FIDEDUPERANGE are not among them.
+        for allowed in [0x4004_9409u64, 0x4020_940d, 0xc018_9436] {
+            assert!(!btrfs_management_ioctls().contains(&allowed));
+        }
+    }
 
     #[test]
     fn filters_compile() {
