@@ -110,7 +110,6 @@ fn btrfs_management_ioctls() -> [u64; 13] {
         nix::request_code_write!(0x94, 44, 64),       // QUOTA_RESCAN
         nix::request_code_write!(0x94, 63, VOL_ARGS), // SNAP_DESTROY_V2
     ]
-    .map(|r| r as u64)
 }
 
 fn compile_eperm() -> Result<BpfProgram> {
