@@ -29,3 +29,26 @@ fn btrfs_subvolume_ioctls_are_refused_inside_and_reflinks_still_work() {
     assert_eq!((code, out.as_str()), (0, "ok"), "FICLONE inside the container");
     assert_eq!(w.sh(&c, "cmp /orig /clone && echo same").trim(), "same");
 }
+
+#[test]
+fn a_2gib_sparse_file_is_snapshotted_and_restored_on_overlay_as_what_it_holds() {
+    // The pool is 1 GiB: a copy that wrote the holes out could not even fit.
+    let w = World::new(Driver::Overlay);
+    let c = w.running("sparse")["id"].as_str().unwrap().to_owned();
+    w.sh(&c, "dd if=/dev/zero of=/sparse bs=1 count=1 seek=2147483647 2>/dev/null && echo middle | dd of=/sparse bs=1 seek=1073741824 conv=notrunc 2>/dev/null");
+    w.ok(&["snapshots", "create", "--container", &c, "--alias", "holes"]);
+    let dir = w.storage_dir.join("containers").join(&c);
+    let allocated = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        (m.len(), std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+    };
+    let (len, used) = allocated(&dir.join("snapshots/holes/upper/sparse"));
+    assert_eq!(len, 2 << 30);
+    assert!(used <= 4 << 20, "the snapshot's copy allocated {} MiB", used >> 20);
+    w.sh(&c, "rm /sparse");
+    w.ok(&["snapshots", "restore", "-c", &c, "--name", "holes"]);
+    let (len, used) = allocated(&dir.join("upper/sparse"));
+    assert_eq!(len, 2 << 30);
+    assert!(used <= 4 << 20, "the restored file allocated {} MiB", used >> 20);
+    assert_eq!(w.sh(&c, "dd if=/sparse bs=1 skip=1073741824 count=6 2>/dev/null"), "middle", "its data came back");
+}
