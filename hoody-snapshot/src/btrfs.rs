@@ -23,7 +23,7 @@ pub struct BtrfsDriver {
 }
 
 pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
-    open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+    open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| StorageError::io("open directory", path)(e.into()))
 }
 
@@ -31,13 +31,10 @@ fn split(path: &Path) -> (&Path, &OsStr) {
     (path.parent().expect("pool paths have a parent"), path.file_name().expect("pool paths have a name"))
 }
 
-/// Deletes the subvolume at `path` (clearing its read-only flag is not needed as root).
+/// Deletes the subvolume at `path` and whatever subvolumes are nested in it, by id (clearing
+/// the read-only flag is not needed as root).
 pub(crate) fn destroy_subvolume(path: &Path) -> Result<()> {
-    let (parent, name) = split(path);
-    let pfd = open_dir(parent)?;
-    sys::subvol_destroy(pfd.as_fd(), name).map_err(StorageError::io("delete subvolume", path))?;
-    debug!(path = %path.display(), "btrfs subvolume deleted");
-    Ok(())
+    crate::btrfs_tree::destroy(path)
 }
 
 /// Snapshots `src` to `dst` (which must not exist).
@@ -48,6 +45,20 @@ pub(crate) fn snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<()> {
     sys::snapshot(sfd.as_fd(), pfd.as_fd(), name, readonly).map_err(StorageError::io("snapshot subvolume", dst))?;
     debug!(src = %src.display(), dst = %dst.display(), readonly, "btrfs snapshot created");
     Ok(())
+}
+
+/// Names of the temporary snapshots diffs read the live root through.
+const DIFF_PREFIX: &str = ".diff-";
+
+/// A snapshot deleted when this is dropped.
+struct TemporarySnapshot(PathBuf);
+
+impl Drop for TemporarySnapshot {
+    fn drop(&mut self) {
+        if let Err(e) = destroy_subvolume(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "could not delete a diff's temporary snapshot (removed at start-up)");
+        }
+    }
 }
 
 /// True when `path` is the root of a subvolume (inode 256 on btrfs).
@@ -214,6 +225,12 @@ impl StorageDriver for BtrfsDriver {
             let _ = destroy_subvolume(&staged);
             return Err(e);
         }
+        // The previous root goes now, with anything nested in it: it holds the pool's space
+        // until it is gone. The restore is done either way; what is left goes at start-up or
+        // with the next restore.
+        if let Err(e) = self.cleanup_restore(id) {
+            tracing::warn!(container = id, error = %e, "could not delete the previous root yet");
+        }
         Ok(())
     }
 
@@ -222,12 +239,31 @@ impl StorageDriver for BtrfsDriver {
         if is_subvolume(&staged) { destroy_subvolume(&staged) } else { Ok(()) }
     }
 
-    fn snapshot_view(&self, _image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View> {
-        Box::new(crate::diff::DirView(self.snapshots_dir(id).join(name), self.lineage()))
+    fn cleanup_temporaries(&self, id: &str) -> Result<()> {
+        self.cleanup_restore(id)?;
+        let dir = self.container_dir(id);
+        for e in fs::read_dir(&dir).map_err(StorageError::io("read directory", &dir))?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(DIFF_PREFIX) && is_subvolume(&e.path()) {
+                destroy_subvolume(&e.path())?;
+            }
+        }
+        Ok(())
     }
 
-    fn live_view(&self, _image: &str, id: &str) -> Box<dyn crate::diff::View> {
-        Box::new(crate::diff::DirView(self.container_dir(id).join("rootfs"), self.lineage()))
+    fn snapshot_view(&self, _image: &str, id: &str, name: &str) -> Result<Box<dyn crate::diff::View>> {
+        let p = self.snapshots_dir(id).join(name);
+        let v = crate::diff::DirView::open(&p, self.lineage()).map_err(StorageError::io("open snapshot", &p))?;
+        Ok(Box::new(v))
+    }
+
+    fn live_view(&self, _image: &str, id: &str) -> Result<Box<dyn crate::diff::View>> {
+        // A read-only snapshot of the live root: the tree cannot change under the walk.
+        let dir = self.container_dir(id);
+        let tmp = dir.join(format!("{DIFF_PREFIX}{}", staging_name()));
+        snapshot(&dir.join("rootfs"), &tmp, true)?;
+        let guard = TemporarySnapshot(tmp.clone());
+        let v = crate::diff::DirView::open(&tmp, self.lineage()).map_err(StorageError::io("open snapshot", &tmp))?;
+        Ok(Box::new(v.holding(Box::new(guard))))
     }
 
     fn quota_support(&self) -> std::result::Result<(), String> {

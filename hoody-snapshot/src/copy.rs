@@ -7,12 +7,13 @@ use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags, mknod, utimensat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchownat};
 
+use crate::beneath::Beneath;
 use crate::error::{Result, StorageError};
 use crate::sys;
 
@@ -24,8 +25,7 @@ pub struct CopyStats {
     pub reflinked: u64,
 }
 
-fn copy_file(src: &Path, dst: &Path, mode: u32, stats: &mut CopyStats) -> io::Result<()> {
-    let s = File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(src)?;
+fn copy_file(s: File, dst: &Path, mode: u32, stats: &mut CopyStats) -> io::Result<()> {
     let d = File::options().write(true).create_new(true).mode(mode & 0o777).custom_flags(libc::O_NOFOLLOW).open(dst)?;
     if sys::ficlone(d.as_fd(), s.as_fd()).is_ok() {
         stats.reflinked += 1;
@@ -66,107 +66,97 @@ fn copy_sparse(s: &File, d: &File) -> io::Result<()> {
     d.set_len(len)
 }
 
-/// Copies the tree at `src` to `dst` (which must not exist).
+/// Copies the tree at `src` to `dst` (which must not exist). The source may be a tenant's
+/// (an overlay upper directory): it is read only beneath its root, without following any
+/// symlink, opening only directories and regular files (see [`Beneath`]). The destination is
+/// the daemon's own, fresh directory.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<CopyStats> {
-    let mut stats = CopyStats::default();
-    let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
-    let mut dirs: Vec<(std::path::PathBuf, fs::Metadata)> = vec![];
-    copy_entry(src, dst, &mut stats, &mut links, &mut dirs)?;
+    let tree = Beneath::open(src).map_err(StorageError::io("open directory", src))?;
+    let mut c = Copier { tree: &tree, src, stats: CopyStats::default(), links: HashMap::new(), dirs: vec![] };
+    c.entry(Path::new(""), dst)?;
     // Directory times last: filling a directory changes them.
-    for (d, md) in dirs.iter().rev() {
+    for (d, md) in c.dirs.iter().rev() {
         let (a, m) = (TimeSpec::new(md.atime(), md.atime_nsec()), TimeSpec::new(md.mtime(), md.mtime_nsec()));
         utimensat(nix::fcntl::AT_FDCWD, d.as_path(), &a, &m, UtimensatFlags::NoFollowSymlink)
             .map_err(|e| StorageError::io("set times", d)(e.into()))?;
     }
-    Ok(stats)
+    Ok(c.stats)
 }
 
-fn copy_entry(
-    src: &Path,
-    dst: &Path,
-    stats: &mut CopyStats,
-    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
-    dirs: &mut Vec<(std::path::PathBuf, fs::Metadata)>,
-) -> Result<()> {
-    let md = fs::symlink_metadata(src).map_err(StorageError::io("stat", src))?;
-    let ft = md.file_type();
-    let err = |op| StorageError::io(op, dst);
-    if !ft.is_dir() && md.nlink() > 1 {
-        if let Some(first) = links.get(&(md.dev(), md.ino())) {
-            fs::hard_link(first, dst).map_err(err("hard link"))?;
-            stats.entries += 1;
-            return Ok(());
-        }
-        links.insert((md.dev(), md.ino()), dst.to_path_buf());
-    }
-    if ft.is_dir() {
-        fs::create_dir(dst).map_err(err("create directory"))?;
-    } else if ft.is_file() {
-        copy_file(src, dst, md.mode(), stats).map_err(err("copy file"))?;
-        stats.bytes += md.len();
-    } else if ft.is_symlink() {
-        let target = fs::read_link(src).map_err(StorageError::io("read link", src))?;
-        std::os::unix::fs::symlink(&target, dst).map_err(err("create symlink"))?;
-    } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-        let kind = if ft.is_char_device() {
-            SFlag::S_IFCHR
-        } else if ft.is_block_device() {
-            SFlag::S_IFBLK
-        } else {
-            SFlag::S_IFIFO
-        };
-        mknod(dst, kind, Mode::from_bits_truncate(md.mode() & 0o7777), md.rdev()).map_err(|e| err("create node")(e.into()))?;
-    } else {
-        return Ok(()); // sockets are not content
-    }
-    stats.entries += 1;
-    fchownat(
-        nix::fcntl::AT_FDCWD,
-        dst,
-        Some(Uid::from_raw(md.uid())),
-        Some(Gid::from_raw(md.gid())),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| err("chown")(e.into()))?;
-    if !ft.is_symlink() {
-        // After chown, which clears set-id bits.
-        fs::set_permissions(dst, std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777)).map_err(err("chmod"))?;
-    }
-    sys::set_xattrs(dst, &sys::xattrs(src).map_err(StorageError::io("read xattrs", src))?).map_err(err("set xattrs"))?;
-    if ft.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(src)
-            .map_err(StorageError::io("read directory", src))?
-            .collect::<io::Result<_>>()
-            .map_err(StorageError::io("read directory", src))?;
-        names.sort_by_key(|e| e.file_name());
-        for e in names {
-            copy_entry(&src.join(e.file_name()), &dst.join(e.file_name()), stats, links, dirs)?;
-        }
-        dirs.push((dst.to_path_buf(), md));
-    } else {
-        let (a, m) = (TimeSpec::new(md.atime(), md.atime_nsec()), TimeSpec::new(md.mtime(), md.mtime_nsec()));
-        utimensat(nix::fcntl::AT_FDCWD, dst, &a, &m, UtimensatFlags::NoFollowSymlink).map_err(|e| err("set times")(e.into()))?;
-    }
-    Ok(())
+struct Copier<'a> {
+    tree: &'a Beneath,
+    src: &'a Path,
+    stats: CopyStats,
+    links: HashMap<(u64, u64), PathBuf>,
+    dirs: Vec<(PathBuf, fs::Metadata)>,
 }
 
-/// Size in bytes of the regular files of a tree (hard links once).
-pub fn tree_bytes(root: &Path) -> u64 {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&p) else { continue };
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else if md.is_file() && seen.insert((md.dev(), md.ino())) {
-                total += md.len();
+impl Copier<'_> {
+    fn entry(&mut self, rel: &Path, dst: &Path) -> Result<()> {
+        let src = self.src.join(rel);
+        let node = self.tree.node(rel).map_err(StorageError::io("stat", &src))?;
+        let md = node.md.clone();
+        let ft = md.file_type();
+        let err = |op| StorageError::io(op, dst);
+        if !ft.is_dir() && md.nlink() > 1 {
+            if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
+                fs::hard_link(first, dst).map_err(err("hard link"))?;
+                self.stats.entries += 1;
+                return Ok(());
             }
+            self.links.insert((md.dev(), md.ino()), dst.to_path_buf());
         }
+        // Read before anything is made: a file that is not what was looked at fails the copy.
+        let xattrs = self.tree.xattrs(rel, &md).map_err(StorageError::io("read xattrs", &src))?;
+        if ft.is_dir() {
+            fs::create_dir(dst).map_err(err("create directory"))?;
+        } else if ft.is_file() {
+            let f = self.tree.open_regular(rel, &md).map_err(StorageError::io("open", &src))?;
+            copy_file(f, dst, md.mode(), &mut self.stats).map_err(err("copy file"))?;
+            self.stats.bytes += md.len();
+        } else if ft.is_symlink() {
+            let target = node.read_link().map_err(StorageError::io("read link", &src))?;
+            std::os::unix::fs::symlink(&target, dst).map_err(err("create symlink"))?;
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            let kind = if ft.is_char_device() {
+                SFlag::S_IFCHR
+            } else if ft.is_block_device() {
+                SFlag::S_IFBLK
+            } else {
+                SFlag::S_IFIFO
+            };
+            mknod(dst, kind, Mode::from_bits_truncate(md.mode() & 0o7777), md.rdev()).map_err(|e| err("create node")(e.into()))?;
+        } else {
+            return Ok(()); // sockets are not content
+        }
+        drop(node);
+        self.stats.entries += 1;
+        fchownat(
+            nix::fcntl::AT_FDCWD,
+            dst,
+            Some(Uid::from_raw(md.uid())),
+            Some(Gid::from_raw(md.gid())),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| err("chown")(e.into()))?;
+        if !ft.is_symlink() {
+            // After chown, which clears set-id bits.
+            fs::set_permissions(dst, std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777)).map_err(err("chmod"))?;
+        }
+        sys::set_xattrs(dst, &xattrs).map_err(err("set xattrs"))?;
+        if ft.is_dir() {
+            let mut names = self.tree.list(rel).map_err(StorageError::io("read directory", &src))?;
+            names.sort();
+            for name in names {
+                self.entry(&rel.join(&name), &dst.join(&name))?;
+            }
+            self.dirs.push((dst.to_path_buf(), md));
+        } else {
+            let (a, m) = (TimeSpec::new(md.atime(), md.atime_nsec()), TimeSpec::new(md.mtime(), md.mtime_nsec()));
+            utimensat(nix::fcntl::AT_FDCWD, dst, &a, &m, UtimensatFlags::NoFollowSymlink).map_err(|e| err("set times")(e.into()))?;
+        }
+        Ok(())
     }
-    total
 }
 
 #[cfg(test)]
@@ -215,8 +205,9 @@ mod tests {
         assert!(fs::symlink_metadata(dst.join("p")).unwrap().file_type().is_fifo());
         assert_eq!(fs::metadata(dst.join("d/f")).unwrap().mode() & 0o7777, 0o751);
         assert_eq!(fs::metadata(dst.join("d/f")).unwrap().mtime(), 1_600_000_000);
-        if !sys::xattrs(&s.join("d")).unwrap().is_empty() {
-            assert_eq!(sys::xattrs(&dst.join("d")).unwrap(), sys::xattrs(&s.join("d")).unwrap(), "extended attributes are kept");
+        let xattrs = |p: &Path| sys::fxattrs(File::open(p).unwrap().as_fd()).unwrap();
+        if !xattrs(&s.join("d")).is_empty() {
+            assert_eq!(xattrs(&dst.join("d")), xattrs(&s.join("d")), "extended attributes are kept");
         }
         assert!(st.entries >= 6);
     }

@@ -5,15 +5,14 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::beneath::{Beneath, Node};
 use crate::sys;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -32,25 +31,44 @@ pub struct Change {
     /// What differs, for modified paths: content, mode, owner, link, type.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub what: Vec<&'static str>,
-    /// file, directory, symlink, other (of the newer state; of the older for deletions).
+    /// file, directory, symlink, subvolume, other (of the newer state; of the older for
+    /// deletions).
     #[serde(rename = "type")]
     pub file_type: &'static str,
 }
 
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub real: PathBuf,
-    pub md: fs::Metadata,
+/// One entry of a view, held open (`O_PATH`) while it is compared.
+pub struct Entry<'a> {
+    tree: &'a Beneath,
+    rel: PathBuf,
+    node: Node,
     /// Views with the same lineage are snapshots of one another on one file system: the same
     /// inode number there is the same file (btrfs keeps inode numbers in snapshots, while giving
     /// each subvolume its own device number).
-    pub lineage: Option<u64>,
+    lineage: Option<u64>,
 }
 
-impl Entry {
+impl Entry<'_> {
+    fn md(&self) -> &std::fs::Metadata {
+        &self.node.md
+    }
+
+    /// On another device than its tree: a nested subvolume (or a mount), shown as one opaque
+    /// entry, never entered.
+    fn foreign(&self) -> bool {
+        self.node.md.dev() != self.tree.dev()
+    }
+
+    /// A directory to descend into.
+    fn is_dir(&self) -> bool {
+        self.node.md.is_dir() && !self.foreign()
+    }
+
     fn type_name(&self) -> &'static str {
-        let t = self.md.file_type();
-        if t.is_dir() {
+        let t = self.node.md.file_type();
+        if self.foreign() {
+            "subvolume"
+        } else if t.is_dir() {
             "directory"
         } else if t.is_file() {
             "file"
@@ -63,9 +81,9 @@ impl Entry {
 }
 
 /// A read-only state of a root file system.
-pub trait View {
+pub trait View: Send {
     /// The entry at `rel` (empty for the root), if present in this state.
-    fn stat(&self, rel: &Path) -> Option<Entry>;
+    fn stat(&self, rel: &Path) -> Option<Entry<'_>>;
     /// Names in directory `rel`.
     fn list(&self, rel: &Path) -> Vec<OsString>;
     /// Whether anything under directory `rel` can differ from the layer shared by both states.
@@ -74,54 +92,84 @@ pub trait View {
     }
 }
 
-/// A plain directory tree, optionally of a snapshot lineage (see [`Entry::lineage`]).
-pub struct DirView(pub PathBuf, pub Option<u64>);
+/// A plain directory tree, optionally of a snapshot lineage (see [`Entry::lineage`]), holding
+/// whatever must live as long as the view (a temporary snapshot it is a view of).
+pub struct DirView {
+    tree: Beneath,
+    lineage: Option<u64>,
+    _hold: Option<Box<dyn Send>>,
+}
+
+impl DirView {
+    pub fn open(root: &Path, lineage: Option<u64>) -> std::io::Result<Self> {
+        Ok(DirView { tree: Beneath::open(root)?, lineage, _hold: None })
+    }
+
+    /// This view, keeping `hold` until it is dropped (after the tree's descriptor is closed).
+    pub fn holding(mut self, hold: Box<dyn Send>) -> Self {
+        self._hold = Some(hold);
+        self
+    }
+}
 
 impl View for DirView {
-    fn stat(&self, rel: &Path) -> Option<Entry> {
-        let real = self.0.join(rel);
-        fs::symlink_metadata(&real).ok().map(|md| Entry { real, md, lineage: self.1 })
+    fn stat(&self, rel: &Path) -> Option<Entry<'_>> {
+        let node = self.tree.node(rel).ok()?;
+        Some(Entry { tree: &self.tree, rel: rel.to_path_buf(), node, lineage: self.lineage })
     }
 
     fn list(&self, rel: &Path) -> Vec<OsString> {
-        fs::read_dir(self.0.join(rel)).map(|rd| rd.flatten().map(|e| e.file_name()).collect()).unwrap_or_default()
+        self.tree.list(rel).unwrap_or_default()
     }
 }
 
 /// An overlay: `upper` over `lower`, as the kernel shows it (whiteouts hide, opaque directories
 /// hide the lower directory they cover).
 pub struct OverlayView {
-    pub lower: PathBuf,
-    pub upper: PathBuf,
+    lower: Beneath,
+    upper: Beneath,
 }
 
-fn is_whiteout(md: &fs::Metadata) -> bool {
+impl OverlayView {
+    pub fn open(lower: &Path, upper: &Path) -> std::io::Result<Self> {
+        Ok(OverlayView { lower: Beneath::open(lower)?, upper: Beneath::open(upper)? })
+    }
+}
+
+fn is_whiteout(md: &std::fs::Metadata) -> bool {
     md.file_type().is_char_device() && md.rdev() == 0
 }
 
-fn is_opaque(p: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+/// Whether directory `rel` of `tree` is marked opaque (read through the directory's fd).
+fn is_opaque(tree: &Beneath, rel: &Path) -> bool {
+    let Ok(fd) = tree.open_dir(rel) else { return false };
     [c"user.overlay.opaque", c"trusted.overlay.opaque"].iter().any(|name| {
         let mut v = [0u8; 4];
-        crate::sys::getxattr(&c, name, &mut v).is_some_and(|n| n >= 1 && v[0] == b'y')
+        sys::fgetxattr(fd.as_fd(), name, &mut v).is_some_and(|n| n >= 1 && v[0] == b'y')
     })
 }
 
 impl OverlayView {
     /// (upper entry or None, whether the lower layer is visible at `rel`).
-    fn resolve(&self, rel: &Path) -> (Option<fs::Metadata>, bool) {
+    fn resolve(&self, rel: &Path) -> (Option<Node>, bool) {
         let mut lower_visible = true;
         let mut prefix = PathBuf::new();
         let comps: Vec<_> = rel.components().collect();
+        if comps.is_empty() {
+            let u = self.upper.node(rel).ok();
+            return (u, !is_opaque(&self.upper, rel));
+        }
         for (i, c) in comps.iter().enumerate() {
             prefix.push(c);
             let last = i + 1 == comps.len();
-            let u = self.upper.join(&prefix);
-            match fs::symlink_metadata(&u) {
-                Ok(md) if is_whiteout(&md) => return (None, false),
-                Ok(md) if last => return (Some(md), lower_visible && !is_opaque(&u)),
-                Ok(md) if md.is_dir() => {
-                    if is_opaque(&u) {
+            match self.upper.node(&prefix) {
+                Ok(n) if is_whiteout(&n.md) => return (None, false),
+                Ok(n) if last => {
+                    let visible = lower_visible && !(n.md.is_dir() && is_opaque(&self.upper, &prefix));
+                    return (Some(n), visible);
+                }
+                Ok(n) if n.md.is_dir() => {
+                    if is_opaque(&self.upper, &prefix) {
                         lower_visible = false;
                     }
                 }
@@ -130,27 +178,23 @@ impl OverlayView {
                     if !lower_visible {
                         return (None, false);
                     }
-                    if !last && !fs::symlink_metadata(self.lower.join(&prefix)).map(|m| m.is_dir()).unwrap_or(false) {
+                    if !last && !self.lower.node(&prefix).is_ok_and(|n| n.md.is_dir()) {
                         return (None, false);
                     }
                 }
             }
-        }
-        if comps.is_empty() {
-            let u = fs::symlink_metadata(&self.upper).ok();
-            return (u, !is_opaque(&self.upper));
         }
         (None, lower_visible)
     }
 }
 
 impl View for OverlayView {
-    fn stat(&self, rel: &Path) -> Option<Entry> {
+    fn stat(&self, rel: &Path) -> Option<Entry<'_>> {
         match self.resolve(rel) {
-            (Some(md), _) => Some(Entry { real: self.upper.join(rel), md, lineage: None }),
+            (Some(node), _) => Some(Entry { tree: &self.upper, rel: rel.to_path_buf(), node, lineage: None }),
             (None, true) => {
-                let real = self.lower.join(rel);
-                fs::symlink_metadata(&real).ok().map(|md| Entry { real, md, lineage: None })
+                let node = self.lower.node(rel).ok()?;
+                Some(Entry { tree: &self.lower, rel: rel.to_path_buf(), node, lineage: None })
             }
             (None, false) => None,
         }
@@ -160,25 +204,20 @@ impl View for OverlayView {
         let (upper, lower_visible) = self.resolve(rel);
         let mut names = BTreeSet::new();
         let mut hidden = BTreeSet::new();
-        if (upper.as_ref().is_some_and(|m| m.is_dir()) || rel.as_os_str().is_empty())
-            && let Ok(rd) = fs::read_dir(self.upper.join(rel))
-        {
-            for e in rd.flatten() {
-                if e.metadata().map(|m| is_whiteout(&m)).unwrap_or(false) {
-                    hidden.insert(e.file_name());
+        if upper.as_ref().is_some_and(|n| n.md.is_dir()) || rel.as_os_str().is_empty() {
+            for name in self.upper.list(rel).unwrap_or_default() {
+                if self.upper.node(&rel.join(&name)).is_ok_and(|n| is_whiteout(&n.md)) {
+                    hidden.insert(name);
                 } else {
-                    names.insert(e.file_name());
+                    names.insert(name);
                 }
             }
         }
-        let lower_dir = upper.as_ref().is_none_or(|m| m.is_dir());
-        if lower_visible
-            && lower_dir
-            && let Ok(rd) = fs::read_dir(self.lower.join(rel))
-        {
-            for e in rd.flatten() {
-                if !hidden.contains(&e.file_name()) {
-                    names.insert(e.file_name());
+        let lower_dir = upper.as_ref().is_none_or(|n| n.md.is_dir());
+        if lower_visible && lower_dir {
+            for name in self.lower.list(rel).unwrap_or_default() {
+                if !hidden.contains(&name) {
+                    names.insert(name);
                 }
             }
         }
@@ -186,34 +225,40 @@ impl View for OverlayView {
     }
 
     fn touched(&self, rel: &Path) -> bool {
-        fs::symlink_metadata(self.upper.join(rel)).is_ok()
+        self.upper.node(rel).is_ok()
     }
 }
 
-fn same_content(a: &Entry, b: &Entry) -> io::Result<bool> {
-    if a.md.dev() == b.md.dev() && a.md.ino() == b.md.ino() {
-        return Ok(true);
+/// Whether two regular files hold the same bytes. Anything that cannot be read as the file
+/// that was looked at (it changed, was swapped for a FIFO, shrank) counts as different.
+fn same_content(a: &Entry, b: &Entry) -> bool {
+    if a.md().dev() == b.md().dev() && a.md().ino() == b.md().ino() {
+        return true;
     }
-    if a.md.len() != b.md.len() {
-        return Ok(false);
+    if a.md().len() != b.md().len() {
+        return false;
     }
-    let (mut fa, mut fb) = (File::open(&a.real)?, File::open(&b.real)?);
+    let (Ok(mut fa), Ok(mut fb)) = (a.tree.open_regular(&a.rel, a.md()), b.tree.open_regular(&b.rel, b.md())) else {
+        return false;
+    };
     // Shared physical extents (snapshots, reflinks) mean shared bytes: no need to read them.
     if let (Some(x), Some(y)) = (sys::extents(fa.as_fd()), sys::extents(fb.as_fd()))
         && x == y
         && !x.is_empty()
     {
-        return Ok(true);
+        return true;
     }
     let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     loop {
-        let n = fa.read(&mut ba)?;
+        let n = match fa.read(&mut ba) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
         if n == 0 {
-            return Ok(true);
+            return fb.read(&mut bb[..1]).is_ok_and(|m| m == 0);
         }
-        fb.read_exact(&mut bb[..n])?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
+        if fb.read_exact(&mut bb[..n]).is_err() || ba[..n] != bb[..n] {
+            return false;
         }
     }
 }
@@ -222,35 +267,44 @@ fn same_content(a: &Entry, b: &Entry) -> io::Result<bool> {
 /// the kernel sets ctime on every change of content or metadata and nothing can set it back.
 /// A btrfs snapshot keeps inode numbers and times, so this settles most files without reading.
 fn untouched(a: &Entry, b: &Entry) -> bool {
-    let same_file = a.md.dev() == b.md.dev() || (a.lineage.is_some() && a.lineage == b.lineage);
-    same_file && a.md.ino() == b.md.ino() && a.md.ctime() == b.md.ctime() && a.md.ctime_nsec() == b.md.ctime_nsec()
+    let (x, y) = (a.md(), b.md());
+    let same_file = x.dev() == y.dev() || (a.lineage.is_some() && a.lineage == b.lineage);
+    same_file && x.ino() == y.ino() && x.ctime() == y.ctime() && x.ctime_nsec() == y.ctime_nsec()
 }
 
-fn compare(a: &Entry, b: &Entry) -> io::Result<Vec<&'static str>> {
-    if untouched(a, b) {
-        return Ok(vec![]);
+fn compare(a: &Entry, b: &Entry) -> Vec<&'static str> {
+    if a.foreign() || b.foreign() {
+        // Opaque: only whether it is (still) one.
+        return if a.foreign() == b.foreign() { vec![] } else { vec!["type"] };
     }
-    let (ta, tb) = (a.md.file_type(), b.md.file_type());
+    if untouched(a, b) {
+        return vec![];
+    }
+    let (x, y) = (a.md(), b.md());
+    let (ta, tb) = (x.file_type(), y.file_type());
     if a.type_name() != b.type_name() || ta.is_char_device() != tb.is_char_device() || ta.is_fifo() != tb.is_fifo() {
-        return Ok(vec!["type"]);
+        return vec!["type"];
     }
     let mut what = vec![];
-    if ta.is_file() && !same_content(a, b)? {
+    if ta.is_file() && !same_content(a, b) {
         what.push("content");
     }
-    if ta.is_symlink() && fs::read_link(&a.real)? != fs::read_link(&b.real)? {
-        what.push("link");
+    if ta.is_symlink() {
+        match (a.node.read_link(), b.node.read_link()) {
+            (Ok(la), Ok(lb)) if la == lb => {}
+            _ => what.push("link"),
+        }
     }
-    if !ta.is_symlink() && a.md.mode() & 0o7777 != b.md.mode() & 0o7777 {
+    if !ta.is_symlink() && x.mode() & 0o7777 != y.mode() & 0o7777 {
         what.push("mode");
     }
-    if (a.md.uid(), a.md.gid()) != (b.md.uid(), b.md.gid()) {
+    if (x.uid(), x.gid()) != (y.uid(), y.gid()) {
         what.push("owner");
     }
-    if (ta.is_char_device() || ta.is_block_device()) && a.md.rdev() != b.md.rdev() {
+    if (ta.is_char_device() || ta.is_block_device()) && x.rdev() != y.rdev() {
         what.push("device");
     }
-    Ok(what)
+    what
 }
 
 fn display(rel: &Path) -> String {
@@ -262,68 +316,86 @@ fn subtree(v: &dyn View, rel: &Path, kind: ChangeKind, out: &mut Vec<Change>) {
     for name in v.list(rel) {
         let p = rel.join(&name);
         if let Some(e) = v.stat(&p) {
-            out.push(Change { path: display(&p), kind, what: vec![], file_type: e.type_name() });
-            if e.md.is_dir() {
-                subtree(v, &p, kind, out);
-            }
+            side(v, e, &p, kind, out);
         }
     }
 }
 
-fn walk(a: &dyn View, b: &dyn View, rel: &Path, out: &mut Vec<Change>) -> io::Result<()> {
+/// One side of a change: the entry is recorded, then (once its descriptor is closed) a
+/// directory's content follows.
+fn side(v: &dyn View, e: Entry, p: &Path, kind: ChangeKind, out: &mut Vec<Change>) {
+    out.push(Change { path: display(p), kind, what: vec![], file_type: e.type_name() });
+    let dir = e.is_dir();
+    drop(e);
+    if dir {
+        subtree(v, p, kind, out);
+    }
+}
+
+fn walk(a: &dyn View, b: &dyn View, rel: &Path, out: &mut Vec<Change>) {
     let names: BTreeSet<OsString> = a.list(rel).into_iter().chain(b.list(rel)).collect();
     for name in names {
         let p = rel.join(&name);
         match (a.stat(&p), b.stat(&p)) {
             (None, None) => {}
-            (None, Some(eb)) => {
-                out.push(Change { path: display(&p), kind: ChangeKind::Added, what: vec![], file_type: eb.type_name() });
-                if eb.md.is_dir() {
-                    subtree(b, &p, ChangeKind::Added, out);
-                }
-            }
-            (Some(ea), None) => {
-                out.push(Change { path: display(&p), kind: ChangeKind::Deleted, what: vec![], file_type: ea.type_name() });
-                if ea.md.is_dir() {
-                    subtree(a, &p, ChangeKind::Deleted, out);
-                }
-            }
+            (None, Some(eb)) => side(b, eb, &p, ChangeKind::Added, out),
+            (Some(ea), None) => side(a, ea, &p, ChangeKind::Deleted, out),
             (Some(ea), Some(eb)) => {
-                let what = compare(&ea, &eb)?;
+                let what = compare(&ea, &eb);
                 if what == ["type"] {
-                    out.push(Change { path: display(&p), kind: ChangeKind::Deleted, what: vec![], file_type: ea.type_name() });
-                    if ea.md.is_dir() {
-                        subtree(a, &p, ChangeKind::Deleted, out);
-                    }
-                    out.push(Change { path: display(&p), kind: ChangeKind::Added, what: vec![], file_type: eb.type_name() });
-                    if eb.md.is_dir() {
-                        subtree(b, &p, ChangeKind::Added, out);
-                    }
+                    side(a, ea, &p, ChangeKind::Deleted, out);
+                    side(b, eb, &p, ChangeKind::Added, out);
                     continue;
                 }
+                let descend = ea.is_dir() && eb.is_dir();
                 if !what.is_empty() {
                     out.push(Change { path: display(&p), kind: ChangeKind::Modified, what, file_type: eb.type_name() });
                 }
-                if ea.md.is_dir() && (a.touched(&p) || b.touched(&p)) {
-                    walk(a, b, &p, out)?;
+                // Descriptors are closed before going down: a deep tree holds none per level.
+                drop((ea, eb));
+                if descend && (a.touched(&p) || b.touched(&p)) {
+                    walk(a, b, &p, out);
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// The changes that lead from state `a` to state `b`, sorted by path.
-pub fn diff(a: &dyn View, b: &dyn View) -> io::Result<Vec<Change>> {
+pub fn diff(a: &dyn View, b: &dyn View) -> Vec<Change> {
     let mut out = vec![];
-    walk(a, b, Path::new(""), &mut out)?;
+    walk(a, b, Path::new(""), &mut out);
     out.sort_by(|x, y| x.path.cmp(&y.path).then((x.kind as u8).cmp(&(y.kind as u8))));
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    #[test]
+    fn symlinks_and_fifos_are_entries_never_followed_or_opened() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b, host) = (t.path().join("a"), t.path().join("b"), t.path().join("host"));
+        fs::create_dir_all(a.join("d")).unwrap();
+        fs::write(a.join("d/x"), b"x").unwrap();
+        fs::write(a.join("f"), b"data").unwrap();
+        fs::create_dir_all(&b).unwrap();
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("CANARY"), b"secret").unwrap();
+        // Now a symlink to a host directory, now a FIFO where a file was.
+        std::os::unix::fs::symlink(&host, b.join("d")).unwrap();
+        nix::unistd::mkfifo(&b.join("f"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let d = diff(&DirView::open(&a, None).unwrap(), &DirView::open(&b, None).unwrap());
+        assert!(!d.iter().any(|c| c.path.contains("CANARY")), "{d:?}");
+        assert!(d.contains(&Change { path: "/d".into(), kind: ChangeKind::Added, what: vec![], file_type: "symlink" }), "{d:?}");
+        assert!(d.contains(&Change { path: "/f".into(), kind: ChangeKind::Added, what: vec![], file_type: "other" }), "{d:?}");
+        // The other way round: a directory where the symlink was is walked, the link is not.
+        let d = diff(&DirView::open(&b, None).unwrap(), &DirView::open(&a, None).unwrap());
+        assert!(!d.iter().any(|c| c.path.contains("CANARY")), "{d:?}");
+        assert!(d.iter().any(|c| c.path == "/d/x"), "{d:?}");
+    }
 
     fn kinds(c: &[Change]) -> Vec<(String, ChangeKind, Vec<&'static str>)> {
         c.iter().map(|c| (c.path.clone(), c.kind, c.what.clone())).collect()
@@ -344,7 +416,7 @@ mod tests {
         fs::create_dir(b.join("newdir")).unwrap();
         fs::write(b.join("newdir/f"), b"f").unwrap();
         fs::set_permissions(b.join("etc/same"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        let d = diff(&DirView(a, None), &DirView(b, None)).unwrap();
+        let d = diff(&DirView::open(&a, None).unwrap(), &DirView::open(&b, None).unwrap());
         assert_eq!(
             kinds(&d),
             vec![
@@ -370,9 +442,9 @@ mod tests {
         // A whiteout needs CAP_MKNOD; without it (unprivileged test run) skip that part.
         let whiteout = nix::sys::stat::mknod(&u2.join("etc/del"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).is_ok();
         fs::write(u2.join("etc/new"), b"n").unwrap();
-        let a = OverlayView { lower: lower.clone(), upper: u1 };
-        let b = OverlayView { lower, upper: u2 };
-        let d = kinds(&diff(&a, &b).unwrap());
+        let a = OverlayView::open(&lower, &u1).unwrap();
+        let b = OverlayView::open(&lower, &u2).unwrap();
+        let d = kinds(&diff(&a, &b));
         assert!(d.contains(&("/etc/new".into(), ChangeKind::Added, vec![])), "{d:?}");
         if whiteout {
             assert!(d.contains(&("/etc/del".into(), ChangeKind::Deleted, vec![])), "{d:?}");

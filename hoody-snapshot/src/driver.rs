@@ -113,11 +113,19 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// Removes what a restore left behind (the previous root); idempotent.
     fn cleanup_restore(&self, id: &str) -> Result<()>;
 
-    /// The state of the container's root in snapshot `name`, for diffs.
-    fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View>;
+    /// Removes what an interrupted operation left in the container's directory (a restore's
+    /// previous root, a diff's temporary snapshot); run at start-up, idempotent.
+    fn cleanup_temporaries(&self, id: &str) -> Result<()> {
+        self.cleanup_restore(id)
+    }
 
-    /// The live state of the container's root, for diffs.
-    fn live_view(&self, image: &str, id: &str) -> Box<dyn crate::diff::View>;
+    /// The state of the container's root in snapshot `name`, for diffs.
+    fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Result<Box<dyn crate::diff::View>>;
+
+    /// The live state of the container's root, for diffs: on btrfs a temporary read-only
+    /// snapshot of it (gone when the view is dropped; one a crash leaves is removed by
+    /// [`StorageDriver::cleanup_restore`]), on overlay the live upper directory walked safely.
+    fn live_view(&self, image: &str, id: &str) -> Result<Box<dyn crate::diff::View>>;
 
     /// Whether this pool can enforce disk limits in the kernel; why not, when it cannot.
     fn quota_support(&self) -> std::result::Result<(), String>;

@@ -5,7 +5,9 @@
 //! get an upper and a work directory). Files are stored with the container's *own* ids (0..65535);
 //! the runtime maps them with idmapped mounts, so nothing is ever chowned per container.
 
+pub mod beneath;
 pub mod btrfs;
+mod btrfs_tree;
 pub mod busybox;
 pub mod copy;
 pub mod diff;

@@ -208,12 +208,19 @@ impl StorageDriver for OverlayDriver {
         }
     }
 
-    fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Box<dyn crate::diff::View> {
-        Box::new(crate::diff::OverlayView { lower: self.image_path(image), upper: self.snapshots_dir(id).join(name).join("upper") })
+    fn snapshot_view(&self, image: &str, id: &str, name: &str) -> Result<Box<dyn crate::diff::View>> {
+        let upper = self.snapshots_dir(id).join(name).join("upper");
+        let v = crate::diff::OverlayView::open(&self.image_path(image), &upper).map_err(StorageError::io("open snapshot", &upper))?;
+        Ok(Box::new(v))
     }
 
-    fn live_view(&self, image: &str, id: &str) -> Box<dyn crate::diff::View> {
-        Box::new(crate::diff::OverlayView { lower: self.image_path(image), upper: self.container_dir(id).join("upper") })
+    /// The live upper directory, walked safely but not frozen: a tree changing during the walk
+    /// gives a best-effort answer (each entry as it was when looked at).
+    fn live_view(&self, image: &str, id: &str) -> Result<Box<dyn crate::diff::View>> {
+        let upper = self.container_dir(id).join("upper");
+        let v =
+            crate::diff::OverlayView::open(&self.image_path(image), &upper).map_err(StorageError::io("open upper directory", &upper))?;
+        Ok(Box::new(v))
     }
 
     fn quota_support(&self) -> std::result::Result<(), String> {

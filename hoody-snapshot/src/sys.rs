@@ -27,7 +27,6 @@ struct VolArgsV2 {
 }
 
 nix::ioctl_write_ptr!(ioc_subvol_create, BTRFS_IOCTL_MAGIC, 14, VolArgs);
-nix::ioctl_write_ptr!(ioc_snap_destroy, BTRFS_IOCTL_MAGIC, 15, VolArgs);
 nix::ioctl_write_ptr!(ioc_snap_create_v2, BTRFS_IOCTL_MAGIC, 23, VolArgsV2);
 nix::ioctl_read!(ioc_subvol_getflags, BTRFS_IOCTL_MAGIC, 25, u64);
 nix::ioctl_write_ptr!(ioc_subvol_setflags, BTRFS_IOCTL_MAGIC, 26, u64);
@@ -64,15 +63,6 @@ pub fn snapshot(src: BorrowedFd<'_>, parent: BorrowedFd<'_>, name: &OsStr, reado
     // SAFETY: both fds are valid for the duration of the call and `args` is a fully initialised
     // btrfs_ioctl_vol_args_v2 (zeroed qgroup fields) that the kernel only reads.
     unsafe { ioc_snap_create_v2(parent.as_raw_fd(), &args) }?;
-    Ok(())
-}
-
-/// Deletes subvolume `name` inside the directory `parent`.
-pub fn subvol_destroy(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    let mut args = VolArgs { fd: 0, name: [0; BTRFS_PATH_NAME_MAX + 1] };
-    copy_name(&mut args.name, name)?;
-    // SAFETY: `parent` is a valid fd; `args` is initialised and only read by the kernel.
-    unsafe { ioc_snap_destroy(parent.as_raw_fd(), &args) }?;
     Ok(())
 }
 
@@ -166,46 +156,6 @@ pub fn exchange(dir: BorrowedFd<'_>, a: &OsStr, b: &OsStr) -> io::Result<()> {
     Ok(())
 }
 
-/// `lgetxattr` into `buf`; the length read, or `None` when absent.
-pub fn getxattr(path: &std::ffi::CStr, name: &std::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
-    // SAFETY: valid C strings; `buf` is writable for its length.
-    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (n >= 0).then_some(n as usize)
-}
-
-/// Extended attributes of `path` (not following symlinks).
-pub fn xattrs(path: &std::path::Path) -> io::Result<Vec<(std::ffi::CString, Vec<u8>)>> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: a null buffer of size 0 asks for the needed size.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    if n <= 0 {
-        return Ok(vec![]);
-    }
-    let mut names = vec![0u8; n as usize];
-    // SAFETY: `names` has room for `n` bytes.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut out = vec![];
-    for name in names[..n as usize].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let cname = std::ffi::CString::new(name).expect("split at NUL");
-        // SAFETY: null buffer asks for the size of this attribute.
-        let len = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
-        if len < 0 {
-            continue;
-        }
-        let mut val = vec![0u8; len as usize];
-        // SAFETY: `val` has room for `len` bytes.
-        let len = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
-        if len >= 0 {
-            val.truncate(len as usize);
-            out.push((cname, val));
-        }
-    }
-    Ok(out)
-}
-
 /// Sets extended attributes on `path` (not following symlinks).
 pub fn set_xattrs(path: &std::path::Path, attrs: &[(std::ffi::CString, Vec<u8>)]) -> io::Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -217,4 +167,145 @@ pub fn set_xattrs(path: &std::path::Path, attrs: &[(std::ffi::CString, Vec<u8>)]
         }
     }
     Ok(())
+}
+
+/// Extended attributes of the file open at `fd`.
+pub fn fxattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(std::ffi::CString, Vec<u8>)>> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: a null buffer of size 0 asks for the needed size.
+    let n = unsafe { libc::flistxattr(raw, std::ptr::null_mut(), 0) };
+    if n <= 0 {
+        return Ok(vec![]);
+    }
+    let mut names = vec![0u8; n as usize];
+    // SAFETY: `names` has room for `names.len()` bytes.
+    let n = unsafe { libc::flistxattr(raw, names.as_mut_ptr().cast(), names.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = vec![];
+    for name in names[..n as usize].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let cname = std::ffi::CString::new(name).expect("split at NUL");
+        // SAFETY: a null buffer asks for the size of this attribute.
+        let len = unsafe { libc::fgetxattr(raw, cname.as_ptr(), std::ptr::null_mut(), 0) };
+        if len < 0 {
+            continue;
+        }
+        let mut val = vec![0u8; len as usize];
+        // SAFETY: `val` has room for `val.len()` bytes.
+        let len = unsafe { libc::fgetxattr(raw, cname.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
+        if len >= 0 {
+            val.truncate(len as usize);
+            out.push((cname, val));
+        }
+    }
+    Ok(out)
+}
+
+/// `fgetxattr` into `buf`; the length read, or `None` when absent.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: a valid descriptor and C string; `buf` is writable for its length.
+    let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then_some(n as usize)
+}
+
+/// Flag of `btrfs_ioctl_vol_args_v2`: the subvolume is named by id, not by name.
+const BTRFS_SUBVOL_SPEC_BY_ID: u64 = 1 << 4;
+nix::ioctl_write_ptr!(ioc_snap_destroy_v2, BTRFS_IOCTL_MAGIC, 63, VolArgsV2);
+
+/// Deletes the subvolume with id `subvolid` of the file system `fs_fd` is open on, wherever it
+/// is linked (no path is walked). Fails with ENOTEMPTY while it holds nested subvolumes.
+pub fn subvol_destroy_by_id(fs_fd: BorrowedFd<'_>, subvolid: u64) -> io::Result<()> {
+    let mut args = VolArgsV2 { fd: 0, transid: 0, flags: BTRFS_SUBVOL_SPEC_BY_ID, unused: [0; 4], name: [0; BTRFS_SUBVOL_NAME_MAX + 1] };
+    // The name union holds the subvolume id (native byte order, as the kernel's __u64).
+    args.name[..8].copy_from_slice(&subvolid.to_ne_bytes());
+    // SAFETY: `fs_fd` is a valid descriptor; `args` is a fully initialised
+    // btrfs_ioctl_vol_args_v2 that the kernel only reads.
+    unsafe { ioc_snap_destroy_v2(fs_fd.as_raw_fd(), &args) }?;
+    Ok(())
+}
+
+#[repr(C)]
+struct SearchKey {
+    tree_id: u64,
+    min_objectid: u64,
+    max_objectid: u64,
+    min_offset: u64,
+    max_offset: u64,
+    min_transid: u64,
+    max_transid: u64,
+    min_type: u32,
+    max_type: u32,
+    nr_items: u32,
+    unused: u32,
+    unused1: [u64; 4],
+}
+
+const SEARCH_BUF: usize = 4096 - std::mem::size_of::<SearchKey>();
+
+#[repr(C)]
+struct SearchArgs {
+    key: SearchKey,
+    buf: [u8; SEARCH_BUF],
+}
+
+nix::ioctl_readwrite!(ioc_tree_search, BTRFS_IOCTL_MAGIC, 17, SearchArgs);
+
+const BTRFS_ROOT_TREE_OBJECTID: u64 = 1;
+const BTRFS_ROOT_REF_KEY: u32 = 156;
+/// Size of `btrfs_ioctl_search_header`: transid, objectid, offset (u64), type, len (u32).
+const SEARCH_HEADER: usize = 32;
+
+/// Ids of the subvolumes linked directly inside subvolume `parent` (its ROOT_REF items in the
+/// root tree), found by id without walking any path. Needs CAP_SYS_ADMIN.
+pub fn subvol_children(fs_fd: BorrowedFd<'_>, parent: u64) -> io::Result<Vec<u64>> {
+    let mut out = vec![];
+    let mut min_offset = 0u64;
+    loop {
+        let mut args = SearchArgs {
+            key: SearchKey {
+                tree_id: BTRFS_ROOT_TREE_OBJECTID,
+                min_objectid: parent,
+                max_objectid: parent,
+                min_offset,
+                max_offset: u64::MAX,
+                min_transid: 0,
+                max_transid: u64::MAX,
+                min_type: BTRFS_ROOT_REF_KEY,
+                max_type: BTRFS_ROOT_REF_KEY,
+                nr_items: 4096,
+                unused: 0,
+                unused1: [0; 4],
+            },
+            buf: [0; SEARCH_BUF],
+        };
+        // SAFETY: `args` is a fully initialised btrfs_ioctl_search_args (4096 bytes) the kernel
+        // reads the key from and writes results and the item count into.
+        unsafe { ioc_tree_search(fs_fd.as_raw_fd(), &mut args) }?;
+        let n = args.key.nr_items;
+        if n == 0 {
+            return Ok(out);
+        }
+        let mut at = 0usize;
+        let mut last = None;
+        for _ in 0..n {
+            if at + SEARCH_HEADER > SEARCH_BUF {
+                break;
+            }
+            let h = &args.buf[at..at + SEARCH_HEADER];
+            let word = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+            let (objectid, offset) = (word(8), word(16));
+            let typ = u32::from_ne_bytes(h[24..28].try_into().expect("4 bytes"));
+            let len = u32::from_ne_bytes(h[28..32].try_into().expect("4 bytes")) as usize;
+            if objectid == parent && typ == BTRFS_ROOT_REF_KEY {
+                out.push(offset);
+            }
+            last = Some(offset);
+            at += SEARCH_HEADER + len;
+        }
+        match last {
+            Some(o) if o < u64::MAX => min_offset = o + 1,
+            _ => return Ok(out),
+        }
+    }
 }

@@ -77,6 +77,10 @@ pub struct Flags {
     /// request on an idle connection.
     #[arg(long)]
     pub request_timeout: Option<u64>,
+    /// Seconds between retries of a delete that failed half-way (the container stays listed as
+    /// `deleting`, keeping its address and id range, until its storage is gone).
+    #[arg(long)]
+    pub delete_retry: Option<u64>,
     /// Open API connections at most; more are refused.
     #[arg(long)]
     pub max_connections: Option<usize>,
@@ -132,6 +136,7 @@ struct FileConfig {
     socket_group: Option<String>,
     admin_group: Option<String>,
     request_timeout: Option<u64>,
+    delete_retry: Option<u64>,
     max_connections: Option<usize>,
     deny_action: Option<DenyActionArg>,
     nflog_group: Option<u16>,
@@ -159,6 +164,7 @@ pub struct Config {
     pub socket_group: String,
     pub admin_group: Option<String>,
     pub request_timeout: Duration,
+    pub delete_retry: Duration,
     pub max_connections: usize,
     pub proc_root: PathBuf,
     /// Where sysfs is mounted (btrfs qgroup numbers are read there).
@@ -203,6 +209,7 @@ impl Config {
             socket_group: f.socket_group.or(file.socket_group).unwrap_or_else(|| "hoody".into()),
             admin_group: f.admin_group.or(file.admin_group).filter(|g| !g.is_empty()),
             request_timeout: Duration::from_secs(f.request_timeout.or(file.request_timeout).unwrap_or(30).max(1)),
+            delete_retry: Duration::from_secs(f.delete_retry.or(file.delete_retry).unwrap_or(30).max(1)),
             max_connections: f.max_connections.or(file.max_connections).unwrap_or(256).max(1),
             proc_root: "/proc".into(),
             sys_root: "/sys".into(),

@@ -196,6 +196,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
     let report = rt.adopt().await.context("reconciling state with the kernel")?;
     info!(adopted = report.adopted.len(), vanished = report.vanished.len(), orphans = report.removed_orphans.len(), "state reconciled");
+    // Deletes a crash or a failure left half-way are finished before anything is served.
+    match rt.retry_deletes().await {
+        Ok(0) => {}
+        Ok(n) => warn!(containers = n, "some containers could not be deleted yet; retried later"),
+        Err(e) => warn!(error = %crate::helper::error::chain(&e).join(": "), "could not retry pending deletes"),
+    }
+    rt.spawn_delete_retries(cfg.delete_retry);
     if let Err(e) = rt.remove_stale_links().await {
         warn!(error = %crate::helper::error::chain(&e).join(": "), "could not check for stale interfaces");
     }

@@ -14,6 +14,9 @@ pub enum Status {
     Created,
     Running,
     Stopped,
+    /// Being deleted: stopped, its firewall gone, its storage still (partly) there. The record
+    /// keeps its name, address and id range until the storage is gone; the daemon retries.
+    Deleting,
 }
 
 impl Status {
@@ -22,6 +25,7 @@ impl Status {
             Status::Created => "created",
             Status::Running => "running",
             Status::Stopped => "stopped",
+            Status::Deleting => "deleting",
         }
     }
 
@@ -30,6 +34,7 @@ impl Status {
             "created" => Some(Status::Created),
             "running" => Some(Status::Running),
             "stopped" => Some(Status::Stopped),
+            "deleting" => Some(Status::Deleting),
             _ => None,
         }
     }
@@ -74,6 +79,8 @@ pub enum Action {
 /// Whether `action` is allowed in `status`; the error is the conflict message (409).
 pub fn check_transition(status: Status, action: Action) -> Result<(), String> {
     match (action, status) {
+        (Action::Delete { .. }, Status::Deleting) => Ok(()),
+        (_, Status::Deleting) => Err("the container is being deleted".into()),
         (Action::Start, Status::Running) => Err("the container is already running".into()),
         (Action::Stop, Status::Created | Status::Stopped) => Err("the container is not running".into()),
         (Action::Delete { force: false }, Status::Running) => {
@@ -107,6 +114,8 @@ pub struct Container {
     pub finished_at: Option<String>,
     pub snapshot_schedule: Option<String>,
     pub snapshot_expiry: Option<String>,
+    /// Why the last attempt to delete it failed (status `deleting` only).
+    pub error: Option<String>,
 }
 
 /// Body of `POST /containers`.

@@ -52,3 +52,93 @@ fn a_2gib_sparse_file_is_snapshotted_and_restored_on_overlay_as_what_it_holds() 
     assert!(used <= 4 << 20, "the restored file allocated {} MiB", used >> 20);
     assert_eq!(w.sh(&c, "dd if=/sparse bs=1 skip=1073741824 count=6 2>/dev/null"), "middle", "its data came back");
 }
+
+fn id(v: &serde_json::Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// Subvolumes btrfs lists under this container's directory.
+fn subvolumes_of(w: &World, container: &str) -> Vec<String> {
+    let list = run("btrfs", &["subvolume", "list", "-a", &w.mnt.to_string_lossy()]);
+    list.lines().filter(|l| l.contains(container)).map(str::to_owned).collect()
+}
+
+fn chattr(flag: &str, p: &std::path::Path) {
+    run("chattr", &[flag, &p.to_string_lossy()]);
+}
+
+/// A delete that fails half-way keeps the record (`deleting`, with its error) and with it the
+/// container's address and id range; the daemon retries, and only once the storage is gone
+/// are they handed out again. `jam` makes the storage undeletable, `unjam` undoes it.
+fn a_jammed_delete_holds_its_address_until_retried(w: &World, c: &str, jam: &std::path::Path) {
+    let before = w.ok(&["containers", "get", c]);
+    let (ip, uid) = (before["ipv4"].as_str().unwrap().to_owned(), before["idmap"]["host_uid_base"].as_u64().unwrap());
+    chattr("+i", jam);
+    struct Unjam(std::path::PathBuf);
+    impl Drop for Unjam {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr").args(["-i", &self.0.to_string_lossy()]).status();
+        }
+    }
+    let unjam = Unjam(jam.to_path_buf());
+    let r = w.ctl(&["containers", "delete", "--force", c]);
+    assert_ne!(r.code, 0, "the delete cannot have succeeded: {r:?}");
+    let now = w.ok(&["containers", "get", c]);
+    assert_eq!(now["status"], "deleting", "{now}");
+    assert!(now["error"].as_str().unwrap_or("").contains("not permitted"), "the error is kept: {now}");
+    for refused in [&["containers", "start", c][..], &["snapshots", "create", "-c", c, "--alias", "late"]] {
+        let r = w.ctl(refused);
+        assert_ne!(r.code, 0, "{refused:?} on a container being deleted: {r:?}");
+    }
+    let other = w.ok(&["containers", "create", "--name", "other", "--image", "busybox"]);
+    assert_ne!(other["ipv4"].as_str().unwrap(), ip, "the address of a container whose data is still there was reused");
+    assert_ne!(other["idmap"]["host_uid_base"].as_u64().unwrap(), uid, "its id range was reused");
+    assert!(w.storage_dir.join("containers").join(c).exists());
+    drop(unjam);
+    hoody_e2e::eventually("the daemon retries the delete", || w.ctl(&["containers", "get", c]).code != 0);
+    assert!(!w.storage_dir.join("containers").join(c).exists(), "its storage directory is gone");
+    if w.driver == Driver::Btrfs {
+        assert_eq!(subvolumes_of(w, c), Vec::<String>::new(), "btrfs still lists subvolumes of it");
+    }
+    let next = w.ok(&["containers", "create", "--name", "next", "--image", "busybox"]);
+    assert_eq!(next["ipv4"].as_str().unwrap(), ip, "the freed address is the lowest free one again");
+    assert_eq!(next["idmap"]["host_uid_base"].as_u64().unwrap(), uid);
+}
+
+#[test]
+fn a_host_made_nested_subvolume_is_restored_over_twice_and_deleted_with_nothing_left() {
+    let w = World::with_flags(Driver::Btrfs, &["--delete-retry", "1"]);
+    let c = id(&w.running("nest"));
+    w.sh(&c, "echo before > /data");
+    w.ok(&["snapshots", "create", "--container", &c, "--alias", "s"]);
+    let root = w.storage_dir.join("containers").join(&c).join("rootfs");
+    let nest = |deeper: bool| {
+        run("btrfs", &["subvolume", "create", &root.join("nested").to_string_lossy()]);
+        std::fs::write(root.join("nested/payload"), b"the tenant's data").unwrap();
+        if deeper {
+            run("btrfs", &["subvolume", "create", &root.join("nested/deeper").to_string_lossy()]);
+        }
+    };
+    for round in 0..2 {
+        nest(round == 1);
+        w.sh(&c, "echo after > /data");
+        let r = w.ok(&["snapshots", "restore", "-c", &c, "--name", "s"]);
+        assert_eq!(r["container"]["status"], "running", "round {round}: {r}");
+        assert_eq!(w.sh(&c, "cat /data").trim(), "before", "round {round}: the root is the snapshot's");
+        assert!(!root.join("nested/payload").exists(), "round {round}: the nested subvolume came back");
+        let subs = subvolumes_of(&w, &c);
+        assert!(!subs.iter().any(|l| l.contains("nested") || l.contains(".restore")), "round {round}: {subs:?}");
+    }
+    // Nested twice, and the deepest one cannot be deleted (immutable): the delete fails half-way.
+    nest(true);
+    a_jammed_delete_holds_its_address_until_retried(&w, &c, &root.join("nested/deeper"));
+}
+
+#[test]
+fn a_delete_that_fails_half_way_on_overlay_is_retried_and_holds_its_address() {
+    let w = World::with_flags(Driver::Overlay, &["--delete-retry", "1"]);
+    let c = id(&w.running("jam"));
+    w.sh(&c, "mkdir -p /keep && echo x > /keep/file");
+    let upper = w.storage_dir.join("containers").join(&c).join("upper");
+    a_jammed_delete_holds_its_address_until_retried(&w, &c, &upper.join("keep/file"));
+}

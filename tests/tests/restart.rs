@@ -132,7 +132,7 @@ fn consistent(w: &World, when: &str) {
 fn a_crash_at_any_step_leaves_a_consistent_state_and_nothing_behind() {
     let mut w = World::with_net(Driver::Btrfs);
     let keep = id(&w.running("keep"));
-    // Every fault("…") point of hoodyd/src/runtime/lifecycle.rs, in order.
+    // Every fault("…") point of hoodyd/src/runtime/lifecycle.rs and deletion.rs, in order.
     let steps = [
         "create-storage",
         "create-state-dir",
@@ -142,9 +142,10 @@ fn a_crash_at_any_step_leaves_a_consistent_state_and_nothing_behind() {
         "start-launched",
         "delete-stopped",
         "delete-firewall",
-        "delete-record",
+        "delete-marked",
         "delete-cgroup",
         "delete-storage",
+        "delete-record",
     ];
     for (n, step) in steps.iter().enumerate() {
         let name = format!("victim{n}");

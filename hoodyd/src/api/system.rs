@@ -36,7 +36,7 @@ pub async fn metrics(State(st): State<AppState>) -> ApiResult<impl IntoResponse>
     let images = st.rt.list_images().await?;
     let mut out = String::new();
     let _ = writeln!(out, "# HELP hoody_containers Containers known to the daemon, by status.\n# TYPE hoody_containers gauge");
-    for s in [Status::Created, Status::Running, Status::Stopped] {
+    for s in [Status::Created, Status::Running, Status::Stopped, Status::Deleting] {
         let n = all.iter().filter(|c| c.status == s).count();
         let _ = writeln!(out, "hoody_containers{{status=\"{}\"}} {n}", s.as_str());
     }

@@ -70,6 +70,9 @@ pub struct ContainerView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub snapshots: SnapshotPolicyView,
+    /// Why the last attempt to delete it failed (status `deleting`; the daemon retries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -111,5 +114,6 @@ pub fn container(c: &Container, usage: Option<UsageView>) -> ContainerView {
         started_at: c.started_at.clone(),
         finished_at: c.finished_at.clone(),
         snapshots: SnapshotPolicyView { schedule: c.snapshot_schedule.clone(), expiry: c.snapshot_expiry.clone() },
+        error: c.error.clone(),
     }
 }

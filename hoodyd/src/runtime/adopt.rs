@@ -57,13 +57,18 @@ impl Runtime {
         let disk: std::collections::HashMap<String, hoody_snapshot::DiskLimits> =
             all.iter().map(|c| (c.id.clone(), c.limits.disk_limits())).collect();
         let running: HashSet<String> = report.adopted.iter().cloned().collect();
+        // Those being deleted are finished by the delete retry, not tidied here.
+        let deleting: HashSet<String> = all.iter().filter(|c| c.status == Status::Deleting).map(|c| c.id.clone()).collect();
         let (storage, cg, state_root) = (self.storage.clone(), self.cgroups.clone(), self.cfg.state_dir.join("containers"));
         let orphans = tokio::task::spawn_blocking(move || {
             let mut removed = vec![];
             for id in storage.container_ids().unwrap_or_default() {
+                if deleting.contains(&id) {
+                    continue;
+                }
                 if known.contains(&id) {
-                    if let Err(e) = storage.cleanup_restore(&id) {
-                        warn!(container = %id, error = %e, "could not remove the leftover of a restore");
+                    if let Err(e) = storage.cleanup_temporaries(&id) {
+                        warn!(container = %id, error = %e, "could not remove what an interrupted restore or diff left");
                     }
                     if storage.quota_support().is_ok()
                         && let Some(l) = disk.get(&id)

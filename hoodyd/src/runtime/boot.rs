@@ -51,8 +51,12 @@ impl Runtime {
     /// Starts, in the background, every container marked autostart that is not running, at
     /// most `parallel` at a time. Returns once the list is taken (autostart has begun).
     pub async fn begin_autostart(self: &Arc<Self>, boot: bool, parallel: usize) -> Result<()> {
-        let wanted: Vec<_> =
-            self.list(&ContainerFilter::default()).await?.into_iter().filter(|c| c.autostart && c.status != Status::Running).collect();
+        let wanted: Vec<_> = self
+            .list(&ContainerFilter::default())
+            .await?
+            .into_iter()
+            .filter(|c| c.autostart && !matches!(c.status, Status::Running | Status::Deleting))
+            .collect();
         {
             let mut r = self.autostart.lock().expect("poisoned");
             *r = AutostartReport { boot, wanted: wanted.len(), done: wanted.is_empty(), ..Default::default() };

@@ -42,7 +42,7 @@ pub(crate) fn validate_snapshot_policy(
 
 /// A step of create, start or delete where a test may inject a failure or a crash
 /// (`HOODY_FAULTS`, see [`crate::fault`]).
-fn fault(step: &'static str) -> Result<()> {
+pub(super) fn fault(step: &'static str) -> Result<()> {
     crate::fault::check(step).map_err(io_err(step))
 }
 
@@ -110,6 +110,7 @@ impl Runtime {
             finished_at: None,
             snapshot_schedule,
             snapshot_expiry,
+            error: None,
         })
     }
 
@@ -312,6 +313,7 @@ impl Runtime {
     pub async fn update(self: &Arc<Self>, id: &str, req: crate::model::UpdateRequest) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
+        self.refuse_deleting(&c).await?;
         let limits = match &req.limits {
             Some(l) => {
                 let l = c.limits.merged(l.validate("limits")?);
@@ -351,39 +353,5 @@ impl Runtime {
         }
         info!(container = %c.id, "container updated");
         self.get(id).await
-    }
-
-    pub async fn delete(self: &Arc<Self>, id: &str, force: bool) -> Result<Container> {
-        let guard = self.lock(id).await;
-        let c = self.get(id).await?;
-        check_transition(c.status, Action::Delete { force }).map_err(RuntimeError::Conflict)?;
-        if c.status == Status::Running {
-            self.stop_locked(&c, Duration::ZERO).await?;
-        }
-        fault("delete-stopped")?;
-        // The firewall goes first (refused: nothing else changes), then the record; if we crash
-        // after that, start-up reconciliation removes the leftovers.
-        self.firewall.uninstall(&c.id).await?;
-        fault("delete-firewall")?;
-        let cid = c.id.clone();
-        self.store.call(move |db| store::delete_container(db, &cid)).await?;
-        fault("delete-record")?;
-        let (storage, cg, cid, state) = (self.storage.clone(), self.cgroups.clone(), c.id.clone(), self.container_state_dir(&c.id));
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            cg.remove(&cid)?;
-            fault("delete-cgroup")?;
-            storage.delete_container(&cid)?;
-            fault("delete-storage")?;
-            match std::fs::remove_dir_all(&state) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(io_err("remove the container state directory")(e)),
-            }
-        })
-        .await??;
-        drop(guard);
-        self.forget_lock(id);
-        info!(container = %c.id, name = %c.name, "container deleted");
-        Ok(c)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod boot;
+pub mod deletion;
 pub mod disk;
 pub mod exec;
 pub mod images;

@@ -100,6 +100,7 @@ impl Runtime {
 
     /// Adds an egress rule or an ingress allow-list entry.
     pub async fn add_rule(&self, c: &Container, spec: RuleSpec) -> Result<RuleView> {
+        self.refuse_deleting(c).await?;
         let _guard = self.lock(&c.id).await;
         let existing = self.rules_of(&c.id).await?;
         if existing.len() >= MAX_RULES_PER_CONTAINER {
@@ -124,6 +125,7 @@ impl Runtime {
 
     /// Removes a rule; the kernel first, so a failure leaves the firewall stricter, not looser.
     pub async fn delete_rule(&self, c: &Container, rule_id: &str, direction: Direction) -> Result<()> {
+        self.refuse_deleting(c).await?;
         let _guard = self.lock(&c.id).await;
         let mut rules = self.rules_of(&c.id).await?;
         let pos = rules
@@ -140,6 +142,7 @@ impl Runtime {
 
     /// Egress back to deny-all, every rule removed.
     pub async fn reset_firewall(&self, c: &Container) -> Result<()> {
+        self.refuse_deleting(c).await?;
         let _guard = self.lock(&c.id).await;
         let mut after = c.clone();
         after.egress = Egress::Deny;
@@ -181,7 +184,9 @@ impl Runtime {
     /// Start-up: the kernel's table from the state store (in place when it already matches).
     pub async fn reconcile_firewall(&self) -> Result<crate::firewall::Reconciled> {
         let t = std::time::Instant::now();
-        let all = self.list(&ContainerFilter::default()).await?;
+        // A container being deleted has no firewall (removed before it was marked).
+        let mut all = self.list(&ContainerFilter::default()).await?;
+        all.retain(|c| c.status != crate::model::Status::Deleting);
         let mut rules = self.store.call(store::all_rules).await?;
         let fws: Vec<_> = all.iter().map(|c| self.firewall_of(c, rules.remove(&c.id).unwrap_or_default())).collect();
         tracing::debug!(containers = fws.len(), load_us = t.elapsed().as_micros() as u64, "firewall policy loaded");

@@ -75,6 +75,7 @@ impl Runtime {
         crate::ids::validate_name("alias", name)?;
         let _guard = self.lock(&c.id).await;
         let c = self.get(&c.id).await?;
+        self.refuse_deleting(&c).await?;
         let (id, n) = (c.id.clone(), name.to_owned());
         if self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.is_some() {
             return Err(RuntimeError::Conflict(format!("snapshot {name:?} already exists")));
@@ -119,6 +120,7 @@ impl Runtime {
 
     pub async fn delete_snapshot(&self, c: &Container, name: &str) -> Result<()> {
         let _guard = self.lock(&c.id).await;
+        self.refuse_deleting(c).await?;
         self.snapshot_record(c, name).await?;
         let (storage, id, n) = (self.storage.clone(), c.id.clone(), name.to_owned());
         match tokio::task::spawn_blocking(move || storage.delete_snapshot(&id, &n)).await? {
@@ -145,6 +147,7 @@ impl Runtime {
         }
         let _guard = self.lock(&c.id).await;
         let c = self.get(&c.id).await?;
+        self.refuse_deleting(&c).await?;
         let was_running = c.status == Status::Running;
         if was_running {
             self.stop_locked(&c, self.cfg.stop_timeout).await?;
@@ -181,21 +184,21 @@ impl Runtime {
 
     /// Changes from snapshot `from` to snapshot `to` (the live root when `None`).
     pub async fn diff(&self, c: &Container, from: &str, to: Option<&str>) -> Result<DiffView> {
+        self.refuse_deleting(c).await?;
         self.snapshot_record(c, from).await?;
         if let Some(t) = to {
             self.snapshot_record(c, t).await?;
         }
         let (storage, image, id, f, t) = (self.storage.clone(), c.image.clone(), c.id.clone(), from.to_owned(), to.map(str::to_owned));
-        let changes = tokio::task::spawn_blocking(move || {
-            let a = storage.snapshot_view(&image, &id, &f);
+        let changes = tokio::task::spawn_blocking(move || -> std::result::Result<_, hoody_snapshot::StorageError> {
+            let a = storage.snapshot_view(&image, &id, &f)?;
             let b = match &t {
-                Some(t) => storage.snapshot_view(&image, &id, t),
-                None => storage.live_view(&image, &id),
+                Some(t) => storage.snapshot_view(&image, &id, t)?,
+                None => storage.live_view(&image, &id)?,
             };
-            hoody_snapshot::diff::diff(a.as_ref(), b.as_ref())
+            Ok(hoody_snapshot::diff::diff(a.as_ref(), b.as_ref()))
         })
-        .await?
-        .map_err(super::io_err("compare the trees"))?;
+        .await??;
         let count = |k| changes.iter().filter(|c| c.kind == k).count();
         use hoody_snapshot::diff::ChangeKind::*;
         Ok(DiffView {
@@ -223,6 +226,9 @@ impl Runtime {
             let schedule = sched.as_deref().and_then(|s| schedule::parse_schedule("schedule", s).ok());
             let expiry = exp.as_deref().and_then(|s| schedule::parse_expiry("expiry", s).ok());
             let Ok(c) = self.get(&id).await else { continue };
+            if c.status == Status::Deleting {
+                continue;
+            }
             let snaps: Vec<Snap> = self
                 .list_snapshots(&c)
                 .await?

@@ -10,7 +10,7 @@ use crate::idmap::{IdPool, RANGE};
 use crate::model::{Container, Egress, Status};
 use crate::runtime::spec::IdMap;
 
-const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at, snapshot_schedule, snapshot_expiry";
+const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at, snapshot_schedule, snapshot_expiry, error";
 
 fn corrupt(id: &str, what: impl Into<String>) -> StoreError {
     StoreError::Corrupt { id: id.to_owned(), what: what.into() }
@@ -41,6 +41,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Container, [String; 4])> {
         finished_at: r.get(18)?,
         snapshot_schedule: r.get(19)?,
         snapshot_expiry: r.get(20)?,
+        error: r.get(21)?,
     };
     Ok((c, raw))
 }
@@ -91,7 +92,7 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net:
         return Err(StoreError::InterfaceTaken(hoody_net::names::host_ifname(&c.id)));
     }
     tx.execute(
-        &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"),
+        &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"),
         params![
             c.id,
             c.name,
@@ -114,6 +115,7 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net:
             c.finished_at,
             c.snapshot_schedule,
             c.snapshot_expiry,
+            c.error,
         ],
     )?;
     let realms: Vec<&str> = if c.realm_ids.is_empty() { vec![""] } else { c.realm_ids.iter().map(String::as_str).collect() };
@@ -169,7 +171,7 @@ pub fn list_containers(conn: &Connection, filter: &ContainerFilter) -> Result<Ve
     let mut out: Vec<Container> = Vec::new();
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
-        let realm: Option<String> = row.get(21)?;
+        let realm: Option<String> = row.get(COLUMNS.split(", ").count())?;
         if out.last().is_none_or(|c| c.id != id) {
             out.push(finish_fields(from_row(row)?)?);
         }
@@ -198,7 +200,7 @@ pub fn mark_stopped(conn: &Connection, id: &str, pid: Option<i32>, exit_code: Op
             params![id, pid, exit_code, at],
         )?,
         None => conn.execute(
-            "UPDATE containers SET status = CASE status WHEN 'created' THEN 'created' ELSE 'stopped' END, pid = NULL, pid_start = NULL, exit_code = ?2, finished_at = ?3 WHERE id = ?1",
+            "UPDATE containers SET status = CASE status WHEN 'created' THEN 'created' WHEN 'deleting' THEN 'deleting' ELSE 'stopped' END, pid = NULL, pid_start = NULL, exit_code = ?2, finished_at = ?3 WHERE id = ?1",
             params![id, exit_code, at],
         )?,
     };
@@ -217,6 +219,15 @@ pub fn set_autostart(conn: &Connection, id: &str, autostart: bool) -> Result<()>
 
 pub fn set_egress(conn: &Connection, id: &str, egress: Egress) -> Result<()> {
     conn.execute("UPDATE containers SET egress = ?2 WHERE id = ?1", params![id, egress.as_str()])?;
+    Ok(())
+}
+
+/// Marks the container as being deleted, with why the last attempt failed (`None`: none yet).
+pub fn mark_deleting(conn: &Connection, id: &str, error: Option<&str>) -> Result<()> {
+    conn.execute(
+        "UPDATE containers SET status = 'deleting', pid = NULL, pid_start = NULL, autostart = 0, error = ?2 WHERE id = ?1",
+        params![id, error],
+    )?;
     Ok(())
 }
 
@@ -261,6 +272,7 @@ mod tests {
             finished_at: None,
             snapshot_schedule: None,
             snapshot_expiry: None,
+            error: None,
         }
     }
 

@@ -98,6 +98,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE snapshots ADD COLUMN charge_bytes INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 6: why deleting a container failed (status 'deleting' keeps the row until its storage is
+    // gone, so its address and id range are not handed out again).
+    r#"
+    ALTER TABLE containers ADD COLUMN error TEXT;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -140,6 +145,33 @@ mod tests {
         // Old limits (no disk fields) still decode.
         let c = crate::store::get_container(&conn, "0123456789abcdef01234567").unwrap().unwrap();
         assert_eq!((c.limits.memory, c.limits.disk), (Some(64 << 20), None));
+    }
+
+    /// A database as the last release (schema 5) left it opens with its containers intact and
+    /// no delete error; a container can then be marked deleting with one.
+    #[test]
+    fn a_release_5_database_migrates_and_records_delete_errors() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO containers (id, name, image, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, created_at)
+                 VALUES ('0123456789abcdef01234567', 'old', 'busybox', '{}', 'deny', 1, '[]', '[]', 1048576, 65536, '10.0.0.2', 'stopped', 't');
+             INSERT INTO container_realms (container_id, realm_id, name) VALUES ('0123456789abcdef01234567', '', 'old');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let id = "0123456789abcdef01234567";
+        let c = crate::store::get_container(&conn, id).unwrap().unwrap();
+        assert_eq!((c.status, c.error.as_deref(), c.autostart), (crate::model::Status::Stopped, None, true));
+        crate::store::mark_deleting(&conn, id, Some("delete subvolume: Operation not permitted")).unwrap();
+        let c = crate::store::get_container(&conn, id).unwrap().unwrap();
+        assert_eq!(c.status, crate::model::Status::Deleting);
+        assert_eq!(c.error.as_deref(), Some("delete subvolume: Operation not permitted"));
+        assert!(!c.autostart, "a container being deleted is never started at boot");
+        assert_eq!(crate::store::list_containers(&conn, &Default::default()).unwrap().len(), 1, "it keeps its row");
     }
 
     /// A deleted snapshot's charge passes to the next newer one; the newest's is dropped.
