@@ -14,6 +14,8 @@
  *                                           is NAME; REQUEST is hex and may carry high bits; prints
  *                                           "ok" or "errno N NAME"; 0 when the call succeeded
  *   probe ficlone SRC DST                   DST made as a reflink of SRC (FICLONE); "ok" or "errno N"
+ *   probe swap A B                          forever: swap A and B atomically (renameat2 RENAME_EXCHANGE);
+ *                                           prints "errno N" and exits 1 if a swap fails
  *
  * Every outcome is printed on one line, so a test can tell "refused fast" from "timed out".
  */
@@ -225,6 +227,15 @@ static int rate(const char *addr, int port, int ms) {
     return 0;
 }
 
+static int swap(const char *a, const char *b) {
+    for (;;) {
+        if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */) < 0) {
+            printf("errno %d\n", errno);
+            return 1;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 4) {
@@ -240,6 +251,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "writer")) return writer(argv[2], atol(argv[3]));
     if (!strcmp(argv[1], "ioctl") && argc >= 5) return btrfs_ioctl(argv[2], argv[3], argv[4]);
     if (!strcmp(argv[1], "ficlone")) return ficlone(argv[2], argv[3]);
+    if (!strcmp(argv[1], "swap")) return swap(argv[2], argv[3]);
     if (!strcmp(argv[1], "rate") && argc >= 5) return rate(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 64;

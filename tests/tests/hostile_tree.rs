@@ -142,3 +142,125 @@ fn a_delete_that_fails_half_way_on_overlay_is_retried_and_holds_its_address() {
     let upper = w.storage_dir.join("containers").join(&c).join("upper");
     a_jammed_delete_holds_its_address_until_retried(&w, &c, &upper.join("keep/file"));
 }
+
+/// Open descriptors of the daemon that point into `dir` (a thread blocked on a FIFO holds one).
+fn daemon_fds_under(w: &World, dir: &std::path::Path) -> Vec<String> {
+    let pid = w.daemon_pid().expect("the daemon runs");
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return vec![] };
+    rd.flatten().filter_map(|e| std::fs::read_link(e.path()).ok()).filter(|p| p.starts_with(dir)).map(|p| p.display().to_string()).collect()
+}
+
+/// Daemon threads waiting to open or read a FIFO.
+fn daemon_threads_on_fifos(w: &World) -> Vec<String> {
+    let pid = w.daemon_pid().expect("the daemon runs");
+    let mut out = vec![];
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let stack = std::fs::read_to_string(t.path().join("stack")).unwrap_or_default();
+        let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+        if stack.contains("fifo_open") || stack.contains("wait_for_partner") || stack.contains("pipe_read") || wchan.contains("fifo") {
+            out.push(format!("{}: {wchan} {stack}", t.path().display()));
+        }
+    }
+    out
+}
+
+/// One diff through hoodyctl, killed (and the test failed) if it takes 5 s.
+fn timed_diff(w: &World, c: &str, n: usize) -> (String, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let mut child = w
+        .hoodyctl()
+        .args(["snapshots", "diff", "-c", c, "s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("diff {n} took over 5 s; daemon threads on FIFOs: {:?}", daemon_threads_on_fifos(w));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let elapsed = t.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "diff {n}: {stderr}");
+    assert!(!stdout.contains("CANARY") && !stderr.contains("CANARY"), "diff {n} named a host file: {stdout}");
+    (stdout, elapsed)
+}
+
+/// The tenant swaps a directory with a symlink to a host directory full of canary names, and 8
+/// regular files (of the snapshot's size) with FIFOs — atomic exchanges in tight loops — while
+/// the daemon diffs its root 1,000 times: no answer names a canary, none takes 5 s, and no
+/// daemon thread or descriptor is left on the tree.
+fn diffs_racing_symlink_and_fifo_swaps(driver: Driver) -> World {
+    let w = World::new(driver);
+    let canary = w.dir.join("host-canary");
+    std::fs::create_dir_all(canary.join("CANARY-subdir")).unwrap();
+    for i in 0..8 {
+        std::fs::write(canary.join(format!("CANARY-{i}")), b"host secret").unwrap();
+    }
+    let c = id(&w.running("racer"));
+    w.install_probe(&c);
+    let setup = format!(
+        "mkdir -p /race/d && echo x > /race/d/f && ln -s {host} /race/d.swap && \
+         for i in $(seq 8); do echo x > /race/p$i; mkfifo /race/p$i.swap; done",
+        host = canary.display()
+    );
+    w.sh(&c, &setup);
+    w.ok(&["snapshots", "create", "--container", &c, "--alias", "s"]);
+    w.sh(&c, "for i in $(seq 8); do echo y > /race/p$i; done");
+    let mut swaps = "/probe swap /race/d /race/d.swap </dev/null >/dev/null 2>&1 &".to_owned();
+    for i in 1..=8 {
+        swaps.push_str(&format!(" /probe swap /race/p{i} /race/p{i}.swap </dev/null >/dev/null 2>&1 &"));
+    }
+    w.sh(&c, &format!("{swaps} true"));
+    assert!(w.sh(&c, "ps").matches("probe swap").count() >= 9, "the swappers run");
+    let mut slowest = std::time::Duration::ZERO;
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..1000 {
+        let (stdout, took) = timed_diff(&w, &c, n);
+        slowest = slowest.max(took);
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        for ch in v["data"]["changes"].as_array().unwrap() {
+            if ch["path"].as_str().unwrap().starts_with("/race") {
+                seen.insert(format!("{} {} {}", ch["path"], ch["kind"], ch["type"]));
+            }
+        }
+    }
+    // The race was real: diffs saw the symlink and FIFOs where the snapshot has a directory
+    // and files.
+    assert!(seen.iter().any(|s| s.starts_with("\"/race/d\"") && s.contains("symlink")), "no diff saw the symlink: {seen:?}");
+    assert!(seen.iter().any(|s| s.starts_with("\"/race/p") && s.contains("other")), "no diff saw a FIFO: {seen:?}");
+    assert_eq!(daemon_threads_on_fifos(&w), Vec::<String>::new());
+    assert_eq!(daemon_fds_under(&w, &w.storage_dir.join("containers")), Vec::<String>::new(), "descriptors left open in the tree");
+    eprintln!("{driver:?}: slowest of 1,000 racing diffs {slowest:?}");
+    w
+}
+
+#[test]
+fn diffs_racing_symlink_and_fifo_swaps_on_btrfs() {
+    let mut w = diffs_racing_symlink_and_fifo_swaps(Driver::Btrfs);
+    // On btrfs a diff reads a temporary read-only snapshot of the live root: none is left
+    // behind, and one a crash leaves is removed at start-up.
+    let c = id(&w.ok(&["containers", "get", "racer"]));
+    let dir = w.storage_dir.join("containers").join(&c);
+    assert!(!subvolumes_of(&w, &c).iter().any(|l| l.contains(".diff-")), "{:?}", subvolumes_of(&w, &c));
+    w.kill_daemon();
+    run(
+        "btrfs",
+        &["subvolume", "snapshot", "-r", &dir.join("rootfs").to_string_lossy(), &dir.join(".diff-left-by-a-crash").to_string_lossy()],
+    );
+    w.start_daemon();
+    assert!(!dir.join(".diff-left-by-a-crash").exists(), "the leftover snapshot was not reclaimed");
+    assert!(!subvolumes_of(&w, &c).iter().any(|l| l.contains(".diff-")), "{:?}", subvolumes_of(&w, &c));
+}
+
+#[test]
+fn diffs_racing_symlink_and_fifo_swaps_on_overlay() {
+    diffs_racing_symlink_and_fifo_swaps(Driver::Overlay);
+}
