@@ -137,7 +137,13 @@ impl LinkOps for Rtnl {
             return Ok(false);
         };
         let h = self.handle.clone();
-        self.rt.block_on(async move { h.link().del(idx).execute().await }).map_err(nl("delete", ifname))?;
+        match self.rt.block_on(async move { h.link().del(idx).execute().await }) {
+            Ok(()) => {}
+            // Gone between the look-up and the delete: the kernel tears down a dead network
+            // namespace's veth asynchronously. What was asked holds.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => return Ok(false),
+            Err(e) => return Err(nl("delete", ifname)(e)),
+        }
         debug!(iface = ifname, "link deleted");
         Ok(true)
     }

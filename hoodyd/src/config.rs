@@ -98,6 +98,14 @@ pub struct Flags {
     /// quotas).
     #[arg(long)]
     pub default_inodes: Option<u64>,
+    /// A container's console log is rotated when it would pass this size (e.g. 8MiB); one
+    /// rotated file is kept.
+    #[arg(long)]
+    pub log_max_size: Option<String>,
+    /// Free space kept on the state file system (e.g. 256MiB; 0: none): below it, requests
+    /// that change anything are refused with 507.
+    #[arg(long)]
+    pub state_reserve: Option<String>,
     /// auto: disk quotas wherever the storage file system has them (btrfs: hoodyd turns on its
     /// qgroups); off: none (disk limits are then refused).
     #[arg(long, value_enum)]
@@ -143,6 +151,8 @@ struct FileConfig {
     parallel: Option<usize>,
     default_disk: Option<String>,
     default_inodes: Option<u64>,
+    log_max_size: Option<String>,
+    state_reserve: Option<String>,
     disk_quotas: Option<DiskQuotas>,
 }
 
@@ -174,6 +184,8 @@ pub struct Config {
     pub parallel: usize,
     pub default_disk: Option<u64>,
     pub default_inodes: Option<u64>,
+    pub log_max: u64,
+    pub state_reserve: u64,
     /// Whether the storage pool's disk quotas are used (`--disk-quotas auto`).
     pub disk_quotas: bool,
     /// A file whose contents replace the kernel's boot id (tests simulate a reboot with it).
@@ -226,6 +238,21 @@ impl Config {
             default_inodes: match f.default_inodes.or(file.default_inodes) {
                 Some(n) if n < crate::limits::MIN_INODES => bail!("--default-inodes must be at least {}", crate::limits::MIN_INODES),
                 n => n,
+            },
+            log_max: {
+                let s = f.log_max_size.or(file.log_max_size).unwrap_or_else(|| "8MiB".into());
+                match crate::limits::parse_size(&s) {
+                    Some(b) if b >= 64 << 10 => b,
+                    _ => bail!("--log-max-size {s:?} is not a size of at least 64KiB (e.g. 8MiB)"),
+                }
+            },
+            state_reserve: {
+                let s = f.state_reserve.or(file.state_reserve).unwrap_or_else(|| "256MiB".into());
+                match crate::limits::parse_size(&s) {
+                    Some(b) => b,
+                    None if s.trim() == "0" => 0,
+                    None => bail!("--state-reserve {s:?} is not a size (e.g. 256MiB, or 0 for none)"),
+                }
             },
             disk_quotas: f.disk_quotas.or(file.disk_quotas).unwrap_or(DiskQuotas::Auto) == DiskQuotas::Auto,
             boot_id_file: std::env::var_os("HOODY_BOOT_ID_FILE").map(PathBuf::from),

@@ -164,6 +164,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             net_pool,
             default_disk: cfg.default_disk,
             default_inodes: cfg.default_inodes,
+            log_max: cfg.log_max,
             clock: match std::env::var_os("HOODY_CLOCK_FILE") {
                 Some(p) => Arc::new(crate::schedule::FileClock(p.into())),
                 None => Arc::new(crate::schedule::SystemClock),
@@ -245,6 +246,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         audit: audit.clone(),
         request_timeout: cfg.request_timeout,
         parallel: cfg.parallel,
+        state_dir: cfg.state_dir.clone(),
+        state_reserve: cfg.state_reserve,
         shutdown: stop_tx.clone(),
     };
     tokio::spawn(async move {

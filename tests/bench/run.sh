@@ -13,7 +13,7 @@ sh packaging/deps.sh bench
 . packaging/toolchain.sh
 [ -z "${HOODY_SETUP_ONLY:-}" ] || exit 0
 cargo build --release --bins
-sections=${*:-peers lifecycle density restart packets firewall snapshots quotas hostile-tree api}
+sections=${*:-peers lifecycle density restart packets firewall snapshots quotas hostile-tree console api}
 # The daemons under test log at info, as in production (tests log at debug).
 export HOODY_LOG=info
 # Every section must succeed, or docs/PERFORMANCE.md stays as it was and the exit status is 1.

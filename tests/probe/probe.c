@@ -14,6 +14,8 @@
  *                                           is NAME; REQUEST is hex and may carry high bits; prints
  *                                           "ok" or "errno N NAME"; 0 when the call succeeded
  *   probe ficlone SRC DST                   DST made as a reflink of SRC (FICLONE); "ok" or "errno N"
+ *   probe getfd PID FD                      take descriptor FD of process PID (pidfd_getfd); prints its type:
+ *                                           "fifo", "file", "dir", "chr", "sock", "other" or "errno N"
  *   probe swap A B                          forever: swap A and B atomically (renameat2 RENAME_EXCHANGE);
  *                                           prints "errno N" and exits 1 if a swap fails
  *
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -227,6 +230,19 @@ static int rate(const char *addr, int port, int ms) {
     return 0;
 }
 
+static int getfd(int pid, int fd) {
+    int pfd = syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0) { printf("errno %d\n", errno); return 1; }
+    int got = syscall(SYS_pidfd_getfd, pfd, fd, 0);
+    if (got < 0) { printf("errno %d\n", errno); return 1; }
+    struct stat st;
+    if (fstat(got, &st) < 0) { printf("errno %d\n", errno); return 1; }
+    const char *t = S_ISFIFO(st.st_mode) ? "fifo" : S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir"
+                  : S_ISCHR(st.st_mode) ? "chr" : S_ISSOCK(st.st_mode) ? "sock" : "other";
+    printf("%s\n", t);
+    return 0;
+}
+
 static int swap(const char *a, const char *b) {
     for (;;) {
         if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */) < 0) {
@@ -252,6 +268,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "ioctl") && argc >= 5) return btrfs_ioctl(argv[2], argv[3], argv[4]);
     if (!strcmp(argv[1], "ficlone")) return ficlone(argv[2], argv[3]);
     if (!strcmp(argv[1], "swap")) return swap(argv[2], argv[3]);
+    if (!strcmp(argv[1], "getfd")) return getfd(atoi(argv[2]), atoi(argv[3]));
     if (!strcmp(argv[1], "rate") && argc >= 5) return rate(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 64;

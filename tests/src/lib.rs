@@ -28,6 +28,8 @@ thread_local! {
     static DISK: std::cell::RefCell<String> = std::cell::RefCell::new("1G".to_owned());
     /// Overlay worlds: ext4 made with project quotas and mounted `prjquota`.
     static PRJQUOTA: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// A tmpfs of this size as the state directory (a small state file system).
+    static STATE_FS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 static SWEEP: Once = Once::new();
 
@@ -254,6 +256,14 @@ impl World {
     }
 
     /// `with_net` with extra daemon flags.
+    /// A world whose state directory is a tmpfs of `size` (e.g. "64m"), with extra flags.
+    pub fn with_state_fs(driver: Driver, size: &str, flags: &[&str]) -> World {
+        STATE_FS.with(|s| *s.borrow_mut() = Some(size.to_owned()));
+        let w = World::build(driver, flags, false);
+        STATE_FS.with(|s| *s.borrow_mut() = None);
+        w
+    }
+
     pub fn with_net_flags(driver: Driver, flags: &[&str]) -> World {
         Self::build(driver, flags, true)
     }
@@ -329,6 +339,10 @@ impl World {
         std::fs::create_dir_all(&w.mnt).expect("mount point");
         let opts = if prjquota { "loop,prjquota" } else { "loop" };
         run("mount", &["-o", opts, &img.to_string_lossy(), &w.mnt.to_string_lossy()]);
+        if let Some(size) = STATE_FS.with(|s| s.borrow().clone()) {
+            std::fs::create_dir_all(&w.state_dir).expect("state dir");
+            run("mount", &["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "hoody-e2e-state", &w.state_dir.to_string_lossy()]);
+        }
         w.start_daemon();
         w
     }
@@ -538,6 +552,9 @@ impl Drop for World {
         }
         self.kill_daemon();
         remove_cgroup_tree(&self.cgroup);
+        if std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(&*self.state_dir.to_string_lossy())) {
+            quiet("umount", &["-l", &self.state_dir.to_string_lossy()]);
+        }
         if !quiet("umount", &[&self.mnt.to_string_lossy()]) {
             quiet("umount", &["-l", &self.mnt.to_string_lossy()]);
         }

@@ -37,7 +37,12 @@ pub async fn get(State(st): State<AppState>, Extension(caller): Extension<Caller
 async fn usage(st: &AppState, c: &crate::model::Container) -> Option<view::UsageView> {
     let cgroup = (c.status == Status::Running).then(|| st.rt.cgroups.usage(&c.id));
     let disk = st.rt.disk_usage(c).await;
-    (cgroup.is_some() || disk.is_some()).then_some(view::UsageView { cgroup, disk })
+    let log = st.rt.log_path(&c.id);
+    let mut log_bytes = 0;
+    for p in [crate::helper::shim::rotated(&log), log] {
+        log_bytes += tokio::fs::symlink_metadata(&p).await.map(|m| m.len()).unwrap_or(0);
+    }
+    Some(view::UsageView { cgroup, disk, log_bytes })
 }
 
 fn timeout(q: &Lifecycle) -> Option<Duration> {

@@ -94,6 +94,33 @@ async fn decide(st: &AppState, peer: Peer, mut req: Request, next: Next, seen: &
     next.run(req).await
 }
 
+/// Refuses a request that would change state while the state file system has less free space
+/// than the reserve: the database, the audit log and the console logs live there, and what is
+/// left is kept for recording answers (reads, refusals) and for the daemon's own bookkeeping.
+/// Checked on every such request, so service resumes as soon as space returns.
+/// What frees space or stops work stays allowed: deletes, stops and the daemon's shutdown.
+fn below_reserve(st: &AppState, method: &axum::http::Method, path: &str) -> Option<ApiError> {
+    use axum::http::Method;
+    let relieves = *method == Method::DELETE || path.ends_with("/stop") || path.ends_with("/system/shutdown");
+    if st.state_reserve == 0 || matches!(*method, Method::GET | Method::HEAD) || relieves {
+        return None;
+    }
+    let vfs = nix::sys::statvfs::statvfs(&st.state_dir).ok()?;
+    let free = vfs.blocks_available() as u64 * vfs.fragment_size() as u64;
+    (free < st.state_reserve).then(|| {
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            format!(
+                "the state file system ({}) has {} free, below the reserve of {}: nothing can be changed until space is freed there",
+                st.state_dir.display(),
+                crate::limits::format_size(free),
+                crate::limits::format_size(st.state_reserve)
+            ),
+        )
+    })
+}
+
 pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let time = crate::runtime::now();
@@ -102,7 +129,10 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let mut seen = Seen::default();
     let (peer_uid, peer_pid, response) = match req.extensions().get::<Peer>().copied() {
         None => (u32::MAX, None, ApiError::forbidden("no peer credentials on this connection").denied().into_response()),
-        Some(peer) => (peer.uid, peer.pid, decide(&st, peer, req, next, &mut seen).await),
+        Some(peer) => match below_reserve(&st, req.method(), &path) {
+            Some(e) => (peer.uid, peer.pid, e.into_response()),
+            None => (peer.uid, peer.pid, decide(&st, peer, req, next, &mut seen).await),
+        },
     };
     let status = response.status();
     seen.denied = response.extensions().get::<Denied>().is_some();

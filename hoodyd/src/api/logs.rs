@@ -45,6 +45,37 @@ async fn tail_offset(f: &mut tokio::fs::File, n: usize) -> std::io::Result<u64> 
     Ok(0)
 }
 
+/// The log's inode, to notice a rotation (the shim renames the file and starts a new one).
+async fn inode(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    tokio::fs::metadata(path).await.ok().map(|m| m.ino())
+}
+
+fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ApiError {
+    move |e| ApiError::from(crate::runtime::RuntimeError::Io { op, source: e })
+}
+
+/// Opens `path` at the start of its last `n` lines (all of it without `n`).
+async fn open_at_tail(path: &std::path::Path, n: Option<usize>) -> Result<Option<(tokio::fs::File, usize)>, ApiError> {
+    let mut f = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open the console log")(e)),
+    };
+    let Some(n) = n else { return Ok(Some((f, 0))) };
+    let off = tail_offset(&mut f, n).await.map_err(io("read the console log"))?;
+    f.seek(std::io::SeekFrom::Start(off)).await.map_err(io("read the console log"))?;
+    // How many lines this part gives: the rest come from the rotated part before it.
+    if off > 0 {
+        return Ok(Some((f, n)));
+    }
+    let mut all = Vec::new();
+    f.read_to_end(&mut all).await.map_err(io("read the console log"))?;
+    let count = all.iter().filter(|b| **b == b'\n').count() + usize::from(all.last().is_some_and(|b| *b != b'\n'));
+    f.seek(std::io::SeekFrom::Start(0)).await.map_err(io("read the console log"))?;
+    Ok(Some((f, count)))
+}
+
 pub async fn logs(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -53,25 +84,26 @@ pub async fn logs(
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let path = st.rt.log_path(&c.id);
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(ApiError::from(crate::runtime::RuntimeError::Io { op: "open the console log", source: e }));
-        }
+    let old = crate::helper::shim::rotated(&path);
+    // The stream: (when the current part has fewer lines than asked, or without `tail`) the
+    // rotated part first, then the current one, then (with `follow`) whatever the shim writes,
+    // across rotations.
+    let current = open_at_tail(&path, q.tail).await?;
+    let ino = match &current {
+        Some((f, _)) => f.metadata().await.ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
+        None => None,
     };
-    if let (Some(f), Some(n)) = (file.as_mut(), q.tail) {
-        let off = tail_offset(f, n)
-            .await
-            .map_err(|e| ApiError::from(crate::runtime::RuntimeError::Io { op: "read the console log", source: e }))?;
-        f.seek(std::io::SeekFrom::Start(off))
-            .await
-            .map_err(|e| ApiError::from(crate::runtime::RuntimeError::Io { op: "read the console log", source: e }))?;
-    }
+    let have = current.as_ref().map(|c| c.1).unwrap_or(0);
+    let earlier = match q.tail {
+        Some(n) if have >= n => None,
+        Some(n) => open_at_tail(&old, Some(n - have)).await?.map(|x| x.0),
+        None => open_at_tail(&old, None).await?.map(|x| x.0),
+    };
+    let file = current.map(|c| c.0);
     let rt = st.rt.clone();
     let cid = c.id.clone();
     let follow = q.follow;
-    let stream = futures::stream::unfold((file, false), move |(mut file, done)| {
+    let stream = futures::stream::unfold((earlier, file, ino, false), move |(mut earlier, mut file, mut ino, done)| {
         let rt = rt.clone();
         let cid = cid.clone();
         let path = path.clone();
@@ -81,17 +113,39 @@ pub async fn logs(
             }
             let mut buf = vec![0u8; 64 * 1024];
             loop {
+                if let Some(f) = earlier.as_mut() {
+                    match f.read(&mut buf).await {
+                        Ok(0) => earlier = None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            return Some((Ok::<_, std::io::Error>(Bytes::from(buf)), (earlier, file, ino, false)));
+                        }
+                        Err(e) => return Some((Err(e), (earlier, file, ino, true))),
+                    }
+                    continue;
+                }
                 if file.is_none() {
                     file = tokio::fs::File::open(&path).await.ok();
+                    ino = match &file {
+                        Some(f) => f.metadata().await.ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
+                        None => None,
+                    };
                 }
                 if let Some(f) = file.as_mut() {
                     match f.read(&mut buf).await {
-                        Ok(0) => {}
+                        Ok(0) => {
+                            // Drained: if the shim rotated, the new file is read from its start.
+                            let now = inode(&path).await;
+                            if now.is_some() && now != ino {
+                                file = None;
+                                continue;
+                            }
+                        }
                         Ok(n) => {
                             buf.truncate(n);
-                            return Some((Ok::<_, std::io::Error>(Bytes::from(buf)), (file, false)));
+                            return Some((Ok::<_, std::io::Error>(Bytes::from(buf)), (earlier, file, ino, false)));
                         }
-                        Err(e) => return Some((Err(e), (file, true))),
+                        Err(e) => return Some((Err(e), (earlier, file, ino, true))),
                     }
                 }
                 if !follow || rt.running_init_pid(&cid).is_none() {

@@ -52,6 +52,9 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Containers stopped at the same time by a host shutdown, at most.
     pub parallel: usize,
+    /// The state file system and the free space kept on it (`--state-reserve`).
+    pub state_dir: std::path::PathBuf,
+    pub state_reserve: u64,
     /// Flipped to true to stop serving and exit (`POST /system/shutdown`).
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }

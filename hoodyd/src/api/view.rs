@@ -39,6 +39,9 @@ pub struct UsageView {
     pub cgroup: Option<Usage>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub disk: Option<crate::runtime::disk::DiskUsageView>,
+    /// Bytes of the console log on the state file system (the current part and the rotated
+    /// one).
+    pub log_bytes: u64,
 }
 
 #[derive(Serialize)]

@@ -203,11 +203,21 @@ impl CgroupOps for CgroupFs {
         }
     }
 
+    fn shim_cgroup(&self) -> Result<PathBuf> {
+        let p = self.root.join(SHIMS);
+        match fs::create_dir(&p) {
+            Ok(()) => Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(p),
+            Err(source) => Err(CgroupError::Io { op: "create cgroup", path: p, source }),
+        }
+    }
+
     fn list(&self) -> Result<Vec<String>> {
         let mut out = vec![];
         for e in fs::read_dir(&self.root).map_err(|source| CgroupError::Io { op: "read", path: self.root.clone(), source })?.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
                 && let Some(n) = e.file_name().to_str()
+                && n != SHIMS
             {
                 out.push(n.to_owned());
             }
@@ -215,6 +225,9 @@ impl CgroupOps for CgroupFs {
         Ok(out)
     }
 }
+
+/// Name of the shims' cgroup under the root (never a container id: those are hex).
+const SHIMS: &str = "shims";
 
 #[cfg(test)]
 mod tests {

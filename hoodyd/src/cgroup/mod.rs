@@ -89,4 +89,7 @@ pub trait CgroupOps: Send + Sync + 'static {
     fn usage(&self, id: &str) -> Usage;
     /// Names of the cgroups under the root (for reconciliation).
     fn list(&self) -> Result<Vec<String>>;
+    /// The cgroup containers' shims live in (made when missing), beside the containers' and
+    /// out of their reach; never listed as a container.
+    fn shim_cgroup(&self) -> Result<PathBuf>;
 }

@@ -65,6 +65,9 @@ impl CgroupOps for RecordingCgroups {
     fn list(&self) -> Result<Vec<String>> {
         Ok(vec![])
     }
+    fn shim_cgroup(&self) -> Result<PathBuf> {
+        Ok(self.root.join("shims"))
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod fdpass;
 mod net;
 mod rootfs;
 pub mod security;
+pub mod shim;
 pub mod start;
 pub mod sys;
 
@@ -17,6 +18,7 @@ pub fn dispatch(args: &[std::ffi::OsString]) {
     match args.get(1).and_then(|a| a.to_str()) {
         Some("__start") => start::main(),
         Some("__exec") => exec::main(),
+        Some("__shim") => shim::main(args),
         _ => {}
     }
 }

@@ -8,10 +8,8 @@
 //! EOF tells H that the exec happened; an error message tells it what failed.
 
 use std::ffi::CString;
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use hoody_snapshot::ContainerRoot;
@@ -33,7 +31,7 @@ pub fn main() -> ! {
     let reply = match std::io::stdin().read_to_string(&mut input) {
         Err(e) => failure(&HelperError::Step { step: "read spec", source: e }),
         Ok(_) => match serde_json::from_str::<StartSpec>(&input).map_err(HelperError::Spec).and_then(|s| start(&s)) {
-            Ok((pid, start_time)) => HelperReply::Started { pid, start_time },
+            Ok((pid, start_time, shim_pid)) => HelperReply::Started { pid, start_time, shim_pid },
             Err(e) => failure(&e),
         },
     };
@@ -75,15 +73,46 @@ fn open_path(p: &Path, flags: OFlag) -> Result<OwnedFd> {
     })
 }
 
-fn start(spec: &StartSpec) -> Result<(i32, u64)> {
+/// Starts the container's shim (see [`super::shim`]) on the read end of the console pipe, in the
+/// shims' cgroup and a session of its own. Returns its pid.
+fn spawn_shim(spec: &StartSpec, console: OwnedFd) -> Result<i32> {
+    let cgroup = open_path(&spec.shim_cgroup, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
     let devnull = open_path(Path::new("/dev/null"), OFlag::O_RDWR)?;
-    let log = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&spec.log)
-        .map_err(path_step("open console log", &spec.log))?;
+    let exe = CString::new("/proc/self/exe").expect("no NUL");
+    let log = CString::new(spec.log.as_os_str().as_encoded_bytes()).map_err(|_| HelperError::Child("console log path has a NUL".into()))?;
+    let argv = [
+        CString::new("hoodyd").expect("no NUL"),
+        CString::new("__shim").expect("no NUL"),
+        log,
+        CString::new(spec.log_max.to_string()).expect("digits"),
+    ];
+    match sys::clone3(0, Some(cgroup.as_fd())).map_err(path_step("clone3 the shim into", &spec.shim_cgroup))? {
+        Forked::Child => {
+            let _ = nix::unistd::setsid();
+            let ok = dup2_stdin(&devnull).is_ok()
+                && dup2_stdout(&devnull).is_ok()
+                && dup2_stderr(&devnull).is_ok()
+                && sys::dup_to(console.as_fd(), super::shim::CONSOLE_FD).is_ok()
+                && sys::cloexec_from(super::shim::CONSOLE_FD as u32 + 1).is_ok();
+            if ok {
+                sys::reset_signals();
+                let _ = sys::execve(&exe, &argv, &[]);
+            }
+            sys::exit_now(127);
+        }
+        Forked::Parent { pid, .. } => Ok(pid),
+    }
+}
+
+fn start(spec: &StartSpec) -> Result<(i32, u64, i32)> {
+    // The init's stdin reads end-of-file at once; its stdout and stderr are a pipe to the
+    // shim. Pipes, not files: nothing in the container can take a descriptor of a host file.
+    let (stdin_r, stdin_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_step("pipe"))?;
+    drop(stdin_w);
+    let (console_r, console_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_step("pipe"))?;
+    // A larger pipe: a burst of output does not stall the writer while the shim catches up.
+    let _ = nix::fcntl::fcntl(console_w.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    let shim_pid = spawn_shim(spec, console_r)?;
     let cgroup = open_path(&spec.cgroup, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
     let confinement = Confinement::new()?;
     let argv = command::cstrings(&spec.command)?;
@@ -100,7 +129,7 @@ fn start(spec: &StartSpec) -> Result<(i32, u64)> {
     let (pid, pidfd) = match sys::clone3(flags.bits() as u64, Some(cgroup.as_fd())).map_err(path_step("clone3 into", &spec.cgroup))? {
         Forked::Child => {
             drop(parent_sock);
-            let err = container_process(spec, &child_sock, &devnull, &log, &confinement, &argv, &envp);
+            let err = container_process(spec, &child_sock, &stdin_r, &console_w, &confinement, &argv, &envp);
             let msg = chain(&err).join(": ");
             let msg = if matches!(err, HelperError::Exec { .. }) { format!("exec: {msg}") } else { msg };
             let _ = fdpass::send(child_sock.as_fd(), msg.as_bytes(), &[]);
@@ -109,6 +138,10 @@ fn start(spec: &StartSpec) -> Result<(i32, u64)> {
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(child_sock);
+    // Only the init holds the console's write end now: when its last process is gone, the
+    // shim reads end-of-file and exits.
+    drop(console_w);
+    drop(stdin_r);
     let guard = KillOnDrop(Some(pidfd));
     tracing::debug!(container = %spec.id, pid, "container process created");
 
@@ -141,7 +174,7 @@ fn start(spec: &StartSpec) -> Result<(i32, u64)> {
     }
     let start_time = crate::procfs::start_time(&spec.proc_root, pid).map_err(step("read the start time of the container init"))?;
     std::mem::forget(guard);
-    Ok((pid, start_time))
+    Ok((pid, start_time, shim_pid))
 }
 
 /// Opens the directories the container's root is built on. In the container process this runs
@@ -175,16 +208,16 @@ fn write_id_maps(proc_root: &Path, pid: i32, base: u32, size: u32) -> Result<()>
 fn container_process(
     spec: &StartSpec,
     sock: &OwnedFd,
-    devnull: &OwnedFd,
-    log: &std::fs::File,
+    stdin: &OwnedFd,
+    console: &OwnedFd,
     confinement: &Confinement,
     argv: &[CString],
     envp: &[CString],
 ) -> HelperError {
     let run = || -> Result<HelperError> {
-        dup2_stdin(devnull).map_err(nix_step("stdin"))?;
-        dup2_stdout(log).map_err(nix_step("stdout"))?;
-        dup2_stderr(log).map_err(nix_step("stderr"))?;
+        dup2_stdin(stdin).map_err(nix_step("stdin"))?;
+        dup2_stdout(console).map_err(nix_step("stdout"))?;
+        dup2_stderr(console).map_err(nix_step("stderr"))?;
         let host = open_targets(&spec.root)?;
         let (go, mounts) = fdpass::recv(sock.as_fd())?;
         if go.is_empty() {

@@ -340,3 +340,17 @@ pub fn async_pidfd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>>
     // raw fd, for as long as the AsyncFd owns it.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.map_err(|e| e.into())
 }
+
+/// `dup2(fd, target)`: `target` becomes a copy of `fd` (without close-on-exec).
+pub fn dup_to(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
+    // SAFETY: dup2 on a live descriptor; `target` is replaced atomically.
+    check(unsafe { libc::dup2(fd.as_raw_fd(), target) } as libc::c_long).map(drop)
+}
+
+/// Takes ownership of descriptor `fd`, inherited across exec from the process that started
+/// this one (the shim's console pipe).
+pub fn inherited_fd(fd: i32) -> OwnedFd {
+    // SAFETY: called once, at the start of a freshly executed helper, for a descriptor its
+    // parent set up for it; nothing else in this process owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

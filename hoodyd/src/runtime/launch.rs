@@ -17,8 +17,9 @@ impl Runtime {
         cmd
     }
 
-    /// Runs `hoodyd __start` and returns the host pid and start time of the new init.
-    pub(crate) async fn launch(&self, spec: &StartSpec) -> Result<(i32, u64)> {
+    /// Runs `hoodyd __start` and returns the host pid and start time of the new init, and the
+    /// pid of its shim.
+    pub(crate) async fn launch(&self, spec: &StartSpec) -> Result<(i32, u64, i32)> {
         let input = serde_json::to_vec(spec).expect("spec serialises");
         let mut child = self
             .helper("__start")
@@ -34,7 +35,7 @@ impl Runtime {
         child.stdout.take().expect("piped").read_to_end(&mut out).await.map_err(io_err("read the start helper's answer"))?;
         let status = child.wait().await.map_err(io_err("wait for the start helper"))?;
         match serde_json::from_slice::<HelperReply>(&out) {
-            Ok(HelperReply::Started { pid, start_time }) if status.success() => Ok((pid, start_time)),
+            Ok(HelperReply::Started { pid, start_time, shim_pid }) if status.success() => Ok((pid, start_time, shim_pid)),
             Ok(HelperReply::Failed(f)) => Err(RuntimeError::Helper { kind: f.kind, message: f.message, causes: f.causes }),
             _ => Err(RuntimeError::Helper {
                 kind: super::spec::FailureKind::Setup,

@@ -227,6 +227,11 @@ impl Runtime {
             root: self.storage.container_root(&c.image, &c.id),
             cgroup,
             log: self.log_path(&c.id),
+            log_max: self.cfg.log_max,
+            shim_cgroup: {
+                let cg = self.cgroups.clone();
+                tokio::task::spawn_blocking(move || cg.shim_cgroup()).await??
+            },
             command: c.command.clone(),
             env: c.env.clone(),
             proc_root: self.cfg.proc_root.clone(),
@@ -239,7 +244,7 @@ impl Runtime {
         let t = std::time::Instant::now();
         let launched = self.launch(&spec).await;
         let t_launch = t.elapsed();
-        let (pid, start_time) = match launched {
+        let (pid, start_time, shim_pid) = match launched {
             Ok(v) => v,
             Err(e) => {
                 let cg = self.cgroups.clone();
@@ -248,6 +253,7 @@ impl Runtime {
                 return Err(e);
             }
         };
+        self.reap_shim(&c.id, shim_pid);
         fault("start-launched")?;
         let pidfd = sys::pidfd_open(pid).map_err(io_err("open a pidfd for the init"))?;
         let (cid, at) = (c.id.clone(), now());
@@ -285,7 +291,7 @@ impl Runtime {
         }
         if !timeout.is_zero() && self.signal_and_wait(&c.id, libc::SIGTERM, timeout).await {
             info!(container = %c.id, "container stopped");
-            return Ok(());
+            return self.recorded_stopped(c).await;
         }
         let cg = self.cgroups.clone();
         let cid = c.id.clone();
@@ -294,6 +300,21 @@ impl Runtime {
             return Err(RuntimeError::Conflict(format!("container {} did not exit after cgroup.kill", c.id)));
         }
         info!(container = %c.id, "container killed");
+        self.recorded_stopped(c).await
+    }
+
+    /// A stop is answered as done only once the record says so: if the exit could not be
+    /// recorded when it happened (the state file system full), it is written now or the stop
+    /// fails saying why.
+    async fn recorded_stopped(&self, c: &Container) -> Result<()> {
+        if self.get(&c.id).await?.status != Status::Running {
+            return Ok(());
+        }
+        let (cid, at) = (c.id.clone(), now());
+        self.store.call(move |db| store::mark_stopped(db, &cid, None, None, &at)).await.map_err(|e| {
+            warn!(container = %c.id, error = %e, "the container stopped but its record could not be written");
+            RuntimeError::from(e)
+        })?;
         Ok(())
     }
 

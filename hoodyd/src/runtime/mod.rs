@@ -84,6 +84,8 @@ pub struct RuntimeConfig {
     pub default_disk: Option<u64>,
     /// `limits.inodes` likewise (`--default-inodes`, overlay).
     pub default_inodes: Option<u64>,
+    /// Console log rotation size (`--log-max-size`).
+    pub log_max: u64,
 }
 
 impl std::fmt::Debug for dyn crate::schedule::Clock {

@@ -56,6 +56,20 @@ impl Runtime {
         Ok(())
     }
 
+    /// Reaps the shim `pid` (a child of the start helper, re-parented to this subreaper) when
+    /// it exits. A shim of an earlier daemon is reaped by whoever inherited it.
+    pub(crate) fn reap_shim(&self, id: &str, pid: i32) {
+        let Ok(afd) = sys::pidfd_open(pid).and_then(sys::async_pidfd) else { return };
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            if let Ok(mut g) = afd.readable().await {
+                g.retain_ready();
+            }
+            let exit = sys::waitid_pidfd(afd.get_ref().as_fd(), true);
+            tracing::debug!(container = %id, pid, ?exit, "shim exited");
+        });
+    }
+
     async fn on_exit(self: &Arc<Self>, id: &str, pid: i32, exit: Option<i32>) {
         info!(container = %id, pid, exit_code = ?exit, "container init exited");
         // Cleaned up first, recorded second: a container the API calls stopped has no cgroup
@@ -67,10 +81,20 @@ impl Runtime {
             Ok(Err(e)) => warn!(container = %id, error = %e, "could not remove the cgroup"),
             Err(e) => warn!(container = %id, error = %e, "cgroup removal task failed"),
         }
-        let key = id.to_owned();
-        let at = now();
-        if let Err(e) = self.store.call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at)).await {
-            warn!(container = %id, error = %e, "could not record the exit");
+        // Recorded as soon as the state store can take it (a full state file system refuses
+        // writes for a while): until then the container reads as running and a stop says the
+        // record could not be written.
+        let mut wait = Duration::from_millis(200);
+        loop {
+            let (key, at) = (id.to_owned(), now());
+            match self.store.call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at)).await {
+                Ok(_) => break,
+                Err(e) => {
+                    warn!(container = %id, error = %e, retry_ms = wait.as_millis() as u64, "could not record the exit; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 

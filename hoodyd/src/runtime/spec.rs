@@ -32,8 +32,12 @@ pub struct StartSpec {
     pub root: ContainerRoot,
     /// The container's cgroup (v2) directory; the init is born in it (CLONE_INTO_CGROUP).
     pub cgroup: PathBuf,
-    /// Console log: the init's stdout and stderr, appended.
+    /// Console log: the init's stdout and stderr, kept by the container's shim.
     pub log: PathBuf,
+    /// The console log is rotated when it would pass this many bytes (one rotation kept).
+    pub log_max: u64,
+    /// The cgroup the shim is born in (outside the container's).
+    pub shim_cgroup: PathBuf,
     pub command: Vec<String>,
     pub env: Vec<String>,
     /// Where procfs is mounted on the host (normally `/proc`).
@@ -64,7 +68,7 @@ pub struct ExecSpec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HelperReply {
-    Started { pid: i32, start_time: u64 },
+    Started { pid: i32, start_time: u64, shim_pid: i32 },
     Failed(HelperFailure),
 }
 

@@ -5,12 +5,14 @@
 //!   hoody-bench lifecycle [N]     create+start and stop+delete, vs crun
 //!   hoody-bench api [N]           GET latency and throughput with N containers, 16 clients, audit on/off
 //!   hoody-bench restart [N]       daemon restart and boot with N running containers
+//!   hoody-bench console [N]       1 GiB of console output through the shim vs into a file; shim memory
 //!   hoody-bench hostile-tree [N]  diff via a temporary snapshot vs the live walk; sparse snapshots vs cp
 //!   hoody-bench quotas [N]        create+start, writes and snapshots with btrfs qgroups vs without
 
 use std::io::{BufRead, BufReader, Write};
 use std::time::Instant;
 
+mod console;
 mod density;
 mod hostile_tree;
 mod packets;
@@ -483,6 +485,7 @@ fn main() {
         Some("api") => {
             api_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(16))
         }
+        Some("console") => console::console_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("hostile-tree") => hostile_tree::hostile_tree_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),
         Some("quotas") => quotas::quotas_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20)),
         Some("restart") => restart::restart_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100), 5),
@@ -493,7 +496,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | api [CONTAINERS] | restart [CONTAINERS]"
+                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | console [ROUNDS] | api [CONTAINERS] | restart [CONTAINERS]"
             );
             std::process::exit(2);
         }
