@@ -106,6 +106,15 @@ pub struct Flags {
     /// that change anything are refused with 507.
     #[arg(long)]
     pub state_reserve: Option<String>,
+    /// The audit log is sealed and a new segment begun at this size (e.g. 64MiB).
+    #[arg(long)]
+    pub audit_segment_size: Option<String>,
+    /// Sealed audit segments older than this are removed (e.g. 90d).
+    #[arg(long)]
+    pub audit_retention: Option<String>,
+    /// Sealed audit segments together take at most this much; the oldest go first (e.g. 4GiB).
+    #[arg(long)]
+    pub audit_max_space: Option<String>,
     /// auto: disk quotas wherever the storage file system has them (btrfs: hoodyd turns on its
     /// qgroups); off: none (disk limits are then refused).
     #[arg(long, value_enum)]
@@ -153,6 +162,9 @@ struct FileConfig {
     default_inodes: Option<u64>,
     log_max_size: Option<String>,
     state_reserve: Option<String>,
+    audit_segment_size: Option<String>,
+    audit_retention: Option<String>,
+    audit_max_space: Option<String>,
     disk_quotas: Option<DiskQuotas>,
 }
 
@@ -186,6 +198,7 @@ pub struct Config {
     pub default_inodes: Option<u64>,
     pub log_max: u64,
     pub state_reserve: u64,
+    pub audit: crate::audit::segments::Retention,
     /// Whether the storage pool's disk quotas are used (`--disk-quotas auto`).
     pub disk_quotas: bool,
     /// A file whose contents replace the kernel's boot id (tests simulate a reboot with it).
@@ -253,6 +266,21 @@ impl Config {
                     None if s.trim() == "0" => 0,
                     None => bail!("--state-reserve {s:?} is not a size (e.g. 256MiB, or 0 for none)"),
                 }
+            },
+            audit: {
+                let size = |flag: &str, v: Option<String>, default: &str, min: u64| -> anyhow::Result<u64> {
+                    let s = v.unwrap_or_else(|| default.into());
+                    match crate::limits::parse_size(&s) {
+                        Some(b) if b >= min => Ok(b),
+                        _ => bail!("--{flag} {s:?} is not a size of at least {}", crate::limits::format_size(min)),
+                    }
+                };
+                let segment_size = size("audit-segment-size", f.audit_segment_size.or(file.audit_segment_size), "64MiB", 16 << 10)?;
+                let max_space = size("audit-max-space", f.audit_max_space.or(file.audit_max_space), "4GiB", segment_size)?;
+                let r = f.audit_retention.or(file.audit_retention).unwrap_or_else(|| "90d".into());
+                let max_age =
+                    crate::schedule::parse_expiry("audit-retention", &r).map_err(|e| anyhow::anyhow!("--audit-retention: {e}"))?;
+                crate::audit::segments::Retention { segment_size, max_age, max_space }
             },
             disk_quotas: f.disk_quotas.or(file.disk_quotas).unwrap_or(DiskQuotas::Auto) == DiskQuotas::Auto,
             boot_id_file: std::env::var_os("HOODY_BOOT_ID_FILE").map(PathBuf::from),

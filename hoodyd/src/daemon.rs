@@ -93,7 +93,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         warn!("HOODY_BENCH_NO_AUDIT=1: requests are NOT audited (for measuring the audit's cost only)");
         Arc::new(crate::audit::AuditLog::discarding(&audit_path))
     } else {
-        Arc::new(crate::audit::AuditLog::open(&audit_path).with_context(|| format!("opening the audit log {}", audit_path.display()))?)
+        Arc::new(
+            crate::audit::AuditLog::open_segmented(&audit_path, Some(cfg.audit))
+                .with_context(|| format!("opening the audit log {}", audit_path.display()))?,
+        )
     };
     let admin_gid = match &cfg.admin_group {
         None => None,

@@ -4,6 +4,7 @@
 //! recording the last synced record in a head file (see [`writer`]).
 
 pub mod record;
+pub mod segments;
 pub mod verify;
 mod writer;
 
@@ -36,6 +37,11 @@ fn last_record(path: &Path) -> std::io::Result<(u64, String)> {
     f.read_to_string(&mut tail)?;
     match tail.lines().rev().find(|l| !l.trim().is_empty()) {
         None => Ok((0, GENESIS.to_owned())),
+        // A segment that holds only its anchor: the chain ends where the anchor says.
+        Some(l) if segments::parse_anchor(l).is_some() => {
+            let a = segments::parse_anchor(l).expect("checked");
+            Ok((a.prev_seq, a.prev_hash))
+        }
         Some(l) => {
             let r: Record =
                 serde_json::from_str(l).map_err(|e| std::io::Error::other(format!("the last audit record is unreadable: {e}")))?;
@@ -59,14 +65,44 @@ pub fn read_head(path: &Path) -> Option<(u64, String)> {
     Some((seq.parse().ok()?, hash.to_owned()))
 }
 
+/// Number of the first record of the segment at `path`: after its anchor, or 1.
+fn first_seq(path: &Path) -> u64 {
+    let Ok(f) = File::open(path) else { return 1 };
+    let mut first = String::new();
+    let _ = BufReader::new(f).read_line(&mut first);
+    segments::parse_anchor(first.trim()).map_or(1, |a| a.prev_seq + 1)
+}
+
 impl AuditLog {
-    /// Opens (or creates, mode 0600) the log and starts its writer thread.
+    /// Opens (or creates, mode 0600) the log in one file and starts its writer thread.
     pub fn open(path: &Path) -> std::io::Result<AuditLog> {
+        Self::open_segmented(path, None)
+    }
+
+    /// Opens the log; with `retention`, in segments (see [`segments`]): an interrupted rotation
+    /// is settled and the retention applied first.
+    pub fn open_segmented(path: &Path, retention: Option<segments::Retention>) -> std::io::Result<AuditLog> {
+        segments::finish_rotation(path)?;
+        if let Some(r) = &retention {
+            segments::enforce(path, r, std::time::SystemTime::now());
+        }
+        // The current segment went missing after a rotation: the chain goes on from the last
+        // sealed one, in a new segment that says so.
+        if !path.exists()
+            && let Some(last) = segments::sealed(path).last()
+        {
+            let (seq, hash) = last_record(last)?;
+            let line = segments::anchor_line(&segments::Anchor { prev_seq: seq, prev_hash: hash, time: crate::runtime::now() });
+            let mut f = OpenOptions::new().append(true).create_new(true).mode(0o600).open(path)?;
+            f.write_all(&line)?;
+            f.sync_all()?;
+        }
         let (seq, prev) = last_record(path)?;
         let head_path = path.with_extension("head");
         let file = OpenOptions::new().append(true).create(true).mode(0o600).open(path)?;
         let len = file.metadata()?.len();
-        let writer = writer::Writer::start(file, seq, prev, len, head_path.clone())?;
+        let rotation = retention.map(|retention| writer::Rotating { path: path.to_path_buf(), retention, first_seq: first_seq(path) });
+        let writer = writer::Writer::start(file, seq, prev, len, head_path.clone(), rotation)?;
         Ok(AuditLog { writer: Some(writer), path: path.to_path_buf(), head_path })
     }
 
@@ -89,31 +125,32 @@ impl AuditLog {
         tokio::task::spawn_blocking(move || me.writer.as_ref().map_or(Ok(()), |w| w.flush())).await.map_err(std::io::Error::other)?
     }
 
-    /// Reads records (oldest first) that pass `keep`.
+    /// Reads records (oldest first, across segments) that pass `keep`.
     pub fn read(&self, mut keep: impl FnMut(&Record) -> bool) -> std::io::Result<Vec<Record>> {
-        let f = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
         let mut out = vec![];
-        for line in BufReader::new(f).lines() {
-            match serde_json::from_str::<Record>(&line?) {
-                Ok(r) if keep(&r) => out.push(r),
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "skipping an unreadable audit line"),
+        for seg in segments::all(&self.path) {
+            let f = match File::open(&seg) {
+                Ok(f) => f,
+                // Removed by the retention meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for line in BufReader::new(f).lines() {
+                let line = line?;
+                match serde_json::from_str::<Record>(&line) {
+                    Ok(r) if keep(&r) => out.push(r),
+                    Ok(_) => {}
+                    Err(_) if segments::parse_anchor(&line).is_some() => {}
+                    Err(e) => warn!(error = %e, "skipping an unreadable audit line"),
+                }
             }
         }
         Ok(out)
     }
 
+    /// Verifies the chain across every segment (see [`verify::verify_segments`]).
     pub fn verify(&self) -> std::io::Result<verify::Report> {
-        let f = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(verify::verify(&b""[..], read_head(&self.head_path))),
-            Err(e) => return Err(e),
-        };
-        Ok(verify::verify(BufReader::new(f), read_head(&self.head_path)))
+        verify::verify_segments(&segments::all(&self.path), read_head(&self.head_path))
     }
 }
 
@@ -169,12 +206,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("audit.log");
         {
-            let log = AuditLog::open(&p).unwrap();
+            let log = std::sync::Arc::new(AuditLog::open(&p).unwrap());
             for i in 0..3 {
                 assert_eq!(log.append(rec(&format!("/a/{i}"))).await.unwrap(), i + 1);
             }
+            // Synced now, so this log's syncer cannot write its head after the next one's.
+            log.flush().await.unwrap();
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
         let log = AuditLog::open(&p).unwrap();
         assert_eq!(log.append(rec("/b")).await.unwrap(), 4, "numbering continues after a restart");
         // The background syncer moves the head within a few SYNC_EVERY periods; a loaded machine
@@ -188,5 +226,61 @@ mod tests {
         assert_eq!(r.records, 4);
         assert_eq!(read_head(&log.head_path).map(|h| h.0), Some(4), "the head follows the synced records");
         assert_eq!(log.read(|r| r.path.starts_with("/a")).unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn segments_chain_across_rotations_reopens_and_retention_and_a_removed_middle_one_is_caught() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let keep_all = segments::Retention { segment_size: 2048, max_age: std::time::Duration::from_secs(1 << 30), max_space: u64::MAX };
+        {
+            let log = std::sync::Arc::new(AuditLog::open_segmented(&p, Some(keep_all)).unwrap());
+            for i in 0..100 {
+                log.append(rec(&format!("/p/{i}"))).await.unwrap();
+            }
+            log.flush().await.unwrap();
+        }
+        let sealed = segments::sealed(&p);
+        assert!(sealed.len() >= 5, "{sealed:?}");
+        let log = std::sync::Arc::new(AuditLog::open_segmented(&p, Some(keep_all)).unwrap());
+        assert_eq!(log.append(rec("/after-reopen")).await.unwrap(), 101);
+        log.flush().await.unwrap();
+        let r = log.verify().unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.records, r.segments, r.retention_cut_before), (101, segments::all(&p).len(), None));
+        assert_eq!(log.read(|_| true).unwrap().len(), 101, "every segment is read");
+        drop(log);
+        // The space bound removes the oldest segments: the rest still verifies, from the cut.
+        let bounded = segments::Retention { max_space: 3 * 2400, ..keep_all };
+        let log = AuditLog::open_segmented(&p, Some(bounded)).unwrap();
+        let r = log.verify().unwrap();
+        assert!(r.ok, "{r:?}");
+        let cut = r.retention_cut_before.expect("a cut is reported");
+        assert!(cut > 1 && r.records as u64 == 101 - cut + 1, "{r:?}");
+        drop(log);
+        // A segment taken out of the middle breaks the chain, naming where.
+        let sealed = segments::sealed(&p);
+        assert!(sealed.len() >= 3, "{sealed:?}");
+        std::fs::remove_file(&sealed[1]).unwrap();
+        let log = AuditLog::open_segmented(&p, Some(keep_all)).unwrap();
+        let r = log.verify().unwrap();
+        let b = r.first_broken.expect("the gap is found");
+        assert!(b.reason.contains("missing"), "{b:?}");
+        assert_eq!(b.segment.as_deref(), sealed[2].file_name().and_then(|n| n.to_str()));
+    }
+
+    #[test]
+    fn an_interrupted_rotation_is_settled_at_start_up() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        // Step 4 interrupted: the new segment is only `.next`.
+        std::fs::write(segments::next_name(&p), b"x").unwrap();
+        segments::finish_rotation(&p).unwrap();
+        assert!(p.exists() && !segments::next_name(&p).exists());
+        // Step 3 never reached: `.next` beside the current file is dropped.
+        std::fs::write(segments::next_name(&p), b"y").unwrap();
+        segments::finish_rotation(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
+        assert!(!segments::next_name(&p).exists());
     }
 }

@@ -9,10 +9,13 @@ use super::record::{GENESIS, Record};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Broken {
-    /// Line number in the log (1-based).
+    /// Line number in its segment (1-based).
     pub line: usize,
     pub seq: Option<u64>,
     pub reason: String,
+    /// The segment file, when the log is in segments.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub segment: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -21,58 +24,143 @@ pub struct Report {
     pub records: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_broken: Option<Broken>,
+    /// Segments checked.
+    #[serde(default)]
+    pub segments: usize,
+    /// The history begins with this record: the ones before were removed by the retention
+    /// (the oldest remaining segment's anchor says where it was cut).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retention_cut_before: Option<u64>,
 }
 
-/// Verifies a log; `head` is the (seq, hash) last recorded as synced, if known.
+/// Where the chain stands while segments are checked in order.
+struct Walk {
+    prev: String,
+    next_seq: u64,
+    records: usize,
+    segments: usize,
+    cut: Option<u64>,
+}
+
+impl Walk {
+    fn new() -> Walk {
+        Walk { prev: GENESIS.to_owned(), next_seq: 1, records: 0, segments: 0, cut: None }
+    }
+
+    fn report(&self, first_broken: Option<Broken>) -> Report {
+        Report { ok: first_broken.is_none(), records: self.records, first_broken, segments: self.segments, retention_cut_before: self.cut }
+    }
+
+    /// Checks one segment; `name` for reports.
+    fn segment(&mut self, log: impl BufRead, name: Option<&str>) -> Result<(), Broken> {
+        let first_segment = self.segments == 0;
+        self.segments += 1;
+        let broken = |line, seq, reason: String| Broken { line, seq, reason, segment: name.map(str::to_owned) };
+        for (n, line) in (1usize..).zip(log.lines()) {
+            let Ok(line) = line else { return Err(broken(n, None, "unreadable line".into())) };
+            if n == 1
+                && let Some(a) = super::segments::parse_anchor(&line)
+            {
+                if first_segment {
+                    // The oldest segment left: what came before was removed by the retention.
+                    self.cut = (a.prev_seq > 0).then_some(a.prev_seq + 1);
+                    self.prev = a.prev_hash;
+                    self.next_seq = a.prev_seq + 1;
+                } else if a.prev_seq + 1 != self.next_seq {
+                    return Err(broken(
+                        n,
+                        Some(a.prev_seq + 1),
+                        format!(
+                            "this segment follows record {} but the segment before it ends with record {}: records {}..{} are missing (a segment was removed)",
+                            a.prev_seq,
+                            self.next_seq - 1,
+                            self.next_seq.min(a.prev_seq + 1),
+                            a.prev_seq.max(self.next_seq - 1)
+                        ),
+                    ));
+                } else if a.prev_hash != self.prev {
+                    return Err(broken(n, Some(a.prev_seq + 1), "the segment's anchor does not continue the chain (edited)".into()));
+                }
+                continue;
+            }
+            if n == 1 && !first_segment {
+                return Err(broken(n, None, "the segment does not start with an anchor".into()));
+            }
+            let r: Record = match serde_json::from_str(&line) {
+                Ok(r) => r,
+                Err(e) => return Err(broken(n, None, format!("not a record: {e}"))),
+            };
+            if r.seq != self.next_seq {
+                return Err(broken(
+                    n,
+                    Some(r.seq),
+                    format!("sequence {} where {} was expected (a record was removed or moved)", r.seq, self.next_seq),
+                ));
+            }
+            if r.prev != self.prev {
+                return Err(broken(n, Some(r.seq), "does not follow the record before it (removed, moved or edited)".into()));
+            }
+            let h = r.compute_hash();
+            if r.hash.as_deref() != Some(h.as_str()) {
+                return Err(broken(n, Some(r.seq), "its content does not match its hash (edited)".into()));
+            }
+            self.prev = h;
+            self.next_seq += 1;
+            self.records += 1;
+        }
+        Ok(())
+    }
+
+    /// The head file names the last record synced: the log must reach it, with that hash.
+    fn head(&self, head: Option<(u64, String)>) -> Option<Broken> {
+        let (seq, hash) = head?;
+        let last = self.next_seq - 1;
+        if last < seq {
+            return Some(Broken {
+                line: self.records + 1,
+                seq: Some(last + 1),
+                reason: format!("the log ends at record {last} but record {seq} was written (the tail was cut)"),
+                segment: None,
+            });
+        }
+        if last == seq && self.prev != hash {
+            return Some(Broken {
+                line: self.records,
+                seq: Some(seq),
+                reason: "the last record is not the one that was written".into(),
+                segment: None,
+            });
+        }
+        None
+    }
+}
+
+/// Verifies a log in one file; `head` is the (seq, hash) last recorded as synced, if known.
 pub fn verify(log: impl BufRead, head: Option<(u64, String)>) -> Report {
-    let mut prev = GENESIS.to_owned();
-    let mut records = 0;
-    let broken = |line, seq, reason: String| Report { ok: false, records: line - 1, first_broken: Some(Broken { line, seq, reason }) };
-    for (n, line) in (1usize..).zip(log.lines()) {
-        let expected_seq = n as u64;
-        let Ok(line) = line else { return broken(n, None, "unreadable line".into()) };
-        let r: Record = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => return broken(n, None, format!("not a record: {e}")),
+    let mut w = Walk::new();
+    if let Err(b) = w.segment(log, None) {
+        return w.report(Some(b));
+    }
+    let b = w.head(head);
+    w.report(b)
+}
+
+/// Verifies a log in segments (oldest first), across their anchors.
+pub fn verify_segments(paths: &[std::path::PathBuf], head: Option<(u64, String)>) -> std::io::Result<Report> {
+    let mut w = Walk::new();
+    for p in paths {
+        let f = match std::fs::File::open(p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         };
-        if r.seq != expected_seq {
-            return broken(n, Some(r.seq), format!("sequence {} where {expected_seq} was expected (a record was removed or moved)", r.seq));
-        }
-        if r.prev != prev {
-            return broken(n, Some(r.seq), "does not follow the record before it (removed, moved or edited)".into());
-        }
-        let h = r.compute_hash();
-        if r.hash.as_deref() != Some(h.as_str()) {
-            return broken(n, Some(r.seq), "its content does not match its hash (edited)".into());
-        }
-        prev = h;
-        records = n;
-    }
-    if let Some((seq, hash)) = head {
-        if (records as u64) < seq {
-            return Report {
-                ok: false,
-                records,
-                first_broken: Some(Broken {
-                    line: records + 1,
-                    seq: Some(records as u64 + 1),
-                    reason: format!("the log ends at record {records} but record {seq} was written (the tail was cut)"),
-                }),
-            };
-        }
-        if records as u64 == seq && prev != hash {
-            return Report {
-                ok: false,
-                records,
-                first_broken: Some(Broken {
-                    line: records,
-                    seq: Some(seq),
-                    reason: "the last record is not the one that was written".into(),
-                }),
-            };
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Err(b) = w.segment(std::io::BufReader::new(f), name.as_deref()) {
+            return Ok(w.report(Some(b)));
         }
     }
-    Report { ok: true, records, first_broken: None }
+    let b = w.head(head);
+    Ok(w.report(b))
 }
 
 #[cfg(test)]
@@ -115,7 +203,10 @@ mod tests {
     fn clean_log_verifies() {
         let c = chain(5);
         let head = Some((5, c[4].hash.clone().unwrap()));
-        assert_eq!(verify(text(&c).as_bytes(), head), Report { ok: true, records: 5, first_broken: None });
+        assert_eq!(
+            verify(text(&c).as_bytes(), head),
+            Report { ok: true, records: 5, first_broken: None, segments: 1, retention_cut_before: None }
+        );
     }
 
     #[test]

@@ -44,6 +44,16 @@ struct Chain {
     synced: u64,
     /// A sync is running: nothing is written until it ends.
     syncing: bool,
+    /// Segments: where the log is and when to seal it (`None`: one file forever).
+    rotation: Option<Rotating>,
+}
+
+/// The current segment, for sealing it (see [`super::segments`]).
+pub struct Rotating {
+    pub path: PathBuf,
+    pub retention: super::segments::Retention,
+    /// Number of the current segment's first record.
+    pub first_seq: u64,
 }
 
 /// The chain and its signals.
@@ -71,7 +81,29 @@ impl Chain {
         self.len += self.line.len() as u64;
         self.seq = r.seq;
         self.prev = hash;
+        self.rotate_if_full();
         Ok(self.seq)
+    }
+
+    /// Seals the current segment once it reaches the segment size and starts the next one,
+    /// then applies the retention. Never fails an append: a rotation that cannot be done is
+    /// logged and tried again with the next record.
+    fn rotate_if_full(&mut self) {
+        let Some(rot) = self.rotation.as_mut() else { return };
+        if self.len < rot.retention.segment_size {
+            return;
+        }
+        match super::segments::rotate(&rot.path, &self.file, rot.first_seq, self.seq, &self.prev) {
+            Ok((file, len)) => {
+                self.file = file;
+                self.len = len;
+                // The sealed segment was synced whole before it was sealed.
+                self.synced = self.seq;
+                rot.first_seq = self.seq + 1;
+                super::segments::enforce(&rot.path, &rot.retention, std::time::SystemTime::now());
+            }
+            Err(e) => error!(error = %e, "could not seal the audit segment; retrying with the next record"),
+        }
     }
 }
 
@@ -82,7 +114,6 @@ pub struct Writer {
     syncer: Thread,
     /// One sync at a time (the syncer's and a flush's).
     sync_lock: Arc<Mutex<()>>,
-    durable: Arc<File>,
     head: PathBuf,
 }
 
@@ -92,10 +123,9 @@ fn lock(m: &Mutex<Chain>) -> std::sync::MutexGuard<'_, Chain> {
 
 impl Writer {
     /// Starts the threads of a log whose last record is `seq` with hash `prev`, `len` bytes long.
-    pub fn start(file: File, seq: u64, prev: String, len: u64, head: PathBuf) -> std::io::Result<Writer> {
-        let durable = Arc::new(file.try_clone()?);
+    pub fn start(file: File, seq: u64, prev: String, len: u64, head: PathBuf, rotation: Option<Rotating>) -> std::io::Result<Writer> {
         let shared = Arc::new(Shared {
-            chain: Mutex::new(Chain { file, seq, prev, len, line: Vec::with_capacity(1024), synced: seq, syncing: false }),
+            chain: Mutex::new(Chain { file, seq, prev, len, line: Vec::with_capacity(1024), synced: seq, syncing: false, rotation }),
             sync_ended: Condvar::new(),
             syncing: AtomicBool::new(false),
         });
@@ -113,10 +143,9 @@ impl Writer {
                 let _ = ack.send(res);
             }
         })?;
-        let (s, l, d, h) = (shared.clone(), sync_lock.clone(), durable.clone(), head.clone());
-        let syncer =
-            std::thread::Builder::new().name("hoodyd-audit-sync".into()).spawn(move || sync_loop(&s, &l, &d, &h))?.thread().clone();
-        Ok(Writer { shared, handoff, syncer, sync_lock, durable, head })
+        let (s, l, h) = (shared.clone(), sync_lock.clone(), head.clone());
+        let syncer = std::thread::Builder::new().name("hoodyd-audit-sync".into()).spawn(move || sync_loop(&s, &l, &h))?.thread().clone();
+        Ok(Writer { shared, handoff, syncer, sync_lock, head })
     }
 
     /// Appends `r`; returns its number once it is in the file.
@@ -145,21 +174,23 @@ impl Writer {
 
     /// Makes every written record durable now (blocking: call from a blocking thread).
     pub fn flush(&self) -> std::io::Result<()> {
-        sync_now(&self.shared, &self.sync_lock, &self.durable, &self.head)
+        sync_now(&self.shared, &self.sync_lock, &self.head)
     }
 }
 
 /// Syncs what is written and records it in the head file.
-fn sync_now(s: &Shared, sync_lock: &Mutex<()>, file: &File, head: &std::path::Path) -> std::io::Result<()> {
+fn sync_now(s: &Shared, sync_lock: &Mutex<()>, head: &std::path::Path) -> std::io::Result<()> {
     let _one = sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-    let (seq, hash) = {
+    let (seq, hash, file) = {
         let mut c = lock(&s.chain);
         if c.seq == c.synced {
             return Ok(());
         }
+        // The segment being written now (a rotation replaces the file).
+        let file = c.file.try_clone()?;
         c.syncing = true;
         s.syncing.store(true, Ordering::Release);
-        (c.seq, c.prev.clone())
+        (c.seq, c.prev.clone(), file)
     };
     let res = file.sync_data().and_then(|_| write_head(head, seq, &hash));
     let mut c = lock(&s.chain);
@@ -173,7 +204,7 @@ fn sync_now(s: &Shared, sync_lock: &Mutex<()>, file: &File, head: &std::path::Pa
     res
 }
 
-fn sync_loop(s: &Shared, sync_lock: &Mutex<()>, file: &File, head: &std::path::Path) {
+fn sync_loop(s: &Shared, sync_lock: &Mutex<()>, head: &std::path::Path) {
     let chain = &s.chain;
     loop {
         // Sleep until a record needs syncing, then let a batch gather (or fill up).
@@ -194,7 +225,7 @@ fn sync_loop(s: &Shared, sync_lock: &Mutex<()>, file: &File, head: &std::path::P
             drop(c);
             std::thread::park_timeout(due.saturating_duration_since(std::time::Instant::now()));
         }
-        if let Err(e) = sync_now(s, sync_lock, file, head) {
+        if let Err(e) = sync_now(s, sync_lock, head) {
             error!(error = %e, "audit log sync failed");
             std::thread::sleep(SYNC_EVERY);
         }

@@ -101,11 +101,18 @@ pub async fn tokens(client: &Client, out: Output, cmd: TokensCmd) -> anyhow::Res
 fn report(out: Output, r: &verify::Report) -> anyhow::Result<i32> {
     match out {
         Output::Json => println!("{}", json!({ "data": r })),
-        Output::Table => println!("{} records, chain {}", r.records, if r.ok { "intact" } else { "BROKEN" }),
+        Output::Table => {
+            let cut = r
+                .retention_cut_before
+                .map(|s| format!("; history starts at record {s} (earlier segments removed by retention)"))
+                .unwrap_or_default();
+            println!("{} records in {} segment(s), chain {}{cut}", r.records, r.segments, if r.ok { "intact" } else { "BROKEN" })
+        }
     }
     if let Some(b) = &r.first_broken {
         let seq = b.seq.map(|s| format!(" (record {s})")).unwrap_or_default();
-        eprintln!("hoodyctl: the audit log is broken at line {}{seq}: {}", b.line, b.reason);
+        let seg = b.segment.as_ref().map(|s| format!(" of {s}")).unwrap_or_default();
+        eprintln!("hoodyctl: the audit log is broken at line {}{seg}{seq}: {}", b.line, b.reason);
         return Ok(1);
     }
     Ok(0)
@@ -115,8 +122,11 @@ pub async fn audit(client: &Client, out: Output, a: AuditArgs) -> anyhow::Result
     if a.verify {
         let r: verify::Report = match &a.file {
             Some(path) => {
-                let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-                verify::verify(std::io::BufReader::new(f), read_head(&path.with_extension("head")))
+                // The current segment and the sealed ones beside it, as the daemon checks them.
+                std::fs::metadata(path).with_context(|| format!("opening {}", path.display()))?;
+                let segs = crate::audit::segments::all(path);
+                verify::verify_segments(&segs, read_head(&path.with_extension("head")))
+                    .with_context(|| format!("reading {}", path.display()))?
             }
             None => {
                 let ans = client.call(Method::GET, "/audit/verify", None).await?;
