@@ -30,9 +30,12 @@ pub fn rotated(p: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Copies `input` to the log at `path`, rotating at `max` bytes, until `input` ends.
+/// Copies `input` to the log at `path`, rotating at `max` bytes, until `input` ends. Never
+/// stops reading before that: a log that cannot be opened or written (a full state file
+/// system) drops the output and is tried again with the next, so the container never blocks
+/// on its console and never gets EPIPE from it.
 pub fn keep(mut input: impl Read, path: &Path, max: u64) -> std::io::Result<()> {
-    let (mut log, mut size) = open_log(path)?;
+    let mut log = open_log(path).ok();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match input.read(&mut buf) {
@@ -41,26 +44,28 @@ pub fn keep(mut input: impl Read, path: &Path, max: u64) -> std::io::Result<()> 
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if size > 0 && size + n as u64 > max {
+        if let Some((_, size)) = &log
+            && *size > 0
+            && *size + n as u64 > max
+            && std::fs::rename(path, rotated(path)).is_ok()
+        {
             // Renamed first, then the new file: a reader that sees LOG missing for an instant
             // finds it again, and LOG.1 is always a complete earlier part.
-            if std::fs::rename(path, rotated(path)).is_ok()
-                && let Ok(new) = open_log(path)
-            {
-                (log, size) = new;
-            }
+            log = None;
         }
+        if log.is_none() {
+            log = open_log(path).ok();
+        }
+        let Some((file, size)) = log.as_mut() else { continue };
         let mut chunk = &buf[..n];
         // A chunk larger than the cap itself keeps only its end.
         if chunk.len() as u64 > max {
             chunk = &chunk[chunk.len() - max as usize..];
         }
-        match log.write_all(chunk) {
-            Ok(()) => size += chunk.len() as u64,
-            Err(_) => {
-                // Full or failing: this output is dropped; the size is what the file holds.
-                size = log.metadata().map(|m| m.len()).unwrap_or(size);
-            }
+        match file.write_all(chunk) {
+            Ok(()) => *size += chunk.len() as u64,
+            // Full or failing: this output is dropped; the size is what the file holds.
+            Err(_) => *size = file.metadata().map(|m| m.len()).unwrap_or(*size),
         }
     }
 }
@@ -97,5 +102,13 @@ mod tests {
         // Nothing between the rotated part and the current one is lost.
         let both = [old, cur].concat();
         assert!(input.ends_with(&both), "the two files are the stream's end, in order");
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_never_stops_the_reading() {
+        let d = tempfile::tempdir().unwrap();
+        let input = vec![b'x'; 1 << 20];
+        // No such directory: every open fails, all input is still read to its end.
+        keep(&input[..], &d.path().join("gone/console.log"), 4096).unwrap();
     }
 }
