@@ -100,15 +100,10 @@ impl Beneath {
         Ok(f)
     }
 
-    /// Extended attributes of directory `rel` or regular file `rel` (others have none we keep).
+    /// Extended attributes of directory `rel` (a regular file's are read from the descriptor
+    /// [`Beneath::open_regular`] gives; other types have none we keep).
     pub fn xattrs(&self, rel: &Path, md: &fs::Metadata) -> io::Result<Vec<(std::ffi::CString, Vec<u8>)>> {
-        if md.is_dir() {
-            crate::sys::fxattrs(self.open_dir(rel)?.as_fd())
-        } else if md.is_file() {
-            crate::sys::fxattrs(self.open_regular(rel, md)?.as_fd())
-        } else {
-            Ok(vec![])
-        }
+        if md.is_dir() { crate::sys::fxattrs(self.open_dir(rel)?.as_fd()) } else { Ok(vec![]) }
     }
 }
 

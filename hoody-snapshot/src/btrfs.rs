@@ -225,12 +225,6 @@ impl StorageDriver for BtrfsDriver {
             let _ = destroy_subvolume(&staged);
             return Err(e);
         }
-        // The previous root goes now, with anything nested in it: it holds the pool's space
-        // until it is gone. The restore is done either way; what is left goes at start-up or
-        // with the next restore.
-        if let Err(e) = self.cleanup_restore(id) {
-            tracing::warn!(container = id, error = %e, "could not delete the previous root yet");
-        }
         Ok(())
     }
 

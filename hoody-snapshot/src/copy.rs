@@ -106,12 +106,17 @@ impl Copier<'_> {
             }
             self.links.insert((md.dev(), md.ino()), dst.to_path_buf());
         }
-        // Read before anything is made: a file that is not what was looked at fails the copy.
-        let xattrs = self.tree.xattrs(rel, &md).map_err(StorageError::io("read xattrs", &src))?;
+        // Opened (and its attributes read) before anything is made: a file that is not what was
+        // looked at fails the copy. One descriptor serves the attributes and the content.
+        let file = if ft.is_file() { Some(self.tree.open_regular(rel, &md).map_err(StorageError::io("open", &src))?) } else { None };
+        let xattrs = match &file {
+            Some(f) => sys::fxattrs(f.as_fd()),
+            None => self.tree.xattrs(rel, &md),
+        }
+        .map_err(StorageError::io("read xattrs", &src))?;
         if ft.is_dir() {
             fs::create_dir(dst).map_err(err("create directory"))?;
-        } else if ft.is_file() {
-            let f = self.tree.open_regular(rel, &md).map_err(StorageError::io("open", &src))?;
+        } else if let Some(f) = file {
             copy_file(f, dst, md.mode(), &mut self.stats).map_err(err("copy file"))?;
             self.stats.bytes += md.len();
         } else if ft.is_symlink() {

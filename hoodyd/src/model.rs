@@ -73,7 +73,11 @@ pub enum Action {
     Start,
     Stop,
     Restart,
-    Delete { force: bool },
+    Delete {
+        force: bool,
+    },
+    /// Anything else that changes the container (update, snapshots, firewall, diff).
+    Change,
 }
 
 /// Whether `action` is allowed in `status`; the error is the conflict message (409).

@@ -70,67 +70,13 @@ pub fn keep(mut input: impl Read, path: &Path, max: u64) -> std::io::Result<()> 
     }
 }
 
-/// Opens the log for splicing: written at explicit offsets (splice refuses O_APPEND files);
-/// the shim is its only writer.
-fn open_log_at_end(p: &Path) -> std::io::Result<(File, u64)> {
-    let f =
-        OpenOptions::new().write(true).create(true).truncate(false).mode(0o640).custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW).open(p)?;
-    let len = f.metadata()?.len();
-    Ok((f, len))
-}
-
-/// [`keep`] for a pipe: the bytes move from the pipe to the file inside the kernel (`splice`),
-/// never copied through the shim. Same rotation; falls back to [`keep`] where the file system
-/// cannot splice.
-pub fn keep_pipe(input: File, path: &Path, max: u64) -> std::io::Result<()> {
-    use nix::fcntl::{SpliceFFlags, splice};
-    let mut log = open_log_at_end(path).ok();
-    loop {
-        if let Some((_, size)) = &log
-            && *size >= max
-            && std::fs::rename(path, rotated(path)).is_ok()
-        {
-            log = None;
-        }
-        if log.is_none() {
-            log = open_log_at_end(path).ok();
-        }
-        let Some((file, size)) = log.as_mut() else {
-            // No log to write: drain a chunk and drop it, so the container never blocks.
-            let mut buf = [0u8; 64 * 1024];
-            match (&input).read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        };
-        let want = (max.saturating_sub(*size)).clamp(1, 1 << 20) as usize;
-        let mut off = *size as libc::loff_t;
-        match splice(&input, None, &*file, Some(&mut off), want, SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE) {
-            Ok(0) => return Ok(()),
-            Ok(n) => *size += n as u64,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EINVAL) => return keep(input, path, max),
-            // Full or failing: drop a chunk of output, as keep() does, and go on.
-            Err(_) => {
-                let mut buf = [0u8; 64 * 1024];
-                match (&input).read(&mut buf) {
-                    Ok(0) => return Ok(()),
-                    _ => *size = file.metadata().map(|m| m.len()).unwrap_or(*size),
-                }
-            }
-        }
-    }
-}
-
 pub fn main(args: &[std::ffi::OsString]) -> ! {
     let (Some(path), Some(max)) = (args.get(2), args.get(3).and_then(|m| m.to_str()).and_then(|m| m.parse::<u64>().ok())) else {
         eprintln!("usage: hoodyd __shim LOG MAX_BYTES (console pipe on fd 3)");
         std::process::exit(2);
     };
     let input = File::from(super::sys::inherited_fd(CONSOLE_FD));
-    let code = match keep_pipe(input, Path::new(path), max.max(4096)) {
+    let code = match keep(input, Path::new(path), max.max(4096)) {
         Ok(()) => 0,
         Err(_) => 1,
     };
@@ -164,23 +110,5 @@ mod tests {
         let input = vec![b'x'; 1 << 20];
         // No such directory: every open fails, all input is still read to its end.
         keep(&input[..], &d.path().join("gone/console.log"), 4096).unwrap();
-    }
-
-    #[test]
-    fn a_pipe_is_spliced_into_the_log_with_the_same_rotation() {
-        let d = tempfile::tempdir().unwrap();
-        let log = d.path().join("console.log");
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let mut expected = Vec::new();
-        for i in 0..20_000 {
-            expected.extend_from_slice(format!("line {i}\n").as_bytes());
-        }
-        let data = expected.clone();
-        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut File::from(w), &data).unwrap());
-        keep_pipe(File::from(r), &log, 16 * 1024).unwrap();
-        writer.join().unwrap();
-        let (cur, old) = (std::fs::read(&log).unwrap(), std::fs::read(rotated(&log)).unwrap());
-        assert!(cur.len() <= 16 * 1024 && old.len() <= 16 * 1024, "{} {}", cur.len(), old.len());
-        assert!(expected.ends_with(&[old, cur].concat()), "the two files are the stream's end, in order");
     }
 }

@@ -73,14 +73,12 @@ impl Runtime {
         Ok(())
     }
 
-    /// Refuses changes to a container being deleted (its record is read again: the caller's
-    /// copy may be older than the mark).
+    /// Refuses changes to a container being deleted, for callers holding a copy of the record
+    /// that may be older than the mark (it is read again); callers that just read it use
+    /// `check_transition(c.status, Action::Change)`.
     pub(crate) async fn refuse_deleting(&self, c: &Container) -> Result<()> {
-        match self.get(&c.id).await {
-            Ok(now) if now.status == Status::Deleting => Err(RuntimeError::Conflict("the container is being deleted".into())),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        }
+        let now = self.get(&c.id).await?;
+        check_transition(now.status, Action::Change).map_err(RuntimeError::Conflict)
     }
 
     /// Retries every delete that failed half-way (or was interrupted by a crash); returns how

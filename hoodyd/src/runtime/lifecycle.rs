@@ -334,7 +334,7 @@ impl Runtime {
     pub async fn update(self: &Arc<Self>, id: &str, req: crate::model::UpdateRequest) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
-        self.refuse_deleting(&c).await?;
+        check_transition(c.status, Action::Change).map_err(RuntimeError::Conflict)?;
         let limits = match &req.limits {
             Some(l) => {
                 let l = c.limits.merged(l.validate("limits")?);

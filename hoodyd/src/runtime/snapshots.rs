@@ -75,7 +75,7 @@ impl Runtime {
         crate::ids::validate_name("alias", name)?;
         let _guard = self.lock(&c.id).await;
         let c = self.get(&c.id).await?;
-        self.refuse_deleting(&c).await?;
+        crate::model::check_transition(c.status, crate::model::Action::Change).map_err(RuntimeError::Conflict)?;
         let (id, n) = (c.id.clone(), name.to_owned());
         if self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.is_some() {
             return Err(RuntimeError::Conflict(format!("snapshot {name:?} already exists")));
@@ -147,7 +147,7 @@ impl Runtime {
         }
         let _guard = self.lock(&c.id).await;
         let c = self.get(&c.id).await?;
-        self.refuse_deleting(&c).await?;
+        crate::model::check_transition(c.status, crate::model::Action::Change).map_err(RuntimeError::Conflict)?;
         let was_running = c.status == Status::Running;
         if was_running {
             self.stop_locked(&c, self.cfg.stop_timeout).await?;
