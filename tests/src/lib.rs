@@ -377,7 +377,9 @@ impl World {
             sys::in_cgroup(&mut cmd, procs);
         }
         self.daemon = Some(cmd.spawn().expect("spawn hoodyd"));
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // A guard against a daemon that never comes up, not a timing: under TCG, with the host
+        // suite beside it on two cores, a start with its image import took 24 s.
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if self.ctl(&["health"]).code == 0 {
                 return;
