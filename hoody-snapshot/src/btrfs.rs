@@ -198,6 +198,7 @@ impl StorageDriver for BtrfsDriver {
         id: &str,
         name: &str,
         limits: &DiskLimits,
+        token: &str,
         checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>,
     ) -> Result<()> {
         let quota = self.quota.as_ref().ok();
@@ -215,7 +216,8 @@ impl StorageDriver for BtrfsDriver {
         let bounded = match quota {
             Some(q) => q.set_limit(&staged, limits.disk),
             None => Ok(()),
-        };
+        }
+        .and_then(|_| crate::restore_mark::set(&staged, token));
         let swapped = bounded.and_then(|_| step(checkpoint, "restore-swap")).and_then(|_| {
             let dfd = open_dir(&dir)?;
             sys::exchange(dfd.as_fd(), OsStr::new("rootfs"), OsStr::new(".restore"))
@@ -228,9 +230,22 @@ impl StorageDriver for BtrfsDriver {
         Ok(())
     }
 
+    fn restore_swapped(&self, id: &str, token: &str) -> bool {
+        crate::restore_mark::has(&self.container_dir(id).join("rootfs"), token)
+    }
+
+    fn finish_restore(&self, id: &str) -> Result<()> {
+        crate::restore_mark::clear(&self.container_dir(id).join("rootfs"))
+    }
+
     fn cleanup_restore(&self, id: &str) -> Result<()> {
         let staged = self.container_dir(id).join(".restore");
         if is_subvolume(&staged) { destroy_subvolume(&staged) } else { Ok(()) }
+    }
+
+    fn sync(&self) -> Result<()> {
+        let fd = open_dir(&self.root)?;
+        crate::quota_sys::btrfs_sync(fd.as_fd()).map_err(StorageError::io("commit the btrfs transaction", &self.root))
     }
 
     fn cleanup_temporaries(&self, id: &str) -> Result<()> {

@@ -102,16 +102,58 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// old root is left beside the new one for [`StorageDriver::cleanup_restore`].
     /// The new root is bounded by `limits` before it is swapped in; a restore is never refused
     /// for quota.
+    /// The prepared root carries `token` (see [`StorageDriver::restore_swapped`]) until
+    /// [`StorageDriver::finish_restore`]. Nothing is synced here: the caller syncs the pool.
     fn restore_snapshot(
         &self,
         id: &str,
         name: &str,
         limits: &DiskLimits,
+        token: &str,
         checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>,
     ) -> Result<()>;
 
+    /// True when the container's live root is the one a restore with `token` prepared (the
+    /// swap happened), for the start-up reconcile after a crash.
+    fn restore_swapped(&self, id: &str, token: &str) -> bool;
+
+    /// Ends a restore whose swap happened: the mark is cleared and what belongs to the old root
+    /// alone (overlay: its work directory; with quotas its upper layer too) is reset; idempotent.
+    fn finish_restore(&self, id: &str) -> Result<()>;
+
     /// Removes what a restore left behind (the previous root); idempotent.
     fn cleanup_restore(&self, id: &str) -> Result<()>;
+
+    /// Makes what the pool holds reach the disk, before an answer and before the state row
+    /// that points at it (btrfs: a transaction commit, which also persists subvolume entries
+    /// and swaps; other file systems: `syncfs`).
+    fn sync(&self) -> Result<()> {
+        let fd = crate::btrfs::open_dir(self.root())?;
+        nix::unistd::syncfs(&fd).map_err(|e| StorageError::io("syncfs", self.root())(e.into()))
+    }
+
+    /// Names of the snapshots of container `id` on disk, for the start-up reconcile.
+    fn snapshot_names(&self, id: &str) -> Result<Vec<String>> {
+        names_in(&self.snapshots_dir(id))
+    }
+
+    /// Names of the committed images on disk (staging entries left out).
+    fn image_names(&self) -> Result<Vec<String>> {
+        Ok(names_in(&self.root().join("images"))?.into_iter().filter(|n| !n.starts_with('.')).collect())
+    }
+
+    /// Removes every staging entry an interrupted import left; returns their names. Run at
+    /// start-up only (no import is live then).
+    fn discard_stale_staging(&self) -> Result<Vec<String>> {
+        let mut out = vec![];
+        for n in names_in(&self.root().join("images"))? {
+            if n.starts_with(STAGING_PREFIX) {
+                self.discard_staged(&self.root().join("images").join(&n));
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
 
     /// Removes what an interrupted operation left in the container's directory (a restore's
     /// previous root, a diff's temporary snapshot); run at start-up, idempotent.
@@ -220,10 +262,30 @@ pub fn open_driver(choice: DriverChoice, root: &Path, sysfs: &Path, quotas: bool
     }
 }
 
+/// Names in `dir` (none when it does not exist).
+fn names_in(dir: &Path) -> Result<Vec<String>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(StorageError::io("read directory", dir)(e)),
+    };
+    let mut out = vec![];
+    for e in rd {
+        let e = e.map_err(StorageError::io("read directory", dir))?;
+        if let Some(n) = e.file_name().to_str() {
+            out.push(n.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+const STAGING_PREFIX: &str = ".staging-";
+
 /// A unique name for a staging entry under `images/`.
 pub(crate) fn staging_name() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!(".staging-{}-{}-{}", std::process::id(), t, N.fetch_add(1, Ordering::Relaxed))
+    format!("{STAGING_PREFIX}{}-{}-{}", std::process::id(), t, N.fetch_add(1, Ordering::Relaxed))
 }

@@ -19,6 +19,7 @@ pub mod overlay;
 pub mod quota;
 mod quota_sys;
 pub mod relpath;
+mod restore_mark;
 mod sys;
 pub mod tree_writer;
 

@@ -165,6 +165,7 @@ impl StorageDriver for OverlayDriver {
         id: &str,
         name: &str,
         _limits: &DiskLimits,
+        token: &str,
         checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>,
     ) -> Result<()> {
         // The staging directory is made inside the container directory and so takes its
@@ -179,7 +180,7 @@ impl StorageDriver for OverlayDriver {
         self.cleanup_restore(id)?;
         step(checkpoint, "restore-prepare")?;
         crate::copy::copy_tree(&snap, &staged)?;
-        let swapped = step(checkpoint, "restore-swap").and_then(|_| {
+        let swapped = crate::restore_mark::set(&staged, token).and_then(|_| step(checkpoint, "restore-swap")).and_then(|_| {
             let dfd = crate::btrfs::open_dir(&dir)?;
             sys::exchange(dfd.as_fd(), OsStr::new("upper"), OsStr::new(".restore"))
                 .map_err(StorageError::io("swap in the restored upper layer", &dir))
@@ -188,6 +189,16 @@ impl StorageDriver for OverlayDriver {
             let _ = fs::remove_dir_all(&staged);
             return Err(e);
         }
+        Ok(())
+    }
+
+    fn restore_swapped(&self, id: &str, token: &str) -> bool {
+        crate::restore_mark::has(&self.container_dir(id).join("upper"), token)
+    }
+
+    fn finish_restore(&self, id: &str) -> Result<()> {
+        let dir = self.container_dir(id);
+        crate::restore_mark::clear(&dir.join("upper"))?;
         // The previous upper layer goes now, not later: its bytes and inodes count against the
         // container's project until they are gone, and a container restarted over its quota
         // gets a read-only overlay (the kernel cannot make work/work).

@@ -209,6 +209,21 @@ pub fn fgetxattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr, buf: &mut [u8]) -> O
     (n >= 0).then_some(n as usize)
 }
 
+/// `fsetxattr` of one attribute on the file open at `fd`.
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: a valid descriptor and C string; `value` is readable for its length.
+    let rc = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// `fremovexattr`; an attribute that is not there is fine.
+pub fn fremovexattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: a valid descriptor and C string.
+    let rc = unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
+    let e = io::Error::last_os_error();
+    if rc < 0 && e.raw_os_error() != Some(libc::ENODATA) { Err(e) } else { Ok(()) }
+}
+
 /// Flag of `btrfs_ioctl_vol_args_v2`: the subvolume is named by id, not by name.
 const BTRFS_SUBVOL_SPEC_BY_ID: u64 = 1 << 4;
 nix::ioctl_write_ptr!(ioc_snap_destroy_v2, BTRFS_IOCTL_MAGIC, 63, VolArgsV2);

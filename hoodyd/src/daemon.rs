@@ -207,6 +207,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         Err(e) => warn!(error = %crate::helper::error::chain(&e).join(": "), "could not retry pending deletes"),
     }
     rt.spawn_delete_retries(cfg.delete_retry);
+    // What a crash left of the storage operations: freezes, restores, orphans (each logged).
+    let thawed = rt.thaw_leftover_freezes(&report.adopted).await;
+    let restores = rt.finish_interrupted_restores().await.context("finishing interrupted restores")?;
+    let orphans = rt.reclaim_storage_orphans().await.context("reclaiming what interrupted storage operations left")?;
+    info!(thawed = thawed.len(), restores = restores.len(), orphans = orphans.len(), "storage reconciled");
     if let Err(e) = rt.remove_stale_links().await {
         warn!(error = %crate::helper::error::chain(&e).join(": "), "could not check for stale interfaces");
     }

@@ -7,6 +7,7 @@
 //! the world's cgroup, removes the cgroups, unmounts, deletes the namespaces and the directory.
 //! At first use, leftovers of test processes that no longer exist are swept.
 
+pub mod consistency;
 pub mod http;
 pub mod internet;
 pub mod netns;

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hoody_e2e::{Driver, World, alive, eventually, run};
+use hoody_e2e::consistency::consistent;
+use hoody_e2e::{Driver, World, alive, eventually};
 use serde_json::Value;
 
 fn id(v: &Value) -> String {
@@ -61,79 +62,6 @@ fn restarted_and_killed_daemons_adopt_running_containers() {
     // And an adopted container stops on request.
     assert_eq!(w.ok(&["containers", "stop", "--timeout", "1", &ida])["status"], "stopped");
     assert!(!alive(pa));
-}
-
-/// Every kernel and storage object that carries a container id, by kind.
-fn objects(w: &World) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let dirs = |p: &Path| -> Vec<String> {
-        std::fs::read_dir(p)
-            .map(|d| d.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default()
-    };
-    for d in dirs(&w.storage_dir.join("containers")) {
-        out.insert(format!("storage {d}"));
-    }
-    for d in dirs(&w.state_dir.join("containers")) {
-        out.insert(format!("state {d}"));
-    }
-    for d in dirs(&w.cgroup) {
-        if d != "shims" {
-            out.insert(format!("cgroup {d}"));
-        }
-    }
-    // One shim per running container, none left behind.
-    let shims = std::fs::read_to_string(w.cgroup.join("shims/cgroup.procs")).unwrap_or_default();
-    out.insert(format!("shims {}", shims.lines().count()));
-    let links = run("ip", &["-n", &w.host_ns, "-o", "link", "show"]);
-    for l in links.lines() {
-        if let Some(name) = l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n)).filter(|n| n.starts_with("hv")) {
-            out.insert(format!("veth {name}"));
-        }
-    }
-    let nft = run("ip", &["netns", "exec", &w.host_ns, "nft", "list", "chains", "inet"]);
-    for l in nft.lines() {
-        if let Some(chain) = l.trim().strip_prefix("chain ").and_then(|c| c.split_whitespace().next())
-            && let Some(owner) = ["e_", "i_", "d_"].iter().find_map(|p| chain.strip_prefix(p))
-        {
-            out.insert(format!("chain {owner}"));
-        }
-    }
-    out
-}
-
-/// What the objects of the containers the daemon knows should be: storage, state and chains
-/// for each; a cgroup and a veth for each running one.
-fn expected(w: &World) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let list = w.ok(&["containers", "list"]);
-    let running = list.as_array().unwrap().iter().filter(|c| c["status"] == "running").count();
-    out.insert(format!("shims {running}"));
-    for c in list.as_array().unwrap() {
-        let cid = id(c);
-        out.insert(format!("storage {cid}"));
-        out.insert(format!("state {cid}"));
-        out.insert(format!("chain {cid}"));
-        if c["status"] == "running" {
-            out.insert(format!("cgroup {cid}"));
-            out.insert(format!("veth hv{}", &cid[..8]));
-        }
-    }
-    out
-}
-
-/// Objects and state agree (within 10 s: a dead container's network namespace, and the veth
-/// in it, are torn down by the kernel asynchronously).
-fn consistent(w: &World, when: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (have, want) = (objects(w), expected(w));
-        if have == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{when}: kernel {have:?}\nstate {want:?}\n{}", hoody_e2e::tail(&w.daemon_log(), 30));
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

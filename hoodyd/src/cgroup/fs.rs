@@ -21,7 +21,7 @@ pub struct CgroupFs {
 
 const WANTED: &[&str] = &["cpu", "memory", "pids"];
 
-fn write(path: &Path, value: &str) -> Result<()> {
+pub(super) fn write(path: &Path, value: &str) -> Result<()> {
     let mut f =
         fs::OpenOptions::new().write(true).open(path).map_err(|source| CgroupError::Io { op: "open", path: path.into(), source })?;
     f.write_all(value.as_bytes()).map_err(|source| CgroupError::Io { op: "write", path: path.into(), source })?;
@@ -165,6 +165,14 @@ impl CgroupOps for CgroupFs {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    fn thaw_tree(&self, id: &str) -> Result<usize> {
+        let p = self.path(id);
+        if !p.exists() {
+            return Ok(0);
+        }
+        super::thaw::thaw_tree(&p)
     }
 
     fn populated(&self, id: &str) -> Result<bool> {

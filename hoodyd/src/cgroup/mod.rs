@@ -5,6 +5,7 @@
 pub mod fs;
 pub mod placement;
 pub mod recording;
+mod thaw;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -82,6 +83,8 @@ pub trait CgroupOps: Send + Sync + 'static {
     fn kill(&self, id: &str) -> Result<()>;
     /// Freezes or thaws the cgroup and waits until the kernel reports it done.
     fn freeze(&self, id: &str, frozen: bool) -> Result<()>;
+    /// Thaws the cgroup and every cgroup below it that is frozen; returns how many were.
+    fn thaw_tree(&self, id: &str) -> Result<usize>;
     /// True while processes remain (`populated` in cgroup.events).
     fn populated(&self, id: &str) -> Result<bool>;
     /// Kills what is left and removes the cgroup; a missing one is fine.

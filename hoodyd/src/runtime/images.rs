@@ -49,6 +49,11 @@ pub struct Imported {
 }
 
 impl Runtime {
+    /// Imports an image. Steps, and what the next start does after a crash at each (rolled
+    /// *back*: an image that was not answered is not kept, and its name is free again):
+    /// 1. a staging entry filled with the tree — removed; 2. committed under its name (read-only
+    /// on btrfs); 3. the pool synced — an image on disk with no row is removed; 4. the row;
+    /// answer.
     pub async fn import_image(&self, name: &str, src: ImageSource) -> Result<Imported> {
         ids::validate_image_name("name", name)?;
         let key = name.to_owned();
@@ -62,9 +67,18 @@ impl Runtime {
             let staged = storage.stage_image()?;
             let r = SafeTreeWriter::new(&staged, OwnerPolicy::Preserve)
                 .and_then(|w| fill(src, w))
+                .and_then(|r| crate::fault::check("image-staged").map(|_| r).map_err(|e| StorageError::Interrupted { step: "image-staged", source: e }))
                 .and_then(|r| storage.commit_image(&staged, &n).map(|_| r));
             if r.is_err() {
                 storage.discard_staged(&staged);
+                return r;
+            }
+            let synced = storage.sync().and_then(|_| {
+                crate::fault::check("image-committed").map_err(|e| StorageError::Interrupted { step: "image-committed", source: e })
+            });
+            if let Err(e) = synced {
+                let _ = storage.delete_image(&n);
+                return Err(e);
             }
             r
         })
@@ -104,6 +118,9 @@ impl Runtime {
         self.store.call(move |db| store::get_image(db, &key)).await?.ok_or_else(|| RuntimeError::ImageNotFound(name.to_owned()))
     }
 
+    /// Deletes an image. Steps: 1. the row (so no create can pick it any more); 2. the tree in
+    /// the pool; answer. After a crash between them the next start removes the tree (rolled
+    /// *forward*).
     pub async fn delete_image(&self, name: &str) -> Result<ImageRecord> {
         let img = self.get_image(name).await?;
         let key = name.to_owned();
@@ -113,6 +130,7 @@ impl Runtime {
         }
         let key = name.to_owned();
         self.store.call(move |db| store::delete_image(db, &key)).await?;
+        super::lifecycle::fault("image-delete-record")?;
         let storage = self.storage.clone();
         let key = name.to_owned();
         tokio::task::spawn_blocking(move || storage.delete_image(&key)).await??;

@@ -11,8 +11,10 @@ pub mod launch;
 pub mod lifecycle;
 pub mod monitor;
 pub mod network;
+pub mod restore;
 pub mod snapshots;
 pub mod spec;
+pub mod storage_reconcile;
 pub mod table_guard;
 
 use std::collections::HashMap;

@@ -10,6 +10,7 @@ use hoody_snapshot::diff::Change;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::lifecycle::fault;
 use super::{Result, Runtime, RuntimeError};
 use crate::model::{Container, Status};
 use crate::schedule::{self, Action, Snap};
@@ -38,15 +39,6 @@ pub struct DiffView {
     pub changes: Vec<Change>,
 }
 
-/// Clears the in-progress mark of a restore when it ends, however it ends.
-struct RestoreMark<'a>(&'a Runtime, String);
-
-impl Drop for RestoreMark<'_> {
-    fn drop(&mut self) {
-        self.0.restoring.lock().expect("poisoned").remove(&self.1);
-    }
-}
-
 impl Runtime {
     fn view(&self, r: SnapshotRecord) -> SnapshotView {
         SnapshotView {
@@ -65,12 +57,20 @@ impl Runtime {
         Ok(rows.into_iter().map(|r| self.view(r)).collect())
     }
 
-    async fn snapshot_record(&self, c: &Container, name: &str) -> Result<SnapshotRecord> {
+    pub(super) async fn snapshot_record(&self, c: &Container, name: &str) -> Result<SnapshotRecord> {
         let (id, n) = (c.id.clone(), name.to_owned());
         self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.ok_or_else(|| RuntimeError::NotFound(format!("snapshot {name}")))
     }
 
     /// Takes a snapshot named `name`; a running container is frozen while it is taken.
+    ///
+    /// Steps, and what the next start does after a crash at each (rolled *back*: a snapshot
+    /// that was not answered is not kept, and its name is free again):
+    /// 1. freeze a running container — thawed (every level of its cgroup tree);
+    /// 2. the snapshot in the pool (btrfs: a read-only subvolume; overlay: a copy of the upper
+    ///    layer) — a snapshot on disk with no row is removed;
+    /// 3. thaw; 4. sync the pool, so the row never points at data a power cut can lose — as 2;
+    /// 5. the row (durable when committed); answer.
     pub async fn create_snapshot(&self, c: &Container, name: &str, scheduled: bool) -> Result<SnapshotView> {
         crate::ids::validate_name("alias", name)?;
         let _guard = self.lock(&c.id).await;
@@ -87,12 +87,20 @@ impl Runtime {
             let t = Instant::now();
             if running {
                 cgroups.freeze(&id, true)?;
+                crate::fault::check("snapshot-frozen").map_err(super::io_err("snapshot"))?;
             }
             let r = storage.create_snapshot(&id, &n, budget);
             if running && let Err(e) = cgroups.freeze(&id, false) {
                 warn!(container = %id, error = %e, "could not thaw after the snapshot");
             }
-            Ok((r?, running.then(|| t.elapsed().as_millis() as u64)))
+            let paused = running.then(|| t.elapsed().as_millis() as u64);
+            let stats = r?;
+            let synced = storage.sync().map_err(RuntimeError::from).and_then(|_| crate::fault::check("snapshot-taken").map_err(super::io_err("snapshot")));
+            if let Err(e) = synced {
+                let _ = storage.delete_snapshot(&id, &n);
+                return Err(e);
+            }
+            Ok((stats, paused))
         })
         .await??;
         let t = self.cfg.clock.now();
@@ -118,6 +126,9 @@ impl Runtime {
         Ok(self.view(rec))
     }
 
+    /// Deletes snapshot `name` (also what expiry does). Steps: 1. the snapshot in the pool;
+    /// 2. its row; answer. After a crash between them the next start removes the row (rolled
+    /// *forward*: a retry would finish it anyway); one left on disk with no row is removed.
     pub async fn delete_snapshot(&self, c: &Container, name: &str) -> Result<()> {
         let _guard = self.lock(&c.id).await;
         self.refuse_deleting(c).await?;
@@ -127,59 +138,11 @@ impl Runtime {
             Ok(()) | Err(StorageError::SnapshotNotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        fault("snapshot-delete-storage")?;
         let (id, n) = (c.id.clone(), name.to_owned());
         self.store.call(move |db| store::delete_snapshot(db, &id, &n)).await?;
         info!(container = %c.id, snapshot = %name, "snapshot deleted");
         Ok(())
-    }
-
-    /// Restores snapshot `name`: checked first; a running container is stopped, restored and
-    /// started again. A failure leaves the container on its previous root (and running again if
-    /// it was).
-    pub async fn restore_snapshot(self: &Arc<Self>, c: &Container, name: &str) -> Result<Container> {
-        if !self.restoring.lock().expect("poisoned").insert(c.id.clone()) {
-            return Err(RuntimeError::Conflict(format!("a restore of {} is already in progress", c.id)));
-        }
-        let _mark = RestoreMark(self, c.id.clone());
-        self.snapshot_record(c, name).await?;
-        if !self.storage.has_snapshot(&c.id, name) {
-            return Err(RuntimeError::Conflict(format!("snapshot {name:?} is recorded but its files are gone; it cannot be restored")));
-        }
-        let _guard = self.lock(&c.id).await;
-        let c = self.get(&c.id).await?;
-        crate::model::check_transition(c.status, crate::model::Action::Change).map_err(RuntimeError::Conflict)?;
-        let was_running = c.status == Status::Running;
-        if was_running {
-            self.stop_locked(&c, self.cfg.stop_timeout).await?;
-        }
-        let (storage, id, n, disk) = (self.storage.clone(), c.id.clone(), name.to_owned(), c.limits.disk_limits());
-        let restored =
-            tokio::task::spawn_blocking(move || storage.restore_snapshot(&id, &n, &disk, &|step| crate::fault::check(step))).await?;
-        // The previous root goes in the background (destroying a subvolume may wait for a btrfs
-        // commit); a crash before that is cleaned up at start-up.
-        // It takes the container's lock, so a following restore waits for it.
-        let rt = self.clone();
-        let id = c.id.clone();
-        tokio::spawn(async move {
-            let _guard = rt.lock(&id).await;
-            let storage = rt.storage.clone();
-            let key = id.clone();
-            match tokio::task::spawn_blocking(move || storage.cleanup_restore(&key)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(container = %id, error = %e, "could not remove the previous root after a restore"),
-                Err(e) => warn!(container = %id, error = %e, "restore cleanup task failed"),
-            }
-        });
-        if was_running {
-            let c = self.get(&c.id).await?;
-            let started = self.start_locked(&c).await;
-            restored?;
-            started?;
-        } else {
-            restored?;
-        }
-        info!(container = %c.id, snapshot = %name, restarted = was_running, "snapshot restored");
-        self.get(&c.id).await
     }
 
     /// Changes from snapshot `from` to snapshot `to` (the live root when `None`).

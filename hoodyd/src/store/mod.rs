@@ -5,6 +5,7 @@ mod containers;
 mod firewall;
 mod images;
 mod realms;
+mod restores;
 mod schema;
 mod snapshots;
 
@@ -143,4 +144,5 @@ pub use containers::*;
 pub use firewall::*;
 pub use images::*;
 pub use realms::*;
+pub use restores::*;
 pub use snapshots::*;

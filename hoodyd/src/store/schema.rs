@@ -103,6 +103,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE containers ADD COLUMN error TEXT;
     "#,
+    // 7: the intent of a restore in progress (what the start after a crash finishes).
+    r#"
+    ALTER TABLE containers ADD COLUMN restore_snapshot TEXT;
+    ALTER TABLE containers ADD COLUMN restore_was_running INTEGER;
+    ALTER TABLE containers ADD COLUMN restore_token TEXT;
+    ALTER TABLE containers ADD COLUMN restore_phase TEXT;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -172,6 +179,41 @@ mod tests {
         assert_eq!(c.error.as_deref(), Some("delete subvolume: Operation not permitted"));
         assert!(!c.autostart, "a container being deleted is never started at boot");
         assert_eq!(crate::store::list_containers(&conn, &Default::default()).unwrap().len(), 1, "it keeps its row");
+    }
+
+    /// A database as the last release (schema 6) left it opens with its containers intact
+    /// and no restore in progress; a restore intent can then be written, read and cleared.
+    #[test]
+    fn a_release_6_database_migrates_and_records_restore_intents() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        let id = "0123456789abcdef01234567";
+        conn.execute_batch(
+            "INSERT INTO containers (id, name, image, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, created_at)
+                 VALUES ('0123456789abcdef01234567', 'old', 'busybox', '{}', 'deny', 1, '[]', '[]', 1048576, 65536, '10.0.0.2', 'running', 't');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(crate::store::get_container(&conn, id).unwrap().unwrap().status, crate::model::Status::Running);
+        assert!(crate::store::restore_intents(&conn).unwrap().is_empty());
+        let mut i = crate::store::RestoreIntent {
+            container_id: id.into(),
+            snapshot: "before".into(),
+            was_running: true,
+            token: "t1".into(),
+            phase: crate::store::RestorePhase::Started,
+        };
+        crate::store::set_restore_intent(&conn, &i).unwrap();
+        crate::store::set_restore_phase(&conn, id, crate::store::RestorePhase::Swapped).unwrap();
+        i.phase = crate::store::RestorePhase::Swapped;
+        assert_eq!(crate::store::restore_intents(&conn).unwrap(), vec![i.clone()]);
+        assert_eq!(crate::store::restore_intent(&conn, id).unwrap(), Some(i));
+        crate::store::clear_restore_intent(&conn, id).unwrap();
+        assert!(crate::store::restore_intents(&conn).unwrap().is_empty());
+        assert_eq!(crate::store::get_container(&conn, id).unwrap().unwrap().name, "old");
     }
 
     /// A deleted snapshot's charge passes to the next newer one; the newest's is dropped.
