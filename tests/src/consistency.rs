@@ -128,7 +128,7 @@ pub fn expected(w: &World) -> BTreeSet<String> {
         let veth = format!("hv{}", &cid[..8]);
         out.insert(format!("map eg {veth} e_{cid}"));
         out.insert(format!("map in {veth} i_{cid}"));
-        for s in w.ok(&["snapshots", "list", &cid]).as_array().expect("snapshots") {
+        for s in w.ok(&["snapshots", "list", "-c", &cid]).as_array().expect("snapshots") {
             out.insert(format!("snapshot {cid} {}", s["name"].as_str().expect("name")));
         }
         if c["status"] == "running" {
