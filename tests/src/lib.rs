@@ -31,6 +31,8 @@ thread_local! {
     static PRJQUOTA: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// A tmpfs of this size as the state directory (a small state file system).
     static STATE_FS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// Extra mount options of the world's file system (e.g. a long commit interval).
+    static MOUNT_OPTS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 static SWEEP: Once = Once::new();
 
@@ -256,7 +258,15 @@ impl World {
         w.unwrap_or_else(|e| std::panic::resume_unwind(e))
     }
 
-    /// `with_net` with extra daemon flags.
+    /// A world whose file system (state and storage) is mounted with `opts` added, for
+    /// example `commit=300` so that only an explicit sync puts a write on the device soon.
+    pub fn with_mount_options(driver: Driver, opts: &str) -> World {
+        MOUNT_OPTS.with(|m| *m.borrow_mut() = Some(opts.to_owned()));
+        let w = Self::build(driver, &[], false);
+        MOUNT_OPTS.with(|m| *m.borrow_mut() = None);
+        w
+    }
+
     /// A world whose state directory is a tmpfs of `size` (e.g. "64m"), with extra flags.
     pub fn with_state_fs(driver: Driver, size: &str, flags: &[&str]) -> World {
         STATE_FS.with(|s| *s.borrow_mut() = Some(size.to_owned()));
@@ -265,6 +275,7 @@ impl World {
         w
     }
 
+    /// `with_net` with extra daemon flags.
     pub fn with_net_flags(driver: Driver, flags: &[&str]) -> World {
         Self::build(driver, flags, true)
     }
@@ -338,8 +349,11 @@ impl World {
             Driver::Overlay => run("mkfs.ext4", &["-q", "-F", &img.to_string_lossy()]),
         };
         std::fs::create_dir_all(&w.mnt).expect("mount point");
-        let opts = if prjquota { "loop,prjquota" } else { "loop" };
-        run("mount", &["-o", opts, &img.to_string_lossy(), &w.mnt.to_string_lossy()]);
+        let mut opts = if prjquota { "loop,prjquota" } else { "loop" }.to_owned();
+        if let Some(extra) = MOUNT_OPTS.with(|m| m.borrow().clone()) {
+            opts = format!("{opts},{extra}");
+        }
+        run("mount", &["-o", &opts, &img.to_string_lossy(), &w.mnt.to_string_lossy()]);
         if let Some(size) = STATE_FS.with(|s| s.borrow().clone()) {
             std::fs::create_dir_all(&w.state_dir).expect("state dir");
             run("mount", &["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "hoody-e2e-state", &w.state_dir.to_string_lossy()]);

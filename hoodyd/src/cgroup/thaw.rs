@@ -20,7 +20,11 @@ pub(super) fn thaw_tree(top: &Path) -> Result<usize> {
     while let Some((dir, depth)) = stack.pop() {
         seen += 1;
         if seen > MAX_CGROUPS {
-            return Err(CgroupError::Io { op: "walk (too many cgroups)", path: top.into(), source: std::io::ErrorKind::OutOfMemory.into() });
+            return Err(CgroupError::Io {
+                op: "walk (too many cgroups)",
+                path: top.into(),
+                source: std::io::ErrorKind::OutOfMemory.into(),
+            });
         }
         let freeze = dir.join("cgroup.freeze");
         if fs::read_to_string(&freeze).is_ok_and(|v| v.trim() == "1") {

@@ -67,7 +67,11 @@ impl Runtime {
             let staged = storage.stage_image()?;
             let r = SafeTreeWriter::new(&staged, OwnerPolicy::Preserve)
                 .and_then(|w| fill(src, w))
-                .and_then(|r| crate::fault::check("image-staged").map(|_| r).map_err(|e| StorageError::Interrupted { step: "image-staged", source: e }))
+                .and_then(|r| {
+                    crate::fault::check("image-staged")
+                        .map(|_| r)
+                        .map_err(|e| StorageError::Interrupted { step: "image-staged", source: e })
+                })
                 .and_then(|r| storage.commit_image(&staged, &n).map(|_| r));
             if r.is_err() {
                 storage.discard_staged(&staged);

@@ -95,7 +95,10 @@ impl Runtime {
             }
             let paused = running.then(|| t.elapsed().as_millis() as u64);
             let stats = r?;
-            let synced = storage.sync().map_err(RuntimeError::from).and_then(|_| crate::fault::check("snapshot-taken").map_err(super::io_err("snapshot")));
+            let synced = storage
+                .sync()
+                .map_err(RuntimeError::from)
+                .and_then(|_| crate::fault::check("snapshot-taken").map_err(super::io_err("snapshot")));
             if let Err(e) = synced {
                 let _ = storage.delete_snapshot(&id, &n);
                 return Err(e);

@@ -45,7 +45,8 @@ impl Runtime {
                 continue;
             }
             let key = c.id.clone();
-            let rows: BTreeSet<String> = self.store.call(move |db| store::list_snapshots(db, &key)).await?.into_iter().map(|s| s.name).collect();
+            let rows: BTreeSet<String> =
+                self.store.call(move |db| store::list_snapshots(db, &key)).await?.into_iter().map(|s| s.name).collect();
             let (storage, key) = (self.storage.clone(), c.id.clone());
             let disk: BTreeSet<String> = tokio::task::spawn_blocking(move || storage.snapshot_names(&key)).await??.into_iter().collect();
             for name in disk.difference(&rows) {
