@@ -51,9 +51,10 @@ pub struct Imported {
 impl Runtime {
     /// Imports an image. Steps, and what the next start does after a crash at each (rolled
     /// *back*: an image that was not answered is not kept, and its name is free again):
-    /// 1. a staging entry filled with the tree — removed; 2. committed under its name (read-only
-    /// on btrfs); 3. the pool synced — an image on disk with no row is removed; 4. the row;
-    /// answer.
+    /// 1. a staging entry filled with the tree — removed;
+    /// 2. committed under its name (read-only on btrfs);
+    /// 3. the pool synced — an image on disk with no row is removed;
+    /// 4. the row; answer.
     pub async fn import_image(&self, name: &str, src: ImageSource) -> Result<Imported> {
         ids::validate_image_name("name", name)?;
         let key = name.to_owned();

@@ -69,7 +69,8 @@ impl Runtime {
     /// 1. freeze a running container — thawed (every level of its cgroup tree);
     /// 2. the snapshot in the pool (btrfs: a read-only subvolume; overlay: a copy of the upper
     ///    layer) — a snapshot on disk with no row is removed;
-    /// 3. thaw; 4. sync the pool, so the row never points at data a power cut can lose — as 2;
+    /// 3. thaw;
+    /// 4. sync the pool, so the row never points at data a power cut can lose — as 2;
     /// 5. the row (durable when committed); answer.
     pub async fn create_snapshot(&self, c: &Container, name: &str, scheduled: bool) -> Result<SnapshotView> {
         crate::ids::validate_name("alias", name)?;

@@ -6,6 +6,7 @@
 //!   hoody-bench api [N]           GET latency and throughput with N containers, 16 clients, audit on/off
 //!   hoody-bench restart [N]       daemon restart and boot with N running containers
 //!   hoody-bench console [N]       1 GiB of console output through the shim vs into a file; shim memory
+//!   hoody-bench durability [N]    snapshot and restore with and without the sync before the answer
 //!   hoody-bench hostile-tree [N]  diff via a temporary snapshot vs the live walk; sparse snapshots vs cp
 //!   hoody-bench quotas [N]        create+start, writes and snapshots with btrfs qgroups vs without
 
@@ -14,6 +15,7 @@ use std::time::Instant;
 
 mod console;
 mod density;
+mod durability;
 mod hostile_tree;
 mod packets;
 mod peers;
@@ -486,6 +488,7 @@ fn main() {
             api_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(16))
         }
         Some("console") => console::console_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5)),
+        Some("durability") => durability::durability_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(15)),
         Some("hostile-tree") => hostile_tree::hostile_tree_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),
         Some("quotas") => quotas::quotas_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20)),
         Some("restart") => restart::restart_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100), 5),
@@ -496,7 +499,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | console [ROUNDS] | api [CONTAINERS] | restart [CONTAINERS]"
+                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | durability [ROUNDS] | console [ROUNDS] | api [CONTAINERS] | restart [CONTAINERS]"
             );
             std::process::exit(2);
         }
