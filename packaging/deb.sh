@@ -10,6 +10,11 @@ sh packaging/deps.sh test
 . packaging/toolchain.sh
 command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb
 cargo build --release -p hoodyd --bins
+# The release binary carries no test hooks (hoodyd/src/test_hooks.rs): refused if it names one.
+if grep -q HOODY_FAULTS target/release/hoodyd; then
+    echo "deb: target/release/hoodyd carries the test hooks (built with the test-hooks feature); not packaged" >&2
+    exit 1
+fi
 a=target/release/deb-assets
 mkdir -p "$a"
 target/release/hoodyctl man | gzip -9n > "$a/hoodyctl.1.gz"

@@ -283,7 +283,7 @@ impl Config {
                 crate::audit::segments::Retention { segment_size, max_age, max_space }
             },
             disk_quotas: f.disk_quotas.or(file.disk_quotas).unwrap_or(DiskQuotas::Auto) == DiskQuotas::Auto,
-            boot_id_file: std::env::var_os("HOODY_BOOT_ID_FILE").map(PathBuf::from),
+            boot_id_file: crate::test_hooks::var("HOODY_BOOT_ID_FILE").map(PathBuf::from),
         };
         let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;
         hoody_net::addr::Pool::new(subnet).map_err(|e| anyhow::anyhow!("--subnet: {e}"))?;

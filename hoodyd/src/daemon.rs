@@ -89,7 +89,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let token_key = crate::auth::token::TokenKey::load_or_create(&token_key_path)
         .with_context(|| format!("loading the token key {}", token_key_path.display()))?;
     let audit_path = cfg.state_dir.join("audit.log");
-    let audit = if std::env::var_os("HOODY_BENCH_NO_AUDIT").is_some_and(|v| v == "1") {
+    let audit = if crate::test_hooks::var("HOODY_BENCH_NO_AUDIT").is_some_and(|v| v == "1") {
         warn!("HOODY_BENCH_NO_AUDIT=1: requests are NOT audited (for measuring the audit's cost only)");
         Arc::new(crate::audit::AuditLog::discarding(&audit_path))
     } else {
@@ -133,6 +133,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         driver = %storage.kind(),
         cgroup_root = %cgroup_root.display(),
         controllers = ?cgroups.controllers(),
+        test_hooks = crate::test_hooks::ENABLED,
         "hoodyd starting"
     );
     let info = DaemonInfo {
@@ -168,7 +169,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             default_disk: cfg.default_disk,
             default_inodes: cfg.default_inodes,
             log_max: cfg.log_max,
-            clock: match std::env::var_os("HOODY_CLOCK_FILE") {
+            clock: match crate::test_hooks::var("HOODY_CLOCK_FILE") {
                 Some(p) => Arc::new(crate::schedule::FileClock(p.into())),
                 None => Arc::new(crate::schedule::SystemClock),
             },
@@ -217,9 +218,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     spawn_nflog_reader(firewall, cfg.nflog_group);
     crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
-    let tick = std::env::var("HOODY_SCHEDULER_TICK_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    let tick = crate::test_hooks::var("HOODY_SCHEDULER_TICK_MS")
+        .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))
         .map(Duration::from_millis)
         .unwrap_or(Duration::from_secs(30));
     rt.spawn_scheduler(tick);

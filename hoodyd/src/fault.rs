@@ -1,14 +1,15 @@
 //! Fault injection for tests: `HOODY_FAULTS=fail:restore-swap,crash:create-storage` makes the
 //! named step fail with an error (`fail:`) or abort the whole daemon on the spot (`crash:`),
-//! to prove that every step leaves a consistent state. Unset in production: one lookup of an
-//! empty list per step.
+//! to prove that every step leaves a consistent state. Only with the `test-hooks` feature
+//! (`crate::test_hooks`); in the release binary the list is always empty.
 
 use std::sync::OnceLock;
 
 fn faults() -> &'static Vec<(bool, String)> {
     static F: OnceLock<Vec<(bool, String)>> = OnceLock::new();
     F.get_or_init(|| {
-        std::env::var("HOODY_FAULTS")
+        crate::test_hooks::var("HOODY_FAULTS")
+            .and_then(|v| v.into_string().ok())
             .unwrap_or_default()
             .split(',')
             .filter_map(|f| match f.trim().split_once(':') {

@@ -21,3 +21,4 @@ pub mod proto;
 pub mod runtime;
 pub mod schedule;
 pub mod store;
+pub mod test_hooks;

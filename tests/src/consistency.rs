@@ -1,7 +1,7 @@
 //! What the kernel and the disk hold for a world's daemon, against what its API says: the
 //! check every crash test runs after a restart. Objects by kind: container storage and state
 //! directories, cgroups (and any frozen level), shims, veths, nftables chains and verdict-map
-//! entries, failsafe `ip rule`s, snapshots and images in the pool, and leftovers that must
+//! entries, each rule of each container's chains, failsafe `ip rule`s, snapshots and images in the pool, and leftovers that must
 //! never survive a start (staging entries, `.restore`, diff snapshots, stray mounts).
 
 use std::collections::BTreeSet;
@@ -78,13 +78,21 @@ pub fn objects(w: &World) -> BTreeSet<String> {
         }
     }
     let nft = run("ip", &["netns", "exec", &w.host_ns, "nft", "list", "table", "inet", "hoody"]);
-    let mut map = None;
+    let (mut map, mut chain) = (None, String::new());
     for l in nft.lines() {
         let l = l.trim();
-        if let Some(chain) = l.strip_prefix("chain ").and_then(|c| c.split_whitespace().next())
-            && let Some(owner) = ["e_", "i_", "d_"].iter().find_map(|p| chain.strip_prefix(p))
+        if let Some(c) = l.strip_prefix("chain ").and_then(|c| c.split_whitespace().next()) {
+            chain = c.to_owned();
+            if let Some(owner) = ["e_", "i_", "d_"].iter().find_map(|p| c.strip_prefix(p)) {
+                out.insert(format!("chain {owner}"));
+            }
+        }
+        // A container's rules carry `comment "r:<rule id>…"` in its e_/i_ chain.
+        if let Some(rest) = l.split("comment \"r:").nth(1)
+            && let Some(owner) = ["e_", "i_"].iter().find_map(|p| chain.strip_prefix(p))
         {
-            out.insert(format!("chain {owner}"));
+            let rule = rest.split([':', '"']).next().unwrap_or_default();
+            out.insert(format!("rule {owner} {rule}"));
         }
         if let Some(m) = l.strip_prefix("map ").and_then(|c| c.split_whitespace().next()) {
             map = Some(m.to_owned());
@@ -124,6 +132,12 @@ pub fn expected(w: &World) -> BTreeSet<String> {
         out.insert(format!("storage {cid}"));
         out.insert(format!("state {cid}"));
         out.insert(format!("chain {cid}"));
+        let fw = w.ok(&["firewall", "show", "-c", &cid]);
+        for dir in ["egress", "ingress"] {
+            for r in fw[dir].as_array().map(Vec::as_slice).unwrap_or_default() {
+                out.insert(format!("rule {cid} {}", r["id"].as_str().expect("rule id")));
+            }
+        }
         // Dispatch to its chains is in place from create on (before any start can happen).
         let veth = format!("hv{}", &cid[..8]);
         out.insert(format!("map eg {veth} e_{cid}"));

@@ -397,6 +397,12 @@ impl World {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if self.ctl(&["health"]).code == 0 {
+                // Hooks set for this daemon are only heard by a binary built with them.
+                let hooked = self.env.iter().any(|(k, _)| k.starts_with("HOODY_") && k != "HOODY_LOG");
+                assert!(
+                    !hooked || self.daemon_log().contains("test_hooks=true"),
+                    "this hoodyd has no test hooks: build it in the workspace (cargo build --bins), not with -p hoodyd"
+                );
                 return;
             }
             if let Some(Ok(Some(st))) = self.daemon.as_mut().map(|d| d.try_wait()) {

@@ -120,10 +120,15 @@ fn a_crash_at_every_step_of_every_storage_operation_on_overlay() {
 struct Answers {
     /// Snapshot name → whether it exists as last answered.
     snapshots: BTreeMap<String, bool>,
+    /// Image name → whether it exists as last answered.
+    images: BTreeMap<String, bool>,
+    /// Egress rule id → whether it exists as last answered.
+    rules: BTreeMap<String, bool>,
 }
 
 /// kill -9 at random instants of a stream of mixed operations (snapshot create, restore,
-/// delete, exec, stop/start): after each restart, kernel, disk and store agree, and every
+/// delete, exec, restart, image import and delete, firewall rule add and delete): after each
+/// restart, kernel, disk and store agree, and every
 /// answer is still true.
 fn random_kills(driver: Driver, rounds: usize) {
     let mut w = World::new(driver);
@@ -151,7 +156,43 @@ fn random_kills(driver: Driver, rounds: usize) {
         while t.elapsed() < kill_after + Duration::from_millis(200) {
             i += 1;
             let name = format!("r{round}-{i}");
-            match rnd(5) {
+            match rnd(8) {
+                5 => {
+                    let tar = archive(&w, &name);
+                    if w.ctl(&["images", "import", &name, &tar]).code == 0 {
+                        answers.images.insert(name.clone(), true);
+                    }
+                    let have: Vec<String> = answers.images.iter().filter(|(_, v)| **v).map(|(k, _)| k.clone()).collect();
+                    if have.len() > 2 && w.ctl(&["images", "delete", &have[0]]).code == 0 {
+                        answers.images.insert(have[0].clone(), false);
+                    }
+                }
+                6 => {
+                    let r = w.ctl(&[
+                        "firewall",
+                        "egress",
+                        "create",
+                        "-c",
+                        &app,
+                        "--action",
+                        "allow",
+                        "--protocol",
+                        "tcp",
+                        "--destination",
+                        "203.0.113.7/32",
+                    ]);
+                    if r.code == 0 {
+                        answers.rules.insert(r.json()["data"]["id"].as_str().expect("rule id").to_owned(), true);
+                    }
+                }
+                7 => {
+                    let have: Vec<String> = answers.rules.iter().filter(|(_, v)| **v).map(|(k, _)| k.clone()).collect();
+                    if let Some(r) = have.first()
+                        && w.ctl(&["firewall", "egress", "delete", "-c", &app, r]).code == 0
+                    {
+                        answers.rules.insert(r.clone(), false);
+                    }
+                }
                 0 | 1 => {
                     // What the root holds when snapshot r<round>-<i> is taken: <round>-<i>.
                     if w.exec(&app, &["sh", "-c", &format!("echo {round}-{i} > /data")]).code == 0
@@ -188,6 +229,20 @@ fn random_kills(driver: Driver, rounds: usize) {
         for (s, exists) in &answers.snapshots {
             // Answered created: there. Answered deleted: gone.
             assert_eq!(have.contains(s), *exists, "{when}: snapshot {s} should {}exist: {have:?}", if *exists { "" } else { "not " });
+        }
+        let imgs = images(&w);
+        for (i, exists) in &answers.images {
+            assert_eq!(imgs.contains(i), *exists, "{when}: image {i} should {}exist: {imgs:?}", if *exists { "" } else { "not " });
+        }
+        let fw = w.ok(&["firewall", "show", "-c", &app]);
+        let rules: Vec<&str> = fw["egress"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        for (r, exists) in &answers.rules {
+            assert_eq!(
+                rules.contains(&r.as_str()),
+                *exists,
+                "{when}: rule {r} should {}exist: {rules:?}",
+                if *exists { "" } else { "not " }
+            );
         }
         // A restart the kill interrupted may leave it stopped (that was never answered).
         if w.ok(&["containers", "get", &app])["status"] != "running" {

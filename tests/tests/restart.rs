@@ -1,5 +1,5 @@
 //! Restarts, crashes, boot and host shutdown: the daemon may come and go, the containers stay;
-//! a crash at any step of create, start or delete leaves no kernel object behind; a boot starts
+//! a crash at any step of create, start, delete, stop, exec or a firewall change leaves no kernel object behind; a boot starts
 //! the containers marked autostart after their firewall is in place; a host shutdown stops them
 //! all gracefully, in parallel.
 
@@ -64,11 +64,23 @@ fn restarted_and_killed_daemons_adopt_running_containers() {
     assert!(!alive(pa));
 }
 
+fn allow_ctl(w: &World, name: &str) -> hoody_e2e::Ctl {
+    w.ctl(&["firewall", "egress", "create", "-c", name, "--action", "allow", "--protocol", "tcp", "--destination", "203.0.113.10/32"])
+}
+
+/// Adds an egress allow rule; its id.
+fn allow(w: &World, name: &str) -> String {
+    let r = allow_ctl(w, name);
+    assert_eq!(r.code, 0, "{r:?}");
+    r.json()["data"]["id"].as_str().expect("rule id").to_owned()
+}
+
 #[test]
 fn a_crash_at_any_step_leaves_a_consistent_state_and_nothing_behind() {
     let mut w = World::with_net(Driver::Btrfs);
     let keep = id(&w.running("keep"));
-    // Every fault("…") point of hoodyd/src/runtime/lifecycle.rs and deletion.rs, in order.
+    // Every fault("…") point of create, start, delete, stop, exec and firewall changes, in order
+    // (those of the storage operations: crash_storage.rs).
     let steps = [
         "create-storage",
         "create-state-dir",
@@ -82,12 +94,21 @@ fn a_crash_at_any_step_leaves_a_consistent_state_and_nothing_behind() {
         "delete-cgroup",
         "delete-storage",
         "delete-record",
+        "stop-exited",
+        "stop-killed",
+        "exec-spawned",
+        "firewall-rule-recorded",
+        "firewall-rule-removed",
     ];
     for (n, step) in steps.iter().enumerate() {
         let name = format!("victim{n}");
-        // Deletes need a running container to delete; made before the fault is armed.
-        if step.starts_with("delete") {
+        // Deletes, stops and execs need a running container; made before the fault is armed.
+        let mut rule = String::new();
+        if ["delete", "stop", "exec", "firewall"].iter().any(|p| step.starts_with(p)) {
             w.running(&name);
+        }
+        if *step == "firewall-rule-removed" {
+            rule = allow(&w, &name);
         }
         w.stop_daemon();
         w.env = vec![("HOODY_FAULTS".into(), format!("crash:{step}"))];
@@ -95,6 +116,11 @@ fn a_crash_at_any_step_leaves_a_consistent_state_and_nothing_behind() {
         let r = match *step {
             s if s.starts_with("create") => w.ctl(&["containers", "create", "--name", &name, "--image", "busybox"]),
             s if s.starts_with("start") => w.ctl(&["containers", "create", "--name", &name, "--image", "busybox", "--start"]),
+            "stop-exited" => w.ctl(&["containers", "stop", "--timeout", "5", &name]),
+            "stop-killed" => w.ctl(&["containers", "stop", "--timeout", "0", &name]),
+            "exec-spawned" => w.exec(&name, &["true"]),
+            "firewall-rule-recorded" => allow_ctl(&w, &name),
+            "firewall-rule-removed" => w.ctl(&["firewall", "egress", "delete", "-c", &name, &rule]),
             _ => w.ctl(&["containers", "delete", "--force", &name]),
         };
         assert_ne!(r.code, 0, "{step}: the daemon should have crashed: {r:?}");

@@ -75,7 +75,9 @@ impl Runtime {
             proc_root: self.cfg.proc_root.clone(),
         };
         tracing::debug!(container = %c.id, command = ?spec.command, tty = spec.tty, "exec");
-        self.spawn_exec(&spec)
+        let child = self.spawn_exec(&spec)?;
+        super::lifecycle::fault("exec-spawned")?;
+        Ok(child)
     }
 }
 

@@ -289,13 +289,17 @@ impl Runtime {
             self.store.call(move |db| store::mark_stopped(db, &cid, None, None, &at)).await?;
             return Ok(());
         }
+        // Steps: signal (or cgroup.kill), the exit, its record; answer. A crash before the
+        // record is settled by adoption at the next start (the init is gone: marked stopped).
         if !timeout.is_zero() && self.signal_and_wait(&c.id, libc::SIGTERM, timeout).await {
             info!(container = %c.id, "container stopped");
+            fault("stop-exited")?;
             return self.recorded_stopped(c).await;
         }
         let cg = self.cgroups.clone();
         let cid = c.id.clone();
         tokio::task::spawn_blocking(move || cg.kill(&cid)).await??;
+        fault("stop-killed")?;
         if !self.wait_exit(&c.id, KILL_WAIT).await {
             return Err(RuntimeError::Conflict(format!("container {} did not exit after cgroup.kill", c.id)));
         }

@@ -111,6 +111,9 @@ impl Runtime {
         // kernel; a refused transaction takes the record back out.
         let (cid, r, at) = (c.id.clone(), stored.rule.clone(), stored.created_at.clone());
         self.store.call(move |db| store::insert_rule(db, &cid, &r, &at)).await?;
+        // A crash here: the start-up reconcile rebuilds the table from the store (the rule is
+        // in force, as a retry would have put it).
+        super::lifecycle::fault("firewall-rule-recorded")?;
         let mut all = existing;
         all.push(stored.clone());
         let fw = self.firewall_of(c, all);
@@ -134,6 +137,9 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::NotFound(format!("{direction:?} rule {rule_id}").to_lowercase()))?;
         rules.remove(pos);
         self.firewall.delete_rule(&self.firewall_of(c, rules), rule_id, direction).await?;
+        // A crash here: the start-up reconcile rebuilds the table from the store (the rule,
+        // whose removal was never answered, is back).
+        super::lifecycle::fault("firewall-rule-removed")?;
         let (cid, rid) = (c.id.clone(), rule_id.to_owned());
         self.store.call(move |db| store::delete_rule(db, &cid, &rid)).await?;
         info!(container = %c.id, rule = %rule_id, "firewall rule deleted");
