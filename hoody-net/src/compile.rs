@@ -14,9 +14,10 @@
 //!   prerouting (mangle): iifname "hv*" meta mark set CONTAINER_MARK
 //!                        (a policy routing rule refuses container traffic without the mark,
 //!                        so if the table is ever gone, forwarding fails closed: see failsafe)
-//!   e_<id>: spoofed source → drop; IPv6 → drop; established → accept; rules…; policy
+//!   e_<id>: spoofed source → drop; IPv6 → drop; invalid/untracked → drop; established →
+//!           accept (not related: a container's ICMP errors go through the rules); rules…; policy
 //!   d_<id>: limit → log (nflog); tcp → reset; udp → port unreachable; drop
-//!   i_<id>: established → accept; allow-list → accept; drop
+//!   i_<id>: invalid/untracked → drop; established, related → accept; allow-list → accept; drop
 //! ```
 //! Every verdict is final. Allowed egress goes through `allowed`, which lets the receiving
 //! container's allow-list decide when the destination is another container.
@@ -39,6 +40,11 @@ pub const NFPROTO_IPV4: u8 = 2;
 /// chain; routing refuses container traffic without it ([`crate::failsafe`]).
 pub const CONTAINER_MARK: u32 = 0x686f_6f64;
 pub const NFPROTO_IPV6: u8 = 10;
+/// `ct state` bits (as nft's `ct state` matches them).
+pub const CT_INVALID: u32 = 1;
+pub const CT_ESTABLISHED: u32 = 2;
+pub const CT_RELATED: u32 = 4;
+pub const CT_UNTRACKED: u32 = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Verdict {
@@ -65,10 +71,17 @@ pub enum Expr {
     Saddr(Ipv4Net),
     Daddr(Ipv4Net),
     Dport(PortRange),
-    CtEstablishedRelated,
+    /// `ct state` has any of these bits (conntrack's `NF_CT_STATE_*`: [`CT_INVALID`], …).
+    CtState(u32),
     Counter,
-    Limit { per_second: u32, burst: u32 },
-    Log { group: u16, prefix: String },
+    Limit {
+        per_second: u32,
+        burst: u32,
+    },
+    Log {
+        group: u16,
+        prefix: String,
+    },
     Masquerade,
     SetMark(u32),
     Verdict(Verdict),
@@ -261,7 +274,14 @@ fn guards(c: &ContainerFirewall) -> Vec<CompiledRule> {
     vec![
         rule("g", "spoof", vec![Expr::NfProto(NFPROTO_IPV4), Expr::SaddrNot(c.ipv4), Expr::Counter, Expr::Verdict(Verdict::Drop)]),
         rule("g", "ipv6", vec![Expr::NfProto(NFPROTO_IPV6), Expr::Counter, Expr::Verdict(Verdict::Drop)]),
-        rule("g", "established", vec![Expr::CtEstablishedRelated, Expr::Verdict(Verdict::Accept)]),
+        // What conntrack calls invalid (a bad checksum while nf_conntrack_checksum is 1, the
+        // default; a packet outside any window) or untracked never reaches a rule: it would
+        // pass an allow rule and leave without masquerade (NAT needs a connection).
+        rule("g", "invalid", vec![Expr::CtState(CT_INVALID | CT_UNTRACKED), Expr::Counter, Expr::Verdict(Verdict::Drop)]),
+        // Replies of its own connections only: an ICMP error the container sends is "related"
+        // to the connection it names, and forged it carries anything; it goes through the
+        // rules like any packet (allowed only where ICMP is).
+        rule("g", "established", vec![Expr::CtState(CT_ESTABLISHED), Expr::Verdict(Verdict::Accept)]),
     ]
 }
 
@@ -297,7 +317,12 @@ pub fn container_chains(cfg: &TableConfig, c: &ContainerFirewall) -> Vec<(String
     let mut e = guards(c);
     e.extend(c.egress.iter().map(|r| egress_rule(&c.id, r)));
     e.push(policy_rule(&c.id, c.egress_policy));
-    let mut i = vec![rule("g", "established", vec![Expr::CtEstablishedRelated, Expr::Verdict(Verdict::Accept)])];
+    // Into the container: replies and related ICMP (path-MTU discovery needs "fragmentation
+    // needed" through); invalid and untracked never.
+    let mut i = vec![
+        rule("g", "invalid", vec![Expr::CtState(CT_INVALID | CT_UNTRACKED), Expr::Counter, Expr::Verdict(Verdict::Drop)]),
+        rule("g", "established", vec![Expr::CtState(CT_ESTABLISHED | CT_RELATED), Expr::Verdict(Verdict::Accept)]),
+    ];
     i.extend(c.ingress.iter().map(ingress_rule));
     i.push(rule("p", "drop", vec![Expr::Counter, Expr::Verdict(Verdict::Drop)]));
     vec![(names::deny_chain(&c.id), deny_rules(cfg, &c.id)), (names::egress_chain(&c.id), e), (names::ingress_chain(&c.id), i)]
@@ -443,9 +468,14 @@ mod tests {
         let chains = container_chains(&cfg(), &c);
         let e = &chains.iter().find(|(n, _)| n.starts_with("e_")).unwrap().1;
         let kinds: Vec<&str> = e.iter().map(|r| r.comment.as_str()).map(|c| &c[..c.rfind(':').unwrap()]).collect();
-        assert_eq!(kinds, ["g:spoof", "g:ipv6", "g:established", "p:deny"]);
+        assert_eq!(kinds, ["g:spoof", "g:ipv6", "g:invalid", "g:established", "p:deny"]);
         assert_eq!(e[0].exprs[1], Expr::SaddrNot(Ipv4Addr::new(10, 77, 0, 5)), "anti-spoofing comes first");
-        assert_eq!(e[3].exprs.last(), Some(&Expr::Verdict(Verdict::Goto("d_aaaaaaaaaaaaaaaaaaaaaaaa".into()))));
+        assert_eq!(e[2].exprs, vec![Expr::CtState(CT_INVALID | CT_UNTRACKED), Expr::Counter, Expr::Verdict(Verdict::Drop)]);
+        assert_eq!(e[3].exprs, vec![Expr::CtState(CT_ESTABLISHED), Expr::Verdict(Verdict::Accept)], "egress: not related");
+        assert_eq!(e[4].exprs.last(), Some(&Expr::Verdict(Verdict::Goto("d_aaaaaaaaaaaaaaaaaaaaaaaa".into()))));
+        let i = &chains.iter().find(|(n, _)| n.starts_with("i_")).unwrap().1;
+        assert_eq!(i[0].exprs, vec![Expr::CtState(CT_INVALID | CT_UNTRACKED), Expr::Counter, Expr::Verdict(Verdict::Drop)]);
+        assert_eq!(i[1].exprs, vec![Expr::CtState(CT_ESTABLISHED | CT_RELATED), Expr::Verdict(Verdict::Accept)], "ingress: related too");
         let d = &chains.iter().find(|(n, _)| n.starts_with("d_")).unwrap().1;
         assert!(matches!(d[0].exprs[..], [Expr::Limit { .. }, Expr::Log { group: 7023, .. }]), "logging is rate-limited in the kernel");
         assert_eq!(d.last().unwrap().exprs, vec![Expr::Verdict(Verdict::Drop)]);
@@ -457,8 +487,8 @@ mod tests {
         c.egress = vec![allow443("r1"), allow443("r2")];
         let e = container_chains(&cfg(), &c).into_iter().find(|(n, _)| n.starts_with("e_")).unwrap().1;
         let ids: Vec<Option<&str>> = e.iter().map(|r| comment_rule_id(&r.comment)).collect();
-        assert_eq!(ids, [None, None, None, Some("r1"), Some("r2"), None]);
-        let r = &e[3].exprs;
+        assert_eq!(ids, [None, None, None, None, Some("r1"), Some("r2"), None]);
+        let r = &e[4].exprs;
         assert_eq!(
             r,
             &vec![

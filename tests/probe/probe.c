@@ -4,6 +4,11 @@
  *   probe udp ADDR PORT [TIMEOUT_MS] [TAG]  send TAG, await a reply; 0 reply, 1 refused, 2 timeout, 3 error
  *   probe tcp6 ADDR PORT [TIMEOUT_MS]       IPv6 connect, same codes
  *   probe spoof SRC DST PORT TAG            one UDP datagram with a forged source (raw socket); 0 sent
+ *   probe badsum SRC DST PORT TAG           one TCP SYN carrying TAG with a wrong TCP checksum (raw); 0 sent
+ *   probe icmperr SRC DST PORT TAG          connect to DST:PORT (must succeed), then send DST an ICMP
+ *                                           "fragmentation needed" about that connection's packets
+ *                                           (so conntrack calls it related), TAG after the quoted
+ *                                           header; "sent" 0, "connect failed" 1
  *   probe rate ADDR PORT MS                 for MS milliseconds: connect, close (RST), again; prints
  *                                           "rate N" connections per second; 0 if any failed
  *   probe writer PATH SIZE                  forever: rewrite PATH with SIZE bytes of one letter, the
@@ -187,6 +192,80 @@ static int spoof(const char *src, const char *dst, int port, const char *tag) {
     return finish("sent", 0);
 }
 
+/* A raw IPv4 packet: header filled in around `body` (protocol `proto`), sent to dst. */
+static int send_raw(const char *src, const char *dst, int proto, const void *body, size_t len) {
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    if (fd < 0) {
+        printf("error raw socket: %s\n", strerror(errno));
+        return 3;
+    }
+    char pkt[512] = {0};
+    struct iphdr *ip = (struct iphdr *)pkt;
+    memcpy(pkt + sizeof *ip, body, len);
+    ip->ihl = 5;
+    ip->version = 4;
+    ip->ttl = 64;
+    ip->protocol = proto;
+    ip->tot_len = htons(sizeof *ip + len);
+    inet_pton(AF_INET, src, &ip->saddr);
+    inet_pton(AF_INET, dst, &ip->daddr);
+    ip->check = csum(ip, sizeof *ip);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = ip->daddr;
+    if (sendto(fd, pkt, ntohs(ip->tot_len), 0, (struct sockaddr *)&a, sizeof a) < 0) {
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    return finish("sent", 0);
+}
+
+/* A SYN whose checksum is wrong on purpose: conntrack (nf_conntrack_checksum=1) calls it invalid. */
+static int badsum(const char *src, const char *dst, int port, const char *tag) {
+    unsigned char seg[256] = {0};
+    size_t tl = strlen(tag);
+    seg[0] = 0x9c; seg[1] = 0x41;                 /* source port 40001 */
+    seg[2] = port >> 8; seg[3] = port & 0xff;
+    seg[4] = 0x12; seg[5] = 0x34; seg[6] = 0x56; seg[7] = 0x78; /* sequence */
+    seg[12] = 5 << 4;                             /* data offset: 20 bytes */
+    seg[13] = 0x02;                               /* SYN */
+    seg[14] = 0xff; seg[15] = 0xff;               /* window */
+    seg[16] = 0xde; seg[17] = 0xad;               /* checksum: wrong */
+    memcpy(seg + 20, tag, tl);
+    return send_raw(src, dst, IPPROTO_TCP, seg, 20 + tl);
+}
+
+/* An ICMP error quoting a packet of an allowed, open connection (DST:PORT -> SRC:local), so
+ * conntrack calls it related to that connection; anything may follow the quote. */
+static int icmperr(const char *src, const char *dst, int port, const char *tag) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, dst, &a.sin_addr);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) return finish("connect failed", 1);
+    struct sockaddr_in l;
+    socklen_t ll = sizeof l;
+    getsockname(s, (struct sockaddr *)&l, &ll);
+    unsigned char msg[400] = {0};
+    size_t tl = strlen(tag);
+    msg[0] = 3; msg[1] = 4;                       /* destination unreachable: fragmentation needed */
+    msg[6] = 0x05; msg[7] = 0x00;                 /* next-hop MTU 1280 */
+    struct iphdr *q = (struct iphdr *)(msg + 8);  /* the quoted packet: server -> container */
+    q->ihl = 5; q->version = 4; q->ttl = 64; q->protocol = IPPROTO_TCP;
+    q->tot_len = htons(1400);
+    q->saddr = a.sin_addr.s_addr;
+    inet_pton(AF_INET, src, &q->daddr);
+    q->check = csum(q, sizeof *q);
+    unsigned char *th = msg + 8 + sizeof *q;
+    memcpy(th, &a.sin_port, 2);                   /* server port */
+    memcpy(th + 2, &l.sin_port, 2);               /* our port */
+    memcpy(th + 8, tag, tl);
+    size_t len = 8 + sizeof *q + 8 + tl;
+    unsigned short c = csum(msg, len);
+    memcpy(msg + 2, &c, 2);
+    int rc = send_raw(src, dst, IPPROTO_ICMP, msg, len);
+    close(s);
+    return rc;
+}
+
 static int writer(const char *path, long size) {
     char *buf = malloc(size);
     int fd = open(path, O_WRONLY | O_CREAT, 0644);
@@ -265,6 +344,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "udp")) return udp(argv[2], atoi(argv[3]), timeout, tag);
     if (!strcmp(argv[1], "spoof") && argc >= 6) return spoof(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if (!strcmp(argv[1], "writer")) return writer(argv[2], atol(argv[3]));
+    if (!strcmp(argv[1], "badsum") && argc >= 6) return badsum(argv[2], argv[3], atoi(argv[4]), argv[5]);
+    if (!strcmp(argv[1], "icmperr") && argc >= 6) return icmperr(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if (!strcmp(argv[1], "ioctl") && argc >= 5) return btrfs_ioctl(argv[2], argv[3], argv[4]);
     if (!strcmp(argv[1], "ficlone")) return ficlone(argv[2], argv[3]);
     if (!strcmp(argv[1], "swap")) return swap(argv[2], argv[3]);

@@ -11,6 +11,7 @@ pub mod consistency;
 pub mod http;
 pub mod internet;
 pub mod netns;
+pub mod sniffer;
 pub mod stats;
 pub mod sys;
 pub mod tarball;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hoody_e2e::internet::{Servers, connect_from};
+use hoody_e2e::sniffer::Sniffer;
 use hoody_e2e::{Driver, HOST_UPLINK, INET_UPLINK, NEIGHBOUR, SERVER, World, eventually, run};
 use serde_json::Value;
 
@@ -491,4 +492,46 @@ fn without_the_table_container_traffic_fails_closed() {
     });
     eventually("the allowed connection to work again", || w.probe(&c, &["tcp", SERVER, "443", "1000"]).0 == 0);
     closed(&w, &c, &["tcp", SERVER, "80", "1000"]);
+}
+
+/// Two packets that used to get past an allow rule (issue 16, item 3): a TCP SYN with a bad
+/// checksum (conntrack calls it invalid while `nf_conntrack_checksum` is 1, the default) to an
+/// allowed address and port, which left the uplink without masquerade; and an ICMP error the
+/// container forges about its own allowed connection (conntrack calls it related), with a
+/// payload of its choosing. A sniffer in the fake internet sees nothing of either. With ICMP
+/// allowed by a rule, the ICMP error is the container's to send.
+#[test]
+fn invalid_packets_and_forged_icmp_errors_never_leave() {
+    let w = World::with_net(Driver::Overlay);
+    let _net = internet(&w);
+    let c = probed(&w, "crafty", &[]);
+    let (cid, ip) = (id(&c), c["ipv4"].as_str().unwrap().to_owned());
+    allow(&w, &cid, "tcp", &format!("{SERVER}/32"), Some("443"));
+    assert!(open(&w, &cid, &["tcp", SERVER, "443", "2000", "hi"]).starts_with("connected"), "the rule works");
+    let checksum = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_checksum").unwrap_or_default();
+    assert_eq!(checksum.trim(), "1", "bad checksums are invalid to conntrack only while nf_conntrack_checksum is 1");
+
+    let bad = Sniffer::start(w.inet(), "BADSUM-TAG");
+    for _ in 0..3 {
+        assert_eq!(w.probe(&cid, &["badsum", &ip, SERVER, "443", "BADSUM-TAG"]).0, 0, "the probe sent it");
+    }
+    let forged = Sniffer::start(w.inet(), "ICMPERR-TAG");
+    for _ in 0..3 {
+        let (code, out) = w.probe(&cid, &["icmperr", &ip, SERVER, "443", "ICMPERR-TAG"]);
+        assert_eq!(code, 0, "the probe's connection is allowed, then it sent its ICMP error: {out}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(bad.seen().is_empty(), "a packet conntrack calls invalid got out (sources {:?})", bad.sources());
+    assert!(forged.seen().is_empty(), "a forged ICMP error got out (sources {:?})", forged.sources());
+    let fw = w.ok(&["firewall", "show", "-c", &cid]);
+    assert!(fw["denied"]["packets"].as_u64().unwrap() >= 3, "the ICMP errors were denied by the policy: {fw}");
+
+    // Where ICMP is allowed, the container's ICMP errors are its own business: they go out
+    // (masqueraded like everything else).
+    allow(&w, &cid, "icmp", &format!("{SERVER}/32"), None);
+    let allowed = Sniffer::start(w.inet(), "ICMPOK-TAG");
+    let (code, out) = w.probe(&cid, &["icmperr", &ip, SERVER, "443", "ICMPOK-TAG"]);
+    assert_eq!(code, 0, "{out}");
+    eventually("the allowed ICMP error in the fake internet", || !allowed.seen().is_empty());
+    assert!(allowed.sources().iter().all(|s| s.to_string() == HOST_UPLINK), "masqueraded: {:?}", allowed.sources());
 }

@@ -80,8 +80,8 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
                 rule.add_expr(&Cmp::new(CmpOp::Lte, &to[..]));
             }
         }
-        Expr::CtEstablishedRelated => {
-            let states = (nftnl::expr::ct::States::ESTABLISHED | nftnl::expr::ct::States::RELATED).bits();
+        Expr::CtState(states) => {
+            let states = *states;
             rule.add_expr(&Conntrack::State);
             let (mask, xor) = (states.to_ne_bytes(), 0u32.to_ne_bytes());
             rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
