@@ -1,6 +1,7 @@
 //! The firewall from inside real containers: a fake internet behind the host's uplink, servers
 //! on documentation addresses, and probes that must get exactly what the rules allow.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hoody_e2e::internet::{Servers, connect_from};
@@ -534,4 +535,65 @@ fn invalid_packets_and_forged_icmp_errors_never_leave() {
     assert_eq!(code, 0, "{out}");
     eventually("the allowed ICMP error in the fake internet", || !allowed.seen().is_empty());
     assert!(allowed.sources().iter().all(|s| s.to_string() == HOST_UPLINK), "masqueraded: {:?}", allowed.sources());
+}
+
+/// Path-MTU discovery keeps working through the firewall (issue 16, item 3): the fake internet
+/// routes to a server behind a hop of MTU 1280 (its own end of the link keeps 1500, so the
+/// server advertises a full-size MSS); the container's 1500-byte segments are answered by the
+/// router with ICMP "fragmentation needed", which must reach the container as related traffic
+/// for the upload to finish.
+#[test]
+fn path_mtu_discovery_works_through_a_smaller_mtu_hop() {
+    use std::io::Read;
+    let w = World::with_net(Driver::Overlay);
+    let far = hoody_e2e::netns::NetNs::new(&format!("hoody-e2e-{}-f", w.tag));
+    let (inet, f) = (w.inet().to_owned(), far.name.clone());
+    for args in [
+        vec!["-n", &inet, "link", "add", "pmtu0", "mtu", "1280", "type", "veth", "peer", "name", "pmtu1", "netns", &f],
+        vec!["-n", &f, "link", "set", "pmtu1", "mtu", "1500"],
+        vec!["-n", &inet, "addr", "add", "203.0.113.49/32", "dev", "pmtu0"],
+        vec!["-n", &f, "addr", "add", "203.0.113.50/32", "dev", "pmtu1"],
+        vec!["-n", &inet, "link", "set", "pmtu0", "up"],
+        vec!["-n", &f, "link", "set", "pmtu1", "up"],
+        vec!["-n", &inet, "route", "add", "203.0.113.50/32", "dev", "pmtu0"],
+        vec!["-n", &f, "route", "add", "default", "via", "203.0.113.49", "dev", "pmtu1", "onlink"],
+    ] {
+        run("ip", &args);
+    }
+    let fwd = Command::new("ip").args(["netns", "exec", &inet, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).status().unwrap();
+    assert!(fwd.success(), "forwarding in the fake internet's own namespace");
+    // The far server counts what it receives until the sender closes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let listener_ns = f.clone();
+    let server = std::thread::spawn(move || {
+        hoody_e2e::internet::enter(&listener_ns);
+        let l = std::net::TcpListener::bind("203.0.113.50:9000").expect("bind");
+        tx.send(()).unwrap();
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut n = 0usize;
+        let mut buf = [0u8; 65536];
+        while let Ok(k) = s.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
+    });
+    rx.recv().unwrap();
+    let c = probed(&w, "pmtu", &[]);
+    let cid = id(&c);
+    allow(&w, &cid, "tcp", "203.0.113.50/32", Some("9000"));
+    let r = w.exec(&cid, &["sh", "-c", "yes 0123456789 | head -c 300000 | timeout 15 nc 203.0.113.50 9000; echo rc=$?"]);
+    let got = server.join().unwrap();
+    assert_eq!(got, 300_000, "the upload through the 1280-byte hop did not finish: {r:?}");
+    // It was path-MTU discovery that did it: the router sent "fragmentation needed".
+    let snmp = Command::new("ip").args(["netns", "exec", &inet, "cat", "/proc/net/snmp"]).output().unwrap();
+    let snmp = String::from_utf8_lossy(&snmp.stdout).into_owned();
+    let mut icmp = snmp.lines().filter(|l| l.starts_with("IcmpMsg:"));
+    let (names, values) = (icmp.next().unwrap_or_default(), icmp.next().unwrap_or_default());
+    let sent =
+        names.split_whitespace().zip(values.split_whitespace()).find(|(n, _)| *n == "OutType3").map(|(_, v)| v.parse::<u64>().unwrap());
+    assert!(sent.unwrap_or(0) >= 1, "the router sent no ICMP destination unreachable: {names} / {values}");
 }
