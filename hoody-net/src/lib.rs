@@ -6,6 +6,7 @@
 //! implementation applies them as one atomic transaction (or records them, in tests).
 
 pub mod addr;
+mod bpf_sys;
 pub mod compile;
 pub mod error;
 pub mod failsafe;
@@ -17,6 +18,7 @@ pub mod nlmsg;
 pub mod plumb;
 pub mod policy;
 pub mod rules;
+mod source_filter;
 pub mod sysctl;
 
 pub use error::{Invalid, NetError};

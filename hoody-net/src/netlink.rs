@@ -27,6 +27,9 @@ pub trait LinkOps {
     fn delete_link(&mut self, ifname: &str) -> Result<bool>;
     /// Names of the links whose name starts with `prefix`.
     fn links_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>>;
+    /// Lets only IPv4 from `addr` (and ARP) in through `ifname`, with tc filters on the
+    /// interface itself (see `source_filter`).
+    fn pin_source(&mut self, ifname: &str, addr: Ipv4Addr) -> Result<()>;
 }
 
 /// rtnetlink on a private single-threaded runtime (blocking calls; for helpers and blocking
@@ -162,6 +165,14 @@ impl LinkOps for Rtnl {
             .filter(|n| n.starts_with(prefix))
             .collect())
     }
+
+    fn pin_source(&mut self, ifname: &str, addr: Ipv4Addr) -> Result<()> {
+        let index = self.must_index(ifname)?;
+        let h = self.handle.clone();
+        self.rt.block_on(crate::source_filter::install(&h, ifname, index, addr))?;
+        debug!(ifname, %addr, "source address pinned (tc ingress filters)");
+        Ok(())
+    }
 }
 
 /// Records calls; every operation succeeds.
@@ -197,5 +208,9 @@ impl LinkOps for RecordingLinks {
     }
     fn links_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
         Ok(self.existing.iter().filter(|e| e.starts_with(prefix)).cloned().collect())
+    }
+    fn pin_source(&mut self, ifname: &str, addr: Ipv4Addr) -> Result<()> {
+        self.calls.push(format!("pin {ifname} {addr}"));
+        Ok(())
     }
 }

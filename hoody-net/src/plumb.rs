@@ -38,6 +38,8 @@ pub fn host_side(links: &mut dyn LinkOps, sysctl: &mut dyn SysctlOps, p: &Plumbi
     sysctl.set(&conf("proxy_arp"), "0")?;
     sysctl.set(&conf("send_redirects"), "0")?;
     links.add_address(&p.host_ifname, GATEWAY, 32)?;
+    // Before the link is up: from the first packet on, only the container's own address gets in.
+    links.pin_source(&p.host_ifname, p.address)?;
     links.set_up(&p.host_ifname)?;
     links.add_route(host32(p.address), &p.host_ifname, None)?;
     Ok(())
@@ -77,6 +79,7 @@ mod tests {
                 "delete hv01234567",
                 "veth hv01234567 eth0@netns",
                 "addr hv01234567 169.254.0.1/32",
+                "pin hv01234567 10.77.0.9",
                 "up hv01234567",
                 "route 10.77.0.9/32 dev hv01234567"
             ]

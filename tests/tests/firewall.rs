@@ -200,10 +200,11 @@ fn spoofed_and_readdressed_traffic_gets_nothing_through() {
     std::thread::sleep(Duration::from_millis(500));
     let got: Vec<String> = net.udp_hits(&format!("{SERVER}:53")).into_iter().map(|h| h.data).collect();
     assert_eq!(got, vec!["legit".to_string()], "only the real source got through");
-    // Two layers stop forged sources: strict reverse-path filtering on the host end, then the
-    // firewall's guard. Switch the first off (in this test's own namespace) to see the second
-    // drop and count them on its own.
+    // Three layers stop forged sources: the source filter (tc) on the host end, strict
+    // reverse-path filtering there, then the firewall's guard. Switch the first two off (in
+    // this test's own namespace) to see the third drop and count them on its own.
     let ifname = w.ok(&["firewall", "show", "-c", &cid])["interface"].as_str().unwrap().to_owned();
+    run("ip", &["netns", "exec", &w.host_ns, "tc", "qdisc", "del", "dev", &ifname, "ingress"]);
     for key in [format!("net.ipv4.conf.{ifname}.rp_filter=0"), "net.ipv4.conf.all.rp_filter=0".into()] {
         run("ip", &["netns", "exec", &w.host_ns, "sysctl", "-q", "-w", &key]);
     }
@@ -596,4 +597,58 @@ fn path_mtu_discovery_works_through_a_smaller_mtu_hop() {
     let sent =
         names.split_whitespace().zip(values.split_whitespace()).find(|(n, _)| *n == "OutType3").map(|(_, v)| v.parse::<u64>().unwrap());
     assert!(sent.unwrap_or(0) >= 1, "the router sent no ICMP destination unreachable: {names} / {values}");
+}
+
+/// Fail-closed without the table and without sysctls (issue 16, item 4): the failsafe routing
+/// rule covers only sources inside the subnet, so a source forged *outside* it depended on the
+/// host end's `rp_filter` — which a host-wide 0 or 2 loosens. The tc filter on the host end
+/// (only the container's /32 and ARP get in) holds with the table flushed, the daemon stopped
+/// and `rp_filter` at 0 and at 2. The control at the end removes the filter and sees the same
+/// packet leak, so the test can tell.
+#[test]
+fn forged_sources_outside_the_subnet_never_leave_without_the_table_or_rp_filter() {
+    let mut w = World::with_net(Driver::Overlay);
+    let _net = internet(&w);
+    let c = probed(&w, "forger", &[]);
+    let cid = id(&c);
+    let init = c["pid"].as_i64().expect("pid");
+    let veth = format!("hv{}", &cid[..8]);
+    let h = w.host_ns.clone();
+    let filters = run("ip", &["netns", "exec", &h, "tc", "filter", "show", "dev", &veth, "ingress"]);
+    assert!(filters.contains("hoody_source direct-action"), "the host end carries the source filter:\n{filters}");
+    // The probe runs in the container's network namespace directly: exec needs the daemon.
+    let probe = hoody_e2e::probe_binary();
+    let spoof = |tag: &str| {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/proc/{init}/ns/net"))
+            .arg(&probe)
+            .args(["spoof", "203.0.113.99", SERVER, "53", tag])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "the probe sent it: {out:?}");
+    };
+    w.stop_daemon();
+    let flushed = Command::new("ip").args(["netns", "exec", &h, "nft", "flush ruleset"]).status().unwrap();
+    assert!(flushed.success());
+    let sysctl = |k: &str, v: &str| {
+        let ok = Command::new("ip").args(["netns", "exec", &h, "sysctl", "-qw", &format!("{k}={v}")]).status().unwrap();
+        assert!(ok.success(), "{k}={v} in the test's host namespace");
+    };
+    for rp in ["0", "2"] {
+        sysctl("net.ipv4.conf.all.rp_filter", rp);
+        sysctl(&format!("net.ipv4.conf.{veth}.rp_filter"), rp);
+        let tag = format!("FORGED-RP{rp}");
+        let sniffer = Sniffer::start(w.inet(), &tag);
+        for _ in 0..3 {
+            spoof(&tag);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(sniffer.seen().is_empty(), "rp_filter={rp}, no table: a forged source got out: {:?}", sniffer.sources());
+    }
+    // Control: without the filter, the same packet does get out (rp_filter is still 2).
+    run("ip", &["netns", "exec", &h, "tc", "qdisc", "del", "dev", &veth, "ingress"]);
+    let sniffer = Sniffer::start(w.inet(), "FORGED-CONTROL");
+    spoof("FORGED-CONTROL");
+    eventually("the unfiltered forged packet in the fake internet", || !sniffer.seen().is_empty());
+    assert_eq!(sniffer.sources(), ["203.0.113.99".parse::<std::net::Ipv4Addr>().unwrap()]);
 }

@@ -30,7 +30,7 @@ fi
 # list changes.
 modules="virtio_pci 9pnet_virtio 9p overlay loop btrfs ext4 veth bridge nf_tables nft_ct nft_nat
 nft_chain_nat nft_masq nft_reject_inet nft_fib_inet nft_limit nft_log nfnetlink_log nf_conntrack
-nf_nat crc32c_generic virtio_blk quota_v2 quota_tree"
+nf_nat crc32c_generic virtio_blk quota_v2 quota_tree sch_ingress cls_bpf"
 key=$( (cat "$here/init" "$here/pid1.sh"; echo "$modules"; busybox | head -1) | sha256sum | cut -c1-16)
 initrd=$cache/initrd-$kver-$key.cpio.gz
 if [ ! -f "$initrd" ]; then
