@@ -27,8 +27,8 @@ pub trait LinkOps {
     fn delete_link(&mut self, ifname: &str) -> Result<bool>;
     /// Names of the links whose name starts with `prefix`.
     fn links_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>>;
-    /// Lets only IPv4 from `addr` (and ARP) in through `ifname`, with tc filters on the
-    /// interface itself (see `source_filter`).
+    /// Lets only IPv4 from `addr` (and ARP) in through `ifname`, with a tc classifier on the
+    /// interface itself (see `source_filter`); idempotent.
     fn pin_source(&mut self, ifname: &str, addr: Ipv4Addr) -> Result<()>;
 }
 

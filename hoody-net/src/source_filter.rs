@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 use futures::StreamExt;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::tc::{TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption};
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 
 use crate::bpf_sys::{Insn, load_sched_cls};
 use crate::error::NetError;
@@ -65,7 +65,7 @@ pub(crate) fn program(addr: Ipv4Addr) -> Vec<Insn> {
 
 async fn request(h: &rtnetlink::Handle, msg: RouteNetlinkMessage) -> Result<(), rtnetlink::Error> {
     let mut req = NetlinkMessage::from(msg);
-    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
     let mut h = h.clone();
     let mut response = h.request(req)?;
     while let Some(m) = response.next().await {
@@ -78,8 +78,9 @@ async fn request(h: &rtnetlink::Handle, msg: RouteNetlinkMessage) -> Result<(), 
     Ok(())
 }
 
-/// Installs the qdisc and the classifier on interface `ifname` (index `index`), which must have
-/// neither yet.
+/// Puts the qdisc and the classifier on interface `ifname` (index `index`): created, or
+/// replaced in place where they are (so it also repairs an interface that lost them, and gives
+/// containers started by an older hoodyd theirs).
 pub(crate) async fn install(h: &rtnetlink::Handle, ifname: &str, index: u32, addr: Ipv4Addr) -> Result<(), NetError> {
     let nl = |op: &'static str| move |source| NetError::Netlink { op, iface: ifname.to_owned(), source };
     let prog = load_sched_cls(&program(addr), "hoody_source").map_err(|source| NetError::Io {
@@ -87,9 +88,11 @@ pub(crate) async fn install(h: &rtnetlink::Handle, ifname: &str, index: u32, add
         target: ifname.to_owned(),
         source,
     })?;
-    h.qdisc().add(index as i32).ingress().execute().await.map_err(nl("add the ingress qdisc of"))?;
+    h.qdisc().replace(index as i32).ingress().execute().await.map_err(nl("add the ingress qdisc of"))?;
     let mut msg = TcMessage::with_index(index as i32);
     msg.header.parent = TcHandle::INGRESS;
+    // A fixed handle, so a second call replaces the filter instead of adding another.
+    msg.header.handle = TcHandle::from(1u32);
     msg.header.info = u32::from(TcHandle { major: 1, minor: ETH_P_ALL.to_be() });
     msg.attributes = vec![
         TcAttribute::Kind("bpf".into()),

@@ -216,6 +216,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Err(e) = rt.remove_stale_links().await {
         warn!(error = %crate::helper::error::chain(&e).join(": "), "could not check for stale interfaces");
     }
+    if let Err(e) = rt.ensure_source_filters().await {
+        warn!(error = %crate::helper::error::chain(&e).join(": "), "could not put the source filters on the host ends");
+    }
     spawn_nflog_reader(firewall, cfg.nflog_group);
     crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
     let tick = crate::test_hooks::var("HOODY_SCHEDULER_TICK_MS")

@@ -651,4 +651,17 @@ fn forged_sources_outside_the_subnet_never_leave_without_the_table_or_rp_filter(
     spoof("FORGED-CONTROL");
     eventually("the unfiltered forged packet in the fake internet", || !sniffer.seen().is_empty());
     assert_eq!(sniffer.sources(), ["203.0.113.99".parse::<std::net::Ipv4Addr>().unwrap()]);
+    drop(sniffer);
+    // The next start puts the filter back on the running container's host end.
+    w.start_daemon();
+    let filters = run("ip", &["netns", "exec", &h, "tc", "filter", "show", "dev", &veth, "ingress"]);
+    assert_eq!(filters.matches("hoody_source direct-action").count(), 1, "one filter, back in place:\n{filters}");
+    let sniffer = Sniffer::start(w.inet(), "FORGED-AGAIN");
+    spoof("FORGED-AGAIN");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sniffer.seen().is_empty(), "a forged source got out after the restart: {:?}", sniffer.sources());
+    w.stop_daemon();
+    w.start_daemon();
+    let filters = run("ip", &["netns", "exec", &h, "tc", "filter", "show", "dev", &veth, "ingress"]);
+    assert_eq!(filters.matches("hoody_source direct-action").count(), 1, "a second start replaces it, adds none:\n{filters}");
 }

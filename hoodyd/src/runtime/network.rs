@@ -200,6 +200,29 @@ impl Runtime {
     }
 
     /// Removes host interfaces of ours (`hv` + 8 hex) whose container is not running.
+    /// Start-up: every running container's host end carries its source filter (containers
+    /// started by an older hoodyd had none; one removed by hand is put back).
+    pub async fn ensure_source_filters(self: &Arc<Self>) -> Result<usize> {
+        let running: Vec<(String, std::net::Ipv4Addr)> = self
+            .list(&ContainerFilter::default())
+            .await?
+            .iter()
+            .filter(|c| self.running_init_pid(&c.id).is_some())
+            .filter_map(|c| c.ipv4.map(|ip| (hoody_net::names::host_ifname(&c.id), ip)))
+            .collect();
+        let n = running.len();
+        tokio::task::spawn_blocking(move || -> Result<(), hoody_net::NetError> {
+            use hoody_net::netlink::LinkOps;
+            let mut l = hoody_net::netlink::Rtnl::open()?;
+            for (ifname, ip) in running {
+                l.pin_source(&ifname, ip)?;
+            }
+            Ok(())
+        })
+        .await??;
+        Ok(n)
+    }
+
     pub async fn remove_stale_links(self: &Arc<Self>) -> Result<Vec<String>> {
         let running: Vec<String> = self
             .list(&ContainerFilter::default())
