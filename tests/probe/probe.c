@@ -161,37 +161,6 @@ static unsigned short csum(const void *data, int len) {
     return (unsigned short)~sum;
 }
 
-static int spoof(const char *src, const char *dst, int port, const char *tag) {
-    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
-    if (fd < 0) {
-        printf("error raw socket: %s\n", strerror(errno));
-        return 3;
-    }
-    char pkt[256] = {0};
-    size_t tl = strlen(tag);
-    struct iphdr *ip = (struct iphdr *)pkt;
-    struct udphdr *udp = (struct udphdr *)(pkt + sizeof *ip);
-    memcpy(pkt + sizeof *ip + sizeof *udp, tag, tl);
-    ip->ihl = 5;
-    ip->version = 4;
-    ip->ttl = 64;
-    ip->protocol = IPPROTO_UDP;
-    ip->tot_len = htons(sizeof *ip + sizeof *udp + tl);
-    inet_pton(AF_INET, src, &ip->saddr);
-    inet_pton(AF_INET, dst, &ip->daddr);
-    ip->check = csum(ip, sizeof *ip);
-    udp->source = htons(40000);
-    udp->dest = htons(port);
-    udp->len = htons(sizeof *udp + tl);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = ip->daddr;
-    if (sendto(fd, pkt, ntohs(ip->tot_len), 0, (struct sockaddr *)&a, sizeof a) < 0) {
-        printf("error %s\n", strerror(errno));
-        return 3;
-    }
-    return finish("sent", 0);
-}
-
 /* A raw IPv4 packet: header filled in around `body` (protocol `proto`), sent to dst. */
 static int send_raw(const char *src, const char *dst, int proto, const void *body, size_t len) {
     int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
@@ -217,6 +186,18 @@ static int send_raw(const char *src, const char *dst, int proto, const void *bod
         return 3;
     }
     return finish("sent", 0);
+}
+
+/* One UDP datagram with a forged source address. */
+static int spoof(const char *src, const char *dst, int port, const char *tag) {
+    unsigned char seg[256] = {0};
+    size_t tl = strlen(tag);
+    struct udphdr *udp = (struct udphdr *)seg;
+    memcpy(seg + sizeof *udp, tag, tl);
+    udp->source = htons(40000);
+    udp->dest = htons(port);
+    udp->len = htons(sizeof *udp + tl);
+    return send_raw(src, dst, IPPROTO_UDP, seg, sizeof *udp + tl);
 }
 
 /* A SYN whose checksum is wrong on purpose: conntrack (nf_conntrack_checksum=1) calls it invalid. */

@@ -569,8 +569,18 @@ fn path_mtu_discovery_works_through_a_smaller_mtu_hop() {
     let server = std::thread::spawn(move || {
         hoody_e2e::internet::enter(&listener_ns);
         let l = std::net::TcpListener::bind("203.0.113.50:9000").expect("bind");
+        l.set_nonblocking(true).expect("nonblocking");
         tx.send(()).unwrap();
-        let (mut s, _) = l.accept().expect("accept");
+        // Never waits forever: no connection within 20 s counts as nothing received.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut s = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => return 0,
+            }
+        };
+        s.set_nonblocking(false).expect("blocking");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut n = 0usize;
         let mut buf = [0u8; 65536];

@@ -58,7 +58,11 @@ impl Cut {
 
 impl Drop for Cut {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+        let unmounted = std::process::Command::new("umount").arg(&self.mnt).status().is_ok_and(|s| s.success());
+        if !unmounted {
+            // Lazily, so the loop device still goes once nothing holds the mount.
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
         let _ = std::fs::remove_dir(&self.mnt);
         let _ = std::fs::remove_file(&self.img);
     }
