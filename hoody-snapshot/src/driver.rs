@@ -147,9 +147,13 @@ pub trait StorageDriver: Send + Sync + 'static {
     fn discard_stale_staging(&self) -> Result<Vec<String>> {
         let mut out = vec![];
         for n in names_in(&self.root().join("images"))? {
+            let p = self.root().join("images").join(&n);
             if n.starts_with(STAGING_PREFIX) {
-                self.discard_staged(&self.root().join("images").join(&n));
-                out.push(n);
+                self.discard_staged(&p);
+                // Reported only when it is gone (a failure was logged by discard_staged).
+                if fs::symlink_metadata(&p).is_err() {
+                    out.push(n);
+                }
             }
         }
         Ok(out)
