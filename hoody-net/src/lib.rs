@@ -17,6 +17,7 @@ pub mod nft;
 pub mod nlmsg;
 pub mod plumb;
 pub mod policy;
+pub mod regions;
 pub mod rules;
 mod source_filter;
 pub mod sysctl;
