@@ -11,7 +11,7 @@ use crate::rules::{Action, Rule};
 pub type Span = (u32, u32);
 
 /// A box in (peer address, IP protocol, port) space; inclusive on every side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
     pub addr: Span,
     pub proto: Span,
@@ -36,8 +36,7 @@ impl Region {
         let s = &rule.spec;
         let proto = s.protocol.number().map(|p| (u32::from(p), u32::from(p))).unwrap_or((0, 255));
         let port = s.ports.map(|p| (u32::from(p.from), u32::from(p.to))).unwrap_or((0, 65535));
-        let net = u32::from(s.peer.network());
-        Region { addr: (net, net | !s.peer.mask()), proto, port }
+        Region { addr: (u32::from(s.peer.network()), u32::from(s.peer.broadcast())), proto, port }
     }
 
     fn intersects(&self, o: &Region) -> bool {
