@@ -170,7 +170,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             default_inodes: cfg.default_inodes,
             log_max: cfg.log_max,
             clock: match crate::test_hooks::var("HOODY_CLOCK_FILE") {
-                Some(p) => Arc::new(crate::schedule::FileClock(p.into())),
+                Some(p) => Arc::new(crate::schedule::FileClock::new(p.into())),
                 None => Arc::new(crate::schedule::SystemClock),
             },
         },

@@ -106,13 +106,28 @@ impl Clock for SystemClock {
     }
 }
 
-/// Reads an RFC 3339 time from a file at each call (`HOODY_CLOCK_FILE`); the system time when
-/// the file is missing or unreadable.
-pub struct FileClock(pub std::path::PathBuf);
+/// Reads an RFC 3339 time from a file at each call (`HOODY_CLOCK_FILE`). A file caught half
+/// written (empty, unparsable) gives the last time read from it, never the system time; the
+/// system time only until the file has been read once.
+pub struct FileClock {
+    path: std::path::PathBuf,
+    last: std::sync::Mutex<Option<SystemTime>>,
+}
+
+impl FileClock {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        FileClock { path, last: std::sync::Mutex::new(None) }
+    }
+}
 
 impl Clock for FileClock {
     fn now(&self) -> SystemTime {
-        std::fs::read_to_string(&self.0).ok().and_then(|s| humantime::parse_rfc3339(s.trim()).ok()).unwrap_or_else(SystemTime::now)
+        let read = std::fs::read_to_string(&self.path).ok().and_then(|s| humantime::parse_rfc3339(s.trim()).ok());
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if read.is_some() {
+            *last = read;
+        }
+        last.unwrap_or_else(SystemTime::now)
     }
 }
 
@@ -126,6 +141,21 @@ mod tests {
 
     fn snap(name: &str, t: &str, scheduled: bool) -> Snap {
         Snap { name: name.into(), created_unix: unix(at(t)), scheduled }
+    }
+
+    #[test]
+    fn a_half_written_clock_file_keeps_the_last_time() {
+        let dir = std::env::temp_dir().join(format!("hoody-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("clock");
+        std::fs::write(&path, "2026-01-01T00:00:00Z").unwrap();
+        let clock = FileClock::new(path.clone());
+        assert_eq!(clock.now(), at("2026-01-01T00:00:00Z"));
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(clock.now(), at("2026-01-01T00:00:00Z"), "caught between truncate and write");
+        std::fs::write(&path, "2026-01-01T01:00:00Z").unwrap();
+        assert_eq!(clock.now(), at("2026-01-01T01:00:00Z"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -194,8 +194,11 @@ fn bad_names_conflicts_and_a_failed_swap() {
     assert!(!w.storage_dir.join("containers").join(&a).join(".restore").exists(), "nothing staged is left");
 }
 
+/// Written beside and renamed over, so the daemon never reads a half-written clock.
 fn set_clock(path: &std::path::Path, t: &str) {
-    std::fs::write(path, t).unwrap();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, t).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn snapshot_names(w: &World, cid: &str) -> Vec<String> {
