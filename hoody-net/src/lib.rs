@@ -8,6 +8,7 @@
 pub mod addr;
 mod bpf_sys;
 pub mod compile;
+pub mod elements;
 pub mod error;
 pub mod failsafe;
 pub mod names;

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 use serde::Serialize;
 
-use crate::compile::prefix_owner;
+use crate::compile::LOG_PREFIX;
 use crate::error::{NetError, Result};
 use crate::nlmsg::{attr, messages};
 
@@ -26,6 +26,8 @@ const COPY_RANGE: u32 = 96;
 /// One denied packet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Denied {
+    /// The container that sent it: filled in by the caller from the source address (the table
+    /// logs every container's denials with one prefix).
     pub container: String,
     pub protocol: &'static str,
     pub source: Ipv4Addr,
@@ -127,9 +129,11 @@ fn parse_packet_msg(body: &[u8]) -> Option<Denied> {
     let v = attr(body, NFULA_PREFIX)?;
     let prefix = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned();
     let payload = attr(body, NFULA_PAYLOAD);
-    let container = prefix_owner(&prefix)?.to_owned();
+    if prefix != LOG_PREFIX {
+        return None;
+    }
     let (protocol, source, destination, destination_port) = parse_ipv4(payload?)?;
-    Some(Denied { container, protocol, source, destination, destination_port })
+    Some(Denied { container: String::new(), protocol, source, destination, destination_port })
 }
 
 /// Protocol, addresses and destination port of an IPv4 packet.
@@ -164,7 +168,7 @@ mod tests {
     #[test]
     fn parses_a_packet_message() {
         let mut attrs = vec![];
-        put_attr(&mut attrs, NFULA_PREFIX, b"hoody abcdefabcdefabcdefabcdef \0");
+        put_attr(&mut attrs, NFULA_PREFIX, b"hoody \0");
         put_attr(&mut attrs, NFULA_PAYLOAD, &tcp_syn());
         let mut msg = vec![0u8; 20];
         msg.extend_from_slice(&attrs);
@@ -175,7 +179,7 @@ mod tests {
         assert_eq!(
             d,
             vec![Denied {
-                container: "abcdefabcdefabcdefabcdef".into(),
+                container: String::new(),
                 protocol: "tcp",
                 source: Ipv4Addr::new(10, 77, 0, 5),
                 destination: Ipv4Addr::new(203, 0, 113, 10),

@@ -41,7 +41,9 @@ fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16) {
         loop {
             match l.receive() {
                 Ok(batch) => {
-                    for d in batch {
+                    for mut d in batch {
+                        let Some(owner) = fw.owner_of(d.source) else { continue };
+                        d.container = owner;
                         tracing::debug!(container = %d.container, destination = %d.destination, port = ?d.destination_port, "egress denied");
                         fw.events.record(d, crate::runtime::now());
                     }

@@ -1,8 +1,9 @@
 //! What the kernel and the disk hold for a world's daemon, against what its API says: the
 //! check every crash test runs after a restart. Objects by kind: container storage and state
-//! directories, cgroups (and any frozen level), shims, veths, nftables chains and verdict-map
-//! entries, each rule of each container's chains, failsafe `ip rule`s, snapshots and images in the pool, and leftovers that must
-//! never survive a start (staging entries, `.restore`, diff snapshots, stray mounts).
+//! directories, cgroups (and any frozen level), shims, veths, each container's firewall elements
+//! (address, counters, policy, every rule's regions), the table's fixed chain count, failsafe
+//! `ip rule`s, snapshots and images in the pool, and leftovers that must never survive a start
+//! (staging entries, `.restore`, diff snapshots, stray mounts).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -77,42 +78,54 @@ pub fn objects(w: &World) -> BTreeSet<String> {
             out.insert(format!("veth {name}"));
         }
     }
-    let nft = run("ip", &["netns", "exec", &w.host_ns, "nft", "list", "table", "inet", "hoody"]);
-    let (mut map, mut chain) = (None, String::new());
-    for l in nft.lines() {
-        let l = l.trim();
-        if let Some(c) = l.strip_prefix("chain ").and_then(|c| c.split_whitespace().next()) {
-            chain = c.to_owned();
-            if let Some(owner) = ["e_", "i_", "d_"].iter().find_map(|p| c.strip_prefix(p)) {
-                out.insert(format!("chain {owner}"));
-            }
-        }
-        // A container's rules carry `comment "r:<rule id>…"` in its e_/i_ chain.
-        if let Some(rest) = l.split("comment \"r:").nth(1)
-            && let Some(owner) = ["e_", "i_"].iter().find_map(|p| chain.strip_prefix(p))
-        {
-            let rule = rest.split([':', '"']).next().unwrap_or_default();
-            out.insert(format!("rule {owner} {rule}"));
-        }
-        if let Some(m) = l.strip_prefix("map ").and_then(|c| c.split_whitespace().next()) {
-            map = Some(m.to_owned());
-        }
-        // Verdict-map entries: `"hvXXXXXXXX" : jump e_<id>`, one per line or comma-separated.
-        for part in l.split(',') {
-            if let Some((k, v)) = part.split_once(" : ")
-                && let Some(target) = v.trim().trim_end_matches('}').split_whitespace().last()
-            {
-                let k = k.trim().trim_start_matches("elements = {").trim().trim_matches('"');
-                if !k.starts_with("hv") {
-                    continue;
-                }
-                out.insert(format!("map {} {k} {target}", map.as_deref().unwrap_or("?")));
-            }
-        }
-    }
+    firewall_objects(w, &mut out);
     let rules = run("ip", &["-n", &w.host_ns, "rule", "show"]);
     out.insert(format!("failsafe rules {}", rules.lines().filter(|l| l.contains("prohibit") || l.contains("fwmark")).count()));
     out
+}
+
+/// A value of an element as text (the first field of a concatenation where `first`).
+fn elem_val(v: &serde_json::Value) -> &serde_json::Value {
+    v.get("elem").and_then(|e| e.get("val")).unwrap_or(v)
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+}
+
+/// The firewall's per-container elements (`nft -j list table inet hoody`): which address each
+/// host end may send from, the counters and open policy by address, and every rule id in a
+/// region set by the address of its owner; plus the number of chains, which must not depend on
+/// the containers.
+fn firewall_objects(w: &World, out: &mut BTreeSet<String>) {
+    let json = run("ip", &["netns", "exec", &w.host_ns, "nft", "-j", "list", "table", "inet", "hoody"]);
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&json) else {
+        out.insert("firewall table missing".into());
+        return;
+    };
+    let mut chains = 0;
+    for o in doc["nftables"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        if o.get("chain").is_some() {
+            chains += 1;
+        }
+        let Some(set) = o.get("set").or_else(|| o.get("map")) else { continue };
+        let name = set["name"].as_str().unwrap_or_default();
+        for e in set["elem"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let val = elem_val(e);
+            let fields: Vec<String> =
+                val.get("concat").and_then(|c| c.as_array()).map(|c| c.iter().map(text).collect()).unwrap_or_else(|| vec![text(val)]);
+            match name {
+                "ctr" => out.insert(format!("ctr {}", fields.join(" "))),
+                "spoofed" | "denied" | "idenied" | "open" => out.insert(format!("{name} {}", fields[0])),
+                n if n.len() == 4 && ["ea", "ed", "ia"].contains(&&n[..2]) => {
+                    let comment = e.get("elem").and_then(|x| x["comment"].as_str()).unwrap_or("no comment");
+                    out.insert(format!("rule {} {}", fields[0], comment.trim_start_matches("r:")))
+                }
+                _ => false,
+            };
+        }
+    }
+    out.insert(format!("chains {chains}"));
 }
 
 /// What [`objects`] should be, from the API: storage, state, chains and snapshots of each
@@ -131,17 +144,23 @@ pub fn expected(w: &World) -> BTreeSet<String> {
         let cid = c["id"].as_str().expect("id").to_owned();
         out.insert(format!("storage {cid}"));
         out.insert(format!("state {cid}"));
-        out.insert(format!("chain {cid}"));
         let fw = w.ok(&["firewall", "show", "-c", &cid]);
-        for dir in ["egress", "ingress"] {
-            for r in fw[dir].as_array().map(Vec::as_slice).unwrap_or_default() {
-                out.insert(format!("rule {cid} {}", r["id"].as_str().expect("rule id")));
+        let veth = format!("hv{}", &cid[..8]);
+        // Its firewall elements are in place from create on (before any start can happen).
+        if let Some(ip) = c["ipv4"].as_str() {
+            for dir in ["egress", "ingress"] {
+                for r in fw[dir].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    out.insert(format!("rule {ip} {}", r["id"].as_str().expect("rule id")));
+                }
+            }
+            out.insert(format!("ctr {veth} {ip}"));
+            out.insert(format!("spoofed {veth}"));
+            out.insert(format!("denied {ip}"));
+            out.insert(format!("idenied {ip}"));
+            if fw["policy"] == "allow" {
+                out.insert(format!("open {ip}"));
             }
         }
-        // Dispatch to its chains is in place from create on (before any start can happen).
-        let veth = format!("hv{}", &cid[..8]);
-        out.insert(format!("map eg {veth} e_{cid}"));
-        out.insert(format!("map in {veth} i_{cid}"));
         for s in w.ok(&["snapshots", "list", "-c", &cid]).as_array().expect("snapshots") {
             out.insert(format!("snapshot {cid} {}", s["name"].as_str().expect("name")));
         }
@@ -157,6 +176,9 @@ pub fn expected(w: &World) -> BTreeSet<String> {
             assert!(ranges.insert(base), "id range {base} held twice");
         }
     }
+    // deny, ingress, allowed, egress, 256 shard chains each way, the base chains.
+    let base = if w.extra_flags.iter().any(|f| f == "--uplink") { 5 } else { 4 };
+    out.insert(format!("chains {}", 4 + 2 * 256 + base));
     for i in w.ok(&["images", "list"]).as_array().expect("images") {
         out.insert(format!("image {}", i["name"].as_str().expect("name")));
     }

@@ -313,9 +313,25 @@ fn foreign_changes_to_the_table_are_undone() {
     let locked = id(&probed(&w, "locked", &[]));
     let opened = id(&probed(&w, "opened", &[]));
     allow(&w, &opened, "tcp", SERVER, Some("443"));
+    let ip_of = |cid: &str| w.ok(&["containers", "get", cid])["ipv4"].as_str().unwrap().parse::<std::net::Ipv4Addr>().unwrap();
+    let (locked_ip, opened_ip) = (ip_of(&locked), ip_of(&opened));
     let h = w.host_ns.as_str();
     let nft = |script: &str| run("ip", &["netns", "exec", h, "nft", script]);
-    let strip = |s: &str| s.lines().filter(|l| !l.contains("counter") && !l.contains("# handle")).collect::<Vec<_>>().join("\n");
+    // Counter values change with traffic; everything else (elements included) must come back.
+    let strip = |s: &str| {
+        let mut out = vec![];
+        let mut skip = 0;
+        for t in s.split_whitespace() {
+            if skip > 0 {
+                skip -= 1;
+            } else if t == "packets" || t == "bytes" {
+                skip = 1;
+            } else {
+                out.push(t);
+            }
+        }
+        out.join(" ")
+    };
     let table = || std::process::Command::new("ip").args(["netns", "exec", h, "nft", "list", "table", "inet", "hoody"]).output().unwrap();
     let policy = strip(&String::from_utf8_lossy(&table().stdout));
     let restored = |what: &str| {
@@ -328,7 +344,12 @@ fn foreign_changes_to_the_table_are_undone() {
         ("the table after `nft flush ruleset`", "flush ruleset"),
         ("the table after it was deleted", "delete table inet hoody"),
         ("the table after a stray accept rule", "insert rule inet hoody forward accept"),
-        ("the table after a container's chain was flushed", &format!("flush chain inet hoody e_{locked}")),
+        ("the table after the egress chain was flushed", "flush chain inet hoody egress"),
+        (
+            "the table after a container's address element was deleted",
+            &format!("delete element inet hoody ctr {{ \"hv{}\" . {locked_ip} }}", &locked[..8]),
+        ),
+        ("the table after a container's rule regions were flushed", &format!("flush set inet hoody ea{:02x}", opened_ip.octets()[3])),
     ] {
         nft(script);
         restored(what);

@@ -4,7 +4,8 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use hoody_e2e::netns::NetNs;
-use hoody_net::compile::{self, Op, expected, full, insert_after, install, uninstall};
+use hoody_net::compile::Op;
+use hoody_net::elements;
 use hoody_net::nft::FirewallOps;
 use hoody_net::nft::kernel::NftFirewall;
 use hoody_net::policy::*;
@@ -51,41 +52,44 @@ fn transactions_apply_verify_and_roll_back() {
         let fw = NftFirewall::new();
         let a = ctr(&"a".repeat(24), 2);
         let mut b = ctr(&"b".repeat(24), 3);
-        fw.apply(&full(&cfg(), std::slice::from_ref(&a))).expect("full");
-        fw.dump().unwrap().expect("table exists").verify(&expected(&cfg(), std::slice::from_ref(&a)), None).expect("verify after full");
-        fw.apply(&install(&cfg(), &b)).expect("install b");
+        let (ops, x) = elements::plan(&cfg(), std::slice::from_ref(&a)).unwrap();
+        fw.apply(&ops).expect("full");
+        fw.dump().unwrap().expect("table exists").verify(&x).expect("verify after full");
+        fw.apply(&elements::diff(&Default::default(), &elements::of(&b).unwrap())).expect("install b");
 
-        // A positioned add lands before the policy; the dump shows it in order.
-        let chain = hoody_net::names::egress_chain(&b.id);
-        let after = insert_after(&fw.chain(&chain).unwrap());
-        let r1 = rule("r1", 443);
-        fw.apply(&[Op::AddRule { chain: chain.clone(), rule: compile::egress_rule(&b.id, &r1), after }]).expect("add rule");
-        b.egress.push(r1);
-        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), &[a.clone(), b.clone()]), None).expect("verify after add");
+        // A rule is an element diff of b's own shard; the dump shows it.
+        let before_rule = elements::of(&b).unwrap();
+        b.egress.push(rule("r1", 443));
+        let ops = elements::diff(&before_rule, &elements::of(&b).unwrap());
+        assert!(ops.iter().all(|o| matches!(o, Op::AddElems { set, .. } if set == "ea03")), "{ops:?}");
+        fw.apply(&ops).expect("add rule");
+        let (_, x2) = elements::plan(&cfg(), &[a.clone(), b.clone()]).unwrap();
+        fw.dump().unwrap().unwrap().verify(&x2).expect("verify after add");
+        let got = fw.set_elems("ea03").unwrap().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].elem.comment.as_deref(), Some("r:r1"), "the element carries its rule id");
+        assert_eq!(fw.get_elems("denied", &[b.ipv4.octets().to_vec(), vec![10, 77, 9, 9]]).unwrap().len(), 1, "one lookup per key");
 
         // A refused transaction leaves everything as it was.
         let before = fw.dump().unwrap();
-        let bad = vec![Op::AddChain("zzz".into()), Op::DelChain(hoody_net::names::deny_chain(&b.id))];
+        let mut bad = elements::diff(&Default::default(), &elements::of(&ctr(&"c".repeat(24), 4)).unwrap());
+        bad.push(Op::DelElems { set: "ea09".into(), elems: before_rule["ctr"].clone() });
         let err = fw.apply(&bad).unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
         assert_eq!(fw.dump().unwrap(), before, "nothing of a refused batch was applied");
 
         let t = Instant::now();
-        fw.apply(&uninstall(&a.id)).expect("uninstall");
+        fw.apply(&elements::diff(&elements::of(&a).unwrap(), &Default::default())).expect("uninstall");
         let del_ms = t.elapsed().as_secs_f64() * 1000.0;
-        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), std::slice::from_ref(&b)), None).expect("verify after uninstall");
+        let (ops, x3) = elements::plan(&cfg(), std::slice::from_ref(&b)).unwrap();
+        fw.dump().unwrap().unwrap().verify(&x3).expect("verify after uninstall");
         eprintln!("uninstall took {del_ms:.1} ms");
         // Rebuilding from scratch in one transaction is idempotent.
-        fw.apply(&full(&cfg(), std::slice::from_ref(&b))).expect("full again");
-        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), std::slice::from_ref(&b)), None).expect("verify after rebuild");
+        fw.apply(&ops).expect("full again");
+        fw.dump().unwrap().unwrap().verify(&x3).expect("verify after rebuild");
+        let listed = std::process::Command::new("nft").args(["list", "table", "inet", "hoody"]).output().unwrap();
+        let text = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+        assert!(text.contains("comment \"r:r1\""), "nft lists the element with its rule id:\n{text}");
     });
-    let out = ns.exec(&["nft", "list", "table", "inet", "hoody"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}");
-    assert!(text.contains("iifname vmap @eg"), "{text}");
-    assert!(text.contains("ip saddr != 10.77.0.3"), "{text}");
-    assert!(text.contains("tcp dport 443-453") || text.contains("th dport 443-453"), "{text}");
-    assert!(text.contains("log prefix \"hoody bbbbbbbbbbbbbbbbbbbbbbbb \" group 7023"), "{text}");
-    assert!(text.contains("oifname \"up0\" ip saddr 10.77.0.0/16 masquerade"), "{text}");
-    assert!(!text.contains("aaaaaaaa"), "the uninstalled container is gone: {text}");
 }

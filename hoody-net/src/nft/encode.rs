@@ -1,27 +1,48 @@
 //! Turning compiled expressions into nftnl expressions of a rule (the same instructions `nft`
-//! itself emits for `iifname vmap @eg`, `ip daddr 203.0.113.0/24`, `th dport 8000-8100`, …).
+//! itself emits for `iifname . ip saddr != @ctr`, `ip saddr & 0.0.0.255 vmap @esh`,
+//! `ip saddr . ip daddr . meta l4proto . th dport @ea05`, …).
 
 use std::ffi::CString;
 
 use nftnl::Rule;
 use nftnl::expr::{
     Bitwise, Cmp, CmpOp, Conntrack, Counter, IcmpCode, Immediate, Masquerade, Meta, NetworkHeaderField, Payload, Register, RejectionType,
-    TcpHeaderField, TransportHeaderField, Verdict as NVerdict,
+    Verdict as NVerdict,
 };
 
-use super::sys::{IFNAMSIZ, Limit, Log, VmapLookup, ifname_key};
-use crate::compile::{EGRESS_MAP, Expr, INGRESS_MAP, Verdict};
+use super::sys::{IFNAMSIZ, Load, Log, MeterUpdate, SetLookup, VmapLookup, ifname_key};
+use crate::compile::{Expr, Field, Verdict, set_id};
 
 fn cstring(s: &str) -> CString {
     CString::new(s).expect("names never contain NUL")
 }
 
-fn map_id(name: &str) -> u32 {
-    match name {
-        n if n == EGRESS_MAP => 1,
-        n if n == INGRESS_MAP => 2,
-        _ => 3,
+const IPV4_SADDR: u32 = 12;
+const IPV4_DADDR: u32 = 16;
+const TH_DPORT: u32 = 2;
+
+/// Loads `f` into 32-bit register `dreg` (`NFT_REG32_*`).
+fn load(f: Field, dreg: u32) -> Load {
+    let net = libc::NFT_PAYLOAD_NETWORK_HEADER as u32;
+    match f {
+        Field::Iifname => Load::Meta { key: libc::NFT_META_IIFNAME as u32, dreg },
+        Field::Oifname => Load::Meta { key: libc::NFT_META_OIFNAME as u32, dreg },
+        Field::Saddr => Load::Payload { base: net, offset: IPV4_SADDR, len: 4, dreg },
+        Field::Daddr => Load::Payload { base: net, offset: IPV4_DADDR, len: 4, dreg },
+        Field::L4Proto => Load::Meta { key: libc::NFT_META_L4PROTO as u32, dreg },
+        Field::Dport => Load::Payload { base: libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32, offset: TH_DPORT, len: 2, dreg },
     }
+}
+
+/// Loads the concatenation of `fields` from register 1 on; returns the first register.
+fn load_key(rule: &mut Rule<'_>, fields: &[Field]) -> u32 {
+    let first = libc::NFT_REG32_00 as u32;
+    let mut words = 0u32;
+    for f in fields {
+        rule.add_expr(&load(*f, first + words));
+        words += (f.key_len() as u32).div_ceil(4);
+    }
+    first
 }
 
 /// Appends the nftnl expressions for `e` to `rule`.
@@ -40,14 +61,6 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             let k: [u8; IFNAMSIZ] = ifname_key(n);
             rule.add_expr(&Cmp::new(CmpOp::Eq, &k[..]));
         }
-        Expr::IifVmap(m) => {
-            rule.add_expr(&Meta::IifName);
-            rule.add_expr(&VmapLookup { set: cstring(m), set_id: map_id(m) });
-        }
-        Expr::OifVmap(m) => {
-            rule.add_expr(&Meta::OifName);
-            rule.add_expr(&VmapLookup { set: cstring(m), set_id: map_id(m) });
-        }
         Expr::NfProto(p) => {
             rule.add_expr(&Meta::NfProto);
             rule.add_expr(&Cmp::new(CmpOp::Eq, *p));
@@ -56,29 +69,27 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             rule.add_expr(&Meta::L4Proto);
             rule.add_expr(&Cmp::new(CmpOp::Eq, *p));
         }
-        Expr::SaddrNot(a) => {
+        Expr::Saddr(n) => {
             rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(nftnl::expr::Ipv4HeaderField::Saddr)));
-            rule.add_expr(&Cmp::new(CmpOp::Neq, *a));
-        }
-        Expr::Saddr(n) | Expr::Daddr(n) => {
-            let field = if matches!(e, Expr::Saddr(_)) { nftnl::expr::Ipv4HeaderField::Saddr } else { nftnl::expr::Ipv4HeaderField::Daddr };
-            rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(field)));
             if n.prefix < 32 {
                 let (mask, xor) = (n.mask().to_be_bytes(), [0u8; 4]);
                 rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
             }
             rule.add_expr(&Cmp::new(CmpOp::Eq, n.network()));
         }
-        Expr::Dport(p) => {
-            // TCP and UDP keep the destination port at the same offset (th dport).
-            rule.add_expr(&Payload::Transport(TransportHeaderField::Tcp(TcpHeaderField::Dport)));
-            let (from, to) = (p.from.to_be_bytes(), p.to.to_be_bytes());
-            if p.from == p.to {
-                rule.add_expr(&Cmp::new(CmpOp::Eq, &from[..]));
-            } else {
-                rule.add_expr(&Cmp::new(CmpOp::Gte, &from[..]));
-                rule.add_expr(&Cmp::new(CmpOp::Lte, &to[..]));
-            }
+        Expr::Lookup { fields, set, invert } => {
+            let sreg = load_key(rule, fields);
+            rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: *invert });
+        }
+        Expr::ShardLookup { fields, set } => {
+            let sreg = load_key(rule, fields);
+            rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: false });
+        }
+        Expr::ShardVmap { field, map } => {
+            load_key(rule, &[*field]);
+            let (mask, xor) = ([0u8, 0, 0, 0xff], [0u8; 4]);
+            rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
+            rule.add_expr(&VmapLookup { set: cstring(map), set_id: set_id(map) });
         }
         Expr::CtState(states) => {
             let states = *states;
@@ -88,7 +99,10 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             rule.add_expr(&Cmp::new(CmpOp::Neq, &0u32.to_ne_bytes()[..]));
         }
         Expr::Counter => rule.add_expr(&Counter),
-        Expr::Limit { per_second, burst } => rule.add_expr(&Limit { per_second: u64::from(*per_second), burst: *burst }),
+        Expr::Meter { set, per_second, burst } => {
+            load_key(rule, &[Field::Saddr]);
+            rule.add_expr(&MeterUpdate { set: cstring(set), set_id: set_id(set), per_second: u64::from(*per_second), burst: *burst });
+        }
         Expr::Log { group, prefix } => rule.add_expr(&Log { group: *group, prefix: cstring(prefix) }),
         Expr::Masquerade => rule.add_expr(&Masquerade),
         Expr::SetMark(m) => {
@@ -98,8 +112,6 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
         Expr::Verdict(v) => rule.add_expr(&match v {
             Verdict::Accept => NVerdict::Accept,
             Verdict::Drop => NVerdict::Drop,
-            Verdict::Return => NVerdict::Return,
-            Verdict::Jump(c) => NVerdict::Jump { chain: cstring(c) },
             Verdict::Goto(c) => NVerdict::Goto { chain: cstring(c) },
             Verdict::RejectTcpReset => NVerdict::Reject(RejectionType::TcpRst),
             Verdict::RejectPortUnreachable => NVerdict::Reject(RejectionType::Icmp(IcmpCode::PortUnreach)),

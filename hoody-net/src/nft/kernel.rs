@@ -7,9 +7,9 @@ use std::time::Instant;
 use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table};
 use tracing::debug;
 
-use super::sys::{self, AlignedBuf, DumpWhat, MapElems, NlSocket, VerdictMap};
-use super::{FirewallOps, KernelRule, TableDump};
-use crate::compile::{BaseHook, EGRESS_MAP, INGRESS_MAP, Op, TABLE};
+use super::sys::{self, AlignedBuf, DumpWhat, Elems, NlSocket, SetDef, SetSpec};
+use super::{FirewallOps, KernelElem, KernelRule, TableDump};
+use crate::compile::{self, BaseHook, Op, SetKind, TABLE, set_id};
 use crate::error::{NetError, Result};
 
 /// Priority of our base chains: just before the default filter priority, so our drops happen
@@ -29,6 +29,52 @@ pub struct NftFirewall {
 
 fn cs(s: &str) -> CString {
     CString::new(s).expect("no NUL in names")
+}
+
+const TYPE_IPV4: u32 = 7;
+const TYPE_INET_PROTO: u32 = 12;
+const TYPE_INET_SERVICE: u32 = 13;
+const TYPE_IFNAME: u32 = 41;
+const NFT_SET_INTERVAL: u32 = 0x4;
+const NFT_SET_MAP: u32 = 0x8;
+const NFT_SET_TIMEOUT: u32 = 0x10;
+const NFT_SET_EVAL: u32 = 0x20;
+const NFT_SET_CONCAT: u32 = 0x80;
+
+/// nft's type id of a concatenation.
+fn concat(types: &[u32]) -> u32 {
+    types.iter().fold(0, |acc, t| (acc << 6) | t)
+}
+
+/// How each kind of set is declared (what `nft` itself sends for the same declaration).
+fn spec(kind: SetKind) -> SetSpec {
+    let base = SetSpec {
+        flags: 0,
+        key_type: TYPE_IPV4,
+        key_len: 4,
+        verdict_map: false,
+        concat: &[],
+        timeout_ms: None,
+        size: None,
+        counter: false,
+        udata: &[],
+    };
+    match kind {
+        SetKind::IfAddr => SetSpec { key_type: concat(&[TYPE_IFNAME, TYPE_IPV4]), key_len: 20, ..base },
+        SetKind::IfCounted => SetSpec { key_type: TYPE_IFNAME, key_len: 16, counter: true, udata: &sys::UDATA_HOST_KEY, ..base },
+        SetKind::AddrCounted => SetSpec { counter: true, ..base },
+        SetKind::Addr => base,
+        SetKind::Meter => SetSpec { flags: NFT_SET_TIMEOUT | NFT_SET_EVAL, timeout_ms: Some(60_000), size: Some(65_535), ..base },
+        SetKind::Regions => SetSpec {
+            flags: NFT_SET_INTERVAL | NFT_SET_CONCAT,
+            key_type: concat(&[TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
+            key_len: 16,
+            concat: &[4, 4, 1, 2],
+            counter: true,
+            ..base
+        },
+        SetKind::ShardMap => SetSpec { flags: NFT_SET_MAP, verdict_map: true, ..base },
+    }
 }
 
 fn nft_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NetError {
@@ -59,9 +105,8 @@ impl NftFirewall {
         r
     }
 
-    /// Builds the batch; `replaces` receives the positions of messages that must carry
-    /// NLM_F_REPLACE (nftnl cannot set it).
-    fn build(ops: &[Op], replaces: &mut Vec<usize>) -> (Batch, Vec<usize>) {
+    /// Builds the batch.
+    fn build(ops: &[Op]) -> (Batch, Vec<usize>) {
         let table = Table::new(cs(TABLE), ProtoFamily::Inet);
         let mut batch = Batch::new();
         // The batch's sequence numbers map back to the op that produced each message.
@@ -85,58 +130,18 @@ impl NftFirewall {
                     batch.add(&c, MsgType::Add);
                 }
                 Op::AddChain(n) => batch.add(&Chain::new(cs(n), &table), MsgType::Add),
-                Op::DelChain(n) => batch.add(&Chain::new(cs(n), &table), MsgType::Del),
-                Op::FlushChain(n) => {
-                    let chain = Chain::new(cs(n), &table);
-                    batch.add(&Rule::new(&chain), MsgType::Del);
+                Op::AddSet { name, kind } => {
+                    batch.add(&SetDef { table: cs(TABLE), name: cs(name), id: set_id(name), spec: spec(*kind) }, MsgType::Add)
                 }
-                Op::AddMap(m) => batch.add(
-                    &VerdictMap {
-                        table: cs(TABLE),
-                        name: cs(m),
-                        id: if *m == EGRESS_MAP {
-                            1
-                        } else if *m == INGRESS_MAP {
-                            2
-                        } else {
-                            3
-                        },
-                    },
-                    MsgType::Add,
-                ),
-                Op::AddMapElem { map, ifname, chain } => {
-                    batch.add(&MapElems { table: cs(TABLE), set: cs(map), elems: vec![(sys::ifname_key(ifname), cs(chain))] }, MsgType::Add)
-                }
-                Op::DelMapElem { map, ifname } => {
-                    batch.add(&MapElems { table: cs(TABLE), set: cs(map), elems: vec![(sys::ifname_key(ifname), cs(""))] }, MsgType::Del)
-                }
-                Op::AddRule { chain, rule, after } => {
+                Op::AddElems { set, elems } => batch.add(&Elems { table: cs(TABLE), set: cs(set), elems, get: false }, MsgType::Add),
+                Op::DelElems { set, elems } => batch.add(&Elems { table: cs(TABLE), set: cs(set), elems, get: false }, MsgType::Del),
+                Op::AddRule { chain, rule } => {
                     let c = Chain::new(cs(chain), &table);
                     let mut r = Rule::new(&c);
                     for e in &rule.exprs {
                         super::encode::add(&mut r, e);
                     }
                     r.set_comment(cs(&rule.comment)).expect("comments are short");
-                    if let Some(h) = after {
-                        r.set_position(*h);
-                    }
-                    batch.add(&r, MsgType::Add);
-                }
-                Op::DelRule { chain, handle } => {
-                    let c = Chain::new(cs(chain), &table);
-                    let mut r = Rule::new(&c);
-                    r.set_handle(*handle);
-                    batch.add(&r, MsgType::Del);
-                }
-                Op::ReplaceRule { chain, handle, rule } => {
-                    let c = Chain::new(cs(chain), &table);
-                    let mut r = Rule::new(&c);
-                    for e in &rule.exprs {
-                        super::encode::add(&mut r, e);
-                    }
-                    r.set_comment(cs(&rule.comment)).expect("comments are short");
-                    r.set_handle(*handle);
-                    replaces.push(seq_to_op.len());
                     batch.add(&r, MsgType::Add);
                 }
             }
@@ -185,9 +190,13 @@ impl NftFirewall {
         }
     }
 
-    fn map(&self, name: &str) -> Result<Option<std::collections::BTreeMap<String, String>>> {
-        let name = cs(name);
-        Ok(self.dump_with(DumpWhat::MapElems(&name), |b, m, out| out.extend(sys::parse_map_elems(b, m)))?.map(|v| v.into_iter().collect()))
+    fn rules(&self, chain: Option<&str>) -> Result<Option<Vec<super::parse::ParsedRule>>> {
+        let c = chain.map(cs);
+        self.dump_with(DumpWhat::Rules(c.as_deref()), |b, m, out| {
+            if let Some(r) = super::parse::rule(&b.bytes()[m.offset + 16..m.offset + m.len]) {
+                out.push(r)
+            }
+        })
     }
 }
 
@@ -197,8 +206,7 @@ impl FirewallOps for NftFirewall {
             return Ok(());
         }
         let t = Instant::now();
-        let mut replaces = vec![];
-        let (batch, seq_to_op) = Self::build(ops, &mut replaces);
+        let (batch, seq_to_op) = Self::build(ops);
         let batch = batch.finalize();
         let seqs = batch.sequence_numbers();
         let mut bytes: Vec<u8> = batch.iter().flat_map(|page| page.iter().copied()).collect();
@@ -206,8 +214,6 @@ impl FirewallOps for NftFirewall {
         // Errors are reported whether or not an acknowledgement was asked for; asking for one per
         // message (as nftnl does) floods the socket on large batches. Only errors come back now.
         sys::clear_ack_flags(&mut bytes);
-        // Message i after the batch-begin message is op i.
-        sys::set_replace_flags(&mut bytes, &replaces);
         let first_error = self.with_socket(bytes.len() + (1 << 20), |sock| {
             sock.send(&bytes).map_err(|source| NetError::Rejected { ops: ops.len(), source })?;
             // The kernel handles the batch inside sendmsg: every answer is queued by now.
@@ -236,12 +242,7 @@ impl FirewallOps for NftFirewall {
     }
 
     fn dump(&self) -> Result<Option<TableDump>> {
-        let Some(rules) = self.dump_with(DumpWhat::Rules(None), |b, m, out| {
-            if let Some(r) = super::parse::rule(&b.bytes()[m.offset + 16..m.offset + m.len]) {
-                out.push(r)
-            }
-        })?
-        else {
+        let Some(rules) = self.rules(None)? else {
             return Ok(None);
         };
         let mut d = TableDump::default();
@@ -253,25 +254,49 @@ impl FirewallOps for NftFirewall {
                 bytes: r.bytes,
             });
         }
-        for m in [EGRESS_MAP, INGRESS_MAP] {
-            if let Some(elems) = self.map(m)? {
-                d.maps.insert(m.to_string(), elems);
+        for (set, _) in compile::sets() {
+            if let Some(elems) = self.set_elems(&set)? {
+                d.sets.insert(set, elems);
             }
         }
         Ok(Some(d))
     }
 
-    fn chain(&self, name: &str) -> Result<Vec<KernelRule>> {
-        let c = cs(name);
-        let rules = self.dump_with(DumpWhat::Rules(Some(&c)), |b, m, out| {
-            if let Some(r) = super::parse::rule(&b.bytes()[m.offset + 16..m.offset + m.len]) {
-                out.push(r)
+    fn set_elems(&self, set: &str) -> Result<Option<Vec<KernelElem>>> {
+        let name = cs(set);
+        self.dump_with(DumpWhat::SetElems(&name), |b, m, out| {
+            out.extend(super::parse::set_elems(&b.bytes()[m.offset + 16..m.offset + m.len]))
+        })
+    }
+
+    fn get_elems(&self, set: &str, keys: &[Vec<u8>]) -> Result<Vec<KernelElem>> {
+        let (table, name) = (cs(TABLE), cs(set));
+        self.with_socket(1 << 20, |sock| {
+            let mut found = vec![];
+            let mut buf = AlignedBuf::new(1 << 16);
+            let mut rbuf = AlignedBuf::new(1 << 16);
+            for (i, key) in keys.iter().enumerate() {
+                let len = sys::get_elem_request(&mut buf, i as u32 + 1, &table, &name, &crate::compile::Elem::key(key.clone()));
+                sock.send(&buf.bytes_mut()[..len]).map_err(nft_err("element lookup"))?;
+                // Answers: the element (if it exists), then the acknowledgement or an error.
+                'answer: loop {
+                    let n = sock.recv(&mut rbuf).map_err(nft_err("element lookup"))?;
+                    let msgs = sys::split_messages(rbuf.bytes_mut(), n);
+                    if msgs.is_empty() {
+                        break;
+                    }
+                    for m in &msgs {
+                        if let Some((err, _)) = sys::error_of(rbuf.bytes_mut(), m) {
+                            if err == 0 || -err == libc::ENOENT {
+                                break 'answer;
+                            }
+                            return Err(NetError::Nft { what: "element lookup", source: std::io::Error::from_raw_os_error(-err) });
+                        }
+                        found.extend(super::parse::set_elems(&rbuf.bytes()[m.offset + 16..m.offset + m.len]));
+                    }
+                }
             }
-        })?;
-        Ok(rules
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| KernelRule { handle: r.handle, comment: r.comment, packets: r.packets, bytes: r.bytes })
-            .collect())
+            Ok(found)
+        })
     }
 }

@@ -10,9 +10,9 @@ mod parse;
 pub mod recording;
 mod sys;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::compile::{Expected, Op};
+use crate::compile::{Elem, Expected, Op, SET_LOGRATE};
 use crate::error::{NetError, Result};
 
 /// A rule as read back from the kernel.
@@ -24,51 +24,74 @@ pub struct KernelRule {
     pub bytes: u64,
 }
 
+/// A set element as read back from the kernel, with its counter (0 where the set counts
+/// nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelElem {
+    pub elem: Elem,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 /// The table as the kernel has it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableDump {
     pub chains: BTreeMap<String, Vec<KernelRule>>,
-    pub maps: BTreeMap<String, BTreeMap<String, String>>,
+    pub sets: BTreeMap<String, Vec<KernelElem>>,
 }
 
 pub trait FirewallOps: Send + Sync + 'static {
     /// Applies `ops` atomically: all of them or, if the kernel refuses one, none.
     fn apply(&self, ops: &[Op]) -> Result<()>;
-    /// The whole table; `None` when it does not exist.
+    /// The whole table (every chain and every set's elements); `None` when it does not exist.
     fn dump(&self) -> Result<Option<TableDump>>;
-    /// The rules of one chain, in order (empty when the chain does not exist).
-    fn chain(&self, name: &str) -> Result<Vec<KernelRule>>;
+    /// Every element of one set; `None` when the table or the set does not exist.
+    fn set_elems(&self, set: &str) -> Result<Option<Vec<KernelElem>>>;
+    /// The elements of `set` with these exact keys that exist (one lookup each, whatever the
+    /// set's size).
+    fn get_elems(&self, set: &str, keys: &[Vec<u8>]) -> Result<Vec<KernelElem>>;
 }
 
 impl TableDump {
     /// Compares with what the policy expects; the error names the first difference.
-    pub fn verify(&self, x: &Expected, only: Option<&[String]>) -> Result<()> {
-        let wanted = |n: &String| only.is_none_or(|o| o.contains(n));
-        for (chain, comments) in x.chains.iter().filter(|(n, _)| wanted(n)) {
-            let got: Vec<&str> = self.chains.get(chain).map(|r| r.iter().map(|r| r.comment.as_str()).collect()).unwrap_or_default();
-            if !self.chains.contains_key(chain) {
+    pub fn verify(&self, x: &Expected) -> Result<()> {
+        for (chain, comments) in &x.chains {
+            let Some(rules) = self.chains.get(chain) else {
                 return Err(NetError::Verify(format!("chain {chain} is missing")));
-            }
+            };
+            let got: Vec<&str> = rules.iter().map(|r| r.comment.as_str()).collect();
             if got != comments.iter().map(String::as_str).collect::<Vec<_>>() {
                 return Err(NetError::Verify(format!("chain {chain} holds {got:?}, expected {comments:?}")));
             }
         }
-        if only.is_none()
-            && let Some(extra) = self.chains.keys().find(|c| !x.chains.contains_key(*c))
-        {
+        if let Some(extra) = self.chains.keys().find(|c| !x.chains.contains_key(*c)) {
             return Err(NetError::Verify(format!("unexpected chain {extra}")));
         }
-        for (map, elems) in &x.maps {
-            let got = self.maps.get(map).ok_or_else(|| NetError::Verify(format!("map {map} is missing")))?;
-            for (ifname, chain) in elems.iter().filter(|(_, c)| wanted(c)) {
-                if got.get(ifname) != Some(chain) {
-                    return Err(NetError::Verify(format!("map {map}: {ifname} → {:?}, expected {chain}", got.get(ifname))));
-                }
+        for (set, elems) in &x.sets {
+            let Some(got) = self.sets.get(set) else {
+                return Err(NetError::Verify(format!("set {set} is missing")));
+            };
+            if set == SET_LOGRATE {
+                continue; // filled by the packet path
             }
-            if only.is_none() && got.len() != elems.len() {
-                return Err(NetError::Verify(format!("map {map} has {} entries, expected {}", got.len(), elems.len())));
-            }
+            verify_elems(set, got, elems)?;
         }
         Ok(())
     }
+}
+
+/// `got` holds exactly `want` (in any order).
+pub fn verify_elems(set: &str, got: &[KernelElem], want: &[Elem]) -> Result<()> {
+    let g: BTreeSet<&Elem> = got.iter().map(|e| &e.elem).collect();
+    let w: BTreeSet<&Elem> = want.iter().collect();
+    if let Some(e) = w.difference(&g).next() {
+        return Err(NetError::Verify(format!("set {set} lacks {e:?}")));
+    }
+    if let Some(e) = g.difference(&w).next() {
+        return Err(NetError::Verify(format!("set {set} holds an unexpected {e:?}")));
+    }
+    if g.len() != got.len() {
+        return Err(NetError::Verify(format!("set {set} holds an element twice")));
+    }
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! chain, handle, comment and counter — without building nftnl's full rule objects, which
 //! made verifying a 20,000-rule table take longer than loading it.
 
+use super::KernelElem;
+use crate::compile::Elem;
 use crate::nlmsg::attrs;
 
 const NFTA_RULE_CHAIN: u16 = 2;
@@ -82,6 +84,81 @@ pub fn rule(payload: &[u8]) -> Option<ParsedRule> {
     (!r.chain.is_empty()).then_some(r)
 }
 
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_USERDATA: u16 = 6;
+const NFTA_SET_ELEM_EXPR: u16 = 7;
+const NFTA_SET_ELEM_KEY_END: u16 = 10;
+const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+
+fn data_value(v: &[u8]) -> Vec<u8> {
+    attrs(v).find(|(t, _)| *t == NFTA_DATA_VALUE).map(|(_, d)| d.to_vec()).unwrap_or_default()
+}
+
+/// Adds the counter of one expression (name + data) to `(packets, bytes)`.
+fn counter_of(expr: &[u8], out: &mut (u64, u64)) {
+    let mut is_counter = false;
+    for (t, x) in attrs(expr) {
+        match t {
+            NFTA_EXPR_NAME => is_counter = string(x) == "counter",
+            NFTA_EXPR_DATA if is_counter => {
+                for (ct, cv) in attrs(x) {
+                    match ct {
+                        NFTA_COUNTER_BYTES => out.1 += be64(cv),
+                        NFTA_COUNTER_PACKETS => out.0 += be64(cv),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Parses the payload of one `NFT_MSG_NEWSETELEM` message (after the 16-byte netlink header):
+/// every element with its key, interval end, comment, goto chain and counter.
+pub fn set_elems(payload: &[u8]) -> Vec<KernelElem> {
+    let mut out = vec![];
+    let Some(body) = payload.get(4..) else { return out };
+    for (ty, list) in attrs(body) {
+        if ty != NFTA_SET_ELEM_LIST_ELEMENTS {
+            continue;
+        }
+        for (_, el) in attrs(list).filter(|(t, _)| *t == NFTA_LIST_ELEM) {
+            let mut e = Elem::key(vec![]);
+            let mut counter = (0, 0);
+            for (t, v) in attrs(el) {
+                match t {
+                    NFTA_SET_ELEM_KEY => e.key = data_value(v),
+                    NFTA_SET_ELEM_KEY_END => e.key_end = Some(data_value(v)),
+                    NFTA_SET_ELEM_USERDATA => e.comment = Some(comment(v)).filter(|c| !c.is_empty()),
+                    NFTA_SET_ELEM_DATA => {
+                        for (dt, dv) in attrs(v).filter(|(t, _)| *t == NFTA_DATA_VERDICT) {
+                            let _ = dt;
+                            e.goto = attrs(dv).find(|(t, _)| *t == NFTA_VERDICT_CHAIN).map(|(_, c)| string(c));
+                        }
+                    }
+                    NFTA_SET_ELEM_EXPR => counter_of(v, &mut counter),
+                    NFTA_SET_ELEM_EXPRESSIONS => {
+                        for (_, x) in attrs(v).filter(|(t, _)| *t == NFTA_LIST_ELEM) {
+                            counter_of(x, &mut counter);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !e.key.is_empty() {
+                out.push(KernelElem { elem: e, packets: counter.0, bytes: counter.1 });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +187,31 @@ mod tests {
             rule(&payload),
             Some(ParsedRule { chain: "e_abc".into(), handle: 42, comment: "r:abc".into(), packets: 7, bytes: 1234 })
         );
+    }
+
+    #[test]
+    fn parses_elements_with_interval_end_comment_verdict_and_counter() {
+        let counter = [attr(NFTA_COUNTER_BYTES, &60u64.to_be_bytes()), attr(NFTA_COUNTER_PACKETS, &1u64.to_be_bytes())].concat();
+        let expr = [attr(NFTA_EXPR_NAME, b"counter\0"), attr(NFTA_EXPR_DATA | 0x8000, &counter)].concat();
+        let verdict = attr(NFTA_DATA_VERDICT | 0x8000, &[attr(1, &(-4i32).to_be_bytes()), attr(NFTA_VERDICT_CHAIN, b"es05\0")].concat());
+        let el = [
+            attr(NFTA_SET_ELEM_KEY | 0x8000, &attr(NFTA_DATA_VALUE, &[1, 2, 3, 4])),
+            attr(NFTA_SET_ELEM_KEY_END | 0x8000, &attr(NFTA_DATA_VALUE, &[1, 2, 3, 9])),
+            attr(NFTA_SET_ELEM_USERDATA, b"\x00\x05r:ab\x00"),
+            attr(NFTA_SET_ELEM_DATA | 0x8000, &verdict),
+            attr(NFTA_SET_ELEM_EXPR | 0x8000, &expr),
+        ]
+        .concat();
+        let mut payload = vec![1, 0, 0, 0];
+        payload.extend(attr(NFTA_SET_ELEM_LIST_ELEMENTS | 0x8000, &attr(NFTA_LIST_ELEM | 0x8000, &el)));
+        let got = set_elems(&payload);
+        assert_eq!(got.len(), 1);
+        let e = &got[0];
+        assert_eq!((e.packets, e.bytes), (1, 60));
+        assert_eq!(e.elem.key, [1, 2, 3, 4]);
+        assert_eq!(e.elem.key_end.as_deref(), Some(&[1, 2, 3, 9][..]));
+        assert_eq!(e.elem.comment.as_deref(), Some("r:ab"));
+        assert_eq!(e.elem.goto.as_deref(), Some("es05"));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! A recording double of [`FirewallOps`]: keeps every transaction and interprets it on an
 //! in-memory table with the kernel's rules (a transaction applies wholly or not at all; a rule
-//! needs its chain; a referenced or non-empty chain cannot be deleted; …).
+//! needs its chain and the chains and sets it names; an element needs its set; deleting an absent
+//! element or adding a different one under an existing key is refused; …).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{FirewallOps, KernelRule, TableDump};
-use crate::compile::{Expr, Op, Verdict};
+use super::{FirewallOps, KernelElem, KernelRule, TableDump};
+use crate::compile::{Elem, Expr, Op, Verdict};
 use crate::error::{NetError, Result};
 
 #[derive(Clone, Debug, Default)]
@@ -15,10 +16,12 @@ struct Model {
     table: Option<Table>,
 }
 
+type ElemKey = (Vec<u8>, Option<Vec<u8>>);
+
 #[derive(Clone, Debug, Default)]
 struct Table {
     chains: BTreeMap<String, Vec<(u64, String, Vec<Expr>)>>,
-    maps: BTreeMap<String, BTreeMap<String, String>>,
+    sets: BTreeMap<String, BTreeMap<ElemKey, Elem>>,
     next_handle: u64,
 }
 
@@ -35,13 +38,6 @@ fn refuse(why: String) -> NetError {
     NetError::Rejected { ops: 0, source: std::io::Error::other(why) }
 }
 
-fn targets(exprs: &[Expr]) -> Option<&str> {
-    exprs.iter().find_map(|e| match e {
-        Expr::Verdict(Verdict::Jump(c) | Verdict::Goto(c)) => Some(c.as_str()),
-        _ => None,
-    })
-}
-
 impl Table {
     fn apply(&mut self, op: &Op) -> std::result::Result<(), String> {
         match op {
@@ -52,56 +48,48 @@ impl Table {
             Op::AddChain(n) => {
                 self.chains.entry(n.clone()).or_default();
             }
-            Op::FlushChain(n) => self.chains.get_mut(n).ok_or(format!("flush: no chain {n}"))?.clear(),
-            Op::DelChain(n) => {
-                let rules = self.chains.get(n).ok_or(format!("delete: no chain {n}"))?;
-                if !rules.is_empty() {
-                    return Err(format!("delete: chain {n} is not empty"));
-                }
-                let referenced = self.chains.values().flatten().any(|(_, _, e)| targets(e) == Some(n))
-                    || self.maps.values().any(|m| m.values().any(|c| c == n));
-                if referenced {
-                    return Err(format!("delete: chain {n} is still referenced"));
-                }
-                self.chains.remove(n);
+            Op::AddSet { name, .. } => {
+                self.sets.entry(name.clone()).or_default();
             }
-            Op::AddMap(m) => {
-                self.maps.entry(m.to_string()).or_default();
-            }
-            Op::AddMapElem { map, ifname, chain } => {
-                if !self.chains.contains_key(chain) {
-                    return Err(format!("map element jumps to missing chain {chain}"));
-                }
-                self.maps.get_mut(*map).ok_or(format!("no map {map}"))?.insert(ifname.clone(), chain.clone());
-            }
-            Op::DelMapElem { map, ifname } => {
-                self.maps.get_mut(*map).ok_or(format!("no map {map}"))?.remove(ifname).ok_or(format!("no element {ifname} in {map}"))?;
-            }
-            Op::AddRule { chain, rule, after } => {
-                if let Some(t) = targets(&rule.exprs)
-                    && !self.chains.contains_key(t)
-                {
-                    return Err(format!("rule jumps to missing chain {t}"));
+            Op::AddRule { chain, rule } => {
+                for e in &rule.exprs {
+                    match e {
+                        Expr::Verdict(Verdict::Goto(c)) if !self.chains.contains_key(c) => return Err(format!("goto: no chain {c}")),
+                        Expr::Lookup { set, .. } | Expr::ShardVmap { map: set, .. } | Expr::Meter { set, .. }
+                            if !self.sets.contains_key(*set) =>
+                        {
+                            return Err(format!("lookup: no set {set}"));
+                        }
+                        Expr::ShardLookup { set, .. } if !self.sets.contains_key(set) => return Err(format!("lookup: no set {set}")),
+                        _ => {}
+                    }
                 }
                 self.next_handle += 1;
                 let h = self.next_handle;
-                let rules = self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?;
-                let pos = match after {
-                    None => rules.len(),
-                    Some(a) => rules.iter().position(|(hh, _, _)| hh == a).ok_or(format!("no rule with handle {a} in {chain}"))? + 1,
-                };
-                rules.insert(pos, (h, rule.comment.clone(), rule.exprs.clone()));
+                self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?.push((h, rule.comment.clone(), rule.exprs.clone()));
             }
-            Op::ReplaceRule { chain, handle, rule } => {
-                let rules = self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?;
-                let r = rules.iter_mut().find(|(h, _, _)| h == handle).ok_or(format!("no rule with handle {handle}"))?;
-                r.1 = rule.comment.clone();
-                r.2 = rule.exprs.clone();
+            Op::AddElems { set, elems } => {
+                let s = self.sets.get_mut(set).ok_or(format!("no set {set}"))?;
+                for e in elems {
+                    if let Some(c) = &e.goto
+                        && !self.chains.contains_key(c)
+                    {
+                        return Err(format!("map element: no chain {c}"));
+                    }
+                    let k = (e.key.clone(), e.key_end.clone());
+                    match s.get(&k) {
+                        Some(old) if old != e => return Err(format!("set {set}: a different element exists under {k:?}")),
+                        _ => {
+                            s.insert(k, e.clone());
+                        }
+                    }
+                }
             }
-            Op::DelRule { chain, handle } => {
-                let rules = self.chains.get_mut(chain).ok_or(format!("no chain {chain}"))?;
-                let pos = rules.iter().position(|(h, _, _)| h == handle).ok_or(format!("no rule with handle {handle}"))?;
-                rules.remove(pos);
+            Op::DelElems { set, elems } => {
+                let s = self.sets.get_mut(set).ok_or(format!("no set {set}"))?;
+                for e in elems {
+                    s.remove(&(e.key.clone(), e.key_end.clone())).ok_or(format!("set {set}: no element {:?}", e.key))?;
+                }
             }
         }
         Ok(())
@@ -123,6 +111,10 @@ impl RecordingFirewall {
     pub fn transaction_count(&self) -> usize {
         self.transactions.lock().expect("poisoned").len()
     }
+}
+
+fn kernel_elem(e: &Elem) -> KernelElem {
+    KernelElem { elem: e.clone(), packets: 0, bytes: 0 }
 }
 
 impl FirewallOps for RecordingFirewall {
@@ -158,19 +150,26 @@ impl FirewallOps for RecordingFirewall {
                     (n.clone(), r.iter().map(|(h, c, _)| KernelRule { handle: *h, comment: c.clone(), packets: 0, bytes: 0 }).collect())
                 })
                 .collect(),
-            maps: t.maps.clone(),
+            sets: t.sets.iter().map(|(n, s)| (n.clone(), s.values().map(kernel_elem).collect())).collect(),
         }))
     }
 
-    fn chain(&self, name: &str) -> Result<Vec<KernelRule>> {
-        Ok(self.dump()?.and_then(|mut d| d.chains.remove(name)).unwrap_or_default())
+    fn set_elems(&self, set: &str) -> Result<Option<Vec<KernelElem>>> {
+        let m = self.model.lock().expect("poisoned");
+        Ok(m.table.as_ref().and_then(|t| t.sets.get(set)).map(|s| s.values().map(kernel_elem).collect()))
+    }
+
+    fn get_elems(&self, set: &str, keys: &[Vec<u8>]) -> Result<Vec<KernelElem>> {
+        let m = self.model.lock().expect("poisoned");
+        let Some(s) = m.table.as_ref().and_then(|t| t.sets.get(set)) else { return Ok(vec![]) };
+        Ok(keys.iter().filter_map(|k| s.get(&(k.clone(), None))).map(kernel_elem).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{self, expected, full, install, uninstall};
+    use crate::elements;
     use crate::policy::*;
 
     fn cfg() -> TableConfig {
@@ -188,45 +187,47 @@ mod tests {
     }
 
     #[test]
-    fn full_then_install_then_uninstall_verifies() {
+    fn a_full_rebuild_verifies_and_a_container_is_an_element_diff() {
         let fw = RecordingFirewall::new();
         let (a, b) = (ctr(&"a".repeat(24), 1), ctr(&"b".repeat(24), 2));
-        fw.apply(&full(&cfg(), std::slice::from_ref(&a))).unwrap();
-        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), std::slice::from_ref(&a)), None).unwrap();
-        fw.apply(&install(&cfg(), &b)).unwrap();
-        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), &[a.clone(), b.clone()]), None).unwrap();
-        fw.apply(&uninstall(&a.id)).unwrap();
-        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), std::slice::from_ref(&b)), None).unwrap();
-        // A second full rebuild replaces everything in one transaction.
-        fw.apply(&full(&cfg(), &[])).unwrap();
-        fw.dump().unwrap().unwrap().verify(&expected(&cfg(), &[]), None).unwrap();
+        let (ops, x) = elements::plan(&cfg(), std::slice::from_ref(&a)).unwrap();
+        fw.apply(&ops).unwrap();
+        fw.dump().unwrap().unwrap().verify(&x).unwrap();
+        let add = elements::diff(&Default::default(), &elements::of(&b).unwrap());
+        assert!(add.iter().all(|o| matches!(o, Op::AddElems { .. })), "a new container adds elements only");
+        fw.apply(&add).unwrap();
+        fw.dump().unwrap().unwrap().verify(&elements::plan(&cfg(), &[a.clone(), b.clone()]).unwrap().1).unwrap();
+        fw.apply(&elements::diff(&elements::of(&a).unwrap(), &Default::default())).unwrap();
+        fw.dump().unwrap().unwrap().verify(&elements::plan(&cfg(), std::slice::from_ref(&b)).unwrap().1).unwrap();
     }
 
     #[test]
     fn a_refused_transaction_changes_nothing() {
         let fw = RecordingFirewall::new();
         let a = ctr(&"a".repeat(24), 1);
-        fw.apply(&full(&cfg(), std::slice::from_ref(&a))).unwrap();
+        fw.apply(&elements::plan(&cfg(), std::slice::from_ref(&a)).unwrap().0).unwrap();
         let before = fw.dump().unwrap();
-        // Deleting a chain still referenced by the map is refused, with the rest of the batch.
-        let bad = vec![Op::AddChain("x".into()), Op::DelChain(crate::names::egress_chain(&a.id))];
+        // Deleting an element that is not there is refused, with the rest of the batch.
+        let b = ctr(&"b".repeat(24), 2);
+        let mut bad = elements::diff(&Default::default(), &elements::of(&b).unwrap());
+        bad.extend(elements::diff(&elements::of(&b).unwrap(), &Default::default()));
+        bad.extend(elements::diff(&elements::of(&b).unwrap(), &Default::default()));
         assert!(fw.apply(&bad).is_err());
         assert_eq!(fw.dump().unwrap(), before);
         fw.fail_next.store(true, Ordering::SeqCst);
-        assert!(fw.apply(&install(&cfg(), &ctr(&"b".repeat(24), 2))).is_err());
+        assert!(fw.apply(&elements::diff(&Default::default(), &elements::of(&b).unwrap())).is_err());
         assert_eq!(fw.dump().unwrap(), before);
     }
 
     #[test]
-    fn verify_notices_tampering() {
+    fn verify_notices_a_missing_element() {
         let fw = RecordingFirewall::new();
         let a = ctr(&"a".repeat(24), 1);
-        fw.apply(&full(&cfg(), std::slice::from_ref(&a))).unwrap();
-        let chain = crate::names::egress_chain(&a.id);
-        let policy = fw.chain(&chain).unwrap().last().unwrap().handle;
-        fw.apply(&[Op::DelRule { chain: chain.clone(), handle: policy }]).unwrap();
-        let err = fw.dump().unwrap().unwrap().verify(&expected(&cfg(), &[a]), None).unwrap_err();
-        assert!(err.to_string().contains(&chain), "{err}");
-        let _ = compile::TABLE;
+        let (ops, x) = elements::plan(&cfg(), std::slice::from_ref(&a)).unwrap();
+        fw.apply(&ops).unwrap();
+        let ctr_elem = elements::of(&a).unwrap()[crate::compile::SET_CTR].clone();
+        fw.apply(&[Op::DelElems { set: crate::compile::SET_CTR.into(), elems: ctr_elem }]).unwrap();
+        let err = fw.dump().unwrap().unwrap().verify(&x).unwrap_err();
+        assert!(err.to_string().contains("set ctr lacks"), "{err}");
     }
 }

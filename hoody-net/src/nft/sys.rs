@@ -1,6 +1,6 @@
-//! The unsafe corner of the firewall: nftnl-sys calls for what the nftnl crate lacks (verdict
-//! maps and their elements, `lookup` into the verdict register, `log`, `limit`, parsing rules and
-//! map elements read back from the kernel), and the netfilter netlink socket.
+//! The unsafe corner of the firewall: nftnl-sys calls for what the nftnl crate lacks (sets and
+//! their elements, lookups, loads into a chosen register, `log`, `limit`, `update @set`), and the
+//! netfilter netlink socket.
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::io;
@@ -10,13 +10,11 @@ use std::ptr::NonNull;
 use nftnl::expr::Expression;
 use nftnl::nftnl_sys as sys;
 use nftnl::{MsgType, NlMsg, Rule};
+
+use crate::compile::Elem;
 use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt};
 
 pub const NFPROTO_INET: u16 = 1;
-const NFT_SET_MAP: u32 = 0x8;
-const TYPE_IFNAME: u32 = 41;
-/// Set user data TLVs: key byte order = host (1), data byte order = 0, merge elements = 0.
-const SET_UDATA: [u8; 18] = [0, 4, 1, 0, 0, 0, 1, 4, 0, 0, 0, 0, 6, 4, 0, 0, 0, 0];
 pub const IFNAMSIZ: usize = 16;
 
 fn alloc_expr(name: &CStr) -> NonNull<sys::nftnl_expr> {
@@ -25,7 +23,7 @@ fn alloc_expr(name: &CStr) -> NonNull<sys::nftnl_expr> {
 }
 
 /// `lookup` of register 1 in a verdict map, the verdict going to the verdict register
-/// (`iifname vmap @eg`).
+/// (`… vmap @esh`).
 pub struct VmapLookup {
     pub set: CString,
     pub set_id: u32,
@@ -40,6 +38,90 @@ impl Expression for VmapLookup {
             sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_DREG as u16, libc::NFT_REG_VERDICT as u32);
             sys::nftnl_expr_set_str(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET as u16, self.set.as_ptr());
             sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET_ID as u16, self.set_id);
+        }
+        e
+    }
+}
+
+/// `lookup` of the key starting at register `sreg` in a set (no data): matches when the key is
+/// (or, inverted, is not) an element.
+pub struct SetLookup {
+    pub set: CString,
+    pub set_id: u32,
+    pub sreg: u32,
+    pub invert: bool,
+}
+
+impl Expression for SetLookup {
+    fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
+        let e = alloc_expr(c"lookup");
+        // SAFETY: `e` was just allocated; the string is copied by nftnl.
+        unsafe {
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SREG as u16, self.sreg);
+            sys::nftnl_expr_set_str(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET as u16, self.set.as_ptr());
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET_ID as u16, self.set_id);
+            if self.invert {
+                sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_FLAGS as u16, libc::NFT_LOOKUP_F_INV as u32);
+            }
+        }
+        e
+    }
+}
+
+/// Loads a packet field into a 32-bit register (`NFT_REG32_*`), for concatenated keys.
+pub enum Load {
+    Meta { key: u32, dreg: u32 },
+    Payload { base: u32, offset: u32, len: u32, dreg: u32 },
+}
+
+impl Expression for Load {
+    fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
+        match *self {
+            Load::Meta { key, dreg } => {
+                let e = alloc_expr(c"meta");
+                // SAFETY: `e` is valid; plain integer attributes.
+                unsafe {
+                    sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_META_KEY as u16, key);
+                    sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_META_DREG as u16, dreg);
+                }
+                e
+            }
+            Load::Payload { base, offset, len, dreg } => {
+                let e = alloc_expr(c"payload");
+                // SAFETY: `e` is valid; plain integer attributes.
+                unsafe {
+                    sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_PAYLOAD_BASE as u16, base);
+                    sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, offset);
+                    sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_PAYLOAD_LEN as u16, len);
+                    sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_PAYLOAD_DREG as u16, dreg);
+                }
+                e
+            }
+        }
+    }
+}
+
+/// `update @set { <key in register 1> limit rate N/second burst M packets }`: the rule goes on
+/// only while this key's rate is within the limit.
+pub struct MeterUpdate {
+    pub set: CString,
+    pub set_id: u32,
+    pub per_second: u64,
+    pub burst: u32,
+}
+
+impl Expression for MeterUpdate {
+    fn to_expr(&self, rule: &Rule) -> NonNull<sys::nftnl_expr> {
+        let e = alloc_expr(c"dynset");
+        let limit = Limit { per_second: self.per_second, burst: self.burst }.to_expr(rule);
+        // SAFETY: `e` and `limit` are valid; the set name is copied; the dynset takes ownership
+        // of `limit` (freed with it).
+        unsafe {
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_DYNSET_SREG_KEY as u16, libc::NFT_REG_1 as u32);
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_DYNSET_OP as u16, libc::NFT_DYNSET_OP_UPDATE as u32);
+            sys::nftnl_expr_set_str(e.as_ptr(), sys::NFTNL_EXPR_DYNSET_SET_NAME as u16, self.set.as_ptr());
+            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_DYNSET_SET_ID as u16, self.set_id);
+            sys::nftnl_expr_set(e.as_ptr(), sys::NFTNL_EXPR_DYNSET_EXPR as u16, limit.as_ptr() as *const c_void, 0);
         }
         e
     }
@@ -106,75 +188,117 @@ impl Drop for SetHandle {
     }
 }
 
-/// `map NAME { type ifname : verdict; }`.
-pub struct VerdictMap {
+/// How a set is declared: flags, key type and length, data, field lengths, timeout, counter.
+pub struct SetSpec {
+    pub flags: u32,
+    pub key_type: u32,
+    pub key_len: u32,
+    /// `ipv4_addr : verdict` maps.
+    pub verdict_map: bool,
+    /// Field lengths of a concatenated interval key.
+    pub concat: &'static [u8],
+    pub timeout_ms: Option<u64>,
+    pub size: Option<u32>,
+    /// A counter on every element.
+    pub counter: bool,
+    /// nft's user data (key byte order) so that `nft list` prints the keys readably.
+    pub udata: &'static [u8],
+}
+
+/// `set NAME { … }` (add only).
+pub struct SetDef {
     pub table: CString,
     pub name: CString,
     pub id: u32,
+    pub spec: SetSpec,
 }
 
 // SAFETY: `write` only writes one netlink message into the caller's buffer, which NlMsg requires
 // to be at least nft_nlmsg_maxsize() bytes.
-unsafe impl NlMsg for VerdictMap {
-    unsafe fn write(&self, buf: *mut c_void, seq: u32, msg_type: MsgType) {
+unsafe impl NlMsg for SetDef {
+    unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
         let s = SetHandle::new(&self.table, &self.name);
-        let (ty, flags) = match msg_type {
-            MsgType::Add => (libc::NFT_MSG_NEWSET, libc::NLM_F_CREATE | libc::NLM_F_ACK),
-            MsgType::Del => (libc::NFT_MSG_DELSET, libc::NLM_F_ACK),
-        };
-        // SAFETY: `s` is valid; `buf` is large enough per the NlMsg contract.
+        let p = s.0.as_ptr();
+        let sp = &self.spec;
+        // SAFETY: `p` is valid; data is copied by nftnl; `buf` is large enough per the NlMsg
+        // contract; the counter expression is handed over to the set, which frees it.
         unsafe {
-            sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_FLAGS as u16, NFT_SET_MAP);
-            sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_KEY_TYPE as u16, TYPE_IFNAME);
-            sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_KEY_LEN as u16, IFNAMSIZ as u32);
-            sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_DATA_TYPE as u16, libc::NFT_DATA_VERDICT);
-            sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_DATA_LEN as u16, 0);
-            sys::nftnl_set_set_u32(s.0.as_ptr(), sys::NFTNL_SET_ID as u16, self.id);
-            // What nft itself stores (key byte order: host, as for interface names), so that
-            // `nft list` prints the keys as names.
-            sys::nftnl_set_set_data(s.0.as_ptr(), sys::NFTNL_SET_USERDATA as u16, SET_UDATA.as_ptr().cast(), SET_UDATA.len() as u32);
-            let h = sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), ty as u16, NFPROTO_INET, flags as u16, seq);
-            sys::nftnl_set_nlmsg_build_payload(h, s.0.as_ptr());
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_FLAGS as u16, sp.flags);
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_KEY_TYPE as u16, sp.key_type);
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_KEY_LEN as u16, sp.key_len);
+            if sp.verdict_map {
+                sys::nftnl_set_set_u32(p, sys::NFTNL_SET_DATA_TYPE as u16, libc::NFT_DATA_VERDICT);
+                sys::nftnl_set_set_u32(p, sys::NFTNL_SET_DATA_LEN as u16, 0);
+            }
+            if !sp.concat.is_empty() {
+                sys::nftnl_set_set_data(p, sys::NFTNL_SET_DESC_CONCAT as u16, sp.concat.as_ptr().cast(), sp.concat.len() as u32);
+            }
+            if let Some(t) = sp.timeout_ms {
+                sys::nftnl_set_set_u64(p, sys::NFTNL_SET_TIMEOUT as u16, t);
+            }
+            if let Some(n) = sp.size {
+                sys::nftnl_set_set_u32(p, sys::NFTNL_SET_DESC_SIZE as u16, n);
+            }
+            if sp.counter {
+                sys::nftnl_set_add_expr(p, alloc_expr(c"counter").as_ptr());
+            }
+            if !sp.udata.is_empty() {
+                sys::nftnl_set_set_data(p, sys::NFTNL_SET_USERDATA as u16, sp.udata.as_ptr().cast(), sp.udata.len() as u32);
+            }
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_ID as u16, self.id);
+            let flags = libc::NLM_F_CREATE | libc::NLM_F_ACK;
+            let h = sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), libc::NFT_MSG_NEWSET as u16, NFPROTO_INET, flags as u16, seq);
+            sys::nftnl_set_nlmsg_build_payload(h, p);
         }
     }
 }
 
-/// Elements of a verdict map: interface name → `jump CHAIN` (the chain is ignored on delete).
-pub struct MapElems {
+/// Set user data: key byte order = host (interface names print as names).
+pub const UDATA_HOST_KEY: [u8; 6] = [0, 4, 1, 0, 0, 0];
+
+/// Elements to add to or delete from a set (message type from the batch: add or delete), or
+/// (with [`MsgType::Del`] and `get`) to look up.
+pub struct Elems<'a> {
     pub table: CString,
     pub set: CString,
-    pub elems: Vec<([u8; IFNAMSIZ], CString)>,
+    pub elems: &'a [Elem],
+    /// A lookup (`NFT_MSG_GETSETELEM`) instead of a change.
+    pub get: bool,
 }
 
-/// An interface name as a map key: NUL-padded to IFNAMSIZ.
-pub fn ifname_key(name: &str) -> [u8; IFNAMSIZ] {
-    let mut k = [0u8; IFNAMSIZ];
-    let b = name.as_bytes();
-    k[..b.len().min(IFNAMSIZ - 1)].copy_from_slice(&b[..b.len().min(IFNAMSIZ - 1)]);
-    k
-}
-
-// SAFETY: as for VerdictMap, one message into a buffer of nft_nlmsg_maxsize() bytes.
-unsafe impl NlMsg for MapElems {
+// SAFETY: as for SetDef, one message into a buffer of nft_nlmsg_maxsize() bytes.
+unsafe impl NlMsg for Elems<'_> {
     unsafe fn write(&self, buf: *mut c_void, seq: u32, msg_type: MsgType) {
         let s = SetHandle::new(&self.table, &self.set);
-        for (key, chain) in &self.elems {
+        let add = msg_type == MsgType::Add && !self.get;
+        for el in self.elems {
             // SAFETY: allocation; the element is handed over to the set, which frees it.
             let e = unsafe { sys::nftnl_set_elem_alloc() };
             assert!(!e.is_null(), "nftnl_set_elem_alloc: out of memory");
-            // SAFETY: `e` is valid; key and chain are copied by nftnl.
+            // SAFETY: `e` is valid; keys, chain names and user data are copied by nftnl.
             unsafe {
-                sys::nftnl_set_elem_set(e, sys::NFTNL_SET_ELEM_KEY as u16, key.as_ptr().cast(), IFNAMSIZ as u32);
-                if msg_type == MsgType::Add {
-                    sys::nftnl_set_elem_set_u32(e, sys::NFTNL_SET_ELEM_VERDICT as u16, libc::NFT_JUMP as u32);
-                    sys::nftnl_set_elem_set_str(e, sys::NFTNL_SET_ELEM_CHAIN as u16, chain.as_ptr());
+                sys::nftnl_set_elem_set(e, sys::NFTNL_SET_ELEM_KEY as u16, el.key.as_ptr().cast(), el.key.len() as u32);
+                if let Some(end) = &el.key_end {
+                    sys::nftnl_set_elem_set(e, sys::NFTNL_SET_ELEM_KEY_END as u16, end.as_ptr().cast(), end.len() as u32);
+                }
+                if add {
+                    if let Some(chain) = &el.goto {
+                        let chain = CString::new(chain.as_str()).expect("no NUL in chain names");
+                        sys::nftnl_set_elem_set_u32(e, sys::NFTNL_SET_ELEM_VERDICT as u16, libc::NFT_GOTO as u32);
+                        sys::nftnl_set_elem_set_str(e, sys::NFTNL_SET_ELEM_CHAIN as u16, chain.as_ptr());
+                    }
+                    if let Some(c) = &el.comment {
+                        let ud = comment_udata(c);
+                        sys::nftnl_set_elem_set(e, sys::NFTNL_SET_ELEM_USERDATA as u16, ud.as_ptr().cast(), ud.len() as u32);
+                    }
                 }
                 sys::nftnl_set_elem_add(s.0.as_ptr(), e);
             }
         }
-        let (ty, flags) = match msg_type {
-            MsgType::Add => (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE | libc::NLM_F_ACK),
-            MsgType::Del => (libc::NFT_MSG_DELSETELEM, libc::NLM_F_ACK),
+        let (ty, flags) = match (self.get, msg_type) {
+            (true, _) => (libc::NFT_MSG_GETSETELEM, libc::NLM_F_ACK),
+            (false, MsgType::Add) => (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE | libc::NLM_F_ACK),
+            (false, MsgType::Del) => (libc::NFT_MSG_DELSETELEM, libc::NLM_F_ACK),
         };
         // SAFETY: `buf` is large enough per the NlMsg contract; `s` is valid.
         unsafe {
@@ -182,6 +306,23 @@ unsafe impl NlMsg for MapElems {
             sys::nftnl_set_elems_nlmsg_build_payload(h, s.0.as_ptr());
         }
     }
+}
+
+/// An element comment as nft stores it: user data TLV (type 0, length, string with its NUL).
+pub fn comment_udata(c: &str) -> Vec<u8> {
+    let b = &c.as_bytes()[..c.len().min(250)];
+    let mut v = vec![0u8, (b.len() + 1) as u8];
+    v.extend_from_slice(b);
+    v.push(0);
+    v
+}
+
+/// An interface name as a key: NUL-padded to IFNAMSIZ.
+pub fn ifname_key(name: &str) -> [u8; IFNAMSIZ] {
+    let mut k = [0u8; IFNAMSIZ];
+    let b = name.as_bytes();
+    k[..b.len().min(IFNAMSIZ - 1)].copy_from_slice(&b[..b.len().min(IFNAMSIZ - 1)]);
+    k
 }
 
 /// A netfilter netlink socket.
@@ -206,10 +347,6 @@ impl AlignedBuf {
         // SAFETY: a Vec<u64> is valid, initialised memory of len*8 bytes; u8 has no alignment
         // requirement and the slice borrows self.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), self.0.len() * 8) }
-    }
-
-    fn ptr(&self) -> *const u8 {
-        self.0.as_ptr().cast::<u8>()
     }
 }
 
@@ -242,19 +379,6 @@ pub fn clear_ack_flags(buf: &mut [u8]) {
     for m in split_messages(buf, buf.len()) {
         let f = u16::from_ne_bytes([buf[m.offset + 6], buf[m.offset + 7]]) & !(libc::NLM_F_ACK as u16);
         buf[m.offset + 6..m.offset + 8].copy_from_slice(&f.to_ne_bytes());
-    }
-}
-
-/// Turns the messages at positions `which` (counting from the first message after the
-/// batch-begin message) from "append" into "replace the rule with this handle".
-pub fn set_replace_flags(buf: &mut [u8], which: &[usize]) {
-    let msgs = split_messages(buf, buf.len());
-    for i in which {
-        if let Some(m) = msgs.get(i + 1) {
-            let f = u16::from_ne_bytes([buf[m.offset + 6], buf[m.offset + 7]]);
-            let f = (f & !((libc::NLM_F_APPEND | libc::NLM_F_EXCL) as u16)) | libc::NLM_F_REPLACE as u16;
-            buf[m.offset + 6..m.offset + 8].copy_from_slice(&f.to_ne_bytes());
-        }
     }
 }
 
@@ -343,8 +467,8 @@ impl RawFdCompat for std::os::fd::BorrowedFd<'_> {
     }
 }
 
-/// Builds a dump request (`NLM_F_DUMP`) of rules (of `chain`, or of the whole table) or of the
-/// elements of map `set`, into `buf`; returns its length.
+/// Builds a dump request (`NLM_F_DUMP`) of rules (of `chain`, or of the whole table), or of
+/// the elements of set `set`, into `buf`; returns its length.
 pub fn dump_request(buf: &mut AlignedBuf, seq: u32, table: &CStr, what: DumpWhat<'_>) -> usize {
     let b = buf.bytes_mut().as_mut_ptr().cast::<c_char>();
     let flags = (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16;
@@ -365,7 +489,7 @@ pub fn dump_request(buf: &mut AlignedBuf, seq: u32, table: &CStr, what: DumpWhat
                 (*h).nlmsg_len as usize
             }
         }
-        DumpWhat::MapElems(set) => {
+        DumpWhat::SetElems(set) => {
             let s = SetHandle::new(table, set);
             // SAFETY: `b` has room for one message; `s` is valid.
             unsafe {
@@ -377,45 +501,18 @@ pub fn dump_request(buf: &mut AlignedBuf, seq: u32, table: &CStr, what: DumpWhat
     }
 }
 
-pub enum DumpWhat<'a> {
-    Rules(Option<&'a CStr>),
-    MapElems(&'a CStr),
+/// Builds a lookup of one element (`NFT_MSG_GETSETELEM` without dump) into `buf`.
+pub fn get_elem_request(buf: &mut AlignedBuf, seq: u32, table: &CStr, set: &CStr, elem: &Elem) -> usize {
+    let msg = Elems { table: table.to_owned(), set: set.to_owned(), elems: std::slice::from_ref(elem), get: true };
+    let b = buf.bytes_mut();
+    // SAFETY: the buffer (64 KiB) is larger than nft_nlmsg_maxsize() as NlMsg requires.
+    unsafe { msg.write(b.as_mut_ptr().cast(), seq, MsgType::Del) };
+    u32::from_ne_bytes(b[..4].try_into().expect("4 bytes")) as usize
 }
 
-/// Parses one NEWSETELEM message of a dump into (interface name, chain) pairs.
-pub fn parse_map_elems(buf: &AlignedBuf, m: &MsgHeader) -> Vec<(String, String)> {
-    // SAFETY: the buffer is aligned and `m` lies inside the received bytes (split_messages).
-    let nlh = unsafe { buf.ptr().add(m.offset).cast::<libc::nlmsghdr>() };
-    // SAFETY: allocation; NULL only on OOM.
-    let s = unsafe { sys::nftnl_set_alloc() };
-    assert!(!s.is_null(), "nftnl_set_alloc: out of memory");
-    let mut out = vec![];
-    // SAFETY: `nlh` is a complete kernel message; `s` is valid and freed with its elements.
-    unsafe {
-        if sys::nftnl_set_elems_nlmsg_parse(nlh.cast(), s) >= 0 {
-            let it = sys::nftnl_set_elems_iter_create(s);
-            if !it.is_null() {
-                loop {
-                    let e = sys::nftnl_set_elems_iter_next(it);
-                    if e.is_null() {
-                        break;
-                    }
-                    let mut klen = 0u32;
-                    let k = sys::nftnl_set_elem_get(e, sys::NFTNL_SET_ELEM_KEY as u16, &mut klen);
-                    let c = sys::nftnl_set_elem_get_str(e, sys::NFTNL_SET_ELEM_CHAIN as u16);
-                    if !k.is_null() {
-                        let key = std::slice::from_raw_parts(k.cast::<u8>(), klen as usize);
-                        let name = String::from_utf8_lossy(key.split(|b| *b == 0).next().unwrap_or(key)).into_owned();
-                        let chain = if c.is_null() { String::new() } else { CStr::from_ptr(c).to_string_lossy().into_owned() };
-                        out.push((name, chain));
-                    }
-                }
-                sys::nftnl_set_elems_iter_destroy(it);
-            }
-        }
-        sys::nftnl_set_free(s);
-    }
-    out
+pub enum DumpWhat<'a> {
+    Rules(Option<&'a CStr>),
+    SetElems(&'a CStr),
 }
 
 #[cfg(test)]

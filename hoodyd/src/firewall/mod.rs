@@ -3,24 +3,29 @@
 
 pub mod events;
 
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use hoody_net::compile::{self, Expected, Op};
+use hoody_net::compile::{self, Elem};
+use hoody_net::elements;
 use hoody_net::error::NetError;
 use hoody_net::names;
-use hoody_net::nft::{FirewallOps, KernelRule};
-use hoody_net::policy::{ContainerFirewall, EgressPolicy, TableConfig};
+use hoody_net::nft::{FirewallOps, KernelElem, verify_elems};
+use hoody_net::policy::{ContainerFirewall, TableConfig};
 use hoody_net::rules::{Direction, Rule};
-use tracing::{info, warn};
+use tracing::info;
 
 pub use events::{Event, EventLog};
 
 pub struct Firewall {
     ops: Arc<dyn FirewallOps>,
     pub cfg: TableConfig,
-    /// One change at a time: positions (rule handles) are read and used under this lock.
+    /// One change at a time: a container's elements are read, diffed and written under it.
     lock: tokio::sync::Mutex<()>,
     pub events: EventLog,
+    /// Which container an address belongs to (the table logs every denial with one prefix).
+    owners: std::sync::Mutex<HashMap<Ipv4Addr, String>>,
 }
 
 /// What start-up reconciliation did.
@@ -33,9 +38,55 @@ pub enum Reconciled {
     Rebuilt,
 }
 
+/// A container's counters as the kernel holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Rule id → (packets, bytes), summed over the rule's regions.
+    pub egress: BTreeMap<String, (u64, u64)>,
+    pub ingress: BTreeMap<String, (u64, u64)>,
+    /// Egress that went to the deny chain (a deny rule or the deny policy).
+    pub denied: (u64, u64),
+    /// Packets from its interface with a source address not its own.
+    pub spoofed: (u64, u64),
+    /// Ingress that no allow-list entry accepted.
+    pub ingress_denied: (u64, u64),
+}
+
+/// What the kernel holds of the container with this address and interface, set by set (the
+/// shard sets dumped and filtered by the address that starts every key; the hash sets looked up
+/// by key).
+fn current_of(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str) -> Result<BTreeMap<String, Vec<KernelElem>>, NetError> {
+    let mut m: BTreeMap<String, Vec<KernelElem>> = BTreeMap::new();
+    for (set, key) in elements::hash_keys(ip, ifname) {
+        m.entry(set.into()).or_default().extend(ops.get_elems(set, &[key])?);
+    }
+    let s = elements::shard(ip);
+    for set in [compile::egress_allow_set(s), compile::egress_deny_set(s), compile::ingress_allow_set(s)] {
+        let all = ops.set_elems(&set)?.ok_or_else(|| NetError::Verify(format!("set {set} is missing")))?;
+        m.insert(set.clone(), all.into_iter().filter(|e| elements::owned_by(&set, &e.elem.key, ip, ifname)).collect());
+    }
+    Ok(m)
+}
+
+fn plain(m: &BTreeMap<String, Vec<KernelElem>>) -> BTreeMap<String, Vec<Elem>> {
+    m.iter().map(|(k, v)| (k.clone(), v.iter().map(|e| e.elem.clone()).collect())).collect()
+}
+
+/// Makes the kernel hold exactly `wanted` for the container (empty: nothing), in one
+/// transaction, and reads it back.
+fn sync(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str, wanted: &BTreeMap<String, Vec<Elem>>) -> Result<(), NetError> {
+    let current = plain(&current_of(ops, ip, ifname)?);
+    ops.apply(&elements::diff(&current, wanted))?;
+    let after = current_of(ops, ip, ifname)?;
+    for (set, got) in &after {
+        verify_elems(set, got, wanted.get(set).map(Vec::as_slice).unwrap_or(&[]))?;
+    }
+    Ok(())
+}
+
 impl Firewall {
     pub fn new(ops: Arc<dyn FirewallOps>, cfg: TableConfig) -> Arc<Firewall> {
-        Arc::new(Firewall { ops, cfg, lock: tokio::sync::Mutex::new(()), events: EventLog::default() })
+        Arc::new(Firewall { ops, cfg, lock: tokio::sync::Mutex::new(()), events: EventLog::default(), owners: Default::default() })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -50,19 +101,31 @@ impl Firewall {
         })?
     }
 
+    /// The container an address belongs to, for denied-packet events.
+    pub fn owner_of(&self, ip: Ipv4Addr) -> Option<String> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).cloned()
+    }
+
+    fn own(&self, c: &ContainerFirewall) {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(c.ipv4, c.id.clone());
+    }
+
     /// Start-up: makes the kernel hold the policy of `all` without an open window — either it
     /// already does, or the whole table is replaced in one transaction.
     pub async fn reconcile(&self, all: Vec<ContainerFirewall>) -> Result<Reconciled, NetError> {
         let _g = self.lock.lock().await;
+        for c in &all {
+            self.own(c);
+        }
         let cfg = self.cfg.clone();
         self.blocking(move |ops| {
             let t = std::time::Instant::now();
-            let (batch, want) = compile::plan(&cfg, &all);
+            let (batch, want) = elements::plan(&cfg, &all)?;
             let t_compile = t.elapsed();
             let current = ops.dump()?;
             let t_dump = t.elapsed();
             if let Some(d) = current {
-                match d.verify(&want, None) {
+                match d.verify(&want) {
                     Ok(()) => {
                         tracing::debug!(
                             compile_us = t_compile.as_micros() as u64,
@@ -76,7 +139,7 @@ impl Firewall {
             }
             ops.apply(&batch)?;
             let t_apply = t.elapsed();
-            ops.dump()?.ok_or_else(|| NetError::Verify("the table is missing after the rebuild".into()))?.verify(&want, None)?;
+            ops.dump()?.ok_or_else(|| NetError::Verify("the table is missing after the rebuild".into()))?.verify(&want)?;
             tracing::debug!(
                 compile_us = t_compile.as_micros() as u64,
                 dump_us = t_dump.as_micros() as u64,
@@ -89,136 +152,84 @@ impl Firewall {
         .await
     }
 
-    fn expected_for(&self, c: &ContainerFirewall) -> (Expected, Vec<String>) {
-        let mut x = Expected::default();
-        compile::expect_container(&mut x, &self.cfg, c);
-        let chains = x.chains.keys().cloned().collect();
-        (x, chains)
+    /// Makes the kernel hold `c`'s policy exactly: an element diff of its own elements, one
+    /// transaction, read back.
+    async fn sync(&self, c: &ContainerFirewall) -> Result<(), NetError> {
+        let _g = self.lock.lock().await;
+        self.own(c);
+        let wanted = elements::of(c)?;
+        let (ip, ifname) = (c.ipv4, c.ifname());
+        self.blocking(move |ops| sync(ops, ip, &ifname, &wanted)).await
     }
 
-    fn verify_chains(ops: &dyn FirewallOps, x: &Expected, chains: &[String]) -> Result<(), NetError> {
-        let mut d = hoody_net::nft::TableDump::default();
-        for c in chains {
-            d.chains.insert(c.clone(), ops.chain(c)?);
-        }
-        // Map entries are checked at start-up and install; rule changes never touch them.
-        let x = Expected {
-            chains: x.chains.iter().filter(|(k, _)| chains.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            maps: Default::default(),
-        };
-        d.verify(&x, Some(chains))
-    }
-
-    /// A new container: its chains and map entries, in one transaction.
+    /// A new container: its elements, in one transaction.
     pub async fn install(&self, c: &ContainerFirewall) -> Result<(), NetError> {
-        let _g = self.lock.lock().await;
-        let (ops_list, (x, chains)) = (compile::install(&self.cfg, c), self.expected_for(c));
-        self.blocking(move |ops| {
-            ops.apply(&ops_list)?;
-            Self::verify_chains(ops, &x, &chains)
-        })
-        .await
+        self.sync(c).await
     }
 
-    /// A deleted container: map entries, then chains, in one transaction. An absent container
-    /// (already removed) is fine.
-    pub async fn uninstall(&self, id: &str) -> Result<(), NetError> {
+    /// A deleted container: all its elements, in one transaction. An absent container (already
+    /// removed) is fine.
+    pub async fn uninstall(&self, id: &str, ip: Option<Ipv4Addr>) -> Result<(), NetError> {
         let _g = self.lock.lock().await;
-        let id = id.to_owned();
-        self.events.forget(&id);
-        self.blocking(move |ops| {
-            if ops.chain(&names::egress_chain(&id))?.is_empty() && ops.chain(&names::ingress_chain(&id))?.is_empty() {
-                return Ok(());
+        self.events.forget(id);
+        let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        {
+            let mut o = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+            if o.get(&ip).is_some_and(|owner| owner == id) {
+                o.remove(&ip);
             }
-            ops.apply(&compile::uninstall(&id))
-        })
-        .await
+        }
+        let ifname = names::host_ifname(id);
+        self.blocking(move |ops| sync(ops, ip, &ifname, &BTreeMap::new())).await
     }
 
-    /// Adds `rule`, already part of `c` (its last rule in its direction), right before the
-    /// policy of its chain.
-    pub async fn add_rule(&self, c: &ContainerFirewall, rule: &Rule) -> Result<(), NetError> {
-        let _g = self.lock.lock().await;
-        let (chain, compiled) = match rule.spec.direction {
-            Direction::Egress => (names::egress_chain(&c.id), compile::egress_rule(&c.id, rule)),
-            Direction::Ingress => (names::ingress_chain(&c.id), compile::ingress_rule(rule)),
-        };
-        let (x, _) = self.expected_for(c);
-        self.blocking(move |ops| {
-            let current = ops.chain(&chain)?;
-            let after = compile::insert_after(&current).ok_or_else(|| NetError::Verify(format!("chain {chain} has no policy rule")))?;
-            ops.apply(&[Op::AddRule { chain: chain.clone(), rule: compiled, after: Some(after) }])?;
-            Self::verify_chains(ops, &x, &[chain])
-        })
-        .await
+    /// Adds `rule`, already part of `c` (its last rule in its direction).
+    pub async fn add_rule(&self, c: &ContainerFirewall, _rule: &Rule) -> Result<(), NetError> {
+        self.sync(c).await
     }
 
-    /// Removes rule `rule_id` from `c`'s chains (`c` no longer lists it).
-    pub async fn delete_rule(&self, c: &ContainerFirewall, rule_id: &str, direction: Direction) -> Result<(), NetError> {
-        let _g = self.lock.lock().await;
-        let chain = match direction {
-            Direction::Egress => names::egress_chain(&c.id),
-            Direction::Ingress => names::ingress_chain(&c.id),
-        };
-        let (x, _) = self.expected_for(c);
-        let rule_id = rule_id.to_owned();
-        self.blocking(move |ops| {
-            let current = ops.chain(&chain)?;
-            let handles: Vec<u64> =
-                current.iter().filter(|r| compile::comment_rule_id(&r.comment) == Some(rule_id.as_str())).map(|r| r.handle).collect();
-            if handles.is_empty() {
-                warn!(chain = %chain, rule = %rule_id, "rule was already absent from the kernel");
-            }
-            let del: Vec<Op> = handles.into_iter().map(|handle| Op::DelRule { chain: chain.clone(), handle }).collect();
-            ops.apply(&del)?;
-            Self::verify_chains(ops, &x, &[chain])
-        })
-        .await
+    /// Removes rule `rule_id` from `c`'s elements (`c` no longer lists it).
+    pub async fn delete_rule(&self, c: &ContainerFirewall, _rule_id: &str, _direction: Direction) -> Result<(), NetError> {
+        self.sync(c).await
     }
 
-    /// Back to deny-all: every rule removed and the deny policy, in one transaction.
+    /// Back to deny-all (`c` has no rules and the deny policy), in one transaction.
     pub async fn reset(&self, c: &ContainerFirewall) -> Result<(), NetError> {
-        let _g = self.lock.lock().await;
-        let (x, chains) = self.expected_for(c);
-        let id = c.id.clone();
-        self.blocking(move |ops| {
-            let (e, i) = (names::egress_chain(&id), names::ingress_chain(&id));
-            let (ke, ki) = (ops.chain(&e)?, ops.chain(&i)?);
-            let mut list = vec![];
-            for (chain, rules) in [(&e, &ke), (&i, &ki)] {
-                list.extend(
-                    rules
-                        .iter()
-                        .filter(|r| compile::comment_kind(&r.comment) == "r")
-                        .map(|r| Op::DelRule { chain: chain.clone(), handle: r.handle }),
-                );
-            }
-            let deny = compile::policy_rule(&id, EgressPolicy::Deny);
-            if let Some(p) = ke.iter().find(|r| compile::comment_kind(&r.comment) == "p")
-                && p.comment != deny.comment
-            {
-                let last_guard = ke.iter().filter(|r| compile::comment_kind(&r.comment) == "g").map(|r| r.handle).next_back();
-                list.push(Op::DelRule { chain: e.clone(), handle: p.handle });
-                list.push(Op::AddRule { chain: e.clone(), rule: deny, after: last_guard });
-            }
-            ops.apply(&list)?;
-            Self::verify_chains(ops, &x, &chains)
-        })
-        .await
+        self.sync(c).await
     }
 
-    /// Rules of the container's egress and ingress chains, with their counters.
-    pub async fn counters(&self, id: &str) -> Result<(Vec<KernelRule>, Vec<KernelRule>), NetError> {
-        let id = id.to_owned();
-        self.blocking(move |ops| Ok((ops.chain(&names::egress_chain(&id))?, ops.chain(&names::ingress_chain(&id))?))).await
+    /// The container's counters.
+    pub async fn counters(&self, id: &str, ip: Option<Ipv4Addr>) -> Result<Counters, NetError> {
+        let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let ifname = names::host_ifname(id);
+        self.blocking(move |ops| {
+            let cur = current_of(ops, ip, &ifname)?;
+            let s = elements::shard(ip);
+            let sum = |set: &str| cur.get(set).map(|v| v.iter().fold((0, 0), |a, e| (a.0 + e.packets, a.1 + e.bytes))).unwrap_or_default();
+            let mut egress = elements::rule_counters(cur.get(&compile::egress_allow_set(s)).map(Vec::as_slice).unwrap_or(&[]));
+            for (k, v) in elements::rule_counters(cur.get(&compile::egress_deny_set(s)).map(Vec::as_slice).unwrap_or(&[])) {
+                let e = egress.entry(k).or_default();
+                e.0 += v.0;
+                e.1 += v.1;
+            }
+            Ok(Counters {
+                egress,
+                ingress: elements::rule_counters(cur.get(&compile::ingress_allow_set(s)).map(Vec::as_slice).unwrap_or(&[])),
+                denied: sum(compile::SET_DENIED),
+                spoofed: sum(compile::SET_SPOOFED),
+                ingress_denied: sum(compile::SET_INGRESS_DENIED),
+            })
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hoody_net::compile::Op;
     use hoody_net::nft::recording::RecordingFirewall;
-    use hoody_net::policy::DenyAction;
+    use hoody_net::policy::{DenyAction, EgressPolicy};
     use hoody_net::rules::{Action, PortRange, Protocol, RuleSpec};
 
     fn cfg() -> TableConfig {
@@ -239,8 +250,12 @@ mod tests {
         }
     }
 
+    fn comments(rec: &RecordingFirewall, set: &str) -> Vec<String> {
+        rec.set_elems(set).unwrap().unwrap().into_iter().filter_map(|e| e.elem.comment).collect()
+    }
+
     #[tokio::test]
-    async fn rules_land_in_order_before_the_policy_and_reset_clears_them() {
+    async fn every_change_is_one_element_diff_and_reset_clears_the_rules() {
         let rec = Arc::new(RecordingFirewall::new());
         let fw = Firewall::new(rec.clone(), cfg());
         let mut c = ContainerFirewall {
@@ -252,29 +267,26 @@ mod tests {
         };
         assert_eq!(fw.reconcile(vec![c.clone()]).await.unwrap(), Reconciled::Rebuilt);
         assert_eq!(fw.reconcile(vec![c.clone()]).await.unwrap(), Reconciled::InPlace, "a consistent table is left alone");
+        assert_eq!(fw.owner_of(c.ipv4).as_deref(), Some(c.id.as_str()));
         for (i, port) in [443u16, 80, 22].into_iter().enumerate() {
             let r = rule(&format!("r{i}"), Direction::Egress, port);
             c.egress.push(r.clone());
+            let before = rec.transaction_count();
             fw.add_rule(&c, &r).await.unwrap();
+            assert_eq!(rec.transaction_count(), before + 1, "one transaction");
+            let last = rec.transactions.lock().unwrap().last().unwrap().clone();
+            assert!(last.iter().all(|o| matches!(o, Op::AddElems { .. } | Op::DelElems { .. })), "elements only: {last:?}");
         }
         let ing = rule("in1", Direction::Ingress, 8080);
         c.ingress.push(ing.clone());
         fw.add_rule(&c, &ing).await.unwrap();
-        let e = rec.chain(&names::egress_chain(&c.id)).unwrap();
-        let ids: Vec<_> = e.iter().filter_map(|r| compile::comment_rule_id(&r.comment)).collect();
-        assert_eq!(ids, ["r0", "r1", "r2"]);
-        assert_eq!(compile::comment_kind(&e.last().unwrap().comment), "p");
-        // Delete the middle one.
+        assert_eq!(comments(&rec, "ea02").len(), 3);
+        assert_eq!(comments(&rec, "ia02"), ["r:in1"]);
         c.egress.remove(1);
         fw.delete_rule(&c, "r1", Direction::Egress).await.unwrap();
-        let ids: Vec<_> = rec
-            .chain(&names::egress_chain(&c.id))
-            .unwrap()
-            .iter()
-            .filter_map(|r| compile::comment_rule_id(&r.comment))
-            .map(str::to_owned)
-            .collect();
-        assert_eq!(ids, ["r0", "r2"]);
+        let mut left = comments(&rec, "ea02");
+        left.sort();
+        assert_eq!(left, ["r:r0", "r:r2"]);
         // Reset: all rules gone and the policy is deny, in one transaction.
         let before = rec.transaction_count();
         c.egress.clear();
@@ -282,8 +294,32 @@ mod tests {
         c.egress_policy = EgressPolicy::Deny;
         fw.reset(&c).await.unwrap();
         assert_eq!(rec.transaction_count(), before + 1);
-        fw.reconcile(vec![c.clone()]).await.unwrap();
-        assert_eq!(fw.reconcile(vec![c]).await.unwrap(), Reconciled::InPlace);
+        assert!(comments(&rec, "ea02").is_empty() && comments(&rec, "ia02").is_empty());
+        assert!(rec.set_elems("open").unwrap().unwrap().is_empty(), "deny policy: not open");
+        assert_eq!(fw.reconcile(vec![c.clone()]).await.unwrap(), Reconciled::InPlace);
+        fw.uninstall(&c.id, Some(c.ipv4)).await.unwrap();
+        assert_eq!(fw.reconcile(vec![]).await.unwrap(), Reconciled::InPlace, "nothing of it is left");
+        assert_eq!(fw.owner_of(c.ipv4), None);
+        fw.uninstall(&c.id, Some(c.ipv4)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_neighbour_in_the_same_shard_is_not_touched() {
+        let rec = Arc::new(RecordingFirewall::new());
+        let fw = Firewall::new(rec.clone(), cfg());
+        let mk = |id: char, ip: &str| ContainerFirewall {
+            id: id.to_string().repeat(24),
+            ipv4: ip.parse().unwrap(),
+            egress_policy: EgressPolicy::Deny,
+            egress: vec![rule(&format!("{id}1"), Direction::Egress, 443)],
+            ingress: vec![],
+        };
+        let (mut a, b) = (mk('a', "10.77.0.7"), mk('b', "10.77.1.7"));
+        fw.reconcile(vec![a.clone(), b.clone()]).await.unwrap();
+        a.egress.clear();
+        fw.reset(&a).await.unwrap();
+        assert_eq!(comments(&rec, "ea07"), ["r:b1"], "b's rule stays");
+        assert_eq!(fw.reconcile(vec![a, b]).await.unwrap(), Reconciled::InPlace);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ impl Runtime {
             self.stop_locked(&c, Duration::ZERO).await?;
         }
         fault("delete-stopped")?;
-        self.firewall.uninstall(&c.id).await?;
+        self.firewall.uninstall(&c.id, c.ipv4).await?;
         fault("delete-firewall")?;
         if c.status != Status::Deleting {
             let cid = c.id.clone();
@@ -89,7 +89,7 @@ impl Runtime {
         for c in pending {
             let guard = self.lock(&c.id).await;
             // Its firewall too, in case the crash came between the mark and its removal.
-            let done = match self.firewall.uninstall(&c.id).await {
+            let done = match self.firewall.uninstall(&c.id, c.ipv4).await {
                 Ok(()) => self.finish_delete(&c).await,
                 Err(e) => Err(e.into()),
             };

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use hoody_net::compile;
 use hoody_net::policy::{ContainerFirewall, EgressPolicy};
 use hoody_net::rules::{Direction, MAX_RULES_PER_CONTAINER, Rule, RuleSpec};
 use serde::Serialize;
@@ -46,7 +45,7 @@ pub struct FirewallView {
     pub policy: &'static str,
     pub egress: Vec<RuleView>,
     pub ingress: Vec<RuleView>,
-    /// Egress refused by the policy.
+    /// Egress refused (by a deny rule or the policy).
     pub denied: Count,
     /// Packets dropped for a forged source address.
     pub spoofed: Count,
@@ -54,7 +53,7 @@ pub struct FirewallView {
     pub ingress_denied: Count,
 }
 
-fn view(r: &StoredRule, counters: Option<&hoody_net::nft::KernelRule>) -> RuleView {
+fn view(r: &StoredRule, counters: Option<&(u64, u64)>) -> RuleView {
     let s = &r.rule.spec;
     let peer = Some(s.peer.to_string());
     RuleView {
@@ -66,8 +65,8 @@ fn view(r: &StoredRule, counters: Option<&hoody_net::nft::KernelRule>) -> RuleVi
         destination_port: s.ports.map(|p| p.to_string()),
         description: s.description.clone(),
         created_at: r.created_at.clone(),
-        packets: counters.map(|c| c.packets).unwrap_or(0),
-        bytes: counters.map(|c| c.bytes).unwrap_or(0),
+        packets: counters.map(|c| c.0).unwrap_or(0),
+        bytes: counters.map(|c| c.1).unwrap_or(0),
     }
 }
 
@@ -161,17 +160,13 @@ impl Runtime {
 
     pub async fn show_firewall(&self, c: &Container) -> Result<FirewallView> {
         let rules = self.rules_of(&c.id).await?;
-        let (ke, ki) = self.firewall.counters(&c.id).await?;
-        let find =
-            |k: &[hoody_net::nft::KernelRule], id: &str| k.iter().find(|r| compile::comment_rule_id(&r.comment) == Some(id)).cloned();
-        let count = |k: &[hoody_net::nft::KernelRule], prefix: &str| {
-            k.iter().find(|r| r.comment.starts_with(prefix)).map(|r| Count { packets: r.packets, bytes: r.bytes }).unwrap_or_default()
-        };
+        let k = self.firewall.counters(&c.id, c.ipv4).await?;
+        let count = |c: (u64, u64)| Count { packets: c.0, bytes: c.1 };
         let (mut egress, mut ingress) = (vec![], vec![]);
         for r in &rules {
             match r.rule.spec.direction {
-                Direction::Egress => egress.push(view(r, find(&ke, &r.rule.id).as_ref())),
-                Direction::Ingress => ingress.push(view(r, find(&ki, &r.rule.id).as_ref())),
+                Direction::Egress => egress.push(view(r, k.egress.get(&r.rule.id))),
+                Direction::Ingress => ingress.push(view(r, k.ingress.get(&r.rule.id))),
             }
         }
         Ok(FirewallView {
@@ -181,9 +176,9 @@ impl Runtime {
             policy: c.egress.as_str(),
             egress,
             ingress,
-            denied: if c.egress == Egress::Deny { count(&ke, "p:") } else { Count::default() },
-            spoofed: count(&ke, "g:spoof"),
-            ingress_denied: count(&ki, "p:"),
+            denied: count(k.denied),
+            spoofed: count(k.spoofed),
+            ingress_denied: count(k.ingress_denied),
         })
     }
 

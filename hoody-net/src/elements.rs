@@ -1,0 +1,252 @@
+//! A container as set elements of the fixed table ([`crate::compile`]): which address its host
+//! end may send from, its counters, its policy, and its ordered rule lists as disjoint regions
+//! ([`crate::regions`]). Every change of a container is a diff of these elements.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use crate::compile::{self, Elem, Expected, Op};
+use crate::error::{NetError, Result};
+use crate::policy::{ContainerFirewall, EgressPolicy};
+use crate::regions::{self, Region};
+use crate::rules::Action;
+
+/// Elements go to the kernel in messages of at most this many.
+const CHUNK: usize = 256;
+
+/// The container's shard: the last byte of its address.
+pub fn shard(ip: Ipv4Addr) -> u8 {
+    ip.octets()[3]
+}
+
+fn ifname_key(ifname: &str) -> Vec<u8> {
+    let mut k = vec![0u8; 16];
+    let b = ifname.as_bytes();
+    let n = b.len().min(15);
+    k[..n].copy_from_slice(&b[..n]);
+    k
+}
+
+/// The interface name in a key (NUL-padded).
+pub fn key_ifname(key: &[u8]) -> String {
+    let k = &key[..key.len().min(16)];
+    String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or(k)).into_owned()
+}
+
+/// A region as an interval element: `own . peer . proto . port`, each field 32 bits.
+fn region_elem(own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
+    let key = |peer: u32, proto: u32, port: u32| {
+        let mut k = own.octets().to_vec();
+        k.extend(peer.to_be_bytes());
+        k.extend([proto as u8, 0, 0, 0]);
+        k.extend([(port >> 8) as u8, port as u8, 0, 0]);
+        k
+    };
+    Elem {
+        key: key(r.addr.0, r.proto.0, r.port.0),
+        key_end: Some(key(r.addr.1, r.proto.1, r.port.1)),
+        comment: Some(format!("r:{rule_id}")),
+        goto: None,
+    }
+}
+
+/// The container's elements, set by set (every set it has a part in, even where that part is
+/// empty). Refused when a rule list would need more than [`regions::MAX_REGIONS`] regions.
+pub fn of(c: &ContainerFirewall) -> Result<BTreeMap<String, Vec<Elem>>> {
+    let s = shard(c.ipv4);
+    let ip = c.ipv4.octets().to_vec();
+    let ifk = ifname_key(&c.ifname());
+    let mut m: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
+    m.insert(compile::SET_CTR.into(), vec![Elem::key([ifk.clone(), ip.clone()].concat())]);
+    m.insert(compile::SET_SPOOFED.into(), vec![Elem::key(ifk)]);
+    m.insert(compile::SET_DENIED.into(), vec![Elem::key(ip.clone())]);
+    m.insert(compile::SET_INGRESS_DENIED.into(), vec![Elem::key(ip.clone())]);
+    m.insert(compile::SET_OPEN.into(), if c.egress_policy == EgressPolicy::Allow { vec![Elem::key(ip)] } else { vec![] });
+    let too_many = |what: &str| {
+        NetError::Invalid(crate::error::Invalid::new(
+            "rules",
+            format!("the {what} rules overlap into more than {} regions", regions::MAX_REGIONS),
+        ))
+    };
+    let egress = regions::decompose(&c.egress).ok_or_else(|| too_many("egress"))?;
+    let (allow, deny): (Vec<_>, Vec<_>) = egress.iter().partition(|o| o.action == Action::Allow);
+    m.insert(compile::egress_allow_set(s), allow.iter().map(|o| region_elem(c.ipv4, &o.region, &o.rule_id)).collect());
+    m.insert(compile::egress_deny_set(s), deny.iter().map(|o| region_elem(c.ipv4, &o.region, &o.rule_id)).collect());
+    let ingress = regions::decompose(&c.ingress).ok_or_else(|| too_many("ingress"))?;
+    m.insert(compile::ingress_allow_set(s), ingress.iter().map(|o| region_elem(c.ipv4, &o.region, &o.rule_id)).collect());
+    Ok(m)
+}
+
+/// Whether element `key` of `set` belongs to the container with address `ip` and host end
+/// `ifname`.
+pub fn owned_by(set: &str, key: &[u8], ip: Ipv4Addr, ifname: &str) -> bool {
+    let ip = ip.octets();
+    match set {
+        compile::SET_CTR => key.get(..16) == Some(&ifname_key(ifname)[..]) || key.get(16..20) == Some(&ip[..]),
+        compile::SET_SPOOFED => key == &ifname_key(ifname)[..],
+        compile::MAP_EGRESS_SHARDS | compile::MAP_INGRESS_SHARDS => false,
+        _ => key.get(..4) == Some(&ip[..]),
+    }
+}
+
+/// The exact keys of a container's elements in the hash sets (where it is looked up by key,
+/// whatever the set's size).
+pub fn hash_keys(ip: Ipv4Addr, ifname: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let ifk = ifname_key(ifname);
+    let a = ip.octets().to_vec();
+    vec![
+        (compile::SET_CTR, [ifk.clone(), a.clone()].concat()),
+        (compile::SET_SPOOFED, ifk),
+        (compile::SET_DENIED, a.clone()),
+        (compile::SET_INGRESS_DENIED, a.clone()),
+        (compile::SET_OPEN, a),
+    ]
+}
+
+/// The sets a container with this address has elements in.
+pub fn sets_of(ip: Ipv4Addr) -> Vec<String> {
+    let s = shard(ip);
+    vec![
+        compile::SET_CTR.into(),
+        compile::SET_SPOOFED.into(),
+        compile::SET_DENIED.into(),
+        compile::SET_INGRESS_DENIED.into(),
+        compile::SET_OPEN.into(),
+        compile::egress_allow_set(s),
+        compile::egress_deny_set(s),
+        compile::ingress_allow_set(s),
+    ]
+}
+
+fn chunked(set: &str, elems: Vec<Elem>, add: bool) -> Vec<Op> {
+    elems
+        .chunks(CHUNK)
+        .map(
+            |c| if add { Op::AddElems { set: set.into(), elems: c.to_vec() } } else { Op::DelElems { set: set.into(), elems: c.to_vec() } },
+        )
+        .collect()
+}
+
+/// The operations that turn `current` (what the kernel holds of a container, set by set) into
+/// `wanted`: deletions first, then additions (an element whose owner changed is deleted and
+/// added again in the same transaction).
+pub fn diff(current: &BTreeMap<String, Vec<Elem>>, wanted: &BTreeMap<String, Vec<Elem>>) -> Vec<Op> {
+    let mut dels = vec![];
+    let mut adds = vec![];
+    let names: BTreeSet<&String> = current.keys().chain(wanted.keys()).collect();
+    for set in names {
+        let have: BTreeSet<&Elem> = current.get(set).map(|v| v.iter().collect()).unwrap_or_default();
+        let want: BTreeSet<&Elem> = wanted.get(set).map(|v| v.iter().collect()).unwrap_or_default();
+        let gone: Vec<Elem> = have.difference(&want).map(|e| (*e).clone()).collect();
+        let new: Vec<Elem> = want.difference(&have).map(|e| (*e).clone()).collect();
+        dels.extend(chunked(set, gone, false));
+        adds.extend(chunked(set, new, true));
+    }
+    dels.extend(adds);
+    dels
+}
+
+/// The whole table from scratch, replacing whatever is there, in one transaction, and what
+/// verification expects of it. (The leading add makes the delete valid when there is no table.)
+pub fn plan(cfg: &crate::policy::TableConfig, containers: &[ContainerFirewall]) -> Result<(Vec<Op>, Expected)> {
+    let mut ops = vec![Op::AddTable, Op::DelTable];
+    let (skel, mut x) = compile::skeleton(cfg);
+    ops.extend(skel);
+    for c in containers {
+        for (set, elems) in of(c)? {
+            x.sets.entry(set).or_default().extend(elems);
+        }
+    }
+    for (set, elems) in &x.sets {
+        if set != compile::MAP_EGRESS_SHARDS && set != compile::MAP_INGRESS_SHARDS {
+            ops.extend(chunked(set, elems.clone(), true));
+        }
+    }
+    Ok((ops, x))
+}
+
+/// The rule ids in `elems` with the sum of their elements' counters.
+pub fn rule_counters(elems: &[crate::nft::KernelElem]) -> BTreeMap<String, (u64, u64)> {
+    let mut m: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for e in elems {
+        if let Some(id) = e.elem.comment.as_deref().and_then(compile::comment_rule_id) {
+            let c = m.entry(id.to_owned()).or_default();
+            c.0 += e.packets;
+            c.1 += e.bytes;
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Direction, PortRange, Protocol, Rule, RuleSpec};
+
+    fn ctr(n: u8) -> ContainerFirewall {
+        ContainerFirewall {
+            id: format!("{n:02x}").repeat(12),
+            ipv4: Ipv4Addr::new(10, 77, 1, n),
+            egress_policy: EgressPolicy::Deny,
+            egress: vec![],
+            ingress: vec![],
+        }
+    }
+
+    fn rule(id: &str, action: Action, port: u16) -> Rule {
+        Rule {
+            id: id.into(),
+            spec: RuleSpec {
+                direction: Direction::Egress,
+                action,
+                protocol: Protocol::Tcp,
+                peer: "203.0.113.0/24".parse().unwrap(),
+                ports: Some(PortRange { from: port, to: port }),
+                description: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_region_key_is_own_peer_proto_port() {
+        let mut c = ctr(5);
+        c.egress = vec![rule("r1", Action::Allow, 443)];
+        let m = of(&c).unwrap();
+        let e = &m["ea05"][0];
+        assert_eq!(e.key, [10, 77, 1, 5, 203, 0, 113, 0, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
+        assert_eq!(e.key_end.as_deref(), Some(&[10, 77, 1, 5, 203, 0, 113, 255, 6, 0, 0, 0, 0x01, 0xbb, 0, 0][..]));
+        assert_eq!(e.comment.as_deref(), Some("r:r1"));
+        assert!(m["ed05"].is_empty() && m["open"].is_empty());
+        for (set, elems) in &m {
+            for e in elems {
+                assert!(owned_by(set, &e.key, c.ipv4, &c.ifname()), "{set}");
+                assert!(!owned_by(set, &e.key, Ipv4Addr::new(10, 77, 2, 5), "hvffffffff"), "{set}: not a neighbour's");
+            }
+        }
+    }
+
+    #[test]
+    fn a_rule_change_is_a_diff_of_its_own_shard_only() {
+        let mut c = ctr(7);
+        let before = of(&c).unwrap();
+        c.egress.push(rule("r1", Action::Deny, 22));
+        let after = of(&c).unwrap();
+        let ops = diff(&before, &after);
+        assert_eq!(ops.len(), 1);
+        assert!(matches!(&ops[0], Op::AddElems { set, elems } if set == "ed07" && elems.len() == 1));
+        assert!(diff(&after, &after).is_empty());
+        c.egress_policy = EgressPolicy::Allow;
+        let ops = diff(&after, &of(&c).unwrap());
+        assert!(matches!(&ops[..], [Op::AddElems { set, .. }] if set == "open"));
+    }
+
+    #[test]
+    fn deletions_come_before_additions() {
+        let mut c = ctr(9);
+        c.egress = vec![rule("a", Action::Allow, 80)];
+        let before = of(&c).unwrap();
+        c.egress = vec![rule("b", Action::Allow, 80)];
+        let ops = diff(&before, &of(&c).unwrap());
+        assert!(matches!(&ops[..], [Op::DelElems { .. }, Op::AddElems { .. }]), "{ops:?}");
+    }
+}
