@@ -128,6 +128,23 @@ fn firewall_objects(w: &World, out: &mut BTreeSet<String>) {
     out.insert(format!("chains {chains}"));
 }
 
+/// A rule as `firewall show` lists it, back as the type the firewall compiles.
+fn api_rule(r: &serde_json::Value) -> hoody_net::rules::Rule {
+    use hoody_net::rules::{Direction, PortRange, Rule, RuleSpec};
+    let peer = r["destination"].as_str().or(r["source"].as_str()).expect("a peer");
+    Rule {
+        id: r["id"].as_str().expect("rule id").to_owned(),
+        spec: RuleSpec {
+            direction: if r["destination"].is_string() { Direction::Egress } else { Direction::Ingress },
+            action: serde_json::from_value(r["action"].clone()).expect("action"),
+            protocol: serde_json::from_value(r["protocol"].clone()).expect("protocol"),
+            peer: peer.parse().expect("peer"),
+            ports: r["destination_port"].as_str().map(|p| PortRange::parse("port", p).expect("ports")),
+            description: String::new(),
+        },
+    }
+}
+
 /// What [`objects`] should be, from the API: storage, state, chains and snapshots of each
 /// container with its verdict-map entries; a cgroup and a veth for each running one; the images; the
 /// failsafe rules; nothing frozen, mounted or left over.
@@ -148,9 +165,13 @@ pub fn expected(w: &World) -> BTreeSet<String> {
         let veth = format!("hv{}", &cid[..8]);
         // Its firewall elements are in place from create on (before any start can happen).
         if let Some(ip) = c["ipv4"].as_str() {
+            // A rule is in the kernel as the regions it owns; one wholly behind earlier rules
+            // owns none (it can never match).
             for dir in ["egress", "ingress"] {
-                for r in fw[dir].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    out.insert(format!("rule {ip} {}", r["id"].as_str().expect("rule id")));
+                let list = fw[dir].as_array().map(Vec::as_slice).unwrap_or_default();
+                let owned = hoody_net::regions::decompose(&list.iter().map(api_rule).collect::<Vec<_>>()).expect("within the limit");
+                for o in owned {
+                    out.insert(format!("rule {ip} {}", o.rule_id));
                 }
             }
             out.insert(format!("ctr {veth} {ip}"));

@@ -696,3 +696,41 @@ fn forged_sources_outside_the_subnet_never_leave_without_the_table_or_rp_filter(
     let filters = run("ip", &["netns", "exec", &h, "tc", "filter", "show", "dev", &veth, "ingress"]);
     assert_eq!(filters.matches("hoody_source direct-action").count(), 1, "a second start replaces it, adds none:\n{filters}");
 }
+
+/// 10,000 firewalled containers (9,999 of them firewall-only, through the test hook, in a /18):
+/// the running one's rules still decide, a change of them touches only its own elements, and the
+/// table's chains are as many as with one container.
+#[test]
+fn ten_thousand_firewalled_containers_and_the_rules_of_one_still_apply() {
+    let mut w = World::with_net_flags(Driver::Overlay, &["--subnet", "10.96.0.0/18"]);
+    w.stop_daemon();
+    w.env.push(("HOODY_TEST_FIREWALL_ONLY".into(), "9999:3".into()));
+    w.start_daemon();
+    let net = internet(&w);
+    let cid = id(&probed(&w, "one", &[]));
+    closed(&w, &cid, &["tcp", SERVER, "443", "1000"]);
+    let rule = allow(&w, &cid, "tcp", SERVER, Some("443"));
+    open(&w, &cid, &["tcp", SERVER, "443", "2000"]);
+    closed(&w, &cid, &["tcp", SERVER, "80", "1000"]);
+    closed(&w, &cid, &["udp", SERVER, "53", "1000"]);
+    let list = |what: &[&str]| {
+        let mut args = vec!["netns", "exec", w.host_ns.as_str(), "nft", "-j", "list"];
+        args.extend_from_slice(what);
+        serde_json::from_str::<Value>(&run("ip", &args)).expect("nft -j")
+    };
+    let ctr = list(&["set", "inet", "hoody", "ctr"]);
+    let elems = ctr["nftables"].as_array().unwrap().iter().find_map(|o| o["set"]["elem"].as_array()).map(Vec::len);
+    assert_eq!(elems, Some(10_000), "every container has its address element");
+    let chains = list(&["chains"])["nftables"].as_array().unwrap().iter().filter(|o| o["chain"]["table"] == "hoody").count();
+    assert_eq!(chains, 4 + 2 * 256 + 5, "the chains do not depend on the containers");
+    w.ok(&["firewall", "egress", "delete", "-c", &cid, &rule]);
+    closed(&w, &cid, &["tcp", SERVER, "443", "1000"]);
+    let log = w.daemon_log();
+    let applied: Vec<&str> = log.lines().filter(|l| l.contains("nftables transaction applied")).collect();
+    let last = applied.last().expect("the delete's transaction");
+    assert!(last.contains("ops=1 "), "a rule delete is one element message: {last}");
+    assert!(
+        net.tcp_hits(&format!("{SERVER}:80")).is_empty() && net.udp_hits(&format!("{SERVER}:53")).is_empty(),
+        "a denied connection got through"
+    );
+}

@@ -70,6 +70,28 @@ fn transactions_apply_verify_and_roll_back() {
         assert_eq!(got[0].elem.comment.as_deref(), Some("r:r1"), "the element carries its rule id");
         assert_eq!(fw.get_elems("denied", &[b.ipv4.octets().to_vec(), vec![10, 77, 9, 9]]).unwrap().len(), 1, "one lookup per key");
 
+        // A rule wholly behind an earlier one owns nothing; deleting the earlier one hands its
+        // regions over: the same keys deleted and added again in one transaction.
+        let before_shadow = elements::of(&b).unwrap();
+        b.egress.push(rule("r2", 443));
+        assert_eq!(elements::diff(&before_shadow, &elements::of(&b).unwrap()), vec![], "r2 owns nothing");
+        let with_both = elements::of(&b).unwrap();
+        b.egress.remove(0);
+        fw.apply(&elements::diff(&with_both, &elements::of(&b).unwrap())).expect("hand-over");
+        let got = fw.set_elems("ea03").unwrap().unwrap();
+        assert_eq!(got.iter().map(|e| e.elem.comment.as_deref()).collect::<Vec<_>>(), [Some("r:r2")]);
+        b.egress = vec![rule("r1", 443)];
+        fw.apply(&elements::diff(
+            &elements::of(&ctr(&"b".repeat(24), 3))
+                .map(|mut m| {
+                    m.insert("ea03".into(), got.iter().map(|e| e.elem.clone()).collect());
+                    m
+                })
+                .unwrap(),
+            &elements::of(&b).unwrap(),
+        ))
+        .expect("back to r1");
+
         // A refused transaction leaves everything as it was.
         let before = fw.dump().unwrap();
         let mut bad = elements::diff(&Default::default(), &elements::of(&ctr(&"c".repeat(24), 4)).unwrap());

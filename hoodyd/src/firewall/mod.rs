@@ -2,6 +2,7 @@
 //! state store, one nftables transaction per change, verified after it is applied.
 
 pub mod events;
+pub mod synthetic;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;

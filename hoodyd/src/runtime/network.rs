@@ -189,7 +189,12 @@ impl Runtime {
         let mut all = self.list(&ContainerFilter::default()).await?;
         all.retain(|c| c.status != crate::model::Status::Deleting);
         let mut rules = self.store.call(store::all_rules).await?;
-        let fws: Vec<_> = all.iter().map(|c| self.firewall_of(c, rules.remove(&c.id).unwrap_or_default())).collect();
+        let mut fws: Vec<_> = all.iter().map(|c| self.firewall_of(c, rules.remove(&c.id).unwrap_or_default())).collect();
+        if let Some(spec) = crate::test_hooks::var("HOODY_TEST_FIREWALL_ONLY") {
+            let extra = crate::firewall::synthetic::containers(&spec.to_string_lossy(), self.firewall.cfg.subnet);
+            let taken: std::collections::HashSet<_> = fws.iter().map(|c| c.ipv4).collect();
+            fws.extend(extra.into_iter().filter(|c| !taken.contains(&c.ipv4)));
+        }
         tracing::debug!(containers = fws.len(), load_us = t.elapsed().as_micros() as u64, "firewall policy loaded");
         Ok(self.firewall.reconcile(fws).await?)
     }
