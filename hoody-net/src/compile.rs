@@ -15,23 +15,26 @@
 //!         denied, idenied { ipv4 } counter denied egress / ingress, per container
 //!         open { ipv4 }                    containers whose egress policy is allow
 //!         lograte { ipv4 } dynamic         per-container NFLOG rate
-//!         eaNN, edNN, iaNN (NN = 00..ff)   allow / deny / ingress regions of the containers whose
-//!             { saddr . daddr . l4proto . dport } interval, counter, comment "r:<rule id>"
-//!                                          address ends in NN (a change copies only its shard)
-//!   maps (fixed at creation): esh, ish { 0.0.0.NN : goto esNN / isNN }
+//!         eap, edp, iap                    allow / deny / ingress regions that are single points
+//!             { saddr . daddr . l4proto . dport } hash, counter, comment "r:<rule id>"
+//!         eaNNN, edNNN, iaNNN (000..3ff)   the other regions of the containers whose address's
+//!             { the same key } interval, …     last ten bits are NNN: a change of an interval
+//!                                          set costs O(its elements), so only a shard's
+//!   maps (fixed at creation): esh, ish { 0.0.N.NN : goto esNNN / isNNN }
 //!   prerouting (mangle): iifname "hv*" meta mark set CONTAINER_MARK (see failsafe)
 //!   forward: iifname "hv*" goto egress; oifname "hv*" goto ingress
 //!   input:   iifname "hv*" goto egress            (the host counts as egress)
 //!   output:  oifname "hv*" goto ingress           (the host counts as ingress)
 //!   egress:  ipv6 drop; iifname . saddr ∉ ctr: count in spoofed, drop; invalid|untracked drop;
 //!            established accept (not related: a container's ICMP errors go through its rules);
-//!            ip saddr & 0.0.0.255 vmap @esh
-//!   esNN:    ∈ eaNN goto allowed; ∈ edNN goto deny; saddr ∈ open goto allowed; goto deny
+//!            ip saddr & 0.0.3.255 vmap @esh
+//!   esNNN:   ∈ eap or eaNNN goto allowed; ∈ edp or edNNN goto deny; saddr ∈ open goto allowed;
+//!            goto deny
 //!   allowed: oifname "hv*" goto ingress; accept
 //!   deny:    count in denied; per-container limit → log (nflog); reject tcp/udp; drop
 //!   ingress: ipv6 drop; invalid|untracked drop; established, related accept;
-//!            oifname . daddr ∉ ctr drop; ip daddr & 0.0.0.255 vmap @ish
-//!   isNN:    ∈ iaNN accept; count in idenied; drop
+//!            oifname . daddr ∉ ctr drop; ip daddr & 0.0.3.255 vmap @ish
+//!   isNNN:   ∈ iap or iaNNN accept; count in idenied; drop
 //!   postrouting (with an uplink): oifname <uplink> ip saddr <subnet> masquerade
 //! ```
 
@@ -55,8 +58,10 @@ pub const CT_RELATED: u32 = 4;
 pub const CT_UNTRACKED: u32 = 64;
 /// The NFLOG prefix of denied egress; the owner is the packet's source address.
 pub const LOG_PREFIX: &str = "hoody ";
-/// Containers are spread over this many shards by the last byte of their address.
-pub const SHARDS: usize = 256;
+/// Containers are spread over this many shards by the last ten bits of their address.
+pub const SHARDS: u16 = 1024;
+/// The shard of an address: `addr & SHARD_MASK`.
+pub const SHARD_MASK: [u8; 4] = [0, 0, 3, 255];
 
 pub const EGRESS: &str = "egress";
 pub const INGRESS: &str = "ingress";
@@ -70,34 +75,49 @@ pub const SET_OPEN: &str = "open";
 pub const SET_LOGRATE: &str = "lograte";
 pub const MAP_EGRESS_SHARDS: &str = "esh";
 pub const MAP_INGRESS_SHARDS: &str = "ish";
+pub const SET_EGRESS_ALLOW_POINTS: &str = "eap";
+pub const SET_EGRESS_DENY_POINTS: &str = "edp";
+pub const SET_INGRESS_ALLOW_POINTS: &str = "iap";
 
-pub fn egress_shard_chain(s: u8) -> String {
-    format!("es{s:02x}")
+pub fn egress_shard_chain(s: u16) -> String {
+    format!("es{s:03x}")
 }
-pub fn ingress_shard_chain(s: u8) -> String {
-    format!("is{s:02x}")
+pub fn ingress_shard_chain(s: u16) -> String {
+    format!("is{s:03x}")
 }
-pub fn egress_allow_set(s: u8) -> String {
-    format!("ea{s:02x}")
+pub fn egress_allow_set(s: u16) -> String {
+    format!("ea{s:03x}")
 }
-pub fn egress_deny_set(s: u8) -> String {
-    format!("ed{s:02x}")
+pub fn egress_deny_set(s: u16) -> String {
+    format!("ed{s:03x}")
 }
-pub fn ingress_allow_set(s: u8) -> String {
-    format!("ia{s:02x}")
+pub fn ingress_allow_set(s: u16) -> String {
+    format!("ia{s:03x}")
 }
 
 /// A set's id within a transaction (rules created in the same batch refer to it by id too):
 /// distinct for every set of the table.
 pub fn set_id(name: &str) -> u32 {
-    let shard = |rest: &str| u32::from_str_radix(rest, 16).ok().filter(|_| rest.len() == 2);
-    let fixed = [SET_CTR, SET_SPOOFED, SET_DENIED, SET_INGRESS_DENIED, SET_OPEN, SET_LOGRATE, MAP_EGRESS_SHARDS, MAP_INGRESS_SHARDS];
+    let shard = |rest: &str| u32::from_str_radix(rest, 16).ok().filter(|_| rest.len() == 3);
+    let fixed = [
+        SET_CTR,
+        SET_SPOOFED,
+        SET_DENIED,
+        SET_INGRESS_DENIED,
+        SET_OPEN,
+        SET_LOGRATE,
+        MAP_EGRESS_SHARDS,
+        MAP_INGRESS_SHARDS,
+        SET_EGRESS_ALLOW_POINTS,
+        SET_EGRESS_DENY_POINTS,
+        SET_INGRESS_ALLOW_POINTS,
+    ];
     if let Some(i) = fixed.iter().position(|n| *n == name) {
         return i as u32 + 1;
     }
     for (i, p) in ["ea", "ed", "ia"].iter().enumerate() {
         if let Some(n) = name.strip_prefix(p).and_then(shard) {
-            return 0x100 * (i as u32 + 1) + n;
+            return 0x1000 * (i as u32 + 1) + n;
         }
     }
     0xffff
@@ -150,6 +170,8 @@ pub enum SetKind {
     Meter,
     /// `ipv4_addr . ipv4_addr . inet_proto . inet_service`, intervals, counter per element.
     Regions,
+    /// The same key, exact (regions that are single points), counter per element.
+    Points,
     /// `ipv4_addr : verdict`.
     ShardMap,
 }
@@ -294,8 +316,11 @@ pub fn sets() -> Vec<(String, SetKind)> {
         (SET_INGRESS_DENIED.into(), SetKind::AddrCounted),
         (SET_OPEN.into(), SetKind::Addr),
         (SET_LOGRATE.into(), SetKind::Meter),
+        (SET_EGRESS_ALLOW_POINTS.into(), SetKind::Points),
+        (SET_EGRESS_DENY_POINTS.into(), SetKind::Points),
+        (SET_INGRESS_ALLOW_POINTS.into(), SetKind::Points),
     ];
-    for s in 0..=255u8 {
+    for s in 0..SHARDS {
         v.push((egress_allow_set(s), SetKind::Regions));
         v.push((egress_deny_set(s), SetKind::Regions));
         v.push((ingress_allow_set(s), SetKind::Regions));
@@ -305,11 +330,11 @@ pub fn sets() -> Vec<(String, SetKind)> {
     v
 }
 
-/// The fixed elements of the shard maps: `0.0.0.NN : goto esNN` (isNN).
+/// The fixed elements of the shard maps: `0.0.N.NN : goto esNNN` (isNNN).
 pub fn shard_map_elems(map: &str) -> Vec<Elem> {
-    (0..=255u8)
+    (0..SHARDS)
         .map(|s| Elem {
-            key: vec![0, 0, 0, s],
+            key: vec![0, 0, (s >> 8) as u8, s as u8],
             key_end: None,
             comment: None,
             goto: Some(if map == MAP_EGRESS_SHARDS { egress_shard_chain(s) } else { ingress_shard_chain(s) }),
@@ -383,8 +408,18 @@ pub const EGRESS_KEY: [Field; 4] = [Field::Saddr, Field::Daddr, Field::L4Proto, 
 /// Ingress regions: the container (destination), the peer (source), protocol, port.
 pub const INGRESS_KEY: [Field; 4] = [Field::Daddr, Field::Saddr, Field::L4Proto, Field::Dport];
 
-fn egress_shard_rules(s: u8) -> Vec<CompiledRule> {
+fn egress_shard_rules(s: u16) -> Vec<CompiledRule> {
     vec![
+        rule(
+            "r",
+            "allow-point",
+            vec![V4, Expr::Lookup { fields: EGRESS_KEY.to_vec(), set: SET_EGRESS_ALLOW_POINTS, invert: false }, goto(ALLOWED)],
+        ),
+        rule(
+            "r",
+            "deny-point",
+            vec![V4, Expr::Lookup { fields: EGRESS_KEY.to_vec(), set: SET_EGRESS_DENY_POINTS, invert: false }, goto(DENY)],
+        ),
         rule("r", "allow", vec![V4, Expr::ShardLookup { fields: EGRESS_KEY.to_vec(), set: egress_allow_set(s) }, goto(ALLOWED)]),
         rule("r", "deny", vec![V4, Expr::ShardLookup { fields: EGRESS_KEY.to_vec(), set: egress_deny_set(s) }, goto(DENY)]),
         rule("p", "allow", vec![V4, Expr::Lookup { fields: vec![Field::Saddr], set: SET_OPEN, invert: false }, goto(ALLOWED)]),
@@ -392,8 +427,17 @@ fn egress_shard_rules(s: u8) -> Vec<CompiledRule> {
     ]
 }
 
-fn ingress_shard_rules(s: u8) -> Vec<CompiledRule> {
+fn ingress_shard_rules(s: u16) -> Vec<CompiledRule> {
     vec![
+        rule(
+            "r",
+            "allow-point",
+            vec![
+                V4,
+                Expr::Lookup { fields: INGRESS_KEY.to_vec(), set: SET_INGRESS_ALLOW_POINTS, invert: false },
+                Expr::Verdict(Verdict::Accept),
+            ],
+        ),
         rule(
             "r",
             "allow",
@@ -448,7 +492,7 @@ fn ingress_rules() -> Vec<CompiledRule> {
 /// target chain to exist).
 fn chains(cfg: &TableConfig) -> Vec<(String, Vec<CompiledRule>)> {
     let mut v = vec![(DENY.to_string(), deny_rules(cfg)), (INGRESS.to_string(), ingress_rules()), (ALLOWED.to_string(), allowed_rules())];
-    for s in 0..=255u8 {
+    for s in 0..SHARDS {
         v.push((egress_shard_chain(s), egress_shard_rules(s)));
         v.push((ingress_shard_chain(s), ingress_shard_rules(s)));
     }
@@ -538,7 +582,7 @@ pub(crate) mod tests {
                 _ => {}
             }
         }
-        assert_eq!(x.chains.len(), 3 + 2 * SHARDS + 1 + 5, "independent of the containers");
+        assert_eq!(x.chains.len(), 3 + 2 * SHARDS as usize + 1 + 5, "independent of the containers");
         let e = &x.chains[EGRESS];
         let kinds: Vec<&str> = e.iter().map(|c| &c[..c.rfind(':').unwrap()]).collect();
         assert_eq!(kinds, ["g:ipv6", "g:spoof-count", "g:spoof", "g:invalid", "g:established", "b:shard", "b:unknown"]);

@@ -14,9 +14,9 @@ use crate::rules::Action;
 /// Elements go to the kernel in messages of at most this many.
 const CHUNK: usize = 256;
 
-/// The container's shard: the last byte of its address.
-pub fn shard(ip: Ipv4Addr) -> u8 {
-    ip.octets()[3]
+/// The container's shard: the last ten bits of its address.
+pub fn shard(ip: Ipv4Addr) -> u16 {
+    (u32::from(ip) & 0x3ff) as u16
 }
 
 fn ifname_key(ifname: &str) -> Vec<u8> {
@@ -33,7 +33,13 @@ pub fn key_ifname(key: &[u8]) -> String {
     String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or(k)).into_owned()
 }
 
-/// A region as an interval element: `own . peer . proto . port`, each field 32 bits.
+/// Whether a region is a single point (an exact key, held in a hash set).
+fn is_point(r: &Region) -> bool {
+    r.addr.0 == r.addr.1 && r.proto.0 == r.proto.1 && r.port.0 == r.port.1
+}
+
+/// A region as an element: `own . peer . proto . port`, each field 32 bits; an interval unless
+/// it is a single point.
 fn region_elem(own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
     let key = |peer: u32, proto: u32, port: u32| {
         let mut k = own.octets().to_vec();
@@ -44,7 +50,7 @@ fn region_elem(own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
     };
     Elem {
         key: key(r.addr.0, r.proto.0, r.port.0),
-        key_end: Some(key(r.addr.1, r.proto.1, r.port.1)),
+        key_end: (!is_point(r)).then(|| key(r.addr.1, r.proto.1, r.port.1)),
         comment: Some(format!("r:{rule_id}")),
         goto: None,
     }
@@ -69,11 +75,22 @@ pub fn of(c: &ContainerFirewall) -> Result<BTreeMap<String, Vec<Elem>>> {
         ))
     };
     let egress = regions::decompose(&c.egress).ok_or_else(|| too_many("egress"))?;
-    let (allow, deny): (Vec<_>, Vec<_>) = egress.iter().partition(|o| o.action == Action::Allow);
-    m.insert(compile::egress_allow_set(s), allow.iter().map(|o| region_elem(c.ipv4, &o.region, &o.rule_id)).collect());
-    m.insert(compile::egress_deny_set(s), deny.iter().map(|o| region_elem(c.ipv4, &o.region, &o.rule_id)).collect());
     let ingress = regions::decompose(&c.ingress).ok_or_else(|| too_many("ingress"))?;
-    m.insert(compile::ingress_allow_set(s), ingress.iter().map(|o| region_elem(c.ipv4, &o.region, &o.rule_id)).collect());
+    let targets = [
+        (compile::SET_EGRESS_ALLOW_POINTS, compile::egress_allow_set(s)),
+        (compile::SET_EGRESS_DENY_POINTS, compile::egress_deny_set(s)),
+        (compile::SET_INGRESS_ALLOW_POINTS, compile::ingress_allow_set(s)),
+    ];
+    for (points, shard_set) in &targets {
+        m.insert(points.to_string(), vec![]);
+        m.insert(shard_set.clone(), vec![]);
+    }
+    let placed = egress.iter().map(|o| (o, if o.action == Action::Allow { 0 } else { 1 })).chain(ingress.iter().map(|o| (o, 2)));
+    for (o, t) in placed {
+        let (points, shard_set) = &targets[t];
+        let set = if is_point(&o.region) { points.to_string() } else { shard_set.clone() };
+        m.get_mut(&set).expect("inserted above").push(region_elem(c.ipv4, &o.region, &o.rule_id));
+    }
     Ok(m)
 }
 
@@ -100,21 +117,6 @@ pub fn hash_keys(ip: Ipv4Addr, ifname: &str) -> Vec<(&'static str, Vec<u8>)> {
         (compile::SET_DENIED, a.clone()),
         (compile::SET_INGRESS_DENIED, a.clone()),
         (compile::SET_OPEN, a),
-    ]
-}
-
-/// The sets a container with this address has elements in.
-pub fn sets_of(ip: Ipv4Addr) -> Vec<String> {
-    let s = shard(ip);
-    vec![
-        compile::SET_CTR.into(),
-        compile::SET_SPOOFED.into(),
-        compile::SET_DENIED.into(),
-        compile::SET_INGRESS_DENIED.into(),
-        compile::SET_OPEN.into(),
-        compile::egress_allow_set(s),
-        compile::egress_deny_set(s),
-        compile::ingress_allow_set(s),
     ]
 }
 
@@ -149,20 +151,30 @@ pub fn diff(current: &BTreeMap<String, Vec<Elem>>, wanted: &BTreeMap<String, Vec
 /// The whole table from scratch, replacing whatever is there, in one transaction, and what
 /// verification expects of it. (The leading add makes the delete valid when there is no table.)
 pub fn plan(cfg: &crate::policy::TableConfig, containers: &[ContainerFirewall]) -> Result<(Vec<Op>, Expected)> {
+    plan_each(cfg, containers).map(|(ops, x, _)| (ops, x))
+}
+
+/// [`plan`], and each container's elements (in the order of `containers`).
+pub type PerContainer = Vec<BTreeMap<String, Vec<Elem>>>;
+
+pub fn plan_each(cfg: &crate::policy::TableConfig, containers: &[ContainerFirewall]) -> Result<(Vec<Op>, Expected, PerContainer)> {
     let mut ops = vec![Op::AddTable, Op::DelTable];
     let (skel, mut x) = compile::skeleton(cfg);
     ops.extend(skel);
+    let mut per = Vec::with_capacity(containers.len());
     for c in containers {
-        for (set, elems) in of(c)? {
-            x.sets.entry(set).or_default().extend(elems);
+        let m = of(c)?;
+        for (set, elems) in &m {
+            x.sets.entry(set.clone()).or_default().extend(elems.iter().cloned());
         }
+        per.push(m);
     }
     for (set, elems) in &x.sets {
         if set != compile::MAP_EGRESS_SHARDS && set != compile::MAP_INGRESS_SHARDS {
             ops.extend(chunked(set, elems.clone(), true));
         }
     }
-    Ok((ops, x))
+    Ok((ops, x, per))
 }
 
 /// The rule ids in `elems` with the sum of their elements' counters.
@@ -212,11 +224,11 @@ mod tests {
         let mut c = ctr(5);
         c.egress = vec![rule("r1", Action::Allow, 443)];
         let m = of(&c).unwrap();
-        let e = &m["ea05"][0];
+        let e = &m["ea105"][0];
         assert_eq!(e.key, [10, 77, 1, 5, 203, 0, 113, 0, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
         assert_eq!(e.key_end.as_deref(), Some(&[10, 77, 1, 5, 203, 0, 113, 255, 6, 0, 0, 0, 0x01, 0xbb, 0, 0][..]));
         assert_eq!(e.comment.as_deref(), Some("r:r1"));
-        assert!(m["ed05"].is_empty() && m["open"].is_empty());
+        assert!(m["ed105"].is_empty() && m["open"].is_empty() && m["eap"].is_empty());
         for (set, elems) in &m {
             for e in elems {
                 assert!(owned_by(set, &e.key, c.ipv4, &c.ifname()), "{set}");
@@ -233,11 +245,25 @@ mod tests {
         let after = of(&c).unwrap();
         let ops = diff(&before, &after);
         assert_eq!(ops.len(), 1);
-        assert!(matches!(&ops[0], Op::AddElems { set, elems } if set == "ed07" && elems.len() == 1));
+        assert!(matches!(&ops[0], Op::AddElems { set, elems } if set == "ed107" && elems.len() == 1));
         assert!(diff(&after, &after).is_empty());
         c.egress_policy = EgressPolicy::Allow;
         let ops = diff(&after, &of(&c).unwrap());
         assert!(matches!(&ops[..], [Op::AddElems { set, .. }] if set == "open"));
+    }
+
+    #[test]
+    fn a_single_point_goes_to_the_hash_set() {
+        let mut c = ctr(5);
+        let mut r = rule("p1", Action::Allow, 443);
+        r.spec.peer = "203.0.113.7/32".parse().unwrap();
+        c.egress = vec![r];
+        let m = of(&c).unwrap();
+        assert!(m["ea105"].is_empty());
+        assert_eq!(m["eap"].len(), 1);
+        assert_eq!(m["eap"][0].key_end, None, "exact: no interval end");
+        assert_eq!(m["eap"][0].key, [10, 77, 1, 5, 203, 0, 113, 7, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
+        assert!(owned_by("eap", &m["eap"][0].key, c.ipv4, &c.ifname()));
     }
 
     #[test]

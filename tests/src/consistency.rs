@@ -117,7 +117,7 @@ fn firewall_objects(w: &World, out: &mut BTreeSet<String>) {
             match name {
                 "ctr" => out.insert(format!("ctr {}", fields.join(" "))),
                 "spoofed" | "denied" | "idenied" | "open" => out.insert(format!("{name} {}", fields[0])),
-                n if n.len() == 4 && ["ea", "ed", "ia"].contains(&&n[..2]) => {
+                n if (n.len() == 5 || n.ends_with('p')) && ["ea", "ed", "ia"].contains(&&n[..2]) => {
                     let comment = e.get("elem").and_then(|x| x["comment"].as_str()).unwrap_or("no comment");
                     out.insert(format!("rule {} {}", fields[0], comment.trim_start_matches("r:")))
                 }
@@ -197,9 +197,9 @@ pub fn expected(w: &World) -> BTreeSet<String> {
             assert!(ranges.insert(base), "id range {base} held twice");
         }
     }
-    // deny, ingress, allowed, egress, 256 shard chains each way, the base chains.
+    // deny, ingress, allowed, egress, 1,024 shard chains each way, the base chains.
     let base = if w.extra_flags.iter().any(|f| f == "--uplink") { 5 } else { 4 };
-    out.insert(format!("chains {}", 4 + 2 * 256 + base));
+    out.insert(format!("chains {}", 4 + 2 * 1024 + base));
     for i in w.ok(&["images", "list"]).as_array().expect("images") {
         out.insert(format!("image {}", i["name"].as_str().expect("name")));
     }

@@ -87,7 +87,7 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
         }
         Expr::ShardVmap { field, map } => {
             load_key(rule, &[*field]);
-            let (mask, xor) = ([0u8, 0, 0, 0xff], [0u8; 4]);
+            let (mask, xor) = (crate::compile::SHARD_MASK, [0u8; 4]);
             rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
             rule.add_expr(&VmapLookup { set: cstring(map), set_id: set_id(map) });
         }

@@ -73,6 +73,9 @@ fn spec(kind: SetKind) -> SetSpec {
             counter: true,
             ..base
         },
+        SetKind::Points => {
+            SetSpec { key_type: concat(&[TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]), key_len: 16, counter: true, ..base }
+        }
         SetKind::ShardMap => SetSpec { flags: NFT_SET_MAP, verdict_map: true, ..base },
     }
 }
@@ -269,14 +272,14 @@ impl FirewallOps for NftFirewall {
         })
     }
 
-    fn get_elems(&self, set: &str, keys: &[Vec<u8>]) -> Result<Vec<KernelElem>> {
+    fn get_elems(&self, set: &str, probes: &[crate::compile::Elem]) -> Result<Vec<KernelElem>> {
         let (table, name) = (cs(TABLE), cs(set));
         self.with_socket(1 << 20, |sock| {
             let mut found = vec![];
             let mut buf = AlignedBuf::new(1 << 16);
             let mut rbuf = AlignedBuf::new(1 << 16);
-            for (i, key) in keys.iter().enumerate() {
-                let len = sys::get_elem_request(&mut buf, i as u32 + 1, &table, &name, &crate::compile::Elem::key(key.clone()));
+            for (i, probe) in probes.iter().enumerate() {
+                let len = sys::get_elem_request(&mut buf, i as u32 + 1, &table, &name, probe);
                 sock.send(&buf.bytes_mut()[..len]).map_err(nft_err("element lookup"))?;
                 // Answers: the element (if it exists), then the acknowledgement or an error.
                 'answer: loop {

@@ -47,9 +47,9 @@ pub trait FirewallOps: Send + Sync + 'static {
     fn dump(&self) -> Result<Option<TableDump>>;
     /// Every element of one set; `None` when the table or the set does not exist.
     fn set_elems(&self, set: &str) -> Result<Option<Vec<KernelElem>>>;
-    /// The elements of `set` with these exact keys that exist (one lookup each, whatever the
-    /// set's size).
-    fn get_elems(&self, set: &str, keys: &[Vec<u8>]) -> Result<Vec<KernelElem>>;
+    /// The elements of `set` that hold these elements' keys (an interval set answers with the
+    /// interval containing the start key), one lookup each, whatever the set's size.
+    fn get_elems(&self, set: &str, probes: &[Elem]) -> Result<Vec<KernelElem>>;
 }
 
 impl TableDump {

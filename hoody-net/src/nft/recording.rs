@@ -159,10 +159,20 @@ impl FirewallOps for RecordingFirewall {
         Ok(m.table.as_ref().and_then(|t| t.sets.get(set)).map(|s| s.values().map(kernel_elem).collect()))
     }
 
-    fn get_elems(&self, set: &str, keys: &[Vec<u8>]) -> Result<Vec<KernelElem>> {
+    fn get_elems(&self, set: &str, probes: &[Elem]) -> Result<Vec<KernelElem>> {
         let m = self.model.lock().expect("poisoned");
         let Some(s) = m.table.as_ref().and_then(|t| t.sets.get(set)) else { return Ok(vec![]) };
-        Ok(keys.iter().filter_map(|k| s.get(&(k.clone(), None))).map(kernel_elem).collect())
+        // As the kernel: the element whose interval holds the probe's start key.
+        let holds = |e: &Elem, k: &[u8]| match &e.key_end {
+            None => e.key == k,
+            // Field by field (32 bits each), as a concatenated interval set matches.
+            Some(end) => {
+                k.len() == e.key.len()
+                    && (0..k.len() / 4)
+                        .all(|f| e.key[f * 4..f * 4 + 4] <= k[f * 4..f * 4 + 4] && k[f * 4..f * 4 + 4] <= end[f * 4..f * 4 + 4])
+            }
+        };
+        Ok(probes.iter().filter_map(|p| s.values().find(|e| holds(e, &p.key))).map(kernel_elem).collect())
     }
 }
 

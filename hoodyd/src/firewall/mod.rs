@@ -27,7 +27,12 @@ pub struct Firewall {
     pub events: EventLog,
     /// Which container an address belongs to (the table logs every denial with one prefix).
     owners: std::sync::Mutex<HashMap<Ipv4Addr, String>>,
+    /// The elements each container's address is believed to hold in the kernel (what the last
+    /// verified change or rebuild left), so a change looks up only its own elements.
+    known: std::sync::Mutex<HashMap<Ipv4Addr, Known>>,
 }
+
+type Known = BTreeMap<String, Vec<Elem>>;
 
 /// What start-up reconciliation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -53,20 +58,53 @@ pub struct Counters {
     pub ingress_denied: (u64, u64),
 }
 
-/// What the kernel holds of the container with this address and interface, set by set (the
-/// shard sets dumped and filtered by the address that starts every key; the hash sets looked up
-/// by key).
-fn current_of(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str) -> Result<BTreeMap<String, Vec<KernelElem>>, NetError> {
-    let mut m: BTreeMap<String, Vec<KernelElem>> = BTreeMap::new();
+/// What the kernel holds of a container, looked up element by element: the elements it is
+/// believed to hold (`known`), those it should hold (`wanted`) and its keys in the hash sets —
+/// O(its own elements), whatever the table holds besides.
+fn current_of(
+    ops: &dyn FirewallOps,
+    ip: Ipv4Addr,
+    ifname: &str,
+    known: &BTreeMap<String, Vec<Elem>>,
+    wanted: &BTreeMap<String, Vec<Elem>>,
+) -> Result<BTreeMap<String, Vec<KernelElem>>, NetError> {
+    let mut probes: BTreeMap<String, std::collections::BTreeSet<Elem>> = BTreeMap::new();
     for (set, key) in elements::hash_keys(ip, ifname) {
-        m.entry(set.into()).or_default().extend(ops.get_elems(set, &[key])?);
+        probes.entry(set.into()).or_default().insert(Elem::key(key));
     }
+    for m in [known, wanted] {
+        for (set, elems) in m {
+            probes.entry(set.clone()).or_default().extend(elems.iter().map(|e| Elem { comment: None, goto: None, ..e.clone() }));
+        }
+    }
+    let mut out: BTreeMap<String, Vec<KernelElem>> = BTreeMap::new();
+    for (set, p) in probes {
+        let mut found = ops.get_elems(&set, &p.into_iter().collect::<Vec<_>>())?;
+        found.retain(|e| elements::owned_by(&set, &e.elem.key, ip, ifname));
+        found.sort_by(|a, b| a.elem.cmp(&b.elem));
+        found.dedup_by(|a, b| a.elem == b.elem);
+        out.insert(set, found);
+    }
+    Ok(out)
+}
+
+/// Every element of the container in the sets it can have elements in, by dumping them: for a
+/// container whose elements are not known (never used when the table was built by this daemon).
+fn scan_of(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str) -> Result<BTreeMap<String, Vec<Elem>>, NetError> {
     let s = elements::shard(ip);
-    for set in [compile::egress_allow_set(s), compile::egress_deny_set(s), compile::ingress_allow_set(s)] {
-        let all = ops.set_elems(&set)?.ok_or_else(|| NetError::Verify(format!("set {set} is missing")))?;
-        m.insert(set.clone(), all.into_iter().filter(|e| elements::owned_by(&set, &e.elem.key, ip, ifname)).collect());
+    let mut out = BTreeMap::new();
+    for set in [
+        compile::SET_EGRESS_ALLOW_POINTS.to_string(),
+        compile::SET_EGRESS_DENY_POINTS.into(),
+        compile::SET_INGRESS_ALLOW_POINTS.into(),
+        compile::egress_allow_set(s),
+        compile::egress_deny_set(s),
+        compile::ingress_allow_set(s),
+    ] {
+        let all = ops.set_elems(&set)?.unwrap_or_default();
+        out.insert(set.clone(), all.into_iter().filter(|e| elements::owned_by(&set, &e.elem.key, ip, ifname)).map(|e| e.elem).collect());
     }
-    Ok(m)
+    Ok(out)
 }
 
 fn plain(m: &BTreeMap<String, Vec<KernelElem>>) -> BTreeMap<String, Vec<Elem>> {
@@ -75,19 +113,48 @@ fn plain(m: &BTreeMap<String, Vec<KernelElem>>) -> BTreeMap<String, Vec<Elem>> {
 
 /// Makes the kernel hold exactly `wanted` for the container (empty: nothing), in one
 /// transaction, and reads it back.
-fn sync(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str, wanted: &BTreeMap<String, Vec<Elem>>) -> Result<(), NetError> {
-    let current = plain(&current_of(ops, ip, ifname)?);
-    ops.apply(&elements::diff(&current, wanted))?;
-    let after = current_of(ops, ip, ifname)?;
+fn sync(
+    ops: &dyn FirewallOps,
+    ip: Ipv4Addr,
+    ifname: &str,
+    known: Option<BTreeMap<String, Vec<Elem>>>,
+    wanted: &BTreeMap<String, Vec<Elem>>,
+) -> Result<(), NetError> {
+    let t = std::time::Instant::now();
+    let known = match known {
+        Some(k) => k,
+        None => scan_of(ops, ip, ifname)?,
+    };
+    let current = plain(&current_of(ops, ip, ifname, &known, wanted)?);
+    let t_read = t.elapsed();
+    let diff = elements::diff(&current, wanted);
+    ops.apply(&diff)?;
+    let t_apply = t.elapsed();
+    let after = current_of(ops, ip, ifname, &known, wanted)?;
     for (set, got) in &after {
         verify_elems(set, got, wanted.get(set).map(Vec::as_slice).unwrap_or(&[]))?;
     }
+    tracing::debug!(
+        %ip,
+        ops = diff.len(),
+        read_us = t_read.as_micros() as u64,
+        apply_us = (t_apply - t_read).as_micros() as u64,
+        verify_us = (t.elapsed() - t_apply).as_micros() as u64,
+        "firewall elements synced"
+    );
     Ok(())
 }
 
 impl Firewall {
     pub fn new(ops: Arc<dyn FirewallOps>, cfg: TableConfig) -> Arc<Firewall> {
-        Arc::new(Firewall { ops, cfg, lock: tokio::sync::Mutex::new(()), events: EventLog::default(), owners: Default::default() })
+        Arc::new(Firewall {
+            ops,
+            cfg,
+            lock: tokio::sync::Mutex::new(()),
+            events: EventLog::default(),
+            owners: Default::default(),
+            known: Default::default(),
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -111,6 +178,18 @@ impl Firewall {
         self.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(c.ipv4, c.id.clone());
     }
 
+    fn known_of(&self, ip: Ipv4Addr) -> Option<Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).cloned()
+    }
+
+    fn set_known(&self, ip: Ipv4Addr, k: Option<Known>) {
+        let mut m = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        match k {
+            Some(k) => m.insert(ip, k),
+            None => m.remove(&ip),
+        };
+    }
+
     /// Start-up: makes the kernel hold the policy of `all` without an open window — either it
     /// already does, or the whole table is replaced in one transaction.
     pub async fn reconcile(&self, all: Vec<ContainerFirewall>) -> Result<Reconciled, NetError> {
@@ -119,38 +198,44 @@ impl Firewall {
             self.own(c);
         }
         let cfg = self.cfg.clone();
-        self.blocking(move |ops| {
-            let t = std::time::Instant::now();
-            let (batch, want) = elements::plan(&cfg, &all)?;
-            let t_compile = t.elapsed();
-            let current = ops.dump()?;
-            let t_dump = t.elapsed();
-            if let Some(d) = current {
-                match d.verify(&want) {
-                    Ok(()) => {
-                        tracing::debug!(
-                            compile_us = t_compile.as_micros() as u64,
-                            dump_us = t_dump.as_micros() as u64,
-                            "firewall verified in place"
-                        );
-                        return Ok(Reconciled::InPlace);
+        let ips: Vec<Ipv4Addr> = all.iter().map(|c| c.ipv4).collect();
+        let (how, per) = self
+            .blocking(move |ops| {
+                let t = std::time::Instant::now();
+                let (batch, want, per) = elements::plan_each(&cfg, &all)?;
+                let t_compile = t.elapsed();
+                let current = ops.dump()?;
+                let t_dump = t.elapsed();
+                if let Some(d) = current {
+                    match d.verify(&want) {
+                        Ok(()) => {
+                            tracing::debug!(
+                                compile_us = t_compile.as_micros() as u64,
+                                dump_us = t_dump.as_micros() as u64,
+                                "firewall verified in place"
+                            );
+                            return Ok((Reconciled::InPlace, per));
+                        }
+                        Err(e) => info!(difference = %e, "firewall differs from the state store; rebuilding it"),
                     }
-                    Err(e) => info!(difference = %e, "firewall differs from the state store; rebuilding it"),
                 }
-            }
-            ops.apply(&batch)?;
-            let t_apply = t.elapsed();
-            ops.dump()?.ok_or_else(|| NetError::Verify("the table is missing after the rebuild".into()))?.verify(&want)?;
-            tracing::debug!(
-                compile_us = t_compile.as_micros() as u64,
-                dump_us = t_dump.as_micros() as u64,
-                apply_us = t_apply.as_micros() as u64,
-                verify_us = t.elapsed().as_micros() as u64,
-                "firewall rebuilt"
-            );
-            Ok(Reconciled::Rebuilt)
-        })
-        .await
+                ops.apply(&batch)?;
+                let t_apply = t.elapsed();
+                ops.dump()?.ok_or_else(|| NetError::Verify("the table is missing after the rebuild".into()))?.verify(&want)?;
+                tracing::debug!(
+                    compile_us = t_compile.as_micros() as u64,
+                    dump_us = t_dump.as_micros() as u64,
+                    apply_us = t_apply.as_micros() as u64,
+                    verify_us = t.elapsed().as_micros() as u64,
+                    "firewall rebuilt"
+                );
+                Ok((Reconciled::Rebuilt, per))
+            })
+            .await?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.clear();
+        known.extend(ips.into_iter().zip(per));
+        Ok(how)
     }
 
     /// Makes the kernel hold `c`'s policy exactly: an element diff of its own elements, one
@@ -159,8 +244,12 @@ impl Firewall {
         let _g = self.lock.lock().await;
         self.own(c);
         let wanted = elements::of(c)?;
-        let (ip, ifname) = (c.ipv4, c.ifname());
-        self.blocking(move |ops| sync(ops, ip, &ifname, &wanted)).await
+        let (ip, ifname, known) = (c.ipv4, c.ifname(), self.known_of(c.ipv4));
+        let w = wanted.clone();
+        let r = self.blocking(move |ops| sync(ops, ip, &ifname, known, &w)).await;
+        // After a failure the kernel may hold either: look it up in full next time.
+        self.set_known(ip, r.is_ok().then_some(wanted));
+        r
     }
 
     /// A new container: its elements, in one transaction.
@@ -181,7 +270,10 @@ impl Firewall {
             }
         }
         let ifname = names::host_ifname(id);
-        self.blocking(move |ops| sync(ops, ip, &ifname, &BTreeMap::new())).await
+        let known = self.known_of(ip);
+        let r = self.blocking(move |ops| sync(ops, ip, &ifname, known, &BTreeMap::new())).await;
+        self.set_known(ip, r.is_ok().then(BTreeMap::new));
+        r
     }
 
     /// Adds `rule`, already part of `c` (its last rule in its direction).
@@ -203,19 +295,32 @@ impl Firewall {
     pub async fn counters(&self, id: &str, ip: Option<Ipv4Addr>) -> Result<Counters, NetError> {
         let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let ifname = names::host_ifname(id);
+        let known = self.known_of(ip).unwrap_or_default();
         self.blocking(move |ops| {
-            let cur = current_of(ops, ip, &ifname)?;
+            let cur = current_of(ops, ip, &ifname, &known, &BTreeMap::new())?;
             let s = elements::shard(ip);
             let sum = |set: &str| cur.get(set).map(|v| v.iter().fold((0, 0), |a, e| (a.0 + e.packets, a.1 + e.bytes))).unwrap_or_default();
-            let mut egress = elements::rule_counters(cur.get(&compile::egress_allow_set(s)).map(Vec::as_slice).unwrap_or(&[]));
-            for (k, v) in elements::rule_counters(cur.get(&compile::egress_deny_set(s)).map(Vec::as_slice).unwrap_or(&[])) {
-                let e = egress.entry(k).or_default();
-                e.0 += v.0;
-                e.1 += v.1;
-            }
+            let rules = |sets: &[String]| {
+                let mut m: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+                for set in sets {
+                    for (k, v) in elements::rule_counters(cur.get(set).map(Vec::as_slice).unwrap_or(&[])) {
+                        let e = m.entry(k).or_default();
+                        e.0 += v.0;
+                        e.1 += v.1;
+                    }
+                }
+                m
+            };
+            let egress = rules(&[
+                compile::SET_EGRESS_ALLOW_POINTS.into(),
+                compile::SET_EGRESS_DENY_POINTS.into(),
+                compile::egress_allow_set(s),
+                compile::egress_deny_set(s),
+            ]);
+            let ingress = rules(&[compile::SET_INGRESS_ALLOW_POINTS.into(), compile::ingress_allow_set(s)]);
             Ok(Counters {
                 egress,
-                ingress: elements::rule_counters(cur.get(&compile::ingress_allow_set(s)).map(Vec::as_slice).unwrap_or(&[])),
+                ingress,
                 denied: sum(compile::SET_DENIED),
                 spoofed: sum(compile::SET_SPOOFED),
                 ingress_denied: sum(compile::SET_INGRESS_DENIED),
@@ -281,11 +386,11 @@ mod tests {
         let ing = rule("in1", Direction::Ingress, 8080);
         c.ingress.push(ing.clone());
         fw.add_rule(&c, &ing).await.unwrap();
-        assert_eq!(comments(&rec, "ea02").len(), 3);
-        assert_eq!(comments(&rec, "ia02"), ["r:in1"]);
+        assert_eq!(comments(&rec, "eap").len(), 3);
+        assert_eq!(comments(&rec, "iap"), ["r:in1"]);
         c.egress.remove(1);
         fw.delete_rule(&c, "r1", Direction::Egress).await.unwrap();
-        let mut left = comments(&rec, "ea02");
+        let mut left = comments(&rec, "eap");
         left.sort();
         assert_eq!(left, ["r:r0", "r:r2"]);
         // Reset: all rules gone and the policy is deny, in one transaction.
@@ -295,7 +400,7 @@ mod tests {
         c.egress_policy = EgressPolicy::Deny;
         fw.reset(&c).await.unwrap();
         assert_eq!(rec.transaction_count(), before + 1);
-        assert!(comments(&rec, "ea02").is_empty() && comments(&rec, "ia02").is_empty());
+        assert!(comments(&rec, "eap").is_empty() && comments(&rec, "iap").is_empty());
         assert!(rec.set_elems("open").unwrap().unwrap().is_empty(), "deny policy: not open");
         assert_eq!(fw.reconcile(vec![c.clone()]).await.unwrap(), Reconciled::InPlace);
         fw.uninstall(&c.id, Some(c.ipv4)).await.unwrap();
@@ -315,11 +420,14 @@ mod tests {
             egress: vec![rule(&format!("{id}1"), Direction::Egress, 443)],
             ingress: vec![],
         };
-        let (mut a, b) = (mk('a', "10.77.0.7"), mk('b', "10.77.1.7"));
+        // The same shard (the last ten bits); their rules are single points, in the shared
+        // hash set.
+        let (mut a, b) = (mk('a', "10.77.0.7"), mk('b', "10.77.4.7"));
+        assert_eq!(elements::shard(a.ipv4), elements::shard(b.ipv4));
         fw.reconcile(vec![a.clone(), b.clone()]).await.unwrap();
         a.egress.clear();
         fw.reset(&a).await.unwrap();
-        assert_eq!(comments(&rec, "ea07"), ["r:b1"], "b's rule stays");
+        assert_eq!(comments(&rec, "eap"), ["r:b1"], "b's rule stays");
         assert_eq!(fw.reconcile(vec![a, b]).await.unwrap(), Reconciled::InPlace);
     }
 

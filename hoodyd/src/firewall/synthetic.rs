@@ -1,7 +1,8 @@
 //! Firewall-only containers for measuring and testing the table at 10,000 containers without
 //! 10,000 root filesystems: the test hook `HOODY_TEST_FIREWALL_ONLY=N[:R]` adds N containers
 //! that exist only as firewall elements (no record, root, process or interface) at the top of
-//! the subnet, each with R egress allow rules, to every start-up reconcile. Test builds only.
+//! the subnet, each with R egress allow rules (alternately one address and a /24), to every
+//! start-up reconcile. Test builds only.
 
 use std::net::Ipv4Addr;
 
@@ -33,7 +34,12 @@ pub fn containers(spec: &str, subnet: Ipv4Net) -> Vec<ContainerFirewall> {
                         direction: Direction::Egress,
                         action: Action::Allow,
                         protocol: Protocol::Tcp,
-                        peer: Ipv4Net::new(Ipv4Addr::new(198, 51, 100, (k % 250) as u8 + 1), 32).expect("a /32"),
+                        // Half exact addresses, half ranges (/24s: interval elements).
+                        peer: if k % 2 == 0 {
+                            Ipv4Net::new(Ipv4Addr::new(198, 51, 100, (k % 250) as u8 + 1), 32).expect("a /32")
+                        } else {
+                            Ipv4Net::new(Ipv4Addr::new(203, 0, (k % 250) as u8, 0), 24).expect("a /24")
+                        },
                         ports: Some(PortRange { from: 1000 + k as u16, to: 1000 + k as u16 }),
                         description: String::new(),
                     },

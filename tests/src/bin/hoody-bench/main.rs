@@ -229,11 +229,19 @@ fn firewall_bench(rules_per_container: usize) {
         w.env.push((hook.into(), format!("{}:{rules_per_container}", n - 1)));
         w.start_daemon();
     };
-    for present in [1usize, 1000, 10_000] {
+    // HOODY_BENCH_FW_COUNTS=1,10000 measures only those counts (a quicker look).
+    let counts: Vec<usize> = std::env::var("HOODY_BENCH_FW_COUNTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 1000, 10_000]);
+    for &present in &counts {
         set_present(&mut w, present);
         let mark = w.daemon_log().len();
         let (add, del) = rule_latency(&w, &id, 30);
         let txn = transaction_ms(&w, mark);
+        for l in w.daemon_log().get(mark..).unwrap_or("").lines().filter(|l| l.contains("elements synced")).take(6) {
+            eprintln!("{present}: {}", l.split("DEBUG").nth(1).unwrap_or(l));
+        }
         let reset = reset_latency(&w, &id, 15);
         let (create, delete) = create_delete_latency(&w, 10);
         medians.push((present, [median(&add), median(&del), median(&reset), median(&create), median(&delete), median(&txn)]));
