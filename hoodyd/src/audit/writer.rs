@@ -6,8 +6,9 @@
 //! the syncer syncs. A request therefore appends its own record, on its own thread, unless a
 //! sync is running; then the record goes to the writer thread, whose job is to wait for the sync
 //! to end. The syncer makes the file durable in small batches (at most [`SYNC_BATCH`] records, or
-//! [`SYNC_EVERY`] after the first unsynced one) and then records the last durable record in the
-//! head file; no request waits for a sync unless it arrives during one.
+//! [`SYNC_EVERY`] after the first unsynced one) and then, with appends already going on again,
+//! records the last durable record in the head file; no request waits for a sync unless it
+//! arrives during one, and then only for the log's own sync.
 
 use std::fs::File;
 use std::io::Write;
@@ -192,7 +193,9 @@ fn sync_now(s: &Shared, sync_lock: &Mutex<()>, head: &std::path::Path) -> std::i
         s.syncing.store(true, Ordering::Release);
         (c.seq, c.prev.clone(), file)
     };
-    let res = file.sync_data().and_then(|_| write_head(head, seq, &hash));
+    let res = file.sync_data();
+    // Appends wait only for the sync of the log itself; the head (a separate file) is written
+    // after they resume (one sync at a time, so heads are written in order).
     let mut c = lock(&s.chain);
     c.syncing = false;
     s.syncing.store(false, Ordering::Release);
@@ -201,7 +204,7 @@ fn sync_now(s: &Shared, sync_lock: &Mutex<()>, head: &std::path::Path) -> std::i
     }
     drop(c);
     s.sync_ended.notify_all();
-    res
+    res.and_then(|_| write_head(head, seq, &hash))
 }
 
 fn sync_loop(s: &Shared, sync_lock: &Mutex<()>, head: &std::path::Path) {

@@ -252,8 +252,14 @@ impl Firewall {
         r
     }
 
-    /// A new container: its elements, in one transaction.
+    /// A new container: its elements, in one transaction. Its address has nothing in the table
+    /// (the last holder's elements went, verified, with its delete; a rebuild from the state
+    /// store covers a crash), so nothing is looked for beyond its own keys.
     pub async fn install(&self, c: &ContainerFirewall) -> Result<(), NetError> {
+        {
+            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.entry(c.ipv4).or_default();
+        }
         self.sync(c).await
     }
 
