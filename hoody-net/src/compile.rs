@@ -17,9 +17,10 @@
 //!         lograte { ipv4 } dynamic         per-container NFLOG rate
 //!         eap, edp, iap                    allow / deny / ingress regions that are single points
 //!             { saddr . daddr . l4proto . dport } hash, counter, comment "r:<rule id>"
-//!         eaNNN, edNNN, iaNNN (000..3ff)   the other regions of the containers whose address's
-//!             { the same key } interval, …     last ten bits are NNN: a change of an interval
-//!                                          set costs O(its elements), so only a shard's
+//!         shNNN (000..3ff)                 the other regions of the containers whose address's
+//!             { kind . the same key }          last ten bits are NNN (kind: egress allow, deny,
+//!             interval, counter, comment   ingress allow): a change of an interval set costs
+//!                                          O(its elements), so only a shard's
 //!   maps (fixed at creation): esh, ish { 0.0.N.NN : goto esNNN / isNNN }
 //!   prerouting (mangle): iifname "hv*" meta mark set CONTAINER_MARK (see failsafe)
 //!   forward: iifname "hv*" goto egress; oifname "hv*" goto ingress
@@ -28,13 +29,13 @@
 //!   egress:  ipv6 drop; iifname . saddr ∉ ctr: count in spoofed, drop; invalid|untracked drop;
 //!            established accept (not related: a container's ICMP errors go through its rules);
 //!            ip saddr & 0.0.3.255 vmap @esh
-//!   esNNN:   ∈ eap or eaNNN goto allowed; ∈ edp or edNNN goto deny; saddr ∈ open goto allowed;
-//!            goto deny
+//!   esNNN:   ∈ eap or 1 . key ∈ shNNN goto allowed; ∈ edp or 2 . key ∈ shNNN goto deny;
+//!            saddr ∈ open goto allowed; goto deny
 //!   allowed: oifname "hv*" goto ingress; accept
 //!   deny:    count in denied; per-container limit → log (nflog); reject tcp/udp; drop
 //!   ingress: ipv6 drop; invalid|untracked drop; established, related accept;
 //!            oifname . daddr ∉ ctr drop; ip daddr & 0.0.3.255 vmap @ish
-//!   isNNN:   ∈ iap or iaNNN accept; count in idenied; drop
+//!   isNNN:   ∈ iap or 3 . key ∈ shNNN accept; count in idenied; drop
 //!   postrouting (with an uplink): oifname <uplink> ip saddr <subnet> masquerade
 //! ```
 
@@ -85,15 +86,15 @@ pub fn egress_shard_chain(s: u16) -> String {
 pub fn ingress_shard_chain(s: u16) -> String {
     format!("is{s:03x}")
 }
-pub fn egress_allow_set(s: u16) -> String {
-    format!("ea{s:03x}")
+/// The interval set of shard `s`: every container's non-point regions whose address is in it,
+/// the first key field saying which list a region belongs to ([`REGION_EGRESS_ALLOW`], …).
+pub fn shard_set(s: u16) -> String {
+    format!("sh{s:03x}")
 }
-pub fn egress_deny_set(s: u16) -> String {
-    format!("ed{s:03x}")
-}
-pub fn ingress_allow_set(s: u16) -> String {
-    format!("ia{s:03x}")
-}
+
+pub const REGION_EGRESS_ALLOW: u8 = 1;
+pub const REGION_EGRESS_DENY: u8 = 2;
+pub const REGION_INGRESS_ALLOW: u8 = 3;
 
 /// A set's id within a transaction (rules created in the same batch refer to it by id too):
 /// distinct for every set of the table.
@@ -115,10 +116,8 @@ pub fn set_id(name: &str) -> u32 {
     if let Some(i) = fixed.iter().position(|n| *n == name) {
         return i as u32 + 1;
     }
-    for (i, p) in ["ea", "ed", "ia"].iter().enumerate() {
-        if let Some(n) = name.strip_prefix(p).and_then(shard) {
-            return 0x1000 * (i as u32 + 1) + n;
-        }
+    if let Some(n) = name.strip_prefix("sh").and_then(shard) {
+        return 0x1000 + n;
     }
     0xffff
 }
@@ -168,7 +167,8 @@ pub enum SetKind {
     Addr,
     /// `ipv4_addr`, filled by the packet path (`update @set { … }`), entries time out.
     Meter,
-    /// `ipv4_addr . ipv4_addr . inet_proto . inet_service`, intervals, counter per element.
+    /// `kind . ipv4_addr . ipv4_addr . inet_proto . inet_service`, intervals, counter per
+    /// element.
     Regions,
     /// The same key, exact (regions that are single points), counter per element.
     Points,
@@ -192,8 +192,9 @@ pub enum Expr {
         set: &'static str,
         invert: bool,
     },
-    /// Lookup in a shard set whose name is computed (eaNN, …).
+    /// `<kind> . fields…` is in the shard set `set` (shNNN): the constant `kind` first.
     ShardLookup {
+        kind: u8,
         fields: Vec<Field>,
         set: String,
     },
@@ -321,9 +322,7 @@ pub fn sets() -> Vec<(String, SetKind)> {
         (SET_INGRESS_ALLOW_POINTS.into(), SetKind::Points),
     ];
     for s in 0..SHARDS {
-        v.push((egress_allow_set(s), SetKind::Regions));
-        v.push((egress_deny_set(s), SetKind::Regions));
-        v.push((ingress_allow_set(s), SetKind::Regions));
+        v.push((shard_set(s), SetKind::Regions));
     }
     v.push((MAP_EGRESS_SHARDS.into(), SetKind::ShardMap));
     v.push((MAP_INGRESS_SHARDS.into(), SetKind::ShardMap));
@@ -420,8 +419,16 @@ fn egress_shard_rules(s: u16) -> Vec<CompiledRule> {
             "deny-point",
             vec![V4, Expr::Lookup { fields: EGRESS_KEY.to_vec(), set: SET_EGRESS_DENY_POINTS, invert: false }, goto(DENY)],
         ),
-        rule("r", "allow", vec![V4, Expr::ShardLookup { fields: EGRESS_KEY.to_vec(), set: egress_allow_set(s) }, goto(ALLOWED)]),
-        rule("r", "deny", vec![V4, Expr::ShardLookup { fields: EGRESS_KEY.to_vec(), set: egress_deny_set(s) }, goto(DENY)]),
+        rule(
+            "r",
+            "allow",
+            vec![V4, Expr::ShardLookup { kind: REGION_EGRESS_ALLOW, fields: EGRESS_KEY.to_vec(), set: shard_set(s) }, goto(ALLOWED)],
+        ),
+        rule(
+            "r",
+            "deny",
+            vec![V4, Expr::ShardLookup { kind: REGION_EGRESS_DENY, fields: EGRESS_KEY.to_vec(), set: shard_set(s) }, goto(DENY)],
+        ),
         rule("p", "allow", vec![V4, Expr::Lookup { fields: vec![Field::Saddr], set: SET_OPEN, invert: false }, goto(ALLOWED)]),
         rule("p", "deny", vec![goto(DENY)]),
     ]
@@ -441,7 +448,11 @@ fn ingress_shard_rules(s: u16) -> Vec<CompiledRule> {
         rule(
             "r",
             "allow",
-            vec![V4, Expr::ShardLookup { fields: INGRESS_KEY.to_vec(), set: ingress_allow_set(s) }, Expr::Verdict(Verdict::Accept)],
+            vec![
+                V4,
+                Expr::ShardLookup { kind: REGION_INGRESS_ALLOW, fields: INGRESS_KEY.to_vec(), set: shard_set(s) },
+                Expr::Verdict(Verdict::Accept),
+            ],
         ),
         rule("p", "count", vec![V4, Expr::Lookup { fields: vec![Field::Daddr], set: SET_INGRESS_DENIED, invert: false }]),
         rule("p", "drop", vec![Expr::Verdict(Verdict::Drop)]),

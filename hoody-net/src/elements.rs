@@ -38,11 +38,13 @@ fn is_point(r: &Region) -> bool {
     r.addr.0 == r.addr.1 && r.proto.0 == r.proto.1 && r.port.0 == r.port.1
 }
 
-/// A region as an element: `own . peer . proto . port`, each field 32 bits; an interval unless
-/// it is a single point.
-fn region_elem(own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
+/// A region as an element: `own . peer . proto . port`, each field 32 bits, exact when it is a
+/// single point; otherwise an interval with the region's kind in front (`kind . own . …`).
+fn region_elem(kind: u8, own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
+    let point = is_point(r);
     let key = |peer: u32, proto: u32, port: u32| {
-        let mut k = own.octets().to_vec();
+        let mut k = if point { vec![] } else { vec![kind, 0, 0, 0] };
+        k.extend(own.octets());
         k.extend(peer.to_be_bytes());
         k.extend([proto as u8, 0, 0, 0]);
         k.extend([(port >> 8) as u8, port as u8, 0, 0]);
@@ -50,7 +52,7 @@ fn region_elem(own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
     };
     Elem {
         key: key(r.addr.0, r.proto.0, r.port.0),
-        key_end: (!is_point(r)).then(|| key(r.addr.1, r.proto.1, r.port.1)),
+        key_end: (!point).then(|| key(r.addr.1, r.proto.1, r.port.1)),
         comment: Some(format!("r:{rule_id}")),
         goto: None,
     }
@@ -76,20 +78,21 @@ pub fn of(c: &ContainerFirewall) -> Result<BTreeMap<String, Vec<Elem>>> {
     };
     let egress = regions::decompose(&c.egress).ok_or_else(|| too_many("egress"))?;
     let ingress = regions::decompose(&c.ingress).ok_or_else(|| too_many("ingress"))?;
+    let shard_set = compile::shard_set(s);
     let targets = [
-        (compile::SET_EGRESS_ALLOW_POINTS, compile::egress_allow_set(s)),
-        (compile::SET_EGRESS_DENY_POINTS, compile::egress_deny_set(s)),
-        (compile::SET_INGRESS_ALLOW_POINTS, compile::ingress_allow_set(s)),
+        (compile::SET_EGRESS_ALLOW_POINTS, compile::REGION_EGRESS_ALLOW),
+        (compile::SET_EGRESS_DENY_POINTS, compile::REGION_EGRESS_DENY),
+        (compile::SET_INGRESS_ALLOW_POINTS, compile::REGION_INGRESS_ALLOW),
     ];
-    for (points, shard_set) in &targets {
+    m.insert(shard_set.clone(), vec![]);
+    for (points, _) in &targets {
         m.insert(points.to_string(), vec![]);
-        m.insert(shard_set.clone(), vec![]);
     }
     let placed = egress.iter().map(|o| (o, if o.action == Action::Allow { 0 } else { 1 })).chain(ingress.iter().map(|o| (o, 2)));
     for (o, t) in placed {
-        let (points, shard_set) = &targets[t];
+        let (points, kind) = targets[t];
         let set = if is_point(&o.region) { points.to_string() } else { shard_set.clone() };
-        m.get_mut(&set).expect("inserted above").push(region_elem(c.ipv4, &o.region, &o.rule_id));
+        m.get_mut(&set).expect("inserted above").push(region_elem(kind, c.ipv4, &o.region, &o.rule_id));
     }
     Ok(m)
 }
@@ -102,6 +105,7 @@ pub fn owned_by(set: &str, key: &[u8], ip: Ipv4Addr, ifname: &str) -> bool {
         compile::SET_CTR => key.get(..16) == Some(&ifname_key(ifname)[..]) || key.get(16..20) == Some(&ip[..]),
         compile::SET_SPOOFED => key == &ifname_key(ifname)[..],
         compile::MAP_EGRESS_SHARDS | compile::MAP_INGRESS_SHARDS => false,
+        s if s.starts_with("sh") => key.get(4..8) == Some(&ip[..]),
         _ => key.get(..4) == Some(&ip[..]),
     }
 }
@@ -224,11 +228,11 @@ mod tests {
         let mut c = ctr(5);
         c.egress = vec![rule("r1", Action::Allow, 443)];
         let m = of(&c).unwrap();
-        let e = &m["ea105"][0];
-        assert_eq!(e.key, [10, 77, 1, 5, 203, 0, 113, 0, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
-        assert_eq!(e.key_end.as_deref(), Some(&[10, 77, 1, 5, 203, 0, 113, 255, 6, 0, 0, 0, 0x01, 0xbb, 0, 0][..]));
+        let e = &m["sh105"][0];
+        assert_eq!(e.key, [1, 0, 0, 0, 10, 77, 1, 5, 203, 0, 113, 0, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
+        assert_eq!(e.key_end.as_deref(), Some(&[1, 0, 0, 0, 10, 77, 1, 5, 203, 0, 113, 255, 6, 0, 0, 0, 0x01, 0xbb, 0, 0][..]));
         assert_eq!(e.comment.as_deref(), Some("r:r1"));
-        assert!(m["ed105"].is_empty() && m["open"].is_empty() && m["eap"].is_empty());
+        assert!(m["edp"].is_empty() && m["open"].is_empty() && m["eap"].is_empty());
         for (set, elems) in &m {
             for e in elems {
                 assert!(owned_by(set, &e.key, c.ipv4, &c.ifname()), "{set}");
@@ -245,7 +249,9 @@ mod tests {
         let after = of(&c).unwrap();
         let ops = diff(&before, &after);
         assert_eq!(ops.len(), 1);
-        assert!(matches!(&ops[0], Op::AddElems { set, elems } if set == "ed107" && elems.len() == 1));
+        assert!(
+            matches!(&ops[0], Op::AddElems { set, elems } if set == "sh107" && elems.len() == 1 && elems[0].key[0] == compile::REGION_EGRESS_DENY)
+        );
         assert!(diff(&after, &after).is_empty());
         c.egress_policy = EgressPolicy::Allow;
         let ops = diff(&after, &of(&c).unwrap());
@@ -259,7 +265,7 @@ mod tests {
         r.spec.peer = "203.0.113.7/32".parse().unwrap();
         c.egress = vec![r];
         let m = of(&c).unwrap();
-        assert!(m["ea105"].is_empty());
+        assert!(m["sh105"].is_empty());
         assert_eq!(m["eap"].len(), 1);
         assert_eq!(m["eap"][0].key_end, None, "exact: no interval end");
         assert_eq!(m["eap"][0].key, [10, 77, 1, 5, 203, 0, 113, 7, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);

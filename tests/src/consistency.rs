@@ -117,9 +117,14 @@ fn firewall_objects(w: &World, out: &mut BTreeSet<String>) {
             match name {
                 "ctr" => out.insert(format!("ctr {}", fields.join(" "))),
                 "spoofed" | "denied" | "idenied" | "open" => out.insert(format!("{name} {}", fields[0])),
-                n if (n.len() == 5 || n.ends_with('p')) && ["ea", "ed", "ia"].contains(&&n[..2]) => {
+                "eap" | "edp" | "iap" => {
                     let comment = e.get("elem").and_then(|x| x["comment"].as_str()).unwrap_or("no comment");
                     out.insert(format!("rule {} {}", fields[0], comment.trim_start_matches("r:")))
+                }
+                // Shard sets: `kind . own address . …`.
+                n if n.len() == 5 && n.starts_with("sh") => {
+                    let comment = e.get("elem").and_then(|x| x["comment"].as_str()).unwrap_or("no comment");
+                    out.insert(format!("rule {} {}", fields.get(1).map(String::as_str).unwrap_or("?"), comment.trim_start_matches("r:")))
                 }
                 _ => false,
             };

@@ -61,11 +61,11 @@ fn transactions_apply_verify_and_roll_back() {
         let before_rule = elements::of(&b).unwrap();
         b.egress.push(rule("r1", 443));
         let ops = elements::diff(&before_rule, &elements::of(&b).unwrap());
-        assert!(ops.iter().all(|o| matches!(o, Op::AddElems { set, .. } if set == "ea003")), "{ops:?}");
+        assert!(ops.iter().all(|o| matches!(o, Op::AddElems { set, .. } if set == "sh003")), "{ops:?}");
         fw.apply(&ops).expect("add rule");
         let (_, x2) = elements::plan(&cfg(), &[a.clone(), b.clone()]).unwrap();
         fw.dump().unwrap().unwrap().verify(&x2).expect("verify after add");
-        let got = fw.set_elems("ea003").unwrap().unwrap();
+        let got = fw.set_elems("sh003").unwrap().unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].elem.comment.as_deref(), Some("r:r1"), "the element carries its rule id");
         assert_eq!(
@@ -82,13 +82,13 @@ fn transactions_apply_verify_and_roll_back() {
         let with_both = elements::of(&b).unwrap();
         b.egress.remove(0);
         fw.apply(&elements::diff(&with_both, &elements::of(&b).unwrap())).expect("hand-over");
-        let got = fw.set_elems("ea003").unwrap().unwrap();
+        let got = fw.set_elems("sh003").unwrap().unwrap();
         assert_eq!(got.iter().map(|e| e.elem.comment.as_deref()).collect::<Vec<_>>(), [Some("r:r2")]);
         b.egress = vec![rule("r1", 443)];
         fw.apply(&elements::diff(
             &elements::of(&ctr(&"b".repeat(24), 3))
                 .map(|mut m| {
-                    m.insert("ea003".into(), got.iter().map(|e| e.elem.clone()).collect());
+                    m.insert("sh003".into(), got.iter().map(|e| e.elem.clone()).collect());
                     m
                 })
                 .unwrap(),
@@ -99,7 +99,7 @@ fn transactions_apply_verify_and_roll_back() {
         // A refused transaction leaves everything as it was.
         let before = fw.dump().unwrap();
         let mut bad = elements::diff(&Default::default(), &elements::of(&ctr(&"c".repeat(24), 4)).unwrap());
-        bad.push(Op::DelElems { set: "ea009".into(), elems: before_rule["ctr"].clone() });
+        bad.push(Op::DelElems { set: "sh009".into(), elems: before_rule["ctr"].clone() });
         let err = fw.apply(&bad).unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
         assert_eq!(fw.dump().unwrap(), before, "nothing of a refused batch was applied");

@@ -36,8 +36,13 @@ fn load(f: Field, dreg: u32) -> Load {
 
 /// Loads the concatenation of `fields` from register 1 on; returns the first register.
 fn load_key(rule: &mut Rule<'_>, fields: &[Field]) -> u32 {
+    load_key_from(rule, fields, 0)
+}
+
+/// Loads the concatenation of `fields` starting `skip` 32-bit words into register 1.
+fn load_key_from(rule: &mut Rule<'_>, fields: &[Field], skip: u32) -> u32 {
     let first = libc::NFT_REG32_00 as u32;
-    let mut words = 0u32;
+    let mut words = skip;
     for f in fields {
         rule.add_expr(&load(*f, first + words));
         words += (f.key_len() as u32).div_ceil(4);
@@ -81,9 +86,11 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             let sreg = load_key(rule, fields);
             rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: *invert });
         }
-        Expr::ShardLookup { fields, set } => {
-            let sreg = load_key(rule, fields);
-            rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: false });
+        Expr::ShardLookup { kind, fields, set } => {
+            // The constant kind in the key's first 32 bits, the fields after it.
+            rule.add_expr(&Immediate::new(u32::from_ne_bytes([*kind, 0, 0, 0]), Register::Reg1));
+            load_key_from(rule, fields, 1);
+            rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg: libc::NFT_REG32_00 as u32, invert: false });
         }
         Expr::ShardVmap { field, map } => {
             load_key(rule, &[*field]);

@@ -32,6 +32,8 @@ fn cs(s: &str) -> CString {
 }
 
 const TYPE_IPV4: u32 = 7;
+/// A 32-bit integer (nft's `mark`): the region kind in front of a shard set's key.
+const TYPE_MARK: u32 = 19;
 const TYPE_INET_PROTO: u32 = 12;
 const TYPE_INET_SERVICE: u32 = 13;
 const TYPE_IFNAME: u32 = 41;
@@ -67,9 +69,9 @@ fn spec(kind: SetKind) -> SetSpec {
         SetKind::Meter => SetSpec { flags: NFT_SET_TIMEOUT | NFT_SET_EVAL, timeout_ms: Some(60_000), size: Some(65_535), ..base },
         SetKind::Regions => SetSpec {
             flags: NFT_SET_INTERVAL | NFT_SET_CONCAT,
-            key_type: concat(&[TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
-            key_len: 16,
-            concat: &[4, 4, 1, 2],
+            key_type: concat(&[TYPE_MARK, TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
+            key_len: 20,
+            concat: &[4, 4, 4, 1, 2],
             counter: true,
             ..base
         },
@@ -77,6 +79,18 @@ fn spec(kind: SetKind) -> SetSpec {
             SetSpec { key_type: concat(&[TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]), key_len: 16, counter: true, ..base }
         }
         SetKind::ShardMap => SetSpec { flags: NFT_SET_MAP, verdict_map: true, ..base },
+    }
+}
+
+/// A dump's request and answer buffers, reused across the dumps of one session.
+struct DumpBufs {
+    req: AlignedBuf,
+    answer: AlignedBuf,
+}
+
+impl DumpBufs {
+    fn new() -> DumpBufs {
+        DumpBufs { req: AlignedBuf::new(1 << 16), answer: AlignedBuf::new(1 << 20) }
     }
 }
 
@@ -155,22 +169,22 @@ impl NftFirewall {
 
     /// Runs one dump request and collects its messages.
     fn dump_with<T>(&self, what: DumpWhat<'_>, mut each: impl FnMut(&AlignedBuf, &sys::MsgHeader, &mut Vec<T>)) -> Result<Option<Vec<T>>> {
-        self.with_socket(1 << 20, |sock| Self::dump_on(sock, what, &mut each))
+        self.with_socket(1 << 20, |sock| Self::dump_on(sock, what, &mut each, &mut DumpBufs::new()))
     }
 
     fn dump_on<T>(
         sock: &NlSocket,
         what: DumpWhat<'_>,
         each: &mut impl FnMut(&AlignedBuf, &sys::MsgHeader, &mut Vec<T>),
+        bufs: &mut DumpBufs,
     ) -> Result<Option<Vec<T>>> {
-        let mut buf = AlignedBuf::new(1 << 16);
+        let DumpBufs { req: buf, answer: rbuf } = bufs;
         let seq = 1;
-        let len = sys::dump_request(&mut buf, seq, &cs(TABLE), what);
+        let len = sys::dump_request(buf, seq, &cs(TABLE), what);
         sock.send(&buf.bytes_mut()[..len]).map_err(nft_err("dump request"))?;
         let mut out = vec![];
-        let mut rbuf = AlignedBuf::new(1 << 20);
         loop {
-            let n = sock.recv(&mut rbuf).map_err(nft_err("dump"))?;
+            let n = sock.recv(rbuf).map_err(nft_err("dump"))?;
             let msgs = sys::split_messages(rbuf.bytes_mut(), n);
             for m in &msgs {
                 if m.ty == libc::NLMSG_DONE as u16 {
@@ -185,7 +199,7 @@ impl NftFirewall {
                     }
                     return Err(NetError::Nft { what: "dump", source: std::io::Error::from_raw_os_error(-err) });
                 }
-                each(&rbuf, m, &mut out);
+                each(rbuf, m, &mut out);
             }
             if msgs.is_empty() {
                 return Ok(Some(out));
@@ -245,9 +259,12 @@ impl FirewallOps for NftFirewall {
     }
 
     fn dump(&self) -> Result<Option<TableDump>> {
-        let Some(rules) = self.rules(None)? else {
+        // A rule dump filtered by a table that does not exist answers nothing, not ENOENT; our
+        // table always has rules, so none means there is nothing to read.
+        let rules = self.rules(None)?.unwrap_or_default();
+        if rules.is_empty() {
             return Ok(None);
-        };
+        }
         let mut d = TableDump::default();
         for r in rules {
             d.chains.entry(r.chain).or_default().push(KernelRule {
@@ -257,11 +274,20 @@ impl FirewallOps for NftFirewall {
                 bytes: r.bytes,
             });
         }
-        for (set, _) in compile::sets() {
-            if let Some(elems) = self.set_elems(&set)? {
-                d.sets.insert(set, elems);
+        // Every set in one session on the socket (a few syscalls per set, not a set-up each).
+        self.with_socket(1 << 20, |sock| {
+            let mut each = |b: &AlignedBuf, m: &sys::MsgHeader, out: &mut Vec<KernelElem>| {
+                out.extend(super::parse::set_elems(&b.bytes()[m.offset + 16..m.offset + m.len]))
+            };
+            let mut bufs = DumpBufs::new();
+            for (set, _) in compile::sets() {
+                let name = cs(&set);
+                if let Some(elems) = Self::dump_on(sock, DumpWhat::SetElems(&name), &mut each, &mut bufs)? {
+                    d.sets.insert(set, elems);
+                }
             }
-        }
+            Ok(())
+        })?;
         Ok(Some(d))
     }
 

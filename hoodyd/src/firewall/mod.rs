@@ -97,9 +97,7 @@ fn scan_of(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str) -> Result<BTreeMap
         compile::SET_EGRESS_ALLOW_POINTS.to_string(),
         compile::SET_EGRESS_DENY_POINTS.into(),
         compile::SET_INGRESS_ALLOW_POINTS.into(),
-        compile::egress_allow_set(s),
-        compile::egress_deny_set(s),
-        compile::ingress_allow_set(s),
+        compile::shard_set(s),
     ] {
         let all = ops.set_elems(&set)?.unwrap_or_default();
         out.insert(set.clone(), all.into_iter().filter(|e| elements::owned_by(&set, &e.elem.key, ip, ifname)).map(|e| e.elem).collect());
@@ -317,13 +315,19 @@ impl Firewall {
                 }
                 m
             };
-            let egress = rules(&[
-                compile::SET_EGRESS_ALLOW_POINTS.into(),
-                compile::SET_EGRESS_DENY_POINTS.into(),
-                compile::egress_allow_set(s),
-                compile::egress_deny_set(s),
-            ]);
-            let ingress = rules(&[compile::SET_INGRESS_ALLOW_POINTS.into(), compile::ingress_allow_set(s)]);
+            let mut egress = rules(&[compile::SET_EGRESS_ALLOW_POINTS.into(), compile::SET_EGRESS_DENY_POINTS.into()]);
+            let mut ingress = rules(&[compile::SET_INGRESS_ALLOW_POINTS.into()]);
+            // The shard's elements say by their first byte which list they belong to.
+            let shard: Vec<KernelElem> = cur.get(&compile::shard_set(s)).cloned().unwrap_or_default();
+            let (into, out): (Vec<KernelElem>, Vec<KernelElem>) =
+                shard.into_iter().partition(|e| e.elem.key.first() == Some(&compile::REGION_INGRESS_ALLOW));
+            for (m, part) in [(&mut egress, out), (&mut ingress, into)] {
+                for (k, v) in elements::rule_counters(&part) {
+                    let e = m.entry(k).or_default();
+                    e.0 += v.0;
+                    e.1 += v.1;
+                }
+            }
             Ok(Counters {
                 egress,
                 ingress,
