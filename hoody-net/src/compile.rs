@@ -44,7 +44,6 @@ use std::collections::BTreeMap;
 use crate::addr::Ipv4Net;
 use crate::names;
 use crate::policy::{DenyAction, TableConfig};
-use crate::rules::PortRange;
 
 pub const TABLE: &str = "hoody";
 pub const NFPROTO_IPV4: u8 = 2;
@@ -549,11 +548,6 @@ pub fn skeleton(cfg: &TableConfig) -> (Vec<Op>, Expected) {
 /// The user rule id in an element comment `r:<id>`.
 pub fn comment_rule_id(comment: &str) -> Option<&str> {
     comment.strip_prefix("r:")
-}
-
-/// Port range as it goes into a key (both ends).
-pub fn port_span(p: Option<PortRange>) -> (u32, u32) {
-    p.map(|p| (u32::from(p.from), u32::from(p.to))).unwrap_or((0, 65535))
 }
 
 #[cfg(test)]

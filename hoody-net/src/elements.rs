@@ -27,12 +27,6 @@ fn ifname_key(ifname: &str) -> Vec<u8> {
     k
 }
 
-/// The interface name in a key (NUL-padded).
-pub fn key_ifname(key: &[u8]) -> String {
-    let k = &key[..key.len().min(16)];
-    String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or(k)).into_owned()
-}
-
 /// Whether a region is a single point (an exact key, held in a hash set).
 fn is_point(r: &Region) -> bool {
     r.addr.0 == r.addr.1 && r.proto.0 == r.proto.1 && r.port.0 == r.port.1

@@ -10,7 +10,7 @@ use nftnl::expr::{
     Verdict as NVerdict,
 };
 
-use super::sys::{IFNAMSIZ, Load, Log, MeterUpdate, SetLookup, VmapLookup, ifname_key};
+use super::sys::{IFNAMSIZ, Load, Log, MeterUpdate, SetLookup, ifname_key};
 use crate::compile::{Expr, Field, Verdict, set_id};
 
 fn cstring(s: &str) -> CString {
@@ -84,19 +84,25 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
         }
         Expr::Lookup { fields, set, invert } => {
             let sreg = load_key(rule, fields);
-            rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: *invert });
+            rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: *invert, verdict: false });
         }
         Expr::ShardLookup { kind, fields, set } => {
             // The constant kind in the key's first 32 bits, the fields after it.
             rule.add_expr(&Immediate::new(u32::from_ne_bytes([*kind, 0, 0, 0]), Register::Reg1));
             load_key_from(rule, fields, 1);
-            rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg: libc::NFT_REG32_00 as u32, invert: false });
+            rule.add_expr(&SetLookup {
+                set: cstring(set),
+                set_id: set_id(set),
+                sreg: libc::NFT_REG32_00 as u32,
+                invert: false,
+                verdict: false,
+            });
         }
         Expr::ShardVmap { field, map } => {
-            load_key(rule, &[*field]);
+            let sreg = load_key(rule, &[*field]);
             let (mask, xor) = (crate::compile::SHARD_MASK, [0u8; 4]);
             rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
-            rule.add_expr(&VmapLookup { set: cstring(map), set_id: set_id(map) });
+            rule.add_expr(&SetLookup { set: cstring(map), set_id: set_id(map), sreg, invert: false, verdict: true });
         }
         Expr::CtState(states) => {
             let states = *states;

@@ -59,24 +59,11 @@ pub fn rule(payload: &[u8]) -> Option<ParsedRule> {
             NFTA_RULE_HANDLE => r.handle = be64(v),
             NFTA_RULE_USERDATA => r.comment = comment(v),
             NFTA_RULE_EXPRESSIONS => {
+                let mut c = (0, 0);
                 for (_, elem) in attrs(v).filter(|(t, _)| *t == NFTA_LIST_ELEM) {
-                    let mut is_counter = false;
-                    for (t, x) in attrs(elem) {
-                        match t {
-                            NFTA_EXPR_NAME => is_counter = string(x) == "counter",
-                            NFTA_EXPR_DATA if is_counter => {
-                                for (ct, cv) in attrs(x) {
-                                    match ct {
-                                        NFTA_COUNTER_BYTES => r.bytes = be64(cv),
-                                        NFTA_COUNTER_PACKETS => r.packets = be64(cv),
-                                        _ => {}
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
+                    counter_of(elem, &mut c);
                 }
+                (r.packets, r.bytes) = c;
             }
             _ => {}
         }

@@ -22,34 +22,15 @@ fn alloc_expr(name: &CStr) -> NonNull<sys::nftnl_expr> {
     NonNull::new(unsafe { sys::nftnl_expr_alloc(name.as_ptr()) }).expect("nftnl_expr_alloc: out of memory")
 }
 
-/// `lookup` of register 1 in a verdict map, the verdict going to the verdict register
+/// `lookup` of the key starting at register `sreg` in a set: matches when the key is (or,
+/// inverted, is not) an element; in a verdict map (`verdict`), the element's verdict is taken
 /// (`… vmap @esh`).
-pub struct VmapLookup {
-    pub set: CString,
-    pub set_id: u32,
-}
-
-impl Expression for VmapLookup {
-    fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
-        let e = alloc_expr(c"lookup");
-        // SAFETY: `e` was just allocated; the string outlives the call and is copied by nftnl.
-        unsafe {
-            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SREG as u16, libc::NFT_REG_1 as u32);
-            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_DREG as u16, libc::NFT_REG_VERDICT as u32);
-            sys::nftnl_expr_set_str(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET as u16, self.set.as_ptr());
-            sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET_ID as u16, self.set_id);
-        }
-        e
-    }
-}
-
-/// `lookup` of the key starting at register `sreg` in a set (no data): matches when the key is
-/// (or, inverted, is not) an element.
 pub struct SetLookup {
     pub set: CString,
     pub set_id: u32,
     pub sreg: u32,
     pub invert: bool,
+    pub verdict: bool,
 }
 
 impl Expression for SetLookup {
@@ -62,6 +43,9 @@ impl Expression for SetLookup {
             sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET_ID as u16, self.set_id);
             if self.invert {
                 sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_FLAGS as u16, libc::NFT_LOOKUP_F_INV as u32);
+            }
+            if self.verdict {
+                sys::nftnl_expr_set_u32(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_DREG as u16, libc::NFT_REG_VERDICT as u32);
             }
         }
         e

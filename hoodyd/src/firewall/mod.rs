@@ -14,7 +14,6 @@ use hoody_net::error::NetError;
 use hoody_net::names;
 use hoody_net::nft::{FirewallOps, KernelElem, verify_elems};
 use hoody_net::policy::{ContainerFirewall, TableConfig};
-use hoody_net::rules::{Direction, Rule};
 use tracing::info;
 
 pub use events::{Event, EventLog};
@@ -280,18 +279,9 @@ impl Firewall {
         r
     }
 
-    /// Adds `rule`, already part of `c` (its last rule in its direction).
-    pub async fn add_rule(&self, c: &ContainerFirewall, _rule: &Rule) -> Result<(), NetError> {
-        self.sync(c).await
-    }
-
-    /// Removes rule `rule_id` from `c`'s elements (`c` no longer lists it).
-    pub async fn delete_rule(&self, c: &ContainerFirewall, _rule_id: &str, _direction: Direction) -> Result<(), NetError> {
-        self.sync(c).await
-    }
-
-    /// Back to deny-all (`c` has no rules and the deny policy), in one transaction.
-    pub async fn reset(&self, c: &ContainerFirewall) -> Result<(), NetError> {
+    /// A changed container — a rule added or deleted, a reset to deny-all: its elements made
+    /// exactly `c`'s, in one transaction.
+    pub async fn update(&self, c: &ContainerFirewall) -> Result<(), NetError> {
         self.sync(c).await
     }
 
@@ -346,7 +336,7 @@ mod tests {
     use hoody_net::compile::Op;
     use hoody_net::nft::recording::RecordingFirewall;
     use hoody_net::policy::{DenyAction, EgressPolicy};
-    use hoody_net::rules::{Action, PortRange, Protocol, RuleSpec};
+    use hoody_net::rules::{Action, Direction, PortRange, Protocol, Rule, RuleSpec};
 
     fn cfg() -> TableConfig {
         TableConfig { subnet: "10.77.0.0/16".parse().unwrap(), uplink: None, deny_action: DenyAction::Reject, nflog_group: 1, log_rate: 10 }
@@ -388,18 +378,18 @@ mod tests {
             let r = rule(&format!("r{i}"), Direction::Egress, port);
             c.egress.push(r.clone());
             let before = rec.transaction_count();
-            fw.add_rule(&c, &r).await.unwrap();
+            fw.update(&c).await.unwrap();
             assert_eq!(rec.transaction_count(), before + 1, "one transaction");
             let last = rec.transactions.lock().unwrap().last().unwrap().clone();
             assert!(last.iter().all(|o| matches!(o, Op::AddElems { .. } | Op::DelElems { .. })), "elements only: {last:?}");
         }
         let ing = rule("in1", Direction::Ingress, 8080);
         c.ingress.push(ing.clone());
-        fw.add_rule(&c, &ing).await.unwrap();
+        fw.update(&c).await.unwrap();
         assert_eq!(comments(&rec, "eap").len(), 3);
         assert_eq!(comments(&rec, "iap"), ["r:in1"]);
         c.egress.remove(1);
-        fw.delete_rule(&c, "r1", Direction::Egress).await.unwrap();
+        fw.update(&c).await.unwrap();
         let mut left = comments(&rec, "eap");
         left.sort();
         assert_eq!(left, ["r:r0", "r:r2"]);
@@ -408,7 +398,7 @@ mod tests {
         c.egress.clear();
         c.ingress.clear();
         c.egress_policy = EgressPolicy::Deny;
-        fw.reset(&c).await.unwrap();
+        fw.update(&c).await.unwrap();
         assert_eq!(rec.transaction_count(), before + 1);
         assert!(comments(&rec, "eap").is_empty() && comments(&rec, "iap").is_empty());
         assert!(rec.set_elems("open").unwrap().unwrap().is_empty(), "deny policy: not open");
@@ -436,7 +426,7 @@ mod tests {
         assert_eq!(elements::shard(a.ipv4), elements::shard(b.ipv4));
         fw.reconcile(vec![a.clone(), b.clone()]).await.unwrap();
         a.egress.clear();
-        fw.reset(&a).await.unwrap();
+        fw.update(&a).await.unwrap();
         assert_eq!(comments(&rec, "eap"), ["r:b1"], "b's rule stays");
         assert_eq!(fw.reconcile(vec![a, b]).await.unwrap(), Reconciled::InPlace);
     }
@@ -457,7 +447,7 @@ mod tests {
         rec.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
         let r = rule("x", Direction::Egress, 443);
         c.egress.push(r.clone());
-        assert!(fw.add_rule(&c, &r).await.is_err());
+        assert!(fw.update(&c).await.is_err());
         assert_eq!(rec.dump().unwrap(), before);
     }
 }

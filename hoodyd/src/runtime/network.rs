@@ -116,7 +116,7 @@ impl Runtime {
         let mut all = existing;
         all.push(stored.clone());
         let fw = self.firewall_of(c, all);
-        if let Err(e) = self.firewall.add_rule(&fw, &stored.rule).await {
+        if let Err(e) = self.firewall.update(&fw).await {
             let (cid, rid) = (c.id.clone(), stored.rule.id.clone());
             let _ = self.store.call(move |db| store::delete_rule(db, &cid, &rid)).await;
             return Err(e.into());
@@ -135,7 +135,7 @@ impl Runtime {
             .position(|r| r.rule.id == rule_id && r.rule.spec.direction == direction)
             .ok_or_else(|| RuntimeError::NotFound(format!("{direction:?} rule {rule_id}").to_lowercase()))?;
         rules.remove(pos);
-        self.firewall.delete_rule(&self.firewall_of(c, rules), rule_id, direction).await?;
+        self.firewall.update(&self.firewall_of(c, rules)).await?;
         // A crash here: the start-up reconcile rebuilds the table from the store (the rule,
         // whose removal was never answered, is back).
         super::lifecycle::fault("firewall-rule-removed")?;
@@ -151,7 +151,7 @@ impl Runtime {
         let _guard = self.lock(&c.id).await;
         let mut after = c.clone();
         after.egress = Egress::Deny;
-        self.firewall.reset(&self.firewall_of(&after, vec![])).await?;
+        self.firewall.update(&self.firewall_of(&after, vec![])).await?;
         let cid = c.id.clone();
         self.store.call(move |db| store::reset_firewall(db, &cid)).await?;
         info!(container = %c.id, "firewall reset to deny-all");
