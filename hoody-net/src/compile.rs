@@ -293,8 +293,12 @@ pub fn fnv(s: &str) -> u32 {
     h
 }
 
+/// Changes whenever the same expressions are encoded differently (so a table written by an
+/// older encoding is seen as different and rebuilt, not left in place).
+const ENCODING: u32 = 2;
+
 fn rule(kind: &str, name: &str, exprs: Vec<Expr>) -> CompiledRule {
-    let comment = format!("{kind}:{name}:{:08x}", fnv(&format!("{exprs:?}")));
+    let comment = format!("{kind}:{name}:{:08x}", fnv(&format!("{ENCODING} {exprs:?}")));
     CompiledRule { comment, exprs }
 }
 

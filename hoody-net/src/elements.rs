@@ -37,7 +37,7 @@ fn is_point(r: &Region) -> bool {
 fn region_elem(kind: u8, own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
     let point = is_point(r);
     let key = |peer: u32, proto: u32, port: u32| {
-        let mut k = if point { vec![] } else { vec![kind, 0, 0, 0] };
+        let mut k = if point { vec![] } else { vec![0, 0, 0, kind] };
         k.extend(own.octets());
         k.extend(peer.to_be_bytes());
         k.extend([proto as u8, 0, 0, 0]);
@@ -223,8 +223,8 @@ mod tests {
         c.egress = vec![rule("r1", Action::Allow, 443)];
         let m = of(&c).unwrap();
         let e = &m["sh105"][0];
-        assert_eq!(e.key, [1, 0, 0, 0, 10, 77, 1, 5, 203, 0, 113, 0, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
-        assert_eq!(e.key_end.as_deref(), Some(&[1, 0, 0, 0, 10, 77, 1, 5, 203, 0, 113, 255, 6, 0, 0, 0, 0x01, 0xbb, 0, 0][..]));
+        assert_eq!(e.key, [0, 0, 0, 1, 10, 77, 1, 5, 203, 0, 113, 0, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
+        assert_eq!(e.key_end.as_deref(), Some(&[0, 0, 0, 1, 10, 77, 1, 5, 203, 0, 113, 255, 6, 0, 0, 0, 0x01, 0xbb, 0, 0][..]));
         assert_eq!(e.comment.as_deref(), Some("r:r1"));
         assert!(m["edp"].is_empty() && m["open"].is_empty() && m["eap"].is_empty());
         for (set, elems) in &m {
@@ -244,7 +244,7 @@ mod tests {
         let ops = diff(&before, &after);
         assert_eq!(ops.len(), 1);
         assert!(
-            matches!(&ops[0], Op::AddElems { set, elems } if set == "sh107" && elems.len() == 1 && elems[0].key[0] == compile::REGION_EGRESS_DENY)
+            matches!(&ops[0], Op::AddElems { set, elems } if set == "sh107" && elems.len() == 1 && elems[0].key[3] == compile::REGION_EGRESS_DENY)
         );
         assert!(diff(&after, &after).is_empty());
         c.egress_policy = EgressPolicy::Allow;

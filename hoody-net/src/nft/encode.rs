@@ -87,8 +87,9 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: *invert, verdict: false });
         }
         Expr::ShardLookup { kind, fields, set } => {
-            // The constant kind in the key's first 32 bits, the fields after it.
-            rule.add_expr(&Immediate::new(u32::from_ne_bytes([*kind, 0, 0, 0]), Register::Reg1));
+            // The constant kind in the key's first 32 bits (big-endian, as nft prints the field), the
+            // fields after it.
+            rule.add_expr(&Immediate::new(u32::from_ne_bytes([0, 0, 0, *kind]), Register::Reg1));
             load_key_from(rule, fields, 1);
             rule.add_expr(&SetLookup {
                 set: cstring(set),

@@ -307,10 +307,10 @@ impl Firewall {
             };
             let mut egress = rules(&[compile::SET_EGRESS_ALLOW_POINTS.into(), compile::SET_EGRESS_DENY_POINTS.into()]);
             let mut ingress = rules(&[compile::SET_INGRESS_ALLOW_POINTS.into()]);
-            // The shard's elements say by their first byte which list they belong to.
+            // The shard's elements say by their key's first field which list they belong to.
             let shard: Vec<KernelElem> = cur.get(&compile::shard_set(s)).cloned().unwrap_or_default();
             let (into, out): (Vec<KernelElem>, Vec<KernelElem>) =
-                shard.into_iter().partition(|e| e.elem.key.first() == Some(&compile::REGION_INGRESS_ALLOW));
+                shard.into_iter().partition(|e| e.elem.key.get(3) == Some(&compile::REGION_INGRESS_ALLOW));
             for (m, part) in [(&mut egress, out), (&mut ingress, into)] {
                 for (k, v) in elements::rule_counters(&part) {
                     let e = m.entry(k).or_default();
