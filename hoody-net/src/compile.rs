@@ -58,10 +58,14 @@ pub const CT_RELATED: u32 = 4;
 pub const CT_UNTRACKED: u32 = 64;
 /// The NFLOG prefix of denied egress; the owner is the packet's source address.
 pub const LOG_PREFIX: &str = "hoody ";
-/// Containers are spread over this many shards by the last ten bits of their address.
-pub const SHARDS: u16 = 1024;
-/// The shard of an address: `addr & SHARD_MASK`.
-pub const SHARD_MASK: [u8; 4] = [0, 0, 3, 255];
+/// At most this many shards (the default): containers are spread over them by the last bits
+/// of their address ([`TableConfig::shards`], a power of two).
+pub const MAX_SHARDS: u16 = 1024;
+
+/// The shard of an address is `addr & shard_mask(shards)`.
+pub fn shard_mask(shards: u16) -> [u8; 4] {
+    (u32::from(shards.max(1)) - 1).to_be_bytes()
+}
 
 pub const EGRESS: &str = "egress";
 pub const INGRESS: &str = "ingress";
@@ -197,10 +201,11 @@ pub enum Expr {
         fields: Vec<Field>,
         set: String,
     },
-    /// `ip saddr|daddr & 0.0.0.255 vmap @map`.
+    /// `ip saddr|daddr & mask vmap @map`.
     ShardVmap {
         field: Field,
         map: &'static str,
+        mask: [u8; 4],
     },
     /// `ct state` has any of these bits.
     CtState(u32),
@@ -312,7 +317,7 @@ fn goto(c: &str) -> Expr {
 }
 
 /// Every set of the table and its kind.
-pub fn sets() -> Vec<(String, SetKind)> {
+pub fn sets(shards: u16) -> Vec<(String, SetKind)> {
     let mut v = vec![
         (SET_CTR.into(), SetKind::IfAddr),
         (SET_SPOOFED.into(), SetKind::IfCounted),
@@ -324,7 +329,7 @@ pub fn sets() -> Vec<(String, SetKind)> {
         (SET_EGRESS_DENY_POINTS.into(), SetKind::Points),
         (SET_INGRESS_ALLOW_POINTS.into(), SetKind::Points),
     ];
-    for s in 0..SHARDS {
+    for s in 0..shards {
         v.push((shard_set(s), SetKind::Regions));
     }
     v.push((MAP_EGRESS_SHARDS.into(), SetKind::ShardMap));
@@ -333,8 +338,8 @@ pub fn sets() -> Vec<(String, SetKind)> {
 }
 
 /// The fixed elements of the shard maps: `0.0.N.NN : goto esNNN` (isNNN).
-pub fn shard_map_elems(map: &str) -> Vec<Elem> {
-    (0..SHARDS)
+pub fn shard_map_elems(map: &str, shards: u16) -> Vec<Elem> {
+    (0..shards)
         .map(|s| Elem {
             key: vec![0, 0, (s >> 8) as u8, s as u8],
             key_end: None,
@@ -375,7 +380,7 @@ fn base_chains(cfg: &TableConfig) -> Vec<(&'static str, BaseHook, Vec<CompiledRu
 
 const V4: Expr = Expr::NfProto(NFPROTO_IPV4);
 
-fn egress_rules() -> Vec<CompiledRule> {
+fn egress_rules(shards: u16) -> Vec<CompiledRule> {
     let not_own = |fields| Expr::Lookup { fields, set: SET_CTR, invert: true };
     vec![
         rule("g", "ipv6", drop(vec![Expr::NfProto(NFPROTO_IPV6)])),
@@ -400,7 +405,7 @@ fn egress_rules() -> Vec<CompiledRule> {
         // to the connection it names, and forged it carries anything; it goes through the
         // rules like any packet (allowed only where ICMP is).
         rule("g", "established", vec![Expr::CtState(CT_ESTABLISHED), Expr::Verdict(Verdict::Accept)]),
-        rule("b", "shard", vec![V4, Expr::ShardVmap { field: Field::Saddr, map: MAP_EGRESS_SHARDS }]),
+        rule("b", "shard", vec![V4, Expr::ShardVmap { field: Field::Saddr, map: MAP_EGRESS_SHARDS, mask: shard_mask(shards) }]),
         rule("b", "unknown", drop(vec![])),
     ]
 }
@@ -490,14 +495,14 @@ fn deny_rules(cfg: &TableConfig) -> Vec<CompiledRule> {
     v
 }
 
-fn ingress_rules() -> Vec<CompiledRule> {
+fn ingress_rules(shards: u16) -> Vec<CompiledRule> {
     vec![
         rule("g", "ipv6", drop(vec![Expr::NfProto(NFPROTO_IPV6)])),
         rule("g", "invalid", drop(vec![Expr::CtState(CT_INVALID | CT_UNTRACKED)])),
         // Replies and related ICMP (path-MTU discovery needs "fragmentation needed" through).
         rule("g", "established", vec![Expr::CtState(CT_ESTABLISHED | CT_RELATED), Expr::Verdict(Verdict::Accept)]),
         rule("g", "unknown", drop(vec![V4, Expr::Lookup { fields: vec![Field::Oifname, Field::Daddr], set: SET_CTR, invert: true }])),
-        rule("b", "shard", vec![V4, Expr::ShardVmap { field: Field::Daddr, map: MAP_INGRESS_SHARDS }]),
+        rule("b", "shard", vec![V4, Expr::ShardVmap { field: Field::Daddr, map: MAP_INGRESS_SHARDS, mask: shard_mask(shards) }]),
         rule("b", "unknown", drop(vec![])),
     ]
 }
@@ -505,12 +510,13 @@ fn ingress_rules() -> Vec<CompiledRule> {
 /// Every regular chain with its rules, in the order they must be created (a goto needs its
 /// target chain to exist).
 fn chains(cfg: &TableConfig) -> Vec<(String, Vec<CompiledRule>)> {
-    let mut v = vec![(DENY.to_string(), deny_rules(cfg)), (INGRESS.to_string(), ingress_rules()), (ALLOWED.to_string(), allowed_rules())];
-    for s in 0..SHARDS {
+    let mut v =
+        vec![(DENY.to_string(), deny_rules(cfg)), (INGRESS.to_string(), ingress_rules(cfg.shards)), (ALLOWED.to_string(), allowed_rules())];
+    for s in 0..cfg.shards {
         v.push((egress_shard_chain(s), egress_shard_rules(s)));
         v.push((ingress_shard_chain(s), ingress_shard_rules(s)));
     }
-    v.push((EGRESS.to_string(), egress_rules()));
+    v.push((EGRESS.to_string(), egress_rules(cfg.shards)));
     v
 }
 
@@ -526,14 +532,14 @@ pub struct Expected {
 pub fn skeleton(cfg: &TableConfig) -> (Vec<Op>, Expected) {
     let mut ops = vec![Op::AddTable];
     let mut x = Expected::default();
-    for (name, kind) in sets() {
+    for (name, kind) in sets(cfg.shards) {
         x.sets.insert(name.clone(), vec![]);
         ops.push(Op::AddSet { name, kind });
     }
     let chains = chains(cfg);
     ops.extend(chains.iter().map(|(n, _)| Op::AddChain(n.clone())));
     for map in [MAP_EGRESS_SHARDS, MAP_INGRESS_SHARDS] {
-        let elems = shard_map_elems(map);
+        let elems = shard_map_elems(map, cfg.shards);
         x.sets.insert(map.into(), elems.clone());
         ops.push(Op::AddElems { set: map.into(), elems });
     }
@@ -565,7 +571,23 @@ pub(crate) mod tests {
             deny_action: DenyAction::Reject,
             nflog_group: 7023,
             log_rate: 10,
+            shards: MAX_SHARDS,
         }
+    }
+
+    #[test]
+    fn the_shard_count_is_the_tables_and_changes_its_rules() {
+        let small = TableConfig { shards: 16, ..cfg() };
+        let (_, x) = skeleton(&small);
+        assert_eq!(x.chains.len(), 3 + 2 * 16 + 1 + 5);
+        assert_eq!(x.sets.keys().filter(|s| s.starts_with("sh")).count(), 16);
+        assert_eq!(x.sets[MAP_EGRESS_SHARDS].len(), 16);
+        assert_eq!(shard_mask(16), [0, 0, 0, 15]);
+        assert_eq!(shard_mask(MAX_SHARDS), [0, 0, 3, 255]);
+        assert_eq!(crate::elements::shard(std::net::Ipv4Addr::new(10, 77, 1, 20), 16), 4);
+        // A daemon restarted with another count sees different rules and rebuilds the table.
+        let (_, big) = skeleton(&cfg());
+        assert_ne!(x.chains[EGRESS], big.chains[EGRESS]);
     }
 
     #[test]
@@ -591,7 +613,7 @@ pub(crate) mod tests {
                 _ => {}
             }
         }
-        assert_eq!(x.chains.len(), 3 + 2 * SHARDS as usize + 1 + 5, "independent of the containers");
+        assert_eq!(x.chains.len(), 3 + 2 * MAX_SHARDS as usize + 1 + 5, "independent of the containers");
         let e = &x.chains[EGRESS];
         let kinds: Vec<&str> = e.iter().map(|c| &c[..c.rfind(':').unwrap()]).collect();
         assert_eq!(kinds, ["g:ipv6", "g:spoof-count", "g:spoof", "g:invalid", "g:established", "b:shard", "b:unknown"]);
@@ -599,10 +621,10 @@ pub(crate) mod tests {
 
     #[test]
     fn egress_guards_drop_invalid_and_accept_established_only() {
-        let r = egress_rules();
+        let r = egress_rules(MAX_SHARDS);
         assert_eq!(r[3].exprs, vec![Expr::CtState(CT_INVALID | CT_UNTRACKED), Expr::Counter, Expr::Verdict(Verdict::Drop)]);
         assert_eq!(r[4].exprs, vec![Expr::CtState(CT_ESTABLISHED), Expr::Verdict(Verdict::Accept)], "egress: not related");
-        let i = ingress_rules();
+        let i = ingress_rules(MAX_SHARDS);
         assert_eq!(i[2].exprs, vec![Expr::CtState(CT_ESTABLISHED | CT_RELATED), Expr::Verdict(Verdict::Accept)], "ingress: related too");
         let d = deny_rules(&cfg());
         assert!(matches!(d[1].exprs[..], [_, Expr::Meter { per_second: 10, burst: 20, .. }, Expr::Log { group: 7023, .. }]));

@@ -14,9 +14,9 @@ use crate::rules::Action;
 /// Elements go to the kernel in messages of at most this many.
 const CHUNK: usize = 256;
 
-/// The container's shard: the last ten bits of its address.
-pub fn shard(ip: Ipv4Addr) -> u16 {
-    (u32::from(ip) & 0x3ff) as u16
+/// The container's shard: the last bits of its address (`shards` a power of two).
+pub fn shard(ip: Ipv4Addr, shards: u16) -> u16 {
+    (u32::from(ip) & u32::from_be_bytes(compile::shard_mask(shards))) as u16
 }
 
 fn ifname_key(ifname: &str) -> Vec<u8> {
@@ -54,8 +54,8 @@ fn region_elem(kind: u8, own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
 
 /// The container's elements, set by set (every set it has a part in, even where that part is
 /// empty). Refused when a rule list would need more than [`regions::MAX_REGIONS`] regions.
-pub fn of(c: &ContainerFirewall) -> Result<BTreeMap<String, Vec<Elem>>> {
-    let s = shard(c.ipv4);
+pub fn of(c: &ContainerFirewall, shards: u16) -> Result<BTreeMap<String, Vec<Elem>>> {
+    let s = shard(c.ipv4, shards);
     let ip = c.ipv4.octets().to_vec();
     let ifk = ifname_key(&c.ifname());
     let mut m: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
@@ -161,7 +161,7 @@ pub fn plan_each(cfg: &crate::policy::TableConfig, containers: &[ContainerFirewa
     ops.extend(skel);
     let mut per = Vec::with_capacity(containers.len());
     for c in containers {
-        let m = of(c)?;
+        let m = of(c, cfg.shards)?;
         for (set, elems) in &m {
             x.sets.entry(set.clone()).or_default().extend(elems.iter().cloned());
         }
@@ -221,7 +221,7 @@ mod tests {
     fn a_region_key_is_own_peer_proto_port() {
         let mut c = ctr(5);
         c.egress = vec![rule("r1", Action::Allow, 443)];
-        let m = of(&c).unwrap();
+        let m = of(&c, compile::MAX_SHARDS).unwrap();
         let e = &m["sh105"][0];
         assert_eq!(e.key, [0, 0, 0, 1, 10, 77, 1, 5, 203, 0, 113, 0, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
         assert_eq!(e.key_end.as_deref(), Some(&[0, 0, 0, 1, 10, 77, 1, 5, 203, 0, 113, 255, 6, 0, 0, 0, 0x01, 0xbb, 0, 0][..]));
@@ -238,9 +238,9 @@ mod tests {
     #[test]
     fn a_rule_change_is_a_diff_of_its_own_shard_only() {
         let mut c = ctr(7);
-        let before = of(&c).unwrap();
+        let before = of(&c, compile::MAX_SHARDS).unwrap();
         c.egress.push(rule("r1", Action::Deny, 22));
-        let after = of(&c).unwrap();
+        let after = of(&c, compile::MAX_SHARDS).unwrap();
         let ops = diff(&before, &after);
         assert_eq!(ops.len(), 1);
         assert!(
@@ -248,7 +248,7 @@ mod tests {
         );
         assert!(diff(&after, &after).is_empty());
         c.egress_policy = EgressPolicy::Allow;
-        let ops = diff(&after, &of(&c).unwrap());
+        let ops = diff(&after, &of(&c, compile::MAX_SHARDS).unwrap());
         assert!(matches!(&ops[..], [Op::AddElems { set, .. }] if set == "open"));
     }
 
@@ -258,7 +258,7 @@ mod tests {
         let mut r = rule("p1", Action::Allow, 443);
         r.spec.peer = "203.0.113.7/32".parse().unwrap();
         c.egress = vec![r];
-        let m = of(&c).unwrap();
+        let m = of(&c, compile::MAX_SHARDS).unwrap();
         assert!(m["sh105"].is_empty());
         assert_eq!(m["eap"].len(), 1);
         assert_eq!(m["eap"][0].key_end, None, "exact: no interval end");
@@ -270,9 +270,9 @@ mod tests {
     fn deletions_come_before_additions() {
         let mut c = ctr(9);
         c.egress = vec![rule("a", Action::Allow, 80)];
-        let before = of(&c).unwrap();
+        let before = of(&c, compile::MAX_SHARDS).unwrap();
         c.egress = vec![rule("b", Action::Allow, 80)];
-        let ops = diff(&before, &of(&c).unwrap());
+        let ops = diff(&before, &of(&c, compile::MAX_SHARDS).unwrap());
         assert!(matches!(&ops[..], [Op::DelElems { .. }, Op::AddElems { .. }]), "{ops:?}");
     }
 }

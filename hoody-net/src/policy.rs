@@ -32,6 +32,10 @@ pub struct TableConfig {
     pub nflog_group: u16,
     /// Denied attempts logged per second and container (burst twice that).
     pub log_rate: u32,
+    /// How many shards the containers' interval regions are spread over (a power of two,
+    /// 1..=[`crate::compile::MAX_SHARDS`]): a rule change costs O(the elements of one shard),
+    /// a table costs two chains and a set per shard.
+    pub shards: u16,
 }
 
 /// One container's part of the policy.

@@ -87,6 +87,11 @@ pub struct Flags {
     /// NFLOG group denied egress attempts are logged to (read back for firewall/events).
     #[arg(long)]
     pub nflog_group: Option<u16>,
+    /// Shards the firewall's interval sets are spread over (a power of two, 1-1024; default
+    /// 1024): a rule change costs O(one shard's elements), the table two chains and a set per
+    /// shard. Fewer suit a small host or a slow (emulated) one; changing it rebuilds the table.
+    #[arg(long)]
+    pub firewall_shards: Option<u16>,
     /// Containers started (at boot) or stopped (at host shutdown) at the same time, at most.
     #[arg(long)]
     pub parallel: Option<usize>,
@@ -157,6 +162,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     deny_action: Option<DenyActionArg>,
     nflog_group: Option<u16>,
+    firewall_shards: Option<u16>,
     parallel: Option<usize>,
     default_disk: Option<String>,
     default_inodes: Option<u64>,
@@ -193,6 +199,7 @@ pub struct Config {
     pub sys_root: PathBuf,
     pub deny_action: DenyActionArg,
     pub nflog_group: u16,
+    pub firewall_shards: u16,
     pub parallel: usize,
     pub default_disk: Option<u64>,
     pub default_inodes: Option<u64>,
@@ -240,6 +247,10 @@ impl Config {
             sys_root: "/sys".into(),
             deny_action: f.deny_action.or(file.deny_action).unwrap_or(DenyActionArg::Reject),
             nflog_group: f.nflog_group.or(file.nflog_group).unwrap_or(7023),
+            firewall_shards: match f.firewall_shards.or(file.firewall_shards).unwrap_or(hoody_net::compile::MAX_SHARDS) {
+                n if n.is_power_of_two() && n <= hoody_net::compile::MAX_SHARDS => n,
+                n => bail!("--firewall-shards {n} is not a power of two from 1 to {}", hoody_net::compile::MAX_SHARDS),
+            },
             parallel: f.parallel.or(file.parallel).unwrap_or(8).max(1),
             default_disk: match f.default_disk.or(file.default_disk).filter(|s| !s.is_empty()) {
                 None => None,
@@ -340,5 +351,16 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("sockett = \"/x\"").is_err());
         let flags = Flags { state_dir: Some("rel".into()), ..Default::default() };
         assert!(Config::merge(flags, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn firewall_shards_are_a_power_of_two_up_to_the_maximum() {
+        let with = |n| Config::merge(Flags { firewall_shards: Some(n), ..Default::default() }, FileConfig::default());
+        assert_eq!(Config::merge(Flags::default(), FileConfig::default()).unwrap().firewall_shards, 1024);
+        assert_eq!(with(16).unwrap().firewall_shards, 16);
+        assert_eq!(with(1).unwrap().firewall_shards, 1);
+        for bad in [0, 3, 2048] {
+            assert!(with(bad).unwrap_err().to_string().contains("power of two"), "{bad}");
+        }
     }
 }

@@ -157,6 +157,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         nflog_group: cfg.nflog_group,
         log_rate: 10,
+        shards: cfg.firewall_shards,
     };
     let firewall = crate::firewall::Firewall::new(Arc::new(hoody_net::nft::kernel::NftFirewall::new()), table);
     let rt = Runtime::new(

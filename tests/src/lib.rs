@@ -381,6 +381,12 @@ impl World {
             .args(if self.cgroup_flag { vec!["--cgroup-root".to_string(), self.cgroup.to_string_lossy().into_owned()] } else { vec![] })
             .args(if self.extra_flags.iter().any(|f| f == "--socket-group") { vec![] } else { vec!["--socket-group", "root"] })
             .args(&self.extra_flags)
+            // The VM lane (an emulated CPU) asks for a small table: its tests are about limits,
+            // and 1,024 shards cost a start there tens of seconds.
+            .args(match std::env::var("HOODY_E2E_FIREWALL_SHARDS") {
+                Ok(n) if !self.extra_flags.iter().any(|f| f == "--firewall-shards") => vec!["--firewall-shards".to_string(), n],
+                _ => vec![],
+            })
             // Debug logs for tests unless the caller says otherwise (benchmarks run at info).
             .env("HOODY_LOG", std::env::var("HOODY_LOG").unwrap_or_else(|_| "debug".into()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

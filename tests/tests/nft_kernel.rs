@@ -11,6 +11,9 @@ use hoody_net::nft::kernel::NftFirewall;
 use hoody_net::policy::*;
 use hoody_net::rules::{Action, Direction, PortRange, Protocol, Rule, RuleSpec};
 
+/// Fewer than the daemon's default: the shard mask is the table's, not a constant.
+const SHARDS: u16 = 16;
+
 fn cfg() -> TableConfig {
     TableConfig {
         subnet: "10.77.0.0/16".parse().unwrap(),
@@ -18,6 +21,7 @@ fn cfg() -> TableConfig {
         deny_action: DenyAction::Reject,
         nflog_group: 7023,
         log_rate: 10,
+        shards: SHARDS,
     }
 }
 
@@ -55,12 +59,12 @@ fn transactions_apply_verify_and_roll_back() {
         let (ops, x) = elements::plan(&cfg(), std::slice::from_ref(&a)).unwrap();
         fw.apply(&ops).expect("full");
         fw.dump().unwrap().expect("table exists").verify(&x).expect("verify after full");
-        fw.apply(&elements::diff(&Default::default(), &elements::of(&b).unwrap())).expect("install b");
+        fw.apply(&elements::diff(&Default::default(), &elements::of(&b, SHARDS).unwrap())).expect("install b");
 
         // A rule is an element diff of b's own shard; the dump shows it.
-        let before_rule = elements::of(&b).unwrap();
+        let before_rule = elements::of(&b, SHARDS).unwrap();
         b.egress.push(rule("r1", 443));
-        let ops = elements::diff(&before_rule, &elements::of(&b).unwrap());
+        let ops = elements::diff(&before_rule, &elements::of(&b, SHARDS).unwrap());
         assert!(ops.iter().all(|o| matches!(o, Op::AddElems { set, .. } if set == "sh003")), "{ops:?}");
         fw.apply(&ops).expect("add rule");
         let (_, x2) = elements::plan(&cfg(), &[a.clone(), b.clone()]).unwrap();
@@ -76,36 +80,36 @@ fn transactions_apply_verify_and_roll_back() {
 
         // A rule wholly behind an earlier one owns nothing; deleting the earlier one hands its
         // regions over: the same keys deleted and added again in one transaction.
-        let before_shadow = elements::of(&b).unwrap();
+        let before_shadow = elements::of(&b, SHARDS).unwrap();
         b.egress.push(rule("r2", 443));
-        assert_eq!(elements::diff(&before_shadow, &elements::of(&b).unwrap()), vec![], "r2 owns nothing");
-        let with_both = elements::of(&b).unwrap();
+        assert_eq!(elements::diff(&before_shadow, &elements::of(&b, SHARDS).unwrap()), vec![], "r2 owns nothing");
+        let with_both = elements::of(&b, SHARDS).unwrap();
         b.egress.remove(0);
-        fw.apply(&elements::diff(&with_both, &elements::of(&b).unwrap())).expect("hand-over");
+        fw.apply(&elements::diff(&with_both, &elements::of(&b, SHARDS).unwrap())).expect("hand-over");
         let got = fw.set_elems("sh003").unwrap().unwrap();
         assert_eq!(got.iter().map(|e| e.elem.comment.as_deref()).collect::<Vec<_>>(), [Some("r:r2")]);
         b.egress = vec![rule("r1", 443)];
         fw.apply(&elements::diff(
-            &elements::of(&ctr(&"b".repeat(24), 3))
+            &elements::of(&ctr(&"b".repeat(24), 3), SHARDS)
                 .map(|mut m| {
                     m.insert("sh003".into(), got.iter().map(|e| e.elem.clone()).collect());
                     m
                 })
                 .unwrap(),
-            &elements::of(&b).unwrap(),
+            &elements::of(&b, SHARDS).unwrap(),
         ))
         .expect("back to r1");
 
         // A refused transaction leaves everything as it was.
         let before = fw.dump().unwrap();
-        let mut bad = elements::diff(&Default::default(), &elements::of(&ctr(&"c".repeat(24), 4)).unwrap());
+        let mut bad = elements::diff(&Default::default(), &elements::of(&ctr(&"c".repeat(24), 4), SHARDS).unwrap());
         bad.push(Op::DelElems { set: "sh009".into(), elems: before_rule["ctr"].clone() });
         let err = fw.apply(&bad).unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
         assert_eq!(fw.dump().unwrap(), before, "nothing of a refused batch was applied");
 
         let t = Instant::now();
-        fw.apply(&elements::diff(&elements::of(&a).unwrap(), &Default::default())).expect("uninstall");
+        fw.apply(&elements::diff(&elements::of(&a, SHARDS).unwrap(), &Default::default())).expect("uninstall");
         let del_ms = t.elapsed().as_secs_f64() * 1000.0;
         let (ops, x3) = elements::plan(&cfg(), std::slice::from_ref(&b)).unwrap();
         fw.dump().unwrap().unwrap().verify(&x3).expect("verify after uninstall");

@@ -99,9 +99,9 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
                 verdict: false,
             });
         }
-        Expr::ShardVmap { field, map } => {
+        Expr::ShardVmap { field, map, mask } => {
             let sreg = load_key(rule, &[*field]);
-            let (mask, xor) = (crate::compile::SHARD_MASK, [0u8; 4]);
+            let (mask, xor) = (*mask, [0u8; 4]);
             rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
             rule.add_expr(&SetLookup { set: cstring(map), set_id: set_id(map), sreg, invert: false, verdict: true });
         }

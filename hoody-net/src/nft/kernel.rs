@@ -280,7 +280,12 @@ impl FirewallOps for NftFirewall {
                 out.extend(super::parse::set_elems(&b.bytes()[m.offset + 16..m.offset + m.len]))
             };
             let mut bufs = DumpBufs::new();
-            for (set, _) in compile::sets() {
+            // Shard sets of as many shards as the table has chains for.
+            for (set, _) in compile::sets(compile::MAX_SHARDS) {
+                let shard_chain = set.strip_prefix("sh").map(|n| format!("es{n}"));
+                if shard_chain.is_some_and(|c| !d.chains.contains_key(&c)) {
+                    continue;
+                }
                 let name = cs(&set);
                 if let Some(elems) = Self::dump_on(sock, DumpWhat::SetElems(&name), &mut each, &mut bufs)? {
                     d.sets.insert(set, elems);

@@ -183,7 +183,14 @@ mod tests {
     use crate::policy::*;
 
     fn cfg() -> TableConfig {
-        TableConfig { subnet: "10.77.0.0/16".parse().unwrap(), uplink: None, deny_action: DenyAction::Reject, nflog_group: 1, log_rate: 10 }
+        TableConfig {
+            subnet: "10.77.0.0/16".parse().unwrap(),
+            uplink: None,
+            deny_action: DenyAction::Reject,
+            nflog_group: 1,
+            log_rate: 10,
+            shards: crate::compile::MAX_SHARDS,
+        }
     }
 
     fn ctr(id: &str, n: u8) -> ContainerFirewall {
@@ -203,11 +210,11 @@ mod tests {
         let (ops, x) = elements::plan(&cfg(), std::slice::from_ref(&a)).unwrap();
         fw.apply(&ops).unwrap();
         fw.dump().unwrap().unwrap().verify(&x).unwrap();
-        let add = elements::diff(&Default::default(), &elements::of(&b).unwrap());
+        let add = elements::diff(&Default::default(), &elements::of(&b, crate::compile::MAX_SHARDS).unwrap());
         assert!(add.iter().all(|o| matches!(o, Op::AddElems { .. })), "a new container adds elements only");
         fw.apply(&add).unwrap();
         fw.dump().unwrap().unwrap().verify(&elements::plan(&cfg(), &[a.clone(), b.clone()]).unwrap().1).unwrap();
-        fw.apply(&elements::diff(&elements::of(&a).unwrap(), &Default::default())).unwrap();
+        fw.apply(&elements::diff(&elements::of(&a, crate::compile::MAX_SHARDS).unwrap(), &Default::default())).unwrap();
         fw.dump().unwrap().unwrap().verify(&elements::plan(&cfg(), std::slice::from_ref(&b)).unwrap().1).unwrap();
     }
 
@@ -219,13 +226,13 @@ mod tests {
         let before = fw.dump().unwrap();
         // Deleting an element that is not there is refused, with the rest of the batch.
         let b = ctr(&"b".repeat(24), 2);
-        let mut bad = elements::diff(&Default::default(), &elements::of(&b).unwrap());
-        bad.extend(elements::diff(&elements::of(&b).unwrap(), &Default::default()));
-        bad.extend(elements::diff(&elements::of(&b).unwrap(), &Default::default()));
+        let mut bad = elements::diff(&Default::default(), &elements::of(&b, crate::compile::MAX_SHARDS).unwrap());
+        bad.extend(elements::diff(&elements::of(&b, crate::compile::MAX_SHARDS).unwrap(), &Default::default()));
+        bad.extend(elements::diff(&elements::of(&b, crate::compile::MAX_SHARDS).unwrap(), &Default::default()));
         assert!(fw.apply(&bad).is_err());
         assert_eq!(fw.dump().unwrap(), before);
         fw.fail_next.store(true, Ordering::SeqCst);
-        assert!(fw.apply(&elements::diff(&Default::default(), &elements::of(&b).unwrap())).is_err());
+        assert!(fw.apply(&elements::diff(&Default::default(), &elements::of(&b, crate::compile::MAX_SHARDS).unwrap())).is_err());
         assert_eq!(fw.dump().unwrap(), before);
     }
 
@@ -235,7 +242,7 @@ mod tests {
         let a = ctr(&"a".repeat(24), 1);
         let (ops, x) = elements::plan(&cfg(), std::slice::from_ref(&a)).unwrap();
         fw.apply(&ops).unwrap();
-        let ctr_elem = elements::of(&a).unwrap()[crate::compile::SET_CTR].clone();
+        let ctr_elem = elements::of(&a, crate::compile::MAX_SHARDS).unwrap()[crate::compile::SET_CTR].clone();
         fw.apply(&[Op::DelElems { set: crate::compile::SET_CTR.into(), elems: ctr_elem }]).unwrap();
         let err = fw.dump().unwrap().unwrap().verify(&x).unwrap_err();
         assert!(err.to_string().contains("set ctr lacks"), "{err}");

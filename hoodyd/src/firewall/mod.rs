@@ -89,8 +89,8 @@ fn current_of(
 
 /// Every element of the container in the sets it can have elements in, by dumping them: for a
 /// container whose elements are not known (never used when the table was built by this daemon).
-fn scan_of(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str) -> Result<BTreeMap<String, Vec<Elem>>, NetError> {
-    let s = elements::shard(ip);
+fn scan_of(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str, shards: u16) -> Result<BTreeMap<String, Vec<Elem>>, NetError> {
+    let s = elements::shard(ip, shards);
     let mut out = BTreeMap::new();
     for set in [
         compile::SET_EGRESS_ALLOW_POINTS.to_string(),
@@ -112,6 +112,7 @@ fn plain(m: &BTreeMap<String, Vec<KernelElem>>) -> BTreeMap<String, Vec<Elem>> {
 /// transaction, and reads it back.
 fn sync(
     ops: &dyn FirewallOps,
+    shards: u16,
     ip: Ipv4Addr,
     ifname: &str,
     known: Option<BTreeMap<String, Vec<Elem>>>,
@@ -120,7 +121,7 @@ fn sync(
     let t = std::time::Instant::now();
     let known = match known {
         Some(k) => k,
-        None => scan_of(ops, ip, ifname)?,
+        None => scan_of(ops, ip, ifname, shards)?,
     };
     let current = plain(&current_of(ops, ip, ifname, &known, wanted)?);
     let t_read = t.elapsed();
@@ -240,10 +241,11 @@ impl Firewall {
     async fn sync(&self, c: &ContainerFirewall) -> Result<(), NetError> {
         let _g = self.lock.lock().await;
         self.own(c);
-        let wanted = elements::of(c)?;
+        let wanted = elements::of(c, self.cfg.shards)?;
         let (ip, ifname, known) = (c.ipv4, c.ifname(), self.known_of(c.ipv4));
         let w = wanted.clone();
-        let r = self.blocking(move |ops| sync(ops, ip, &ifname, known, &w)).await;
+        let shards = self.cfg.shards;
+        let r = self.blocking(move |ops| sync(ops, shards, ip, &ifname, known, &w)).await;
         // After a failure the kernel may hold either: look it up in full next time.
         self.set_known(ip, r.is_ok().then_some(wanted));
         r
@@ -274,7 +276,8 @@ impl Firewall {
         }
         let ifname = names::host_ifname(id);
         let known = self.known_of(ip);
-        let r = self.blocking(move |ops| sync(ops, ip, &ifname, known, &BTreeMap::new())).await;
+        let shards = self.cfg.shards;
+        let r = self.blocking(move |ops| sync(ops, shards, ip, &ifname, known, &BTreeMap::new())).await;
         self.set_known(ip, r.is_ok().then(BTreeMap::new));
         r
     }
@@ -290,9 +293,10 @@ impl Firewall {
         let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let ifname = names::host_ifname(id);
         let known = self.known_of(ip).unwrap_or_default();
+        let shards = self.cfg.shards;
         self.blocking(move |ops| {
             let cur = current_of(ops, ip, &ifname, &known, &BTreeMap::new())?;
-            let s = elements::shard(ip);
+            let s = elements::shard(ip, shards);
             let sum = |set: &str| cur.get(set).map(|v| v.iter().fold((0, 0), |a, e| (a.0 + e.packets, a.1 + e.bytes))).unwrap_or_default();
             let rules = |sets: &[String]| {
                 let mut m: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -339,7 +343,14 @@ mod tests {
     use hoody_net::rules::{Action, Direction, PortRange, Protocol, Rule, RuleSpec};
 
     fn cfg() -> TableConfig {
-        TableConfig { subnet: "10.77.0.0/16".parse().unwrap(), uplink: None, deny_action: DenyAction::Reject, nflog_group: 1, log_rate: 10 }
+        TableConfig {
+            subnet: "10.77.0.0/16".parse().unwrap(),
+            uplink: None,
+            deny_action: DenyAction::Reject,
+            nflog_group: 1,
+            log_rate: 10,
+            shards: hoody_net::compile::MAX_SHARDS,
+        }
     }
 
     fn rule(id: &str, dir: Direction, port: u16) -> Rule {
@@ -423,7 +434,7 @@ mod tests {
         // The same shard (the last ten bits); their rules are single points, in the shared
         // hash set.
         let (mut a, b) = (mk('a', "10.77.0.7"), mk('b', "10.77.4.7"));
-        assert_eq!(elements::shard(a.ipv4), elements::shard(b.ipv4));
+        assert_eq!(elements::shard(a.ipv4, cfg().shards), elements::shard(b.ipv4, cfg().shards));
         fw.reconcile(vec![a.clone(), b.clone()]).await.unwrap();
         a.egress.clear();
         fw.update(&a).await.unwrap();
