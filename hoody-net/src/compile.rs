@@ -98,6 +98,11 @@ pub fn shard_set(s: u16) -> String {
 pub const REGION_EGRESS_ALLOW: u8 = 1;
 pub const REGION_EGRESS_DENY: u8 = 2;
 pub const REGION_INGRESS_ALLOW: u8 = 3;
+/// What a rule by name opens for an address the container learned (an element with a timeout).
+pub const REGION_EGRESS_LEARNED: u8 = 4;
+
+/// Containers whose DNS is off (their queries to the gateway are denied like any packet).
+pub const SET_DNS_OFF: &str = "dnsoff";
 
 /// A set's id within a transaction (rules created in the same batch refer to it by id too):
 /// distinct for every set of the table.
@@ -115,6 +120,7 @@ pub fn set_id(name: &str) -> u32 {
         SET_EGRESS_ALLOW_POINTS,
         SET_EGRESS_DENY_POINTS,
         SET_INGRESS_ALLOW_POINTS,
+        SET_DNS_OFF,
     ];
     if let Some(i) = fixed.iter().position(|n| *n == name) {
         return i as u32 + 1;
@@ -188,6 +194,9 @@ pub enum Expr {
     NfProto(u8),
     L4Proto(u8),
     Saddr(Ipv4Net),
+    Daddr(Ipv4Net),
+    /// `th dport == N` (after an `L4Proto` of tcp or udp).
+    Dport(u16),
     /// The concatenation of `fields` is (or, inverted, is not) in `set`; a counted set counts
     /// the element that matched.
     Lookup {
@@ -251,11 +260,13 @@ pub struct Elem {
     pub comment: Option<String>,
     /// Map elements: `goto CHAIN`.
     pub goto: Option<String>,
+    /// The element's timeout (a learned address; the set must allow timeouts).
+    pub timeout_ms: Option<u64>,
 }
 
 impl Elem {
     pub fn key(key: Vec<u8>) -> Elem {
-        Elem { key, key_end: None, comment: None, goto: None }
+        Elem { key, key_end: None, comment: None, goto: None, timeout_ms: None }
     }
 }
 
@@ -300,7 +311,7 @@ pub fn fnv(s: &str) -> u32 {
 
 /// Changes whenever the same expressions are encoded differently (so a table written by an
 /// older encoding is seen as different and rebuilt, not left in place).
-const ENCODING: u32 = 2;
+const ENCODING: u32 = 3;
 
 fn rule(kind: &str, name: &str, exprs: Vec<Expr>) -> CompiledRule {
     let comment = format!("{kind}:{name}:{:08x}", fnv(&format!("{ENCODING} {exprs:?}")));
@@ -328,6 +339,7 @@ pub fn sets(shards: u16) -> Vec<(String, SetKind)> {
         (SET_EGRESS_ALLOW_POINTS.into(), SetKind::Points),
         (SET_EGRESS_DENY_POINTS.into(), SetKind::Points),
         (SET_INGRESS_ALLOW_POINTS.into(), SetKind::Points),
+        (SET_DNS_OFF.into(), SetKind::Addr),
     ];
     for s in 0..shards {
         v.push((shard_set(s), SetKind::Regions));
@@ -345,6 +357,7 @@ pub fn shard_map_elems(map: &str, shards: u16) -> Vec<Elem> {
             key_end: None,
             comment: None,
             goto: Some(if map == MAP_EGRESS_SHARDS { egress_shard_chain(s) } else { ingress_shard_chain(s) }),
+            timeout_ms: None,
         })
         .collect()
 }
@@ -405,6 +418,14 @@ fn egress_rules(shards: u16) -> Vec<CompiledRule> {
         // to the connection it names, and forged it carries anything; it goes through the
         // rules like any packet (allowed only where ICMP is).
         rule("g", "established", vec![Expr::CtState(CT_ESTABLISHED), Expr::Verdict(Verdict::Accept)]),
+        // DNS to the gateway is hoodyd's resolver, which polices names itself (unless off);
+        // DNS to anywhere else never leaves, whatever the rules or the policy say.
+        rule("g", "dns-udp", dns_to_gateway(libc::IPPROTO_UDP as u8)),
+        rule("g", "dns-tcp", dns_to_gateway(libc::IPPROTO_TCP as u8)),
+        rule("g", "direct-dns-udp-53", vec![V4, Expr::L4Proto(libc::IPPROTO_UDP as u8), Expr::Dport(53), goto(DENY)]),
+        rule("g", "direct-dns-tcp-53", vec![V4, Expr::L4Proto(libc::IPPROTO_TCP as u8), Expr::Dport(53), goto(DENY)]),
+        rule("g", "direct-dns-udp-853", vec![V4, Expr::L4Proto(libc::IPPROTO_UDP as u8), Expr::Dport(853), goto(DENY)]),
+        rule("g", "direct-dns-tcp-853", vec![V4, Expr::L4Proto(libc::IPPROTO_TCP as u8), Expr::Dport(853), goto(DENY)]),
         rule("b", "shard", vec![V4, Expr::ShardVmap { field: Field::Saddr, map: MAP_EGRESS_SHARDS, mask: shard_mask(shards) }]),
         rule("b", "unknown", drop(vec![])),
     ]
@@ -415,8 +436,25 @@ pub const EGRESS_KEY: [Field; 4] = [Field::Saddr, Field::Daddr, Field::L4Proto, 
 /// Ingress regions: the container (destination), the peer (source), protocol, port.
 pub const INGRESS_KEY: [Field; 4] = [Field::Daddr, Field::Saddr, Field::L4Proto, Field::Dport];
 
+fn dns_to_gateway(proto: u8) -> Vec<Expr> {
+    vec![
+        V4,
+        Expr::Daddr(Ipv4Net { addr: crate::addr::GATEWAY, prefix: 32 }),
+        Expr::L4Proto(proto),
+        Expr::Dport(53),
+        Expr::Lookup { fields: vec![Field::Saddr], set: SET_DNS_OFF, invert: true },
+        Expr::Verdict(Verdict::Accept),
+    ]
+}
+
 fn egress_shard_rules(s: u16) -> Vec<CompiledRule> {
     vec![
+        // First: a learned region excludes what an earlier deny rule owns (regions::learned).
+        rule(
+            "r",
+            "learned",
+            vec![V4, Expr::ShardLookup { kind: REGION_EGRESS_LEARNED, fields: EGRESS_KEY.to_vec(), set: shard_set(s) }, goto(ALLOWED)],
+        ),
         rule(
             "r",
             "allow-point",
@@ -616,7 +654,24 @@ pub(crate) mod tests {
         assert_eq!(x.chains.len(), 3 + 2 * MAX_SHARDS as usize + 1 + 5, "independent of the containers");
         let e = &x.chains[EGRESS];
         let kinds: Vec<&str> = e.iter().map(|c| &c[..c.rfind(':').unwrap()]).collect();
-        assert_eq!(kinds, ["g:ipv6", "g:spoof-count", "g:spoof", "g:invalid", "g:established", "b:shard", "b:unknown"]);
+        assert_eq!(
+            kinds,
+            [
+                "g:ipv6",
+                "g:spoof-count",
+                "g:spoof",
+                "g:invalid",
+                "g:established",
+                "g:dns-udp",
+                "g:dns-tcp",
+                "g:direct-dns-udp-53",
+                "g:direct-dns-tcp-53",
+                "g:direct-dns-udp-853",
+                "g:direct-dns-tcp-853",
+                "b:shard",
+                "b:unknown"
+            ]
+        );
     }
 
     #[test]

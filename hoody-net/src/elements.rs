@@ -49,6 +49,7 @@ fn region_elem(kind: u8, own: Ipv4Addr, r: &Region, rule_id: &str) -> Elem {
         key_end: (!point).then(|| key(r.addr.1, r.proto.1, r.port.1)),
         comment: Some(format!("r:{rule_id}")),
         goto: None,
+        timeout_ms: None,
     }
 }
 
@@ -63,7 +64,8 @@ pub fn of(c: &ContainerFirewall, shards: u16) -> Result<BTreeMap<String, Vec<Ele
     m.insert(compile::SET_SPOOFED.into(), vec![Elem::key(ifk)]);
     m.insert(compile::SET_DENIED.into(), vec![Elem::key(ip.clone())]);
     m.insert(compile::SET_INGRESS_DENIED.into(), vec![Elem::key(ip.clone())]);
-    m.insert(compile::SET_OPEN.into(), if c.egress_policy == EgressPolicy::Allow { vec![Elem::key(ip)] } else { vec![] });
+    m.insert(compile::SET_OPEN.into(), if c.egress_policy == EgressPolicy::Allow { vec![Elem::key(ip.clone())] } else { vec![] });
+    m.insert(compile::SET_DNS_OFF.into(), if c.dns == crate::policy::DnsMode::Off { vec![Elem::key(ip)] } else { vec![] });
     let too_many = |what: &str| {
         NetError::Invalid(crate::error::Invalid::new(
             "rules",
@@ -114,8 +116,37 @@ pub fn hash_keys(ip: Ipv4Addr, ifname: &str) -> Vec<(&'static str, Vec<u8>)> {
         (compile::SET_SPOOFED, ifk),
         (compile::SET_DENIED, a.clone()),
         (compile::SET_INGRESS_DENIED, a.clone()),
-        (compile::SET_OPEN, a),
+        (compile::SET_OPEN, a.clone()),
+        (compile::SET_DNS_OFF, a),
     ]
+}
+
+/// Whether an element of `set` is a learned address (a rule by name's, with a timeout): never
+/// part of what a container's rules compile to, so diffs and verification leave it alone.
+pub fn is_learned(set: &str, key: &[u8]) -> bool {
+    set.starts_with("sh") && key.get(..4) == Some(&[0, 0, 0, compile::REGION_EGRESS_LEARNED][..])
+}
+
+/// What `addr`, learned by `c` through its rule by name `rule_id`, opens: elements of `c`'s
+/// shard set with `timeout_ms`. `None` when `c` has no such rule.
+pub fn learned_elems(c: &ContainerFirewall, shards: u16, rule_id: &str, addr: Ipv4Addr, timeout_ms: u64) -> Option<(String, Vec<Elem>)> {
+    let regions = regions::learned(&c.egress, rule_id, addr)?;
+    let elems = regions
+        .iter()
+        .map(|r| {
+            let mut e = region_elem(compile::REGION_EGRESS_LEARNED, c.ipv4, r, rule_id);
+            if e.key_end.is_none() {
+                // Always an interval: a learned element is told apart by its kind, first in the key.
+                let mut k = vec![0, 0, 0, compile::REGION_EGRESS_LEARNED];
+                k.extend(&e.key);
+                e.key = k.clone();
+                e.key_end = Some(k);
+            }
+            e.timeout_ms = Some(timeout_ms);
+            e
+        })
+        .collect();
+    Some((compile::shard_set(shard(c.ipv4, shards)), elems))
 }
 
 fn chunked(set: &str, elems: Vec<Elem>, add: bool) -> Vec<Op> {
@@ -198,6 +229,7 @@ mod tests {
             id: format!("{n:02x}").repeat(12),
             ipv4: Ipv4Addr::new(10, 77, 1, n),
             egress_policy: EgressPolicy::Deny,
+            dns: crate::policy::DnsMode::Filtered,
             egress: vec![],
             ingress: vec![],
         }
@@ -213,6 +245,7 @@ mod tests {
                 peer: "203.0.113.0/24".parse().unwrap(),
                 ports: Some(PortRange { from: port, to: port }),
                 description: String::new(),
+                fqdn: None,
             },
         }
     }

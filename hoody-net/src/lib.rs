@@ -11,6 +11,7 @@ pub mod compile;
 pub mod elements;
 pub mod error;
 pub mod failsafe;
+pub mod fqdn;
 pub mod names;
 pub mod netlink;
 pub mod nflog;

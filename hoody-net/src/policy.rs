@@ -21,6 +21,48 @@ pub enum EgressPolicy {
     Allow,
 }
 
+/// What the container's resolver answers (the gateway's DNS, policed by hoodyd).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsMode {
+    /// Only names one of its rules by name allows (CNAME chains followed).
+    Filtered,
+    /// Any name.
+    Open,
+    /// Nothing: DNS to the gateway is denied like any packet.
+    Off,
+}
+
+impl DnsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsMode::Filtered => "filtered",
+            DnsMode::Open => "open",
+            DnsMode::Off => "off",
+        }
+    }
+
+    /// The mode a container gets with `policy` when none is given.
+    pub fn default_for(policy: EgressPolicy) -> DnsMode {
+        match policy {
+            EgressPolicy::Deny => DnsMode::Filtered,
+            EgressPolicy::Allow => DnsMode::Open,
+        }
+    }
+}
+
+impl std::str::FromStr for DnsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "filtered" => Ok(DnsMode::Filtered),
+            "open" => Ok(DnsMode::Open),
+            "off" => Ok(DnsMode::Off),
+            o => Err(format!("{o:?} is not a dns mode (filtered, open, off)")),
+        }
+    }
+}
+
 /// Host-wide settings of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableConfig {
@@ -44,6 +86,7 @@ pub struct ContainerFirewall {
     pub id: String,
     pub ipv4: Ipv4Addr,
     pub egress_policy: EgressPolicy,
+    pub dns: DnsMode,
     /// Egress rules in the order they were added.
     pub egress: Vec<Rule>,
     /// The ingress allow-list, in order.

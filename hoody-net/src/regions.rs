@@ -81,7 +81,8 @@ pub struct Owned {
 /// [`MAX_REGIONS`].
 pub fn decompose(rules: &[Rule]) -> Option<Vec<Owned>> {
     let mut owned: Vec<Owned> = vec![];
-    for r in rules {
+    // A rule by name owns nothing by itself: only what the container learned ([`learned`]).
+    for r in rules.iter().filter(|r| r.spec.fqdn.is_none()) {
         let mut pieces = vec![Region::of(r)];
         for o in &owned {
             if pieces.is_empty() {
@@ -95,6 +96,20 @@ pub fn decompose(rules: &[Rule]) -> Option<Vec<Owned>> {
         }
     }
     Some(owned)
+}
+
+/// What a rule by name opens for an address the container learned through it: the rule's
+/// protocol and ports at that address, minus what a deny rule before it owns (an allow rule
+/// before it allows the same). `None` when the rule is not in the list (or not by name).
+pub fn learned(rules: &[Rule], rule_id: &str, addr: std::net::Ipv4Addr) -> Option<Vec<Region>> {
+    let pos = rules.iter().position(|r| r.id == rule_id && r.spec.fqdn.is_some())?;
+    let mut area = Region::of(&rules[pos]);
+    area.addr = (u32::from(addr), u32::from(addr));
+    let mut pieces = vec![area];
+    for r in rules[..pos].iter().filter(|r| r.spec.fqdn.is_none() && r.spec.action == Action::Deny) {
+        pieces = pieces.iter().flat_map(|p| p.minus(&Region::of(r))).collect();
+    }
+    Some(pieces)
 }
 
 #[cfg(test)]
@@ -112,6 +127,7 @@ mod tests {
                 peer: peer.parse().unwrap(),
                 ports: ports.map(|(from, to)| PortRange { from, to }),
                 description: String::new(),
+                fqdn: None,
             },
         }
     }

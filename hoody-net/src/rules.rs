@@ -110,11 +110,18 @@ pub struct RuleSpec {
     pub direction: Direction,
     pub action: Action,
     pub protocol: Protocol,
-    /// Destination (egress) or source (ingress).
+    /// Destination (egress) or source (ingress); [`FQDN_PEER`] for a rule by name.
     pub peer: Ipv4Net,
     pub ports: Option<PortRange>,
     pub description: String,
+    /// An egress allow rule by name (`destination_fqdn`): it matches the addresses the
+    /// container learned by resolving a name it allows, not `peer`.
+    pub fqdn: Option<String>,
 }
+
+/// The `peer` of a rule by name: the limited broadcast address, which no region of it is ever
+/// compiled from (a rule by name owns only what the container learned; [`crate::regions`]).
+pub const FQDN_PEER: Ipv4Net = Ipv4Net { addr: std::net::Ipv4Addr::BROADCAST, prefix: 32 };
 
 /// A rule with its id, as stored and compiled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,7 +136,9 @@ pub struct Rule {
 pub struct EgressRequest {
     pub action: String,
     pub protocol: Option<String>,
-    pub destination: String,
+    pub destination: Option<String>,
+    /// A host name (or `*.example.com`) instead of `destination`.
+    pub destination_fqdn: Option<String>,
     pub destination_port: Option<PortValue>,
     pub description: Option<String>,
 }
@@ -192,13 +201,25 @@ impl EgressRequest {
     pub fn validate(&self) -> Result<RuleSpec, Invalid> {
         let action = action(&self.action)?;
         let protocol = protocol(self.protocol.as_deref())?;
+        let (peer, fqdn) = match (&self.destination, &self.destination_fqdn) {
+            (Some(d), None) => (net("destination", d)?, None),
+            (None, Some(n)) => {
+                if action != Action::Allow {
+                    return Err(Invalid::new("destination_fqdn", "a rule by name only allows (deny by address, or leave the name out)"));
+                }
+                (FQDN_PEER, Some(crate::fqdn::validate("destination_fqdn", n)?))
+            }
+            (Some(_), Some(_)) => return Err(Invalid::new("destination_fqdn", "give destination or destination_fqdn, not both")),
+            (None, None) => return Err(Invalid::new("destination", "missing: give destination (CIDR) or destination_fqdn (a host name)")),
+        };
         Ok(RuleSpec {
             direction: Direction::Egress,
             action,
             protocol,
-            peer: net("destination", &self.destination)?,
+            peer,
             ports: ports(protocol, &self.destination_port)?,
             description: description(&self.description)?,
+            fqdn,
         })
     }
 }
@@ -218,6 +239,7 @@ impl IngressRequest {
             peer: net("source", &self.source)?,
             ports: ports(protocol, &self.destination_port)?,
             description: description(&self.description)?,
+            fqdn: None,
         })
     }
 }

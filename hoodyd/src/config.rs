@@ -92,6 +92,22 @@ pub struct Flags {
     /// shard. Fewer suit a small host or a slow (emulated) one; changing it rebuilds the table.
     #[arg(long)]
     pub firewall_shards: Option<u16>,
+    /// Where the containers' resolver forwards (IP or IP:PORT, repeatable; default: the
+    /// host's resolvers from /etc/resolv.conf, through a local stub to its upstream servers).
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub dns_upstream: Vec<String>,
+    /// Queries per second a container may send to its resolver (burst twice that).
+    #[arg(long)]
+    pub dns_rate: Option<u32>,
+    /// A learned address stays open at least this many seconds (an answer's TTL is clamped).
+    #[arg(long)]
+    pub dns_min_ttl: Option<u32>,
+    /// … and at most this many (answers reach the container with their TTL capped to it).
+    #[arg(long)]
+    pub dns_max_ttl: Option<u32>,
+    /// Seconds a learned address stays open after its TTL ran out.
+    #[arg(long)]
+    pub dns_grace: Option<u32>,
     /// Containers started (at boot) or stopped (at host shutdown) at the same time, at most.
     #[arg(long)]
     pub parallel: Option<usize>,
@@ -163,6 +179,11 @@ struct FileConfig {
     deny_action: Option<DenyActionArg>,
     nflog_group: Option<u16>,
     firewall_shards: Option<u16>,
+    dns_upstream: Option<Vec<String>>,
+    dns_rate: Option<u32>,
+    dns_min_ttl: Option<u32>,
+    dns_max_ttl: Option<u32>,
+    dns_grace: Option<u32>,
     parallel: Option<usize>,
     default_disk: Option<String>,
     default_inodes: Option<u64>,
@@ -200,6 +221,7 @@ pub struct Config {
     pub deny_action: DenyActionArg,
     pub nflog_group: u16,
     pub firewall_shards: u16,
+    pub dns: crate::dns::DnsConfig,
     pub parallel: usize,
     pub default_disk: Option<u64>,
     pub default_inodes: Option<u64>,
@@ -250,6 +272,26 @@ impl Config {
             firewall_shards: match f.firewall_shards.or(file.firewall_shards).unwrap_or(hoody_net::compile::MAX_SHARDS) {
                 n if n.is_power_of_two() && n <= hoody_net::compile::MAX_SHARDS => n,
                 n => bail!("--firewall-shards {n} is not a power of two from 1 to {}", hoody_net::compile::MAX_SHARDS),
+            },
+            dns: {
+                let up = if f.dns_upstream.is_empty() { file.dns_upstream.unwrap_or_default() } else { f.dns_upstream };
+                let upstreams = up
+                    .iter()
+                    .map(|s| crate::dns::parse_upstream(s).map_err(|e| anyhow::anyhow!("--dns-upstream {s:?}: {e}")))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let min_ttl = f.dns_min_ttl.or(file.dns_min_ttl).unwrap_or(30);
+                let max_ttl = f.dns_max_ttl.or(file.dns_max_ttl).unwrap_or(3600);
+                if min_ttl > max_ttl {
+                    bail!("--dns-min-ttl {min_ttl} is above --dns-max-ttl {max_ttl}");
+                }
+                crate::dns::DnsConfig {
+                    upstreams,
+                    rate: f.dns_rate.or(file.dns_rate).unwrap_or(100).max(1),
+                    min_ttl,
+                    max_ttl,
+                    grace: f.dns_grace.or(file.dns_grace).unwrap_or(30),
+                    resolv_conf: "/etc/resolv.conf".into(),
+                }
             },
             parallel: f.parallel.or(file.parallel).unwrap_or(8).max(1),
             default_disk: match f.default_disk.or(file.default_disk).filter(|s| !s.is_empty()) {

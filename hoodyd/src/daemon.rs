@@ -202,6 +202,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let t = Instant::now();
     let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
     info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
+    // The containers' resolver answers before the daemon is ready (names resolve again as soon
+    // as a restarted daemon is up). Without an upstream, containers resolve nothing.
+    let _resolver = match crate::dns::Resolver::start(cfg.dns.clone(), firewall.clone(), subnet).await {
+        Ok(r) => Some(r),
+        Err(e @ crate::dns::DnsError::NoUpstream(_)) => {
+            warn!(error = %e, "containers resolve no names");
+            None
+        }
+        Err(e) => return Err(e).context("starting the containers' resolver"),
+    };
     let report = rt.adopt().await.context("reconciling state with the kernel")?;
     info!(adopted = report.adopted.len(), vanished = report.vanished.len(), orphans = report.removed_orphans.len(), "state reconciled");
     // Deletes a crash or a failure left half-way are finished before anything is served.

@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod fault;
 pub mod firewall;
 pub mod helper;

@@ -48,6 +48,13 @@ pub enum Egress {
 }
 
 impl Egress {
+    pub fn policy(self) -> hoody_net::policy::EgressPolicy {
+        match self {
+            Egress::Deny => hoody_net::policy::EgressPolicy::Deny,
+            Egress::Allow => hoody_net::policy::EgressPolicy::Allow,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Egress::Deny => "deny",
@@ -120,6 +127,8 @@ pub struct Container {
     pub snapshot_expiry: Option<String>,
     /// Why the last attempt to delete it failed (status `deleting` only).
     pub error: Option<String>,
+    /// What its resolver answers (`PATCH …/firewall {"dns": …}`).
+    pub dns: hoody_net::policy::DnsMode,
 }
 
 /// Body of `POST /containers`.

@@ -24,6 +24,12 @@
  *   probe swap A B                          forever: swap A and B atomically (renameat2 RENAME_EXCHANGE);
  *                                           prints "errno N" and exits 1 if a swap fails
  *
+ *   probe dns SERVER NAME TIMEOUT_MS [udp|tcp] [QTYPE]
+ *                                           one DNS query (QTYPE a number, 1 = A by default) to
+ *                                           SERVER:53; prints "rcode N" and one "a ADDR TTL" line per
+ *                                           A record of the answer; 0 answered, 1 refused (ICMP or
+ *                                           RST), 2 timeout, 3 error
+ *
  * Every outcome is printed on one line, so a test can tell "refused fast" from "timed out".
  */
 #define _GNU_SOURCE
@@ -312,6 +318,93 @@ static int swap(const char *a, const char *b) {
     }
 }
 
+/* Skips a (possibly compressed) name at p; returns the position after it or -1. */
+static int skip_name(const unsigned char *m, int len, int p) {
+    while (p < len) {
+        unsigned char l = m[p];
+        if (l == 0) return p + 1;
+        if ((l & 0xc0) == 0xc0) return p + 2 <= len ? p + 2 : -1;
+        p += l + 1;
+    }
+    return -1;
+}
+
+static int dns(const char *server, const char *name, int timeout_ms, int use_tcp, int qtype) {
+    unsigned char q[512];
+    int n = 0;
+    unsigned short id = (unsigned short)(getpid() ^ time(NULL));
+    q[n++] = id >> 8; q[n++] = id & 0xff;
+    q[n++] = 0x01; q[n++] = 0x00; /* RD */
+    q[n++] = 0; q[n++] = 1; q[n++] = 0; q[n++] = 0; q[n++] = 0; q[n++] = 0; q[n++] = 0; q[n++] = 0;
+    const char *p = name;
+    while (*p) {
+        const char *dot = strchr(p, '.');
+        int l = dot ? (int)(dot - p) : (int)strlen(p);
+        if (l > 63 || n + l + 6 > (int)sizeof q) return finish("bad name", 3);
+        q[n++] = l;
+        memcpy(q + n, p, l);
+        n += l;
+        p += l;
+        if (*p == '.') p++;
+    }
+    q[n++] = 0;
+    q[n++] = qtype >> 8; q[n++] = qtype & 0xff;
+    q[n++] = 0; q[n++] = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    if (inet_pton(AF_INET, server, &a.sin_addr) != 1) return finish("bad address", 3);
+    int fd = socket(AF_INET, (use_tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK, 0);
+    if (fd < 0) return finish("error socket", 3);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (errno == ECONNREFUSED) return finish("refused", 1);
+        if (errno != EINPROGRESS) { printf("error %s\n", strerror(errno)); return 3; }
+        int r = wait_connect(fd, timeout_ms);
+        if (r) return r;
+    }
+    unsigned char out[514];
+    int olen = n;
+    if (use_tcp) { out[0] = n >> 8; out[1] = n & 0xff; memcpy(out + 2, q, n); olen = n + 2; }
+    else memcpy(out, q, n);
+    if (send(fd, out, olen, 0) != olen) {
+        if (errno == ECONNREFUSED) return finish("refused", 1);
+        printf("error %s\n", strerror(errno));
+        return 3;
+    }
+    static unsigned char m[65536];
+    int len = 0, want = use_tcp ? -1 : 0;
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int r = poll(&pf, 1, timeout_ms);
+        if (r == 0) return finish("timeout", 2);
+        ssize_t got = recv(fd, m + len, sizeof m - len, 0);
+        if (got < 0) {
+            if (errno == ECONNREFUSED || errno == ECONNRESET) return finish("refused", 1);
+            printf("error %s\n", strerror(errno));
+            return 3;
+        }
+        if (got == 0) return finish("closed", 3);
+        len += got;
+        if (!use_tcp) break;
+        if (want < 0 && len >= 2) want = (m[0] << 8 | m[1]) + 2;
+        if (want >= 0 && len >= want) { memmove(m, m + 2, len - 2); len -= 2; break; }
+    }
+    if (len < 12) return finish("short answer", 3);
+    printf("rcode %d\n", m[3] & 0xf);
+    int qd = m[4] << 8 | m[5], an = m[6] << 8 | m[7];
+    int pos = 12;
+    for (int i = 0; i < qd && pos > 0; i++) { pos = skip_name(m, len, pos); if (pos > 0) pos += 4; }
+    for (int i = 0; i < an && pos > 0 && pos + 10 <= len; i++) {
+        pos = skip_name(m, len, pos);
+        if (pos < 0 || pos + 10 > len) break;
+        int type = m[pos] << 8 | m[pos + 1];
+        unsigned ttl = (unsigned)m[pos + 4] << 24 | m[pos + 5] << 16 | m[pos + 6] << 8 | m[pos + 7];
+        int rdlen = m[pos + 8] << 8 | m[pos + 9];
+        pos += 10;
+        if (type == 1 && rdlen == 4 && pos + 4 <= len) printf("a %d.%d.%d.%d %u\n", m[pos], m[pos + 1], m[pos + 2], m[pos + 3], ttl);
+        pos += rdlen;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 4) {
@@ -331,6 +424,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "ficlone")) return ficlone(argv[2], argv[3]);
     if (!strcmp(argv[1], "swap")) return swap(argv[2], argv[3]);
     if (!strcmp(argv[1], "getfd")) return getfd(atoi(argv[2]), atoi(argv[3]));
+    if (!strcmp(argv[1], "dns") && argc >= 5)
+        return dns(argv[2], argv[3], atoi(argv[4]), argc > 5 && !strcmp(argv[5], "tcp"), argc > 6 ? atoi(argv[6]) : 1);
     if (!strcmp(argv[1], "rate") && argc >= 5) return rate(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 64;

@@ -136,16 +136,21 @@ fn firewall_objects(w: &World, out: &mut BTreeSet<String>) {
 /// A rule as `firewall show` lists it, back as the type the firewall compiles.
 fn api_rule(r: &serde_json::Value) -> hoody_net::rules::Rule {
     use hoody_net::rules::{Direction, PortRange, Rule, RuleSpec};
-    let peer = r["destination"].as_str().or(r["source"].as_str()).expect("a peer");
+    let fqdn = r["destination_fqdn"].as_str().map(str::to_owned);
+    let peer = match fqdn {
+        Some(_) => hoody_net::rules::FQDN_PEER.to_string(),
+        None => r["destination"].as_str().or(r["source"].as_str()).expect("a peer").to_owned(),
+    };
     Rule {
         id: r["id"].as_str().expect("rule id").to_owned(),
         spec: RuleSpec {
-            direction: if r["destination"].is_string() { Direction::Egress } else { Direction::Ingress },
+            direction: if r["source"].is_string() { Direction::Ingress } else { Direction::Egress },
             action: serde_json::from_value(r["action"].clone()).expect("action"),
             protocol: serde_json::from_value(r["protocol"].clone()).expect("protocol"),
             peer: peer.parse().expect("peer"),
             ports: r["destination_port"].as_str().map(|p| PortRange::parse("port", p).expect("ports")),
             description: String::new(),
+            fqdn,
         },
     }
 }

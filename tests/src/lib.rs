@@ -8,6 +8,7 @@
 //! At first use, leftovers of test processes that no longer exist are swept.
 
 pub mod consistency;
+pub mod dnsmasq;
 pub mod http;
 pub mod internet;
 pub mod netns;

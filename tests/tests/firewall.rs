@@ -17,7 +17,7 @@ fn internet(w: &World) -> Servers {
     Servers::start(
         w.inet(),
         &[&format!("{SERVER}:443"), &format!("{SERVER}:80"), &format!("{NEIGHBOUR}:443"), &format!("{INET_UPLINK}:8443")],
-        &[&format!("{SERVER}:53"), &format!("{NEIGHBOUR}:53")],
+        &[&format!("{SERVER}:5300"), &format!("{NEIGHBOUR}:5300")],
     )
 }
 
@@ -76,7 +76,7 @@ fn deny_all_blocks_everything() {
     let t = Instant::now();
     assert_eq!(closed(&w, &cid, &["tcp", SERVER, "443", "3000"]), "refused");
     assert!(t.elapsed() < Duration::from_secs(2), "a denied TCP connection fails fast");
-    assert_eq!(closed(&w, &cid, &["udp", SERVER, "53", "1500", "dns"]), "refused");
+    assert_eq!(closed(&w, &cid, &["udp", SERVER, "5300", "1500", "dns"]), "refused");
     closed(&w, &cid, &["tcp", NEIGHBOUR, "443", "1000"]);
     // DNS (UDP 53 anywhere), ICMP, IPv6.
     let c = w.exec(&cid, &["nslookup", "example.org", SERVER]);
@@ -115,7 +115,7 @@ fn one_rule_opens_exactly_that() {
     assert_eq!(closed(&w, &cid, &["tcp", SERVER, "80", "1000"]), "refused");
     assert_eq!(closed(&w, &cid, &["tcp", NEIGHBOUR, "443", "1000"]), "refused");
     assert_eq!(closed(&w, &cid, &["udp", SERVER, "443", "1000", "x"]), "refused");
-    closed(&w, &cid, &["udp", SERVER, "53", "1000", "x"]);
+    closed(&w, &cid, &["udp", SERVER, "5300", "1000", "x"]);
     // Counters count; the denied attempt to port 80 is an event.
     let fw = w.ok(&["firewall", "show", "-c", &cid]);
     let r = &fw["egress"][0];
@@ -139,13 +139,13 @@ fn one_rule_opens_exactly_that() {
     w.ok(&["firewall", "egress", "delete", "-c", &cid, &rule]);
     assert_eq!(closed(&w, &cid, &["tcp", SERVER, "443", "1000"]), "refused");
     allow(&w, &cid, "tcp", &format!("{SERVER}/32"), Some("443"));
-    allow(&w, &cid, "udp", "203.0.113.0/24", Some("50-60"));
+    allow(&w, &cid, "udp", "203.0.113.0/24", Some("5290-5310"));
     open(&w, &cid, &["tcp", SERVER, "443", "2000"]);
-    assert!(open(&w, &cid, &["udp", NEIGHBOUR, "53", "2000", "q"]).starts_with("reply pong"));
+    assert!(open(&w, &cid, &["udp", NEIGHBOUR, "5300", "2000", "q"]).starts_with("reply pong"));
     let reset = w.ok(&["firewall", "reset", "-c", &cid]);
     assert!(reset["egress"].as_array().unwrap().is_empty());
     closed(&w, &cid, &["tcp", SERVER, "443", "1000"]);
-    closed(&w, &cid, &["udp", NEIGHBOUR, "53", "1000", "q"]);
+    closed(&w, &cid, &["udp", NEIGHBOUR, "5300", "1000", "q"]);
     assert_eq!(net.tcp_hits(&format!("{SERVER}:80")).len(), 0);
 }
 
@@ -157,7 +157,7 @@ fn deny_action_drop_makes_denied_traffic_time_out() {
     let t = Instant::now();
     assert_eq!(closed(&w, &cid, &["tcp", SERVER, "443", "1000"]), "timeout", "dropped, not reset");
     assert!(t.elapsed() >= Duration::from_millis(900));
-    assert_eq!(closed(&w, &cid, &["udp", SERVER, "53", "1000", "x"]), "timeout");
+    assert_eq!(closed(&w, &cid, &["udp", SERVER, "5300", "1000", "x"]), "timeout");
 }
 
 #[test]
@@ -185,11 +185,11 @@ fn spoofed_and_readdressed_traffic_gets_nothing_through() {
     let a = probed(&w, "spoofer", &[]);
     let b = w.running("victim");
     let cid = id(&a);
-    allow(&w, &cid, "udp", &format!("{SERVER}/32"), Some("53"));
-    assert!(open(&w, &cid, &["udp", SERVER, "53", "2000", "legit"]).starts_with("reply pong"));
+    allow(&w, &cid, "udp", &format!("{SERVER}/32"), Some("5300"));
+    assert!(open(&w, &cid, &["udp", SERVER, "5300", "2000", "legit"]).starts_with("reply pong"));
     let subnet_host = a["ipv4"].as_str().unwrap().rsplit_once('.').unwrap().0.to_owned() + ".250";
     for forged in [subnet_host.as_str(), b["ipv4"].as_str().unwrap(), "198.51.100.77", HOST_UPLINK] {
-        let (code, out) = w.probe(&cid, &["spoof", forged, SERVER, "53", &format!("spoofed-{forged}")]);
+        let (code, out) = w.probe(&cid, &["spoof", forged, SERVER, "5300", &format!("spoofed-{forged}")]);
         assert_eq!(code, 0, "the raw packet could not even be sent: {out}");
     }
     // It cannot take another address either.
@@ -198,7 +198,7 @@ fn spoofed_and_readdressed_traffic_gets_nothing_through() {
     let c = w.exec(&cid, &["ip", "link", "set", "eth0", "down"]);
     assert_ne!(c.code, 0, "{c:?}");
     std::thread::sleep(Duration::from_millis(500));
-    let got: Vec<String> = net.udp_hits(&format!("{SERVER}:53")).into_iter().map(|h| h.data).collect();
+    let got: Vec<String> = net.udp_hits(&format!("{SERVER}:5300")).into_iter().map(|h| h.data).collect();
     assert_eq!(got, vec!["legit".to_string()], "only the real source got through");
     // Three layers stop forged sources: the source filter (tc) on the host end, strict
     // reverse-path filtering there, then the firewall's guard. Switch the first two off (in
@@ -209,10 +209,10 @@ fn spoofed_and_readdressed_traffic_gets_nothing_through() {
         run("ip", &["netns", "exec", &w.host_ns, "sysctl", "-q", "-w", &key]);
     }
     for forged in [subnet_host.as_str(), b["ipv4"].as_str().unwrap(), "198.51.100.77"] {
-        w.probe(&cid, &["spoof", forged, SERVER, "53", &format!("spoofed-{forged}")]);
+        w.probe(&cid, &["spoof", forged, SERVER, "5300", &format!("spoofed-{forged}")]);
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(net.udp_hits(&format!("{SERVER}:53")).len(), 1, "still only the real source");
+    assert_eq!(net.udp_hits(&format!("{SERVER}:5300")).len(), 1, "still only the real source");
     let fw = w.ok(&["firewall", "show", "-c", &cid]);
     assert!(fw["spoofed"]["packets"].as_u64().unwrap() >= 3, "the guard dropped and counted them: {fw}");
 }
@@ -354,12 +354,12 @@ fn foreign_changes_to_the_table_are_undone() {
         nft(script);
         restored(what);
         closed(&w, &locked, &["tcp", SERVER, "443", "1000"]);
-        closed(&w, &locked, &["udp", SERVER, "53", "1000"]);
+        closed(&w, &locked, &["udp", SERVER, "5300", "1000"]);
         open(&w, &opened, &["tcp", SERVER, "443", "2000"]);
         closed(&w, &opened, &["tcp", SERVER, "80", "1000"]);
     }
     assert!(
-        net.tcp_hits(&format!("{SERVER}:80")).is_empty() && net.udp_hits(&format!("{SERVER}:53")).is_empty(),
+        net.tcp_hits(&format!("{SERVER}:80")).is_empty() && net.udp_hits(&format!("{SERVER}:5300")).is_empty(),
         "a denied connection got through"
     );
     let log = w.daemon_log();
@@ -482,7 +482,7 @@ fn without_the_table_container_traffic_fails_closed() {
     let net = internet(&w);
     let c = id(&probed(&w, "opened", &[]));
     allow(&w, &c, "tcp", SERVER, Some("443"));
-    allow(&w, &c, "udp", SERVER, Some("53"));
+    allow(&w, &c, "udp", SERVER, Some("5300"));
     open(&w, &c, &["tcp", SERVER, "443", "2000"]);
     let h = w.host_ns.as_str();
     let rules = run("ip", &["-n", h, "rule", "list"]);
@@ -499,7 +499,7 @@ fn without_the_table_container_traffic_fails_closed() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     let flushed = std::process::Command::new("ip").args(["netns", "exec", h, "nft", "flush ruleset"]).status().unwrap();
     let tcp = direct(&["tcp", SERVER, "443", "1000"]);
-    let udp = direct(&["udp", SERVER, "53", "1000"]);
+    let udp = direct(&["udp", SERVER, "5300", "1000"]);
     let other = direct(&["tcp", NEIGHBOUR, "443", "1000"]);
     let table_gone =
         !std::process::Command::new("ip").args(["netns", "exec", h, "nft", "list", "table", "inet", "hoody"]).status().unwrap().success();
@@ -509,7 +509,7 @@ fn without_the_table_container_traffic_fails_closed() {
     assert_ne!(udp.0, 0, "UDP got out without the table: {udp:?}");
     assert_ne!(other.0, 0, "a denied destination got out without the table: {other:?}");
     assert_eq!(net.tcp_hits(&format!("{SERVER}:443")).len(), before, "the server saw the container");
-    assert!(net.udp_hits(&format!("{SERVER}:53")).is_empty() && net.tcp_hits(&format!("{NEIGHBOUR}:443")).is_empty());
+    assert!(net.udp_hits(&format!("{SERVER}:5300")).is_empty() && net.tcp_hits(&format!("{NEIGHBOUR}:443")).is_empty());
     eventually("the table to come back", || {
         std::process::Command::new("ip").args(["netns", "exec", h, "nft", "list", "table", "inet", "hoody"]).status().unwrap().success()
     });
@@ -653,7 +653,7 @@ fn forged_sources_outside_the_subnet_never_leave_without_the_table_or_rp_filter(
         let out = Command::new("nsenter")
             .arg(format!("--net=/proc/{init}/ns/net"))
             .arg(&probe)
-            .args(["spoof", "203.0.113.99", SERVER, "53", tag])
+            .args(["spoof", "203.0.113.99", SERVER, "5300", tag])
             .output()
             .unwrap();
         assert!(out.status.success(), "the probe sent it: {out:?}");
@@ -712,7 +712,7 @@ fn ten_thousand_firewalled_containers_and_the_rules_of_one_still_apply() {
     let rule = allow(&w, &cid, "tcp", SERVER, Some("443"));
     open(&w, &cid, &["tcp", SERVER, "443", "2000"]);
     closed(&w, &cid, &["tcp", SERVER, "80", "1000"]);
-    closed(&w, &cid, &["udp", SERVER, "53", "1000"]);
+    closed(&w, &cid, &["udp", SERVER, "5300", "1000"]);
     let list = |what: &[&str]| {
         let mut args = vec!["netns", "exec", w.host_ns.as_str(), "nft", "-j", "list"];
         args.extend_from_slice(what);
@@ -733,7 +733,7 @@ fn ten_thousand_firewalled_containers_and_the_rules_of_one_still_apply() {
     let last = applied.last().expect("the delete's transaction");
     assert!(last.contains("ops=1 "), "a rule delete is one element message: {last}");
     assert!(
-        net.tcp_hits(&format!("{SERVER}:80")).is_empty() && net.udp_hits(&format!("{SERVER}:53")).is_empty(),
+        net.tcp_hits(&format!("{SERVER}:80")).is_empty() && net.udp_hits(&format!("{SERVER}:5300")).is_empty(),
         "a denied connection got through"
     );
 }

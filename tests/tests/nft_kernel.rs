@@ -30,6 +30,7 @@ fn ctr(id: &str, n: u8) -> ContainerFirewall {
         id: id.into(),
         ipv4: Ipv4Addr::new(10, 77, 0, n),
         egress_policy: EgressPolicy::Deny,
+        dns: hoody_net::policy::DnsMode::Filtered,
         egress: vec![],
         ingress: vec![],
     }
@@ -45,6 +46,7 @@ fn rule(id: &str, port: u16) -> Rule {
             peer: "203.0.113.0/24".parse().unwrap(),
             ports: Some(PortRange { from: port, to: port + 10 }),
             description: String::new(),
+            fqdn: None,
         },
     }
 }

@@ -82,6 +82,18 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             }
             rule.add_expr(&Cmp::new(CmpOp::Eq, n.network()));
         }
+        Expr::Daddr(n) => {
+            rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(nftnl::expr::Ipv4HeaderField::Daddr)));
+            if n.prefix < 32 {
+                let (mask, xor) = (n.mask().to_be_bytes(), [0u8; 4]);
+                rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
+            }
+            rule.add_expr(&Cmp::new(CmpOp::Eq, n.network()));
+        }
+        Expr::Dport(p) => {
+            rule.add_expr(&load(Field::Dport, libc::NFT_REG32_00 as u32));
+            rule.add_expr(&Cmp::new(CmpOp::Eq, &p.to_be_bytes()[..]));
+        }
         Expr::Lookup { fields, set, invert } => {
             let sreg = load_key(rule, fields);
             rule.add_expr(&SetLookup { set: cstring(set), set_id: set_id(set), sreg, invert: *invert, verdict: false });

@@ -68,7 +68,8 @@ fn spec(kind: SetKind) -> SetSpec {
         SetKind::Addr => base,
         SetKind::Meter => SetSpec { flags: NFT_SET_TIMEOUT | NFT_SET_EVAL, timeout_ms: Some(60_000), size: Some(65_535), ..base },
         SetKind::Regions => SetSpec {
-            flags: NFT_SET_INTERVAL | NFT_SET_CONCAT,
+            // Timeouts for the learned addresses of rules by name.
+            flags: NFT_SET_INTERVAL | NFT_SET_CONCAT | NFT_SET_TIMEOUT,
             key_type: concat(&[TYPE_MARK, TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
             key_len: 20,
             concat: &[4, 4, 4, 1, 2],

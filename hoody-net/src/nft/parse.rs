@@ -74,6 +74,8 @@ pub fn rule(payload: &[u8]) -> Option<ParsedRule> {
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
 const NFTA_SET_ELEM_EXPR: u16 = 7;
 const NFTA_SET_ELEM_KEY_END: u16 = 10;
@@ -118,6 +120,8 @@ pub fn set_elems(payload: &[u8]) -> Vec<KernelElem> {
         for (_, el) in attrs(list).filter(|(t, _)| *t == NFTA_LIST_ELEM) {
             let mut e = Elem::key(vec![]);
             let mut counter = (0, 0);
+            let mut expires = None;
+            let be64 = |v: &[u8]| v.get(..8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
             for (t, v) in attrs(el) {
                 match t {
                     NFTA_SET_ELEM_KEY => e.key = data_value(v),
@@ -129,6 +133,8 @@ pub fn set_elems(payload: &[u8]) -> Vec<KernelElem> {
                             e.goto = attrs(dv).find(|(t, _)| *t == NFTA_VERDICT_CHAIN).map(|(_, c)| string(c));
                         }
                     }
+                    NFTA_SET_ELEM_TIMEOUT => e.timeout_ms = be64(v).filter(|ms| *ms > 0),
+                    NFTA_SET_ELEM_EXPIRATION => expires = be64(v),
                     NFTA_SET_ELEM_EXPR => counter_of(v, &mut counter),
                     NFTA_SET_ELEM_EXPRESSIONS => {
                         for (_, x) in attrs(v).filter(|(t, _)| *t == NFTA_LIST_ELEM) {
@@ -139,7 +145,7 @@ pub fn set_elems(payload: &[u8]) -> Vec<KernelElem> {
                 }
             }
             if !e.key.is_empty() {
-                out.push(KernelElem { elem: e, packets: counter.0, bytes: counter.1 });
+                out.push(KernelElem { elem: e, packets: counter.0, bytes: counter.1, expires_ms: expires });
             }
         }
     }

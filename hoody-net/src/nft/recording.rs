@@ -114,7 +114,7 @@ impl RecordingFirewall {
 }
 
 fn kernel_elem(e: &Elem) -> KernelElem {
-    KernelElem { elem: e.clone(), packets: 0, bytes: 0 }
+    KernelElem { elem: e.clone(), packets: 0, bytes: 0, expires_ms: e.timeout_ms }
 }
 
 impl FirewallOps for RecordingFirewall {
@@ -198,6 +198,7 @@ mod tests {
             id: id.into(),
             ipv4: std::net::Ipv4Addr::new(10, 77, 0, n),
             egress_policy: EgressPolicy::Deny,
+            dns: crate::policy::DnsMode::Filtered,
             egress: vec![],
             ingress: vec![],
         }

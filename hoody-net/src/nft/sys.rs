@@ -271,6 +271,9 @@ unsafe impl NlMsg for Elems<'_> {
                         sys::nftnl_set_elem_set_u32(e, sys::NFTNL_SET_ELEM_VERDICT as u16, libc::NFT_GOTO as u32);
                         sys::nftnl_set_elem_set_str(e, sys::NFTNL_SET_ELEM_CHAIN as u16, chain.as_ptr());
                     }
+                    if let Some(ms) = el.timeout_ms {
+                        sys::nftnl_set_elem_set_u64(e, sys::NFTNL_SET_ELEM_TIMEOUT as u16, ms);
+                    }
                     if let Some(c) = &el.comment {
                         let ud = comment_udata(c);
                         sys::nftnl_set_elem_set(e, sys::NFTNL_SET_ELEM_USERDATA as u16, ud.as_ptr().cast(), ud.len() as u32);

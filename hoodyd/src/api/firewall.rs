@@ -29,6 +29,29 @@ pub async fn reset(
     Ok(data(st.rt.show_firewall(&c).await?))
 }
 
+/// Body of `PATCH /containers/{id}/firewall`: each field keeps its value unless given.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRequest {
+    pub policy: Option<String>,
+    pub dns: Option<String>,
+}
+
+pub async fn patch(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PatchRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let invalid = |field: &str, e: String| hoody_net::error::Invalid::new(field, e);
+    let policy = req.policy.as_deref().map(str::parse::<crate::model::Egress>).transpose().map_err(|e| invalid("policy", e))?;
+    let dns = req.dns.as_deref().map(str::parse::<hoody_net::policy::DnsMode>).transpose().map_err(|e| invalid("dns", e))?;
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    st.rt.patch_firewall(&c, policy, dns).await?;
+    let c = st.rt.get(&c.id).await?;
+    Ok(data(st.rt.show_firewall(&c).await?))
+}
+
 pub async fn add_egress(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/containers/{id}/restart", post(containers::restart))
         .route("/api/v1/containers/{id}/exec", post(exec::exec))
         .route("/api/v1/containers/{id}/logs", get(logs::logs))
-        .route("/api/v1/containers/{id}/firewall", get(firewall::show))
+        .route("/api/v1/containers/{id}/firewall", get(firewall::show).patch(firewall::patch))
         .route("/api/v1/containers/{id}/firewall/reset", post(firewall::reset))
         .route("/api/v1/containers/{id}/firewall/events", get(firewall::events))
         .route("/api/v1/containers/{id}/firewall/egress", post(firewall::add_egress))

@@ -307,8 +307,19 @@ pub enum SnapshotsCmd {
 pub enum FirewallCmd {
     /// Policy and rules in order, with packet and byte counters.
     Show(Target),
-    /// Egress back to deny-all, every rule removed.
+    /// Egress back to deny-all, every rule removed (dns back to filtered).
     Reset(Target),
+    /// Change the egress policy and/or what the container's resolver answers.
+    Set {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        /// deny or allow (after the last rule).
+        #[arg(long)]
+        policy: Option<String>,
+        /// filtered (only names a rule by name allows), open (any name) or off (none).
+        #[arg(long)]
+        dns: Option<String>,
+    },
     /// Recent denied egress attempts.
     Events(Target),
     #[command(subcommand)]
@@ -329,9 +340,13 @@ pub enum EgressCmd {
         /// tcp, udp, icmp or any.
         #[arg(long)]
         protocol: Option<String>,
-        /// IPv4 address or CIDR (resolve host names first).
+        /// IPv4 address or CIDR.
+        #[arg(long, required_unless_present = "destination_fqdn", conflicts_with = "destination_fqdn")]
+        destination: Option<String>,
+        /// A host name (or *.example.com): opens what the container resolves it to, through
+        /// hoodyd's resolver, for the answer's lifetime.
         #[arg(long)]
-        destination: String,
+        destination_fqdn: Option<String>,
         /// A port or a range (8000-8100); tcp and udp only.
         #[arg(long)]
         destination_port: Option<String>,
@@ -470,8 +485,24 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
         FirewallCmd::Show(t) => client.call(Method::GET, &base(t.get()?), None).await?,
         FirewallCmd::Reset(t) => client.call(Method::POST, &format!("{}/reset", base(t.get()?)), None).await?,
         FirewallCmd::Events(t) => client.call(Method::GET, &format!("{}/events", base(t.get()?)), None).await?,
-        FirewallCmd::Egress(EgressCmd::Create { container, action, protocol, destination, destination_port, description }) => {
-            let mut body = json!({ "action": action, "destination": destination });
+        FirewallCmd::Set { container, policy, dns } => {
+            let mut body = json!({});
+            opt(&mut body, "policy", policy);
+            opt(&mut body, "dns", dns);
+            client.call(Method::PATCH, &base(&container), Some(body)).await?
+        }
+        FirewallCmd::Egress(EgressCmd::Create {
+            container,
+            action,
+            protocol,
+            destination,
+            destination_fqdn,
+            destination_port,
+            description,
+        }) => {
+            let mut body = json!({ "action": action });
+            opt(&mut body, "destination", destination);
+            opt(&mut body, "destination_fqdn", destination_fqdn);
             opt(&mut body, "protocol", protocol);
             opt(&mut body, "destination_port", destination_port);
             opt(&mut body, "description", description);

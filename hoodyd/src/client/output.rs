@@ -95,11 +95,12 @@ pub fn diff(d: &Value) -> String {
 /// `firewall show` for people: the policy line, then egress and ingress rules with counters.
 pub fn firewall(d: &Value) -> String {
     let mut out = format!(
-        "container {}  interface {}  ipv4 {}\negress policy: {} (denied {} packets; spoofed {} packets)\n",
+        "container {}  interface {}  ipv4 {}\negress policy: {}  dns: {} (denied {} packets; spoofed {} packets)\n",
         cell(&d["container_id"]),
         cell(&d["interface"]),
         cell(&d["ipv4"]),
         cell(&d["policy"]),
+        cell(&d["dns"]),
         cell(&d["denied"]["packets"]),
         cell(&d["spoofed"]["packets"])
     );
@@ -110,7 +111,7 @@ pub fn firewall(d: &Value) -> String {
             .map(|a| {
                 a.iter()
                     .map(|r| {
-                        serde_json::json!({"id": r["id"], "action": r["action"], "protocol": r["protocol"], peer: r[peer], "port": r["destination_port"], "packets": r["packets"], "bytes": r["bytes"], "description": r["description"]})
+                        serde_json::json!({"id": r["id"], "action": r["action"], "protocol": r["protocol"], peer: if r[peer].is_null() { r["destination_fqdn"].clone() } else { r[peer].clone() }, "port": r["destination_port"], "packets": r["packets"], "bytes": r["bytes"], "description": r["description"]})
                     })
                     .collect()
             })

@@ -9,14 +9,24 @@ use serde::Serialize;
 /// Attempts kept per container.
 pub const KEEP: usize = 256;
 
+/// A denied connection attempt (`kind: denied`) or a refused DNS query (`kind: dns`, with
+/// the name and type asked for).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
+    pub kind: &'static str,
     pub time: String,
-    pub protocol: &'static str,
-    pub source: String,
-    pub destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub qtype: Option<String>,
 }
 
 #[derive(Default)]
@@ -25,19 +35,42 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    pub fn record(&self, d: Denied, time: String) {
-        let mut m = self.by_container.lock().expect("poisoned");
-        let q = m.entry(d.container).or_default();
+    fn push(&self, container: String, e: Event) {
+        let mut m = self.by_container.lock().unwrap_or_else(|e| e.into_inner());
+        let q = m.entry(container).or_default();
         if q.len() == KEEP {
             q.pop_front();
         }
-        q.push_back(Event {
+        q.push_back(e);
+    }
+
+    pub fn record(&self, d: Denied, time: String) {
+        let e = Event {
+            kind: "denied",
             time,
-            protocol: d.protocol,
-            source: d.source.to_string(),
-            destination: d.destination.to_string(),
+            protocol: Some(d.protocol),
+            source: Some(d.source.to_string()),
+            destination: Some(d.destination.to_string()),
             destination_port: d.destination_port,
-        });
+            name: None,
+            qtype: None,
+        };
+        self.push(d.container, e);
+    }
+
+    /// A query the container's resolver refused (never forwarded).
+    pub fn record_dns(&self, container: &str, name: &str, qtype: &str, time: String) {
+        let e = Event {
+            kind: "dns",
+            time,
+            protocol: None,
+            source: None,
+            destination: None,
+            destination_port: None,
+            name: Some(name.chars().take(hoody_net::fqdn::MAX_NAME).collect()),
+            qtype: Some(qtype.to_owned()),
+        };
+        self.push(container.to_owned(), e);
     }
 
     /// Most recent first.

@@ -2,6 +2,7 @@
 //! state store, one nftables transaction per change, verified after it is applied.
 
 pub mod events;
+pub mod learned;
 pub mod synthetic;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,8 +25,11 @@ pub struct Firewall {
     /// One change at a time: a container's elements are read, diffed and written under it.
     lock: tokio::sync::Mutex<()>,
     pub events: EventLog,
-    /// Which container an address belongs to (the table logs every denial with one prefix).
-    owners: std::sync::Mutex<HashMap<Ipv4Addr, String>>,
+    /// Which container an address belongs to (the table logs every denial with one prefix),
+    /// with its policy as last applied (the resolver polices names by it).
+    owners: std::sync::Mutex<HashMap<Ipv4Addr, ContainerFirewall>>,
+    /// What each container learned through its resolver for its rules by name.
+    learned: std::sync::Mutex<learned::LearnedMap>,
     /// The elements each container's address is believed to hold in the kernel (what the last
     /// verified change or rebuild left), so a change looks up only its own elements.
     known: std::sync::Mutex<HashMap<Ipv4Addr, Known>>,
@@ -73,7 +77,12 @@ fn current_of(
     }
     for m in [known, wanted] {
         for (set, elems) in m {
-            probes.entry(set.clone()).or_default().extend(elems.iter().map(|e| Elem { comment: None, goto: None, ..e.clone() }));
+            probes.entry(set.clone()).or_default().extend(elems.iter().map(|e| Elem {
+                comment: None,
+                goto: None,
+                timeout_ms: None,
+                ..e.clone()
+            }));
         }
     }
     let mut out: BTreeMap<String, Vec<KernelElem>> = BTreeMap::new();
@@ -99,7 +108,8 @@ fn scan_of(ops: &dyn FirewallOps, ip: Ipv4Addr, ifname: &str, shards: u16) -> Re
         compile::shard_set(s),
     ] {
         let all = ops.set_elems(&set)?.unwrap_or_default();
-        out.insert(set.clone(), all.into_iter().filter(|e| elements::owned_by(&set, &e.elem.key, ip, ifname)).map(|e| e.elem).collect());
+        let own = all.into_iter().filter(|e| elements::owned_by(&set, &e.elem.key, ip, ifname) && !elements::is_learned(&set, &e.elem.key));
+        out.insert(set.clone(), own.map(|e| e.elem).collect());
     }
     Ok(out)
 }
@@ -110,19 +120,24 @@ fn plain(m: &BTreeMap<String, Vec<KernelElem>>) -> BTreeMap<String, Vec<Elem>> {
 
 /// Makes the kernel hold exactly `wanted` for the container (empty: nothing), in one
 /// transaction, and reads it back.
+/// `stale`: learned elements to delete with the change (their rule by name is gone).
 fn sync(
     ops: &dyn FirewallOps,
     shards: u16,
     ip: Ipv4Addr,
     ifname: &str,
     known: Option<BTreeMap<String, Vec<Elem>>>,
+    stale: BTreeMap<String, Vec<Elem>>,
     wanted: &BTreeMap<String, Vec<Elem>>,
 ) -> Result<(), NetError> {
     let t = std::time::Instant::now();
-    let known = match known {
+    let mut known = match known {
         Some(k) => k,
         None => scan_of(ops, ip, ifname, shards)?,
     };
+    for (set, elems) in stale {
+        known.entry(set).or_default().extend(elems);
+    }
     let current = plain(&current_of(ops, ip, ifname, &known, wanted)?);
     let t_read = t.elapsed();
     let diff = elements::diff(&current, wanted);
@@ -151,6 +166,7 @@ impl Firewall {
             lock: tokio::sync::Mutex::new(()),
             events: EventLog::default(),
             owners: Default::default(),
+            learned: Default::default(),
             known: Default::default(),
         })
     }
@@ -169,11 +185,42 @@ impl Firewall {
 
     /// The container an address belongs to, for denied-packet events.
     pub fn owner_of(&self, ip: Ipv4Addr) -> Option<String> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).map(|c| c.id.clone())
+    }
+
+    /// The policy of the container with address `ip`, as last applied.
+    pub fn policy_of(&self, ip: Ipv4Addr) -> Option<ContainerFirewall> {
         self.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).cloned()
     }
 
     fn own(&self, c: &ContainerFirewall) {
-        self.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(c.ipv4, c.id.clone());
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(c.ipv4, c.clone());
+    }
+
+    fn stale(&self, ip: Ipv4Addr, c: Option<&ContainerFirewall>) -> BTreeMap<String, Vec<Elem>> {
+        self.learned.lock().unwrap_or_else(|e| e.into_inner()).stale(ip, c)
+    }
+
+    /// Opens, for the container with address `ip`, what its resolver's answer carried; returns
+    /// once the elements are committed and read back (the answer goes to the container after).
+    pub async fn learn(&self, ip: Ipv4Addr, answers: Vec<learned::Answer>) -> Result<Vec<learned::Learned>, NetError> {
+        let _g = self.lock.lock().await;
+        let Some(c) = self.policy_of(ip) else { return Ok(vec![]) };
+        let shards = self.cfg.shards;
+        let mut map = std::mem::take(&mut *self.learned.lock().unwrap_or_else(|e| e.into_inner()));
+        let (r, map) = self
+            .blocking(move |ops| {
+                let r = learned::learn(ops, &mut map, &c, shards, &answers);
+                Ok((r, map))
+            })
+            .await?;
+        *self.learned.lock().unwrap_or_else(|e| e.into_inner()) = map;
+        r
+    }
+
+    /// What the container with address `ip` has learned and still holds open.
+    pub fn learned_of(&self, ip: Ipv4Addr) -> Vec<learned::Learned> {
+        self.learned.lock().unwrap_or_else(|e| e.into_inner()).of(ip)
     }
 
     fn known_of(&self, ip: Ipv4Addr) -> Option<Known> {
@@ -197,14 +244,17 @@ impl Firewall {
         }
         let cfg = self.cfg.clone();
         let ips: Vec<Ipv4Addr> = all.iter().map(|c| c.ipv4).collect();
-        let (how, per) = self
+        let mut learned_map = std::mem::take(&mut *self.learned.lock().unwrap_or_else(|e| e.into_inner()));
+        let (how, per, learned_map) = self
             .blocking(move |ops| {
                 let t = std::time::Instant::now();
                 let (batch, want, per) = elements::plan_each(&cfg, &all)?;
                 let t_compile = t.elapsed();
                 let current = ops.dump()?;
                 let t_dump = t.elapsed();
+                let mut keep_learned = vec![];
                 if let Some(d) = current {
+                    keep_learned = learned::from_dump(&d, &all, &mut learned_map);
                     match d.verify(&want) {
                         Ok(()) => {
                             tracing::debug!(
@@ -212,11 +262,13 @@ impl Firewall {
                                 dump_us = t_dump.as_micros() as u64,
                                 "firewall verified in place"
                             );
-                            return Ok((Reconciled::InPlace, per));
+                            return Ok((Reconciled::InPlace, per, learned_map));
                         }
                         Err(e) => info!(difference = %e, "firewall differs from the state store; rebuilding it"),
                     }
                 }
+                let mut batch = batch;
+                batch.extend(keep_learned);
                 ops.apply(&batch)?;
                 let t_apply = t.elapsed();
                 ops.dump()?.ok_or_else(|| NetError::Verify("the table is missing after the rebuild".into()))?.verify(&want)?;
@@ -227,9 +279,10 @@ impl Firewall {
                     verify_us = t.elapsed().as_micros() as u64,
                     "firewall rebuilt"
                 );
-                Ok((Reconciled::Rebuilt, per))
+                Ok((Reconciled::Rebuilt, per, learned_map))
             })
             .await?;
+        *self.learned.lock().unwrap_or_else(|e| e.into_inner()) = learned_map;
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known.clear();
         known.extend(ips.into_iter().zip(per));
@@ -245,7 +298,8 @@ impl Firewall {
         let (ip, ifname, known) = (c.ipv4, c.ifname(), self.known_of(c.ipv4));
         let w = wanted.clone();
         let shards = self.cfg.shards;
-        let r = self.blocking(move |ops| sync(ops, shards, ip, &ifname, known, &w)).await;
+        let stale = self.stale(ip, Some(c));
+        let r = self.blocking(move |ops| sync(ops, shards, ip, &ifname, known, stale, &w)).await;
         // After a failure the kernel may hold either: look it up in full next time.
         self.set_known(ip, r.is_ok().then_some(wanted));
         r
@@ -270,14 +324,15 @@ impl Firewall {
         let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         {
             let mut o = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-            if o.get(&ip).is_some_and(|owner| owner == id) {
+            if o.get(&ip).is_some_and(|owner| owner.id == id) {
                 o.remove(&ip);
             }
         }
         let ifname = names::host_ifname(id);
         let known = self.known_of(ip);
         let shards = self.cfg.shards;
-        let r = self.blocking(move |ops| sync(ops, shards, ip, &ifname, known, &BTreeMap::new())).await;
+        let stale = self.stale(ip, None);
+        let r = self.blocking(move |ops| sync(ops, shards, ip, &ifname, known, stale, &BTreeMap::new())).await;
         self.set_known(ip, r.is_ok().then(BTreeMap::new));
         r
     }
@@ -292,7 +347,15 @@ impl Firewall {
     pub async fn counters(&self, id: &str, ip: Option<Ipv4Addr>) -> Result<Counters, NetError> {
         let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let ifname = names::host_ifname(id);
-        let known = self.known_of(ip).unwrap_or_default();
+        let mut known = self.known_of(ip).unwrap_or_default();
+        // What its rules by name opened counts for them too (with what earlier elements of the
+        // same address counted before a refresh replaced them).
+        let mut carried: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for l in self.learned_of(ip) {
+            let c = carried.entry(l.rule_id.clone()).or_default();
+            (c.0, c.1) = (c.0 + l.carried.0, c.1 + l.carried.1);
+            known.entry(l.set).or_default().extend(l.elems);
+        }
         let shards = self.cfg.shards;
         self.blocking(move |ops| {
             let cur = current_of(ops, ip, &ifname, &known, &BTreeMap::new())?;
@@ -315,6 +378,10 @@ impl Firewall {
             let shard: Vec<KernelElem> = cur.get(&compile::shard_set(s)).cloned().unwrap_or_default();
             let (into, out): (Vec<KernelElem>, Vec<KernelElem>) =
                 shard.into_iter().partition(|e| e.elem.key.get(3) == Some(&compile::REGION_INGRESS_ALLOW));
+            for (k, v) in carried {
+                let e = egress.entry(k).or_default();
+                (e.0, e.1) = (e.0 + v.0, e.1 + v.1);
+            }
             for (m, part) in [(&mut egress, out), (&mut ingress, into)] {
                 for (k, v) in elements::rule_counters(&part) {
                     let e = m.entry(k).or_default();
@@ -363,6 +430,7 @@ mod tests {
                 peer: "203.0.113.10/32".parse().unwrap(),
                 ports: Some(PortRange { from: port, to: port }),
                 description: String::new(),
+                fqdn: None,
             },
         }
     }
@@ -379,6 +447,7 @@ mod tests {
             id: "a".repeat(24),
             ipv4: "10.77.0.2".parse().unwrap(),
             egress_policy: EgressPolicy::Allow,
+            dns: hoody_net::policy::DnsMode::Filtered,
             egress: vec![],
             ingress: vec![],
         };
@@ -428,6 +497,7 @@ mod tests {
             id: id.to_string().repeat(24),
             ipv4: ip.parse().unwrap(),
             egress_policy: EgressPolicy::Deny,
+            dns: hoody_net::policy::DnsMode::Filtered,
             egress: vec![rule(&format!("{id}1"), Direction::Egress, 443)],
             ingress: vec![],
         };
@@ -450,6 +520,7 @@ mod tests {
             id: "b".repeat(24),
             ipv4: "10.77.0.3".parse().unwrap(),
             egress_policy: EgressPolicy::Deny,
+            dns: hoody_net::policy::DnsMode::Filtered,
             egress: vec![],
             ingress: vec![],
         };

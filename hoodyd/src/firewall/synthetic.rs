@@ -27,6 +27,7 @@ pub fn containers(spec: &str, subnet: Ipv4Net) -> Vec<ContainerFirewall> {
             id: format!("{:08x}{:016x}", 0xf000_0000u32 + i, 0),
             ipv4: Ipv4Addr::from(top - i),
             egress_policy: EgressPolicy::Deny,
+            dns: hoody_net::policy::DnsMode::Filtered,
             egress: (0..r)
                 .map(|k| Rule {
                     id: format!("{:08x}{:08x}{:08x}", 0xf000_0000u32 + i, k, 0),
@@ -42,6 +43,7 @@ pub fn containers(spec: &str, subnet: Ipv4Net) -> Vec<ContainerFirewall> {
                         },
                         ports: Some(PortRange { from: 1000 + k as u16, to: 1000 + k as u16 }),
                         description: String::new(),
+                        fqdn: None,
                     },
                 })
                 .collect(),

@@ -193,6 +193,7 @@ pub fn populate(root: BorrowedFd<'_>) -> Result<()> {
     ] {
         symlinkat(to, dev.as_fd(), name).map_err(|e| mount_err("symlink", &format!("dev/{name}"), e))?;
     }
+    resolv_conf(root, dev.as_fd())?;
     for m in MASKED {
         mask(root, m)?;
     }
@@ -200,6 +201,44 @@ pub fn populate(root: BorrowedFd<'_>) -> Result<()> {
         make_readonly(root, r)?;
     }
     Ok(())
+}
+
+/// What every container's /etc/resolv.conf says: hoodyd's resolver on the gateway.
+pub const RESOLV_CONF: &str =
+    "# managed by hoodyd: its resolver on the gateway polices names (firewall dns mode)\nnameserver 169.254.0.1\noptions edns0\n";
+
+/// Mounts the managed resolv.conf read-only over the image's `/etc/resolv.conf` (created when
+/// missing; left alone when it is not a regular file, such as a symlink to a local stub). The
+/// file lives on the container's own /dev tmpfs, unlinked there once bound: remounted
+/// writable by the tenant, it is still only its own memory.
+fn resolv_conf(root: BorrowedFd<'_>, dev: BorrowedFd<'_>) -> Result<()> {
+    if !exists(root, "etc") {
+        return Ok(());
+    }
+    let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(RESOLVE);
+    if let Ok(t) = openat2(root, "etc/resolv.conf", how) {
+        let st = nix::sys::stat::fstat(t.as_fd()).map_err(|e| mount_err("stat", "etc/resolv.conf", e))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(());
+        }
+    }
+    let name = ".hoody-resolv.conf";
+    let f = nix::fcntl::openat(
+        dev,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(|e| mount_err("create", "dev/.hoody-resolv.conf", e))?;
+    nix::unistd::write(&f, RESOLV_CONF.as_bytes()).map_err(|e| mount_err("write", "dev/.hoody-resolv.conf", e))?;
+    let t = target(root, "etc/resolv.conf", false)?;
+    mount(Some(fd_path(&f).as_str()), fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| mount_err("bind", "etc/resolv.conf", e))?;
+    let t2 = target(root, "etc/resolv.conf", false)?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(None::<&str>, fd_path(&t2).as_str(), None::<&str>, ro, None::<&str>)
+        .map_err(|e| mount_err("remount read-only", "etc/resolv.conf", e))?;
+    nix::unistd::unlinkat(dev, name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(|e| mount_err("unlink", "dev/.hoody-resolv.conf", e))
 }
 
 /// Makes the current directory (the container's root mount) `/` and drops the host's tree.

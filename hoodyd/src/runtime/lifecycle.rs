@@ -88,6 +88,7 @@ impl Runtime {
         let mut realm_ids = req.realm_ids;
         realm_ids.sort();
         realm_ids.dedup();
+        let egress = req.egress.unwrap_or(self.cfg.default_egress);
         Ok(Container {
             id: ids::new_id(),
             name: req.name,
@@ -95,7 +96,8 @@ impl Runtime {
             realm_ids,
             project_id: req.project_id,
             limits,
-            egress: req.egress.unwrap_or(self.cfg.default_egress),
+            egress,
+            dns: hoody_net::policy::DnsMode::default_for(egress.policy()),
             autostart: req.autostart.unwrap_or(false),
             command,
             env,

@@ -21,6 +21,8 @@ pub struct RuleView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_fqdn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_port: Option<String>,
@@ -43,6 +45,8 @@ pub struct FirewallView {
     pub ipv4: Option<String>,
     /// Egress policy after the last rule.
     pub policy: &'static str,
+    /// What the container's resolver answers: filtered, open, off.
+    pub dns: &'static str,
     pub egress: Vec<RuleView>,
     pub ingress: Vec<RuleView>,
     /// Egress refused (by a deny rule or the policy).
@@ -60,7 +64,8 @@ fn view(r: &StoredRule, counters: Option<&(u64, u64)>) -> RuleView {
         id: r.rule.id.clone(),
         action: s.action,
         protocol: s.protocol,
-        destination: if s.direction == Direction::Egress { peer.clone() } else { None },
+        destination: if s.direction == Direction::Egress && s.fqdn.is_none() { peer.clone() } else { None },
+        destination_fqdn: s.fqdn.clone(),
         source: if s.direction == Direction::Ingress { peer } else { None },
         destination_port: s.ports.map(|p| p.to_string()),
         description: s.description.clone(),
@@ -87,6 +92,7 @@ impl Runtime {
                 Egress::Deny => EgressPolicy::Deny,
                 Egress::Allow => EgressPolicy::Allow,
             },
+            dns: c.dns,
             egress,
             ingress,
         }
@@ -151,10 +157,32 @@ impl Runtime {
         let _guard = self.lock(&c.id).await;
         let mut after = c.clone();
         after.egress = Egress::Deny;
+        after.dns = hoody_net::policy::DnsMode::Filtered;
         self.firewall.update(&self.firewall_of(&after, vec![])).await?;
         let cid = c.id.clone();
         self.store.call(move |db| store::reset_firewall(db, &cid)).await?;
         info!(container = %c.id, "firewall reset to deny-all");
+        Ok(())
+    }
+
+    /// Changes the egress policy and/or the DNS mode; the kernel first, then the record (a
+    /// crash between them: the start-up reconcile puts the recorded ones back).
+    pub async fn patch_firewall(&self, c: &Container, policy: Option<Egress>, dns: Option<hoody_net::policy::DnsMode>) -> Result<()> {
+        self.refuse_deleting(c).await?;
+        let _guard = self.lock(&c.id).await;
+        let mut after = self.get(&c.id).await?;
+        after.egress = policy.unwrap_or(after.egress);
+        after.dns = dns.unwrap_or(after.dns);
+        let rules = self.rules_of(&c.id).await?;
+        self.firewall.update(&self.firewall_of(&after, rules)).await?;
+        let (cid, egress, mode) = (c.id.clone(), after.egress, after.dns);
+        self.store
+            .call(move |db| {
+                store::set_egress(db, &cid, egress)?;
+                store::set_dns(db, &cid, mode)
+            })
+            .await?;
+        info!(container = %c.id, policy = egress.as_str(), dns = mode.as_str(), "firewall policy changed");
         Ok(())
     }
 
@@ -174,6 +202,7 @@ impl Runtime {
             interface: hoody_net::names::host_ifname(&c.id),
             ipv4: c.ipv4.map(|a| a.to_string()),
             policy: c.egress.as_str(),
+            dns: c.dns.as_str(),
             egress,
             ingress,
             denied: count(k.denied),

@@ -10,7 +10,7 @@ use crate::idmap::{IdPool, RANGE};
 use crate::model::{Container, Egress, Status};
 use crate::runtime::spec::IdMap;
 
-const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at, snapshot_schedule, snapshot_expiry, error";
+const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at, snapshot_schedule, snapshot_expiry, error, dns";
 
 fn corrupt(id: &str, what: impl Into<String>) -> StoreError {
     StoreError::Corrupt { id: id.to_owned(), what: what.into() }
@@ -42,6 +42,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Container, [String; 4])> {
         snapshot_schedule: r.get(19)?,
         snapshot_expiry: r.get(20)?,
         error: r.get(21)?,
+        dns: r.get::<_, String>(22)?.parse().unwrap_or(hoody_net::policy::DnsMode::Filtered),
     };
     Ok((c, raw))
 }
@@ -92,7 +93,7 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net:
         return Err(StoreError::InterfaceTaken(hoody_net::names::host_ifname(&c.id)));
     }
     tx.execute(
-        &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"),
+        &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"),
         params![
             c.id,
             c.name,
@@ -116,6 +117,7 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net:
             c.snapshot_schedule,
             c.snapshot_expiry,
             c.error,
+            c.dns.as_str(),
         ],
     )?;
     let realms: Vec<&str> = if c.realm_ids.is_empty() { vec![""] } else { c.realm_ids.iter().map(String::as_str).collect() };
@@ -222,6 +224,11 @@ pub fn set_egress(conn: &Connection, id: &str, egress: Egress) -> Result<()> {
     Ok(())
 }
 
+pub fn set_dns(conn: &Connection, id: &str, dns: hoody_net::policy::DnsMode) -> Result<()> {
+    conn.execute("UPDATE containers SET dns = ?2 WHERE id = ?1", params![id, dns.as_str()])?;
+    Ok(())
+}
+
 /// Marks the container as being deleted, with why the last attempt failed (`None`: none yet).
 pub fn mark_deleting(conn: &Connection, id: &str, error: Option<&str>) -> Result<()> {
     conn.execute(
@@ -273,6 +280,7 @@ mod tests {
             snapshot_schedule: None,
             snapshot_expiry: None,
             error: None,
+            dns: hoody_net::policy::DnsMode::Filtered,
         }
     }
 

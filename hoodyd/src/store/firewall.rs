@@ -23,8 +23,8 @@ fn parse<T: serde::de::DeserializeOwned>(id: &str, what: &str, v: &str) -> Resul
 
 pub fn insert_rule(conn: &Connection, container_id: &str, r: &Rule, created_at: &str) -> Result<()> {
     conn.execute(
-        "INSERT INTO firewall_rules (id, container_id, direction, action, protocol, peer, ports, description, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO firewall_rules (id, container_id, direction, action, protocol, peer, ports, description, created_at, fqdn)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             r.id,
             container_id,
@@ -34,20 +34,21 @@ pub fn insert_rule(conn: &Connection, container_id: &str, r: &Rule, created_at: 
             r.spec.peer.to_string(),
             r.spec.ports.map(|p| p.to_string()),
             r.spec.description,
-            created_at
+            created_at,
+            r.spec.fqdn,
         ],
     )?;
     Ok(())
 }
 
 /// A row as read: id, direction, action, protocol, peer, ports, description, created_at,
-/// container id.
-type RawRule = (String, String, String, String, String, Option<String>, String, String, String);
+/// container id, host name.
+type RawRule = (String, String, String, String, String, Option<String>, String, String, String, Option<String>);
 
 /// The container's rules in order (both directions).
 pub fn list_rules(conn: &Connection, container_id: &str) -> Result<Vec<StoredRule>> {
     let mut st = conn.prepare_cached(
-        "SELECT id, direction, action, protocol, peer, ports, description, created_at, container_id FROM firewall_rules WHERE container_id = ?1 ORDER BY seq",
+        "SELECT id, direction, action, protocol, peer, ports, description, created_at, container_id, fqdn FROM firewall_rules WHERE container_id = ?1 ORDER BY seq",
     )?;
     let rows: Vec<RawRule> = st.query_map([container_id], raw)?.collect::<rusqlite::Result<_>>()?;
     rows.into_iter().map(|r| cook(r).map(|(_, s)| s)).collect()
@@ -56,7 +57,7 @@ pub fn list_rules(conn: &Connection, container_id: &str) -> Result<Vec<StoredRul
 /// Every rule of every container, in order, by container id.
 pub fn all_rules(conn: &mut Connection) -> Result<std::collections::HashMap<String, Vec<StoredRule>>> {
     let mut st = conn.prepare_cached(
-        "SELECT id, direction, action, protocol, peer, ports, description, created_at, container_id FROM firewall_rules ORDER BY seq",
+        "SELECT id, direction, action, protocol, peer, ports, description, created_at, container_id, fqdn FROM firewall_rules ORDER BY seq",
     )?;
     let rows: Vec<RawRule> = st.query_map([], raw)?.collect::<rusqlite::Result<_>>()?;
     let mut out: std::collections::HashMap<String, Vec<StoredRule>> = Default::default();
@@ -68,10 +69,10 @@ pub fn all_rules(conn: &mut Connection) -> Result<std::collections::HashMap<Stri
 }
 
 fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRule> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
 }
 
-fn cook((id, dir, action, proto, peer, ports, description, created_at, cid): RawRule) -> Result<(String, StoredRule)> {
+fn cook((id, dir, action, proto, peer, ports, description, created_at, cid, fqdn): RawRule) -> Result<(String, StoredRule)> {
     let spec = RuleSpec {
         direction: parse::<Direction>(&id, "direction", &dir)?,
         action: parse::<Action>(&id, "action", &action)?,
@@ -81,6 +82,7 @@ fn cook((id, dir, action, proto, peer, ports, description, created_at, cid): Raw
             .map(|p| PortRange::parse("ports", &p).map_err(|e| StoreError::Corrupt { id: id.clone(), what: e.to_string() }))
             .transpose()?,
         description,
+        fqdn,
     };
     Ok((cid, StoredRule { rule: Rule { id, spec }, created_at }))
 }
@@ -101,7 +103,7 @@ pub fn delete_rule(conn: &Connection, container_id: &str, rule_id: &str) -> Resu
 pub fn reset_firewall(conn: &mut Connection, container_id: &str) -> Result<()> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM firewall_rules WHERE container_id = ?1", [container_id])?;
-    tx.execute("UPDATE containers SET egress = 'deny' WHERE id = ?1", [container_id])?;
+    tx.execute("UPDATE containers SET egress = 'deny', dns = 'filtered' WHERE id = ?1", [container_id])?;
     tx.commit()?;
     Ok(())
 }
@@ -128,6 +130,7 @@ mod tests {
                     peer: "203.0.113.0/24".parse().unwrap(),
                     ports: Some(PortRange::parse("p", port).unwrap()),
                     description: "d".into(),
+                    fqdn: None,
                 },
             };
             for (id, p) in [("r2", "443"), ("r1", "80-90")] {

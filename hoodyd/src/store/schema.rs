@@ -110,6 +110,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE containers ADD COLUMN restore_token TEXT;
     ALTER TABLE containers ADD COLUMN restore_phase TEXT;
     "#,
+    // 8: DNS: what a container's resolver answers, and egress rules by host name.
+    r#"
+    ALTER TABLE containers ADD COLUMN dns TEXT NOT NULL DEFAULT 'filtered';
+    UPDATE containers SET dns = 'open' WHERE egress = 'allow';
+    ALTER TABLE firewall_rules ADD COLUMN fqdn TEXT;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,232 @@
+//! Addresses a container learned through its resolver, for its rules by name: elements of its
+//! shard set with kernel timeouts (so they close on their own, also while hoodyd is down),
+//! mirrored here so that a rule change, a delete or a rebuild knows them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use hoody_net::compile::{Elem, Op};
+use hoody_net::elements;
+use hoody_net::error::NetError;
+use hoody_net::nft::{FirewallOps, KernelElem, TableDump};
+use hoody_net::policy::ContainerFirewall;
+
+/// One address one rule opened for a container.
+#[derive(Clone, Debug)]
+pub struct Learned {
+    pub rule_id: String,
+    pub addr: Ipv4Addr,
+    /// The name whose answer carried it (empty when read back from the kernel at start-up).
+    pub name: String,
+    pub set: String,
+    pub elems: Vec<Elem>,
+    pub until: Instant,
+    /// What the elements this one replaced had counted (a refresh deletes and adds them).
+    pub carried: (u64, u64),
+}
+
+/// What a resolved answer asks to open: `addr` for rule `rule_id`, `timeout` long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub rule_id: String,
+    pub addr: Ipv4Addr,
+    pub name: String,
+    pub timeout: Duration,
+}
+
+/// Per container address: (rule id, learned address) → what is in the kernel.
+#[derive(Default)]
+pub struct LearnedMap {
+    by_ip: HashMap<Ipv4Addr, BTreeMap<(String, Ipv4Addr), Learned>>,
+}
+
+impl LearnedMap {
+    fn prune(&mut self, ip: Ipv4Addr) {
+        let now = Instant::now();
+        if let Some(m) = self.by_ip.get_mut(&ip) {
+            m.retain(|_, l| l.until > now);
+        }
+    }
+
+    /// The elements of `c`'s address that no rule by name of `c` owns any more (a deleted
+    /// rule, a reset, a deleted container: `c` `None`), set by set: to delete with the change.
+    pub fn stale(&mut self, ip: Ipv4Addr, c: Option<&ContainerFirewall>) -> BTreeMap<String, Vec<Elem>> {
+        self.prune(ip);
+        let live = |rule_id: &str| c.is_some_and(|c| c.egress.iter().any(|r| r.id == rule_id && r.spec.fqdn.is_some()));
+        let mut out: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
+        if let Some(m) = self.by_ip.get_mut(&ip) {
+            m.retain(|(rule, _), l| {
+                if live(rule) {
+                    return true;
+                }
+                out.entry(l.set.clone()).or_default().extend(l.elems.iter().cloned());
+                false
+            });
+        }
+        out
+    }
+
+    pub fn of(&mut self, ip: Ipv4Addr) -> Vec<Learned> {
+        self.prune(ip);
+        self.by_ip.get(&ip).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    fn insert(&mut self, ip: Ipv4Addr, l: Learned) {
+        self.by_ip.entry(ip).or_default().insert((l.rule_id.clone(), l.addr), l);
+    }
+
+    /// One more element of what (rule, address) opened (read back, one element at a time).
+    fn add_elem(&mut self, ip: Ipv4Addr, l: Learned) {
+        match self.by_ip.entry(ip).or_default().entry((l.rule_id.clone(), l.addr)) {
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                let have = o.get_mut();
+                have.elems.extend(l.elems);
+                have.until = have.until.max(l.until);
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(l);
+            }
+        }
+    }
+
+    /// What earlier refreshes of (rule, address) of `ip` carried.
+    fn carried(&self, ip: Ipv4Addr, rule_id: &str, addr: Ipv4Addr) -> (u64, u64) {
+        self.by_ip.get(&ip).and_then(|m| m.get(&(rule_id.to_owned(), addr))).map(|l| l.carried).unwrap_or_default()
+    }
+
+    pub fn clear(&mut self) {
+        self.by_ip.clear();
+    }
+}
+
+/// Elements without what a lookup by key does not need (and the kernel does not take).
+fn probe(e: &Elem) -> Elem {
+    Elem { comment: None, goto: None, timeout_ms: None, ..e.clone() }
+}
+
+/// Opens what `answers` ask for `c`, in one transaction: elements already there are deleted
+/// and added again in it (a re-add does not refresh a timeout on kernels before 6.10), then
+/// read back. Returns what was opened.
+pub fn learn(
+    ops: &dyn FirewallOps,
+    map: &mut LearnedMap,
+    c: &ContainerFirewall,
+    shards: u16,
+    answers: &[Answer],
+) -> Result<Vec<Learned>, NetError> {
+    let mut todo = vec![];
+    for a in answers {
+        let ms = a.timeout.as_millis().min(u128::from(u32::MAX)) as u64;
+        if let Some((set, elems)) = elements::learned_elems(c, shards, &a.rule_id, a.addr, ms)
+            && !elems.is_empty()
+        {
+            todo.push(Learned {
+                rule_id: a.rule_id.clone(),
+                addr: a.addr,
+                name: a.name.clone(),
+                set,
+                elems,
+                until: Instant::now() + a.timeout,
+                carried: map.carried(c.ipv4, &a.rule_id, a.addr),
+            });
+        }
+    }
+    if todo.is_empty() {
+        return Ok(todo);
+    }
+    let mut by_set: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
+    for l in &todo {
+        by_set.entry(l.set.clone()).or_default().extend(l.elems.iter().cloned());
+    }
+    // An element can time out between the lookup and the commit (its delete then fails the
+    // transaction): look again and retry once.
+    let mut last = None;
+    let base: Vec<(u64, u64)> = todo.iter().map(|l| l.carried).collect();
+    for _ in 0..2 {
+        for (l, b) in todo.iter_mut().zip(&base) {
+            l.carried = *b;
+        }
+        let mut batch = vec![];
+        for (set, elems) in &by_set {
+            let probes: Vec<Elem> = elems.iter().map(probe).collect();
+            let there: Vec<KernelElem> = ops.get_elems(set, &probes)?;
+            // What the replaced elements counted stays with their rule.
+            for k in &there {
+                if let Some(l) = todo.iter_mut().find(|l| l.set == *set && l.elems.iter().any(|e| e.key == k.elem.key)) {
+                    l.carried.0 += k.packets;
+                    l.carried.1 += k.bytes;
+                }
+            }
+            if !there.is_empty() {
+                batch.push(Op::DelElems { set: set.clone(), elems: there.into_iter().map(|k| probe(&k.elem)).collect() });
+            }
+        }
+        for (set, elems) in &by_set {
+            batch.push(Op::AddElems { set: set.clone(), elems: elems.clone() });
+        }
+        match ops.apply(&batch) {
+            Ok(()) => {
+                last = None;
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        return Err(e);
+    }
+    for (set, elems) in &by_set {
+        let probes: Vec<Elem> = elems.iter().map(probe).collect();
+        let got = ops.get_elems(set, &probes)?;
+        if got.len() < probes.len() {
+            return Err(NetError::Verify(format!("set {set}: {} of {} learned elements after the change", got.len(), probes.len())));
+        }
+    }
+    for l in &todo {
+        map.insert(c.ipv4, l.clone());
+    }
+    Ok(todo)
+}
+
+/// Start-up: the learned elements the kernel still holds (for containers in `all` whose rule by
+/// name still exists), with what is left of their timeouts, to keep across a rebuild.
+pub fn from_dump(dump: &TableDump, all: &[ContainerFirewall], map: &mut LearnedMap) -> Vec<Op> {
+    map.clear();
+    let by_ip: HashMap<Ipv4Addr, &ContainerFirewall> = all.iter().map(|c| (c.ipv4, c)).collect();
+    let mut ops = vec![];
+    for (set, elems) in &dump.sets {
+        let mut keep = vec![];
+        for k in elems.iter().filter(|k| elements::is_learned(set, &k.elem.key)) {
+            let key = &k.elem.key;
+            let (Some(own), Some(peer)) = (key.get(4..8), key.get(8..12)) else { continue };
+            let own = Ipv4Addr::new(own[0], own[1], own[2], own[3]);
+            let addr = Ipv4Addr::new(peer[0], peer[1], peer[2], peer[3]);
+            let Some(rule_id) = k.elem.comment.as_deref().and_then(hoody_net::compile::comment_rule_id) else { continue };
+            let Some(c) = by_ip.get(&own) else { continue };
+            let left = k.expires_ms.unwrap_or(0);
+            if left < 1000 || !c.egress.iter().any(|r| r.id == rule_id && r.spec.fqdn.is_some()) {
+                continue;
+            }
+            let mut e = k.elem.clone();
+            e.timeout_ms = Some(left);
+            map.add_elem(
+                own,
+                Learned {
+                    rule_id: rule_id.to_owned(),
+                    addr,
+                    name: String::new(),
+                    set: set.clone(),
+                    elems: vec![e.clone()],
+                    until: Instant::now() + Duration::from_millis(left),
+                    carried: (0, 0),
+                },
+            );
+            keep.push(e);
+        }
+        if !keep.is_empty() {
+            ops.push(Op::AddElems { set: set.clone(), elems: keep });
+        }
+    }
+    ops
+}

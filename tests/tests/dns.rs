@@ -1,0 +1,192 @@
+//! DNS for containers and egress rules by name, end to end: a real DNS server (dnsmasq) in the
+//! fake internet with records the test controls, hoodyd's resolver on the gateway, and probes in
+//! real containers that must reach exactly what a name rule opened.
+
+use std::time::{Duration, Instant};
+
+use hoody_e2e::dnsmasq::Dnsmasq;
+use hoody_e2e::internet::Servers;
+use hoody_e2e::{Driver, World, run};
+use serde_json::Value;
+
+const GATEWAY: &str = "169.254.0.1";
+const UPSTREAM: &str = "203.0.113.53";
+const API_OLD: &str = "203.0.113.20";
+const API_NEW: &str = "203.0.113.23";
+const OTHER: &str = "203.0.113.21";
+const EDGE: &str = "203.0.113.22";
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+fn hosts(api: &str) -> String {
+    format!("{api} api.example.test\n{OTHER} other.example.test\n{EDGE} edge.cdnhost.test\n")
+}
+
+/// A world whose resolver forwards to dnsmasq; learned addresses stay open for the answer's
+/// TTL (2 s) clamped to at least 2 s, plus 1 s of grace.
+fn world() -> (World, Dnsmasq, Servers) {
+    let w = World::with_net_flags(
+        Driver::Overlay,
+        &["--dns-upstream", UPSTREAM, "--dns-min-ttl", "2", "--dns-max-ttl", "60", "--dns-grace", "1"],
+    );
+    for a in [API_OLD, API_NEW, OTHER, EDGE] {
+        run("ip", &["-n", w.inet(), "addr", "add", &format!("{a}/32"), "dev", "lo"]);
+    }
+    let servers: Vec<String> = [API_OLD, API_NEW, OTHER, EDGE].iter().flat_map(|a| [format!("{a}:443"), format!("{a}:80")]).collect();
+    let refs: Vec<&str> = servers.iter().map(String::as_str).collect();
+    let net = Servers::start(w.inet(), &refs, &[&format!("{API_OLD}:443")]);
+    let dns = Dnsmasq::start(w.inet(), &w.dir, UPSTREAM, &hosts(API_OLD), 2, &["--cname=cdn.example.test,edge.cdnhost.test"]);
+    (w, dns, net)
+}
+
+fn probed(w: &World, name: &str) -> String {
+    let c = id(&w.ok(&["containers", "create", "--name", name, "--image", "busybox", "--start"]));
+    w.install_probe(&c);
+    c
+}
+
+/// (rcode, addresses) of a query from the container, or the probe's verdict when no answer came.
+fn resolve(w: &World, c: &str, server: &str, name: &str, proto: &str) -> Result<(u8, Vec<String>), String> {
+    let (code, out) = w.probe(c, &["dns", server, name, "1500", proto]);
+    if code != 0 {
+        return Err(out);
+    }
+    let mut lines = out.lines();
+    let rcode = lines.next().and_then(|l| l.strip_prefix("rcode ")).and_then(|r| r.parse().ok()).expect("an rcode line");
+    Ok((rcode, lines.filter_map(|l| l.strip_prefix("a ")).map(|l| l.split(' ').next().unwrap_or("").to_owned()).collect()))
+}
+
+fn connects(w: &World, c: &str, addr: &str, port: &str) -> bool {
+    w.probe(c, &["tcp", addr, port, "1000"]).0 == 0
+}
+
+fn allow_name(w: &World, c: &str, name: &str, port: &str) -> String {
+    id(&w.ok(&[
+        "firewall",
+        "egress",
+        "create",
+        "-c",
+        c,
+        "--action",
+        "allow",
+        "--protocol",
+        "tcp",
+        "--destination-fqdn",
+        name,
+        "--destination-port",
+        port,
+    ]))
+}
+
+#[test]
+fn a_name_rule_opens_what_the_container_resolved_and_nothing_else() {
+    let (w, dns, net) = world();
+    let a = probed(&w, "agent");
+    let b = probed(&w, "neighbour");
+    // The container's resolv.conf names the gateway, read-only.
+    assert!(w.sh(&a, "cat /etc/resolv.conf").contains("nameserver 169.254.0.1"));
+    assert_ne!(w.exec(&a, &["sh", "-c", "echo x > /etc/resolv.conf"]).code, 0, "resolv.conf is read-only");
+    let rule = allow_name(&w, &a, "api.example.test", "443");
+    // Before resolving, nothing is open.
+    assert!(!connects(&w, &a, API_OLD, "443"));
+    assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp"), Ok((0, vec![API_OLD.to_owned()])));
+    assert!(connects(&w, &a, API_OLD, "443"), "the learned address opens for the rule's port");
+    assert!(!connects(&w, &a, API_OLD, "80"), "another port stays closed");
+    assert_ne!(w.probe(&a, &["udp", API_OLD, "443", "1000", "x"]).0, 0, "another protocol stays closed");
+    assert!(!connects(&w, &a, OTHER, "443"), "another address stays closed");
+    // The neighbour learned nothing: closed, and its own filtered DNS refuses the name.
+    assert!(!connects(&w, &b, API_OLD, "443"), "addresses learned by one container never open another's");
+    assert_eq!(resolve(&w, &b, GATEWAY, "api.example.test", "udp"), Ok((5, vec![])));
+    // A name no rule allows is refused and never reaches the upstream.
+    let asked_before = dns.queried();
+    assert_eq!(resolve(&w, &a, GATEWAY, "c2VjcmV0.other.example.test", "udp"), Ok((5, vec![])));
+    assert!(!dns.log().contains("c2VjcmV0"), "a refused name never went upstream:\n{}", dns.log());
+    assert_eq!(dns.queried().len(), asked_before.len());
+    let ev = w.ok(&["firewall", "events", "-c", &a]);
+    assert!(
+        ev.as_array().unwrap().iter().any(|e| e["kind"] == "dns" && e["name"] == "c2vjcmv0.other.example.test" && e["type"] == "A"),
+        "{ev}"
+    );
+    // Direct DNS to any other address is refused by the firewall, whatever the rules.
+    let direct = resolve(&w, &a, UPSTREAM, "api.example.test", "udp");
+    assert!(direct.is_err(), "{direct:?}");
+    assert!(!dns.log().contains("from 10."), "the container's own query never arrived:\n{}", dns.log());
+    // DNS over TCP to the gateway works.
+    assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "tcp"), Ok((0, vec![API_OLD.to_owned()])));
+    // What went upstream is hoodyd's own query, from the host's uplink.
+    assert!(dns.log().contains("query[A] api.example.test from 198.51.100.1"), "{}", dns.log());
+    // A CNAME chain is followed: the target's address opens for the rule of the name asked.
+    allow_name(&w, &a, "cdn.example.test", "443");
+    assert_eq!(resolve(&w, &a, GATEWAY, "cdn.example.test", "udp").map(|r| r.1), Ok(vec![EDGE.to_owned()]));
+    assert!(connects(&w, &a, EDGE, "443"));
+    // The rule shows its name; deleting it closes what it opened at once.
+    let fw = w.ok(&["firewall", "show", "-c", &a]);
+    assert_eq!((fw["policy"].as_str(), fw["dns"].as_str()), (Some("deny"), Some("filtered")));
+    assert_eq!(fw["egress"][0]["destination_fqdn"], "api.example.test");
+    assert!(fw["egress"][0]["packets"].as_u64().unwrap() >= 1, "the learned elements count for the rule: {fw}");
+    w.ok(&["firewall", "egress", "delete", "-c", &a, &rule]);
+    assert!(!connects(&w, &a, API_OLD, "443"), "a deleted rule's addresses close with it");
+    assert!(net.tcp_hits(&format!("{OTHER}:443")).is_empty() && net.tcp_hits(&format!("{API_OLD}:80")).is_empty());
+}
+
+#[test]
+fn a_rotated_record_opens_the_new_address_and_the_old_one_expires() {
+    let (w, dns, _net) = world();
+    let a = probed(&w, "rotating");
+    allow_name(&w, &a, "api.example.test", "443");
+    assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").map(|r| r.1), Ok(vec![API_OLD.to_owned()]));
+    assert!(connects(&w, &a, API_OLD, "443"));
+    dns.set_hosts(&hosts(API_NEW));
+    assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").map(|r| r.1), Ok(vec![API_NEW.to_owned()]));
+    assert!(connects(&w, &a, API_NEW, "443"), "the new address opens with the new answer");
+    // The old one closes once its TTL (2 s) and grace (1 s) ran out, by the kernel's timeout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connects(&w, &a, API_OLD, "443") {
+        assert!(Instant::now() < deadline, "the old address never closed");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let h = w.host_ns.clone();
+    let sets = run("ip", &["netns", "exec", &h, "nft", "list", "table", "inet", "hoody"]);
+    assert!(sets.contains("timeout"), "learned elements carry kernel timeouts:\n{}", &sets[..sets.len().min(4000)]);
+}
+
+#[test]
+fn dns_modes_and_a_dead_daemon_fail_closed() {
+    let (mut w, dns, _net) = world();
+    let a = probed(&w, "modes");
+    allow_name(&w, &a, "api.example.test", "443");
+    // open: any name resolves, but resolving opens nothing a rule does not name.
+    let fw = w.ok(&["firewall", "set", "-c", &a, "--dns", "open"]);
+    assert_eq!((fw["dns"].as_str(), fw["policy"].as_str()), (Some("open"), Some("deny")));
+    assert_eq!(resolve(&w, &a, GATEWAY, "other.example.test", "udp").map(|r| r.1), Ok(vec![OTHER.to_owned()]));
+    assert!(!connects(&w, &a, OTHER, "443"));
+    // off: nothing resolves (the gateway's port 53 is denied like any packet).
+    w.ok(&["firewall", "set", "-c", &a, "--dns", "off"]);
+    let asked = dns.queried().len();
+    assert!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").is_err());
+    assert_eq!(dns.queried().len(), asked);
+    assert!(!connects(&w, &a, API_OLD, "443"));
+    // Bad input changes nothing.
+    for (args, field) in [
+        (vec!["firewall", "set", "-c", &a, "--dns", "sometimes"], "dns"),
+        (vec!["firewall", "egress", "create", "-c", &a, "--action", "allow", "--destination-fqdn", "api.*.test"], "destination_fqdn"),
+        (vec!["firewall", "egress", "create", "-c", &a, "--action", "deny", "--destination-fqdn", "api.example.test"], "destination_fqdn"),
+    ] {
+        let r = w.ctl(&args);
+        assert_ne!(r.code, 0, "{args:?}");
+        assert!(r.stderr.contains(field), "{args:?}: {}", r.stderr);
+    }
+    // Reset: deny and filtered.
+    let fw = w.ok(&["firewall", "reset", "-c", &a]);
+    assert_eq!((fw["dns"].as_str(), fw["policy"].as_str()), (Some("filtered"), Some("deny")));
+    allow_name(&w, &a, "api.example.test", "443");
+    // A dead daemon: names stop resolving, nothing new opens; after the restart, they resolve.
+    w.kill_daemon();
+    assert!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").is_err(), "no answer while hoodyd is down");
+    assert!(!connects(&w, &a, API_OLD, "443"));
+    w.start_daemon();
+    assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").map(|r| r.1), Ok(vec![API_OLD.to_owned()]));
+    assert!(connects(&w, &a, API_OLD, "443"));
+}
