@@ -29,6 +29,8 @@
  *                                           SERVER:53; prints "rcode N" and one "a ADDR TTL" line per
  *                                           A record of the answer; 0 answered, 1 refused (ICMP or
  *                                           RST), 2 timeout, 3 error
+ *   probe hold ADDR PORT SECONDS            connect, then every half second send a byte and await its
+ *                                           echo, for SECONDS; "held" 0, "broken after N" 1, else as tcp
  *
  * Every outcome is printed on one line, so a test can tell "refused fast" from "timed out".
  */
@@ -405,6 +407,27 @@ static int dns(const char *server, const char *name, int timeout_ms, int use_tcp
     return 0;
 }
 
+static int hold(const char *addr, int port, int seconds) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) return finish("bad address", 3);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) return finish("error socket", 3);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (errno == ECONNREFUSED) return finish("refused", 1);
+        if (errno != EINPROGRESS) { printf("error %s\n", strerror(errno)); return 3; }
+        int r = wait_connect(fd, 2000);
+        if (r) return r;
+    }
+    for (int i = 0; i < seconds * 2; i++) {
+        char c = 'p', back = 0;
+        if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) { printf("broken after %d\n", i); return 1; }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) != 1 || recv(fd, &back, 1, 0) != 1 || back != 'p') { printf("broken after %d\n", i); return 1; }
+        usleep(500000);
+    }
+    return finish("held", 0);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 4) {
@@ -424,6 +447,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "ficlone")) return ficlone(argv[2], argv[3]);
     if (!strcmp(argv[1], "swap")) return swap(argv[2], argv[3]);
     if (!strcmp(argv[1], "getfd")) return getfd(atoi(argv[2]), atoi(argv[3]));
+    if (!strcmp(argv[1], "hold") && argc >= 5) return hold(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (!strcmp(argv[1], "dns") && argc >= 5)
         return dns(argv[2], argv[3], atoi(argv[4]), argc > 5 && !strcmp(argv[5], "tcp"), argc > 6 ? atoi(argv[6]) : 1);
     if (!strcmp(argv[1], "rate") && argc >= 5) return rate(argv[2], atoi(argv[3]), atoi(argv[4]));

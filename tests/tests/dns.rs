@@ -27,9 +27,14 @@ fn hosts(api: &str) -> String {
 /// A world whose resolver forwards to dnsmasq; learned addresses stay open for the answer's
 /// TTL (2 s) clamped to at least 2 s, plus 1 s of grace.
 fn world() -> (World, Dnsmasq, Servers) {
+    world_with_min_ttl("2")
+}
+
+/// The same with a longer least lifetime of learned addresses.
+fn world_with_min_ttl(min: &str) -> (World, Dnsmasq, Servers) {
     let w = World::with_net_flags(
         Driver::Overlay,
-        &["--dns-upstream", UPSTREAM, "--dns-min-ttl", "2", "--dns-max-ttl", "60", "--dns-grace", "1"],
+        &["--dns-upstream", UPSTREAM, "--dns-min-ttl", min, "--dns-max-ttl", "600", "--dns-grace", "1"],
     );
     for a in [API_OLD, API_NEW, OTHER, EDGE] {
         run("ip", &["-n", w.inet(), "addr", "add", &format!("{a}/32"), "dev", "lo"]);
@@ -39,6 +44,23 @@ fn world() -> (World, Dnsmasq, Servers) {
     let net = Servers::start(w.inet(), &refs, &[&format!("{API_OLD}:443")]);
     let dns = Dnsmasq::start(w.inet(), &w.dir, UPSTREAM, &hosts(API_OLD), 2, &["--cname=cdn.example.test,edge.cdnhost.test"]);
     (w, dns, net)
+}
+
+/// A TCP echo server in namespace `ns` on `addr`: connections stay open as long as the client's.
+fn echo(ns: &str, addr: &str) {
+    let (ns, addr) = (ns.to_owned(), addr.parse::<std::net::SocketAddr>().expect("address"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        hoody_e2e::internet::enter(&ns);
+        let l = std::net::TcpListener::bind(addr).expect("echo bind");
+        tx.send(()).expect("ready");
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s.try_clone().expect("clone"), &mut s);
+            });
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("echo server listening");
 }
 
 fn probed(w: &World, name: &str) -> String {
@@ -134,10 +156,14 @@ fn a_name_rule_opens_what_the_container_resolved_and_nothing_else() {
 #[test]
 fn a_rotated_record_opens_the_new_address_and_the_old_one_expires() {
     let (w, dns, _net) = world();
+    echo(w.inet(), &format!("{API_OLD}:7000"));
     let a = probed(&w, "rotating");
     allow_name(&w, &a, "api.example.test", "443");
+    allow_name(&w, &a, "api.example.test", "7000");
     assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").map(|r| r.1), Ok(vec![API_OLD.to_owned()]));
     assert!(connects(&w, &a, API_OLD, "443"));
+    // A connection through the old address, held open across its expiry.
+    w.sh(&a, &format!("(/probe hold {API_OLD} 7000 9 > /tmp/hold.log 2>&1 &)"));
     dns.set_hosts(&hosts(API_NEW));
     assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").map(|r| r.1), Ok(vec![API_NEW.to_owned()]));
     assert!(connects(&w, &a, API_NEW, "443"), "the new address opens with the new answer");
@@ -147,9 +173,48 @@ fn a_rotated_record_opens_the_new_address_and_the_old_one_expires() {
         assert!(Instant::now() < deadline, "the old address never closed");
         std::thread::sleep(Duration::from_millis(300));
     }
+    assert!(!connects(&w, &a, API_OLD, "7000"), "a new connection to the old address is refused");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let held = loop {
+        let log = w.sh(&a, "cat /tmp/hold.log");
+        if !log.trim().is_empty() {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "the held connection never finished");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(held.trim(), "held", "an established connection survives the expiry of its address");
+}
+
+#[test]
+fn learned_addresses_outlive_a_restart_and_a_rebuild_of_the_table() {
+    let (mut w, _dns, _net) = world_with_min_ttl("120");
+    let a = probed(&w, "kept");
+    allow_name(&w, &a, "api.example.test", "443");
+    assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").map(|r| r.1), Ok(vec![API_OLD.to_owned()]));
     let h = w.host_ns.clone();
-    let sets = run("ip", &["netns", "exec", &h, "nft", "list", "table", "inet", "hoody"]);
-    assert!(sets.contains("timeout"), "learned elements carry kernel timeouts:\n{}", &sets[..sets.len().min(4000)]);
+    let table = || run("ip", &["netns", "exec", &h, "nft", "list", "table", "inet", "hoody"]);
+    let t = table();
+    let line = t.lines().find(|l| l.contains(API_OLD)).unwrap_or_else(|| panic!("no learned element:\n{t}"));
+    assert!(line.contains("timeout 2m1s") && line.contains("expires"), "a kernel timeout of TTL clamped + grace: {line}");
+    // A restart finds the table in place, learned elements and all.
+    w.stop_daemon();
+    w.start_daemon();
+    assert!(connects(&w, &a, API_OLD, "443"), "open without resolving again after a restart");
+    // A table another program changed is rebuilt in one transaction with the learned elements.
+    run("ip", &["netns", "exec", &h, "nft", "insert rule inet hoody forward accept comment intruder"]);
+    hoody_e2e::eventually("the table rebuilt", || !table().contains("intruder"));
+    assert!(connects(&w, &a, API_OLD, "443"), "open after the table guard's rebuild");
+    // A restart with another shard count rebuilds the table and moves them.
+    w.stop_daemon();
+    w.extra_flags.extend(["--firewall-shards".to_string(), "8".into()]);
+    w.start_daemon();
+    assert!(w.daemon_log().contains("firewall differs from the state store"));
+    assert!(connects(&w, &a, API_OLD, "443"), "open after a rebuild with 8 shards");
+    // Deleting the container removes what it learned: the next holder of its address gets nothing.
+    w.ok(&["containers", "delete", "--force", &a]);
+    let t = table();
+    assert!(!t.contains(API_OLD), "the deleted container's learned elements went with it:\n{t}");
 }
 
 #[test]
@@ -162,6 +227,19 @@ fn dns_modes_and_a_dead_daemon_fail_closed() {
     assert_eq!((fw["dns"].as_str(), fw["policy"].as_str()), (Some("open"), Some("deny")));
     assert_eq!(resolve(&w, &a, GATEWAY, "other.example.test", "udp").map(|r| r.1), Ok(vec![OTHER.to_owned()]));
     assert!(!connects(&w, &a, OTHER, "443"));
+    // Policy allow: everything leaves but DNS to anywhere but the gateway (53 and 853).
+    w.ok(&["firewall", "set", "-c", &a, "--policy", "allow"]);
+    assert!(connects(&w, &a, OTHER, "443"), "policy allow opens everything else");
+    let asked = dns.queried().len();
+    for proto in ["udp", "tcp"] {
+        let direct = resolve(&w, &a, UPSTREAM, "other.example.test", proto);
+        assert!(direct.is_err(), "direct DNS over {proto} under policy allow: {direct:?}");
+    }
+    let dot = Servers::start(w.inet(), &[&format!("{UPSTREAM}:853")], &[]);
+    assert!(!connects(&w, &a, UPSTREAM, "853"), "DNS over TLS is refused too");
+    assert!(dot.tcp_hits(&format!("{UPSTREAM}:853")).is_empty());
+    assert_eq!(dns.queried().len(), asked, "no direct query reached the upstream");
+    w.ok(&["firewall", "set", "-c", &a, "--policy", "deny"]);
     // off: nothing resolves (the gateway's port 53 is denied like any packet).
     w.ok(&["firewall", "set", "-c", &a, "--dns", "off"]);
     let asked = dns.queried().len();

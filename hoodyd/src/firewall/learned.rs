@@ -76,20 +76,6 @@ impl LearnedMap {
         self.by_ip.entry(ip).or_default().insert((l.rule_id.clone(), l.addr), l);
     }
 
-    /// One more element of what (rule, address) opened (read back, one element at a time).
-    fn add_elem(&mut self, ip: Ipv4Addr, l: Learned) {
-        match self.by_ip.entry(ip).or_default().entry((l.rule_id.clone(), l.addr)) {
-            std::collections::btree_map::Entry::Occupied(mut o) => {
-                let have = o.get_mut();
-                have.elems.extend(l.elems);
-                have.until = have.until.max(l.until);
-            }
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(l);
-            }
-        }
-    }
-
     /// What earlier refreshes of (rule, address) of `ip` carried.
     fn carried(&self, ip: Ipv4Addr, rule_id: &str, addr: Ipv4Addr) -> (u64, u64) {
         self.by_ip.get(&ip).and_then(|m| m.get(&(rule_id.to_owned(), addr))).map(|l| l.carried).unwrap_or_default()
@@ -190,43 +176,38 @@ pub fn learn(
 }
 
 /// Start-up: the learned elements the kernel still holds (for containers in `all` whose rule by
-/// name still exists), with what is left of their timeouts, to keep across a rebuild.
-pub fn from_dump(dump: &TableDump, all: &[ContainerFirewall], map: &mut LearnedMap) -> Vec<Op> {
+/// name still exists), with what is left of their timeouts, to keep across a rebuild — made
+/// again from the rules as they are now (a rebuild with another shard count moves them).
+pub fn from_dump(dump: &TableDump, all: &[ContainerFirewall], shards: u16, map: &mut LearnedMap) -> Vec<Op> {
     map.clear();
     let by_ip: HashMap<Ipv4Addr, &ContainerFirewall> = all.iter().map(|c| (c.ipv4, c)).collect();
-    let mut ops = vec![];
+    // (container address, rule, learned address) → what is left of its timeout.
+    let mut left: BTreeMap<(Ipv4Addr, String, Ipv4Addr), u64> = BTreeMap::new();
     for (set, elems) in &dump.sets {
-        let mut keep = vec![];
         for k in elems.iter().filter(|k| elements::is_learned(set, &k.elem.key)) {
             let key = &k.elem.key;
             let (Some(own), Some(peer)) = (key.get(4..8), key.get(8..12)) else { continue };
-            let own = Ipv4Addr::new(own[0], own[1], own[2], own[3]);
-            let addr = Ipv4Addr::new(peer[0], peer[1], peer[2], peer[3]);
             let Some(rule_id) = k.elem.comment.as_deref().and_then(hoody_net::compile::comment_rule_id) else { continue };
-            let Some(c) = by_ip.get(&own) else { continue };
-            let left = k.expires_ms.unwrap_or(0);
-            if left < 1000 || !c.egress.iter().any(|r| r.id == rule_id && r.spec.fqdn.is_some()) {
-                continue;
-            }
-            let mut e = k.elem.clone();
-            e.timeout_ms = Some(left);
-            map.add_elem(
-                own,
-                Learned {
-                    rule_id: rule_id.to_owned(),
-                    addr,
-                    name: String::new(),
-                    set: set.clone(),
-                    elems: vec![e.clone()],
-                    until: Instant::now() + Duration::from_millis(left),
-                    carried: (0, 0),
-                },
-            );
-            keep.push(e);
-        }
-        if !keep.is_empty() {
-            ops.push(Op::AddElems { set: set.clone(), elems: keep });
+            let ms = left
+                .entry((
+                    Ipv4Addr::new(own[0], own[1], own[2], own[3]),
+                    rule_id.to_owned(),
+                    Ipv4Addr::new(peer[0], peer[1], peer[2], peer[3]),
+                ))
+                .or_default();
+            *ms = (*ms).max(k.expires_ms.unwrap_or(0));
         }
     }
-    ops
+    let mut by_set: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
+    for ((own, rule_id, addr), ms) in left {
+        let Some(c) = by_ip.get(&own) else { continue };
+        if ms < 1000 {
+            continue;
+        }
+        let Some((set, elems)) = elements::learned_elems(c, shards, &rule_id, addr, ms) else { continue };
+        by_set.entry(set.clone()).or_default().extend(elems.iter().cloned());
+        let until = Instant::now() + Duration::from_millis(ms);
+        map.insert(own, Learned { rule_id, addr, name: String::new(), set, elems, until, carried: (0, 0) });
+    }
+    by_set.into_iter().map(|(set, elems)| Op::AddElems { set, elems }).collect()
 }

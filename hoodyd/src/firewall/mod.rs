@@ -254,7 +254,7 @@ impl Firewall {
                 let t_dump = t.elapsed();
                 let mut keep_learned = vec![];
                 if let Some(d) = current {
-                    keep_learned = learned::from_dump(&d, &all, &mut learned_map);
+                    keep_learned = learned::from_dump(&d, &all, cfg.shards, &mut learned_map);
                     match d.verify(&want) {
                         Ok(()) => {
                             tracing::debug!(

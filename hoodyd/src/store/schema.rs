@@ -222,6 +222,44 @@ mod tests {
         assert_eq!(crate::store::get_container(&conn, id).unwrap().unwrap().name, "old");
     }
 
+    /// A database as the last release (schema 7) left it: each container gets the dns mode its
+    /// policy implies (deny: filtered, allow: open), its rules keep their addresses, none is by
+    /// name; a rule by name can then be stored and read back.
+    #[test]
+    fn a_release_7_database_migrates_with_dns_modes_and_rules_by_name() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO containers (id, name, image, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, created_at)
+                 VALUES ('0123456789abcdef01234567', 'locked', 'busybox', '{}', 'deny', 0, '[]', '[]', 1048576, 65536, '10.0.0.2', 'stopped', 't'),
+                        ('abcdef0123456789abcdef01', 'open', 'busybox', '{}', 'allow', 0, '[]', '[]', 1114112, 65536, '10.0.0.3', 'stopped', 't');
+             INSERT INTO firewall_rules (id, container_id, direction, action, protocol, peer, ports, description, created_at)
+                 VALUES ('r1', '0123456789abcdef01234567', 'egress', 'allow', 'tcp', '203.0.113.10/32', '443', 'stripe', 't');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        use hoody_net::policy::DnsMode;
+        let locked = crate::store::get_container(&conn, "0123456789abcdef01234567").unwrap().unwrap();
+        let open = crate::store::get_container(&conn, "abcdef0123456789abcdef01").unwrap().unwrap();
+        assert_eq!((locked.dns, open.dns), (DnsMode::Filtered, DnsMode::Open));
+        let rules = crate::store::list_rules(&conn, &locked.id).unwrap();
+        assert_eq!(
+            (rules.len(), rules[0].rule.spec.peer.to_string(), rules[0].rule.spec.fqdn.clone()),
+            (1, "203.0.113.10/32".into(), None)
+        );
+        let mut by_name = rules[0].rule.clone();
+        by_name.id = "r2".into();
+        by_name.spec.peer = hoody_net::rules::FQDN_PEER;
+        by_name.spec.fqdn = Some("api.stripe.com".into());
+        crate::store::insert_rule(&conn, &locked.id, &by_name, "t").unwrap();
+        assert_eq!(crate::store::list_rules(&conn, &locked.id).unwrap()[1].rule, by_name);
+        crate::store::set_dns(&conn, &open.id, DnsMode::Off).unwrap();
+        assert_eq!(crate::store::get_container(&conn, &open.id).unwrap().unwrap().dns, DnsMode::Off);
+    }
+
     /// A deleted snapshot's charge passes to the next newer one; the newest's is dropped.
     #[test]
     fn a_deleted_snapshots_charge_passes_to_the_next_newer() {
