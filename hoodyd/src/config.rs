@@ -395,6 +395,22 @@ mod tests {
         assert!(Config::merge(flags, FileConfig::default()).is_err());
     }
 
+    /// The packaged configuration, every commented key uncommented, is a valid configuration
+    /// (a key misspelt there would be refused by the daemon).
+    #[test]
+    fn every_key_of_the_packaged_configuration_is_known() {
+        let text = include_str!("../../packaging/etc/hoodyd.toml");
+        let keys: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')))
+            .map(|l| format!("{}\n", l.split("  #").next().unwrap_or(l).trim_end()))
+            .collect();
+        assert!(keys.contains("dns_upstream") && keys.contains("firewall_shards"), "{keys}");
+        let file: FileConfig = toml::from_str(&keys).unwrap_or_else(|e| panic!("{e}\n{keys}"));
+        assert!(Config::merge(Flags::default(), file).is_ok());
+    }
+
     #[test]
     fn firewall_shards_are_a_power_of_two_up_to_the_maximum() {
         let with = |n| Config::merge(Flags { firewall_shards: Some(n), ..Default::default() }, FileConfig::default());
