@@ -58,6 +58,9 @@ pub const CT_RELATED: u32 = 4;
 pub const CT_UNTRACKED: u32 = 64;
 /// The NFLOG prefix of denied egress; the owner is the packet's source address.
 pub const LOG_PREFIX: &str = "hoody ";
+/// The NFLOG prefix of new connections through addresses learned by name.
+pub const ALLOW_LOG_PREFIX: &str = "hoody-allow ";
+pub const CT_NEW: u32 = 8;
 /// At most this many shards (the default): containers are spread over them by the last bits
 /// of their address ([`TableConfig::shards`], a power of two).
 pub const MAX_SHARDS: u16 = 1024;
@@ -77,6 +80,10 @@ pub const SET_DENIED: &str = "denied";
 pub const SET_INGRESS_DENIED: &str = "idenied";
 pub const SET_OPEN: &str = "open";
 pub const SET_LOGRATE: &str = "lograte";
+/// Per-container rate of the NFLOG of connections through learned addresses.
+pub const SET_ALLOW_LOGRATE: &str = "alograte";
+/// Where a learned address's packets go: new connections logged (rate-limited), then allowed.
+pub const LEARNED: &str = "learned";
 pub const MAP_EGRESS_SHARDS: &str = "esh";
 pub const MAP_INGRESS_SHARDS: &str = "ish";
 pub const SET_EGRESS_ALLOW_POINTS: &str = "eap";
@@ -121,6 +128,7 @@ pub fn set_id(name: &str) -> u32 {
         SET_EGRESS_DENY_POINTS,
         SET_INGRESS_ALLOW_POINTS,
         SET_DNS_OFF,
+        SET_ALLOW_LOGRATE,
     ];
     if let Some(i) = fixed.iter().position(|n| *n == name) {
         return i as u32 + 1;
@@ -340,6 +348,7 @@ pub fn sets(shards: u16) -> Vec<(String, SetKind)> {
         (SET_EGRESS_DENY_POINTS.into(), SetKind::Points),
         (SET_INGRESS_ALLOW_POINTS.into(), SetKind::Points),
         (SET_DNS_OFF.into(), SetKind::Addr),
+        (SET_ALLOW_LOGRATE.into(), SetKind::Meter),
     ];
     for s in 0..shards {
         v.push((shard_set(s), SetKind::Regions));
@@ -453,7 +462,7 @@ fn egress_shard_rules(s: u16) -> Vec<CompiledRule> {
         rule(
             "r",
             "learned",
-            vec![V4, Expr::ShardLookup { kind: REGION_EGRESS_LEARNED, fields: EGRESS_KEY.to_vec(), set: shard_set(s) }, goto(ALLOWED)],
+            vec![V4, Expr::ShardLookup { kind: REGION_EGRESS_LEARNED, fields: EGRESS_KEY.to_vec(), set: shard_set(s) }, goto(LEARNED)],
         ),
         rule(
             "r",
@@ -512,6 +521,22 @@ fn allowed_rules() -> Vec<CompiledRule> {
     ]
 }
 
+fn learned_rules(cfg: &TableConfig) -> Vec<CompiledRule> {
+    vec![
+        rule(
+            "l",
+            "log",
+            vec![
+                V4,
+                Expr::CtState(CT_NEW),
+                Expr::Meter { set: SET_ALLOW_LOGRATE, per_second: cfg.log_rate, burst: cfg.log_rate * 2 },
+                Expr::Log { group: cfg.nflog_group, prefix: ALLOW_LOG_PREFIX },
+            ],
+        ),
+        rule("l", "allow", vec![goto(ALLOWED)]),
+    ]
+}
+
 fn deny_rules(cfg: &TableConfig) -> Vec<CompiledRule> {
     let mut v = vec![
         rule("x", "count", vec![V4, Expr::Lookup { fields: vec![Field::Saddr], set: SET_DENIED, invert: false }]),
@@ -548,8 +573,12 @@ fn ingress_rules(shards: u16) -> Vec<CompiledRule> {
 /// Every regular chain with its rules, in the order they must be created (a goto needs its
 /// target chain to exist).
 fn chains(cfg: &TableConfig) -> Vec<(String, Vec<CompiledRule>)> {
-    let mut v =
-        vec![(DENY.to_string(), deny_rules(cfg)), (INGRESS.to_string(), ingress_rules(cfg.shards)), (ALLOWED.to_string(), allowed_rules())];
+    let mut v = vec![
+        (DENY.to_string(), deny_rules(cfg)),
+        (INGRESS.to_string(), ingress_rules(cfg.shards)),
+        (ALLOWED.to_string(), allowed_rules()),
+        (LEARNED.to_string(), learned_rules(cfg)),
+    ];
     for s in 0..cfg.shards {
         v.push((egress_shard_chain(s), egress_shard_rules(s)));
         v.push((ingress_shard_chain(s), ingress_shard_rules(s)));
@@ -595,7 +624,12 @@ pub fn skeleton(cfg: &TableConfig) -> (Vec<Op>, Expected) {
 
 /// The user rule id in an element comment `r:<id>`.
 pub fn comment_rule_id(comment: &str) -> Option<&str> {
-    comment.strip_prefix("r:")
+    comment.strip_prefix("r:").map(|r| r.split(' ').next().unwrap_or(r))
+}
+
+/// The name in the comment of a learned address's element, `r:<rule id> <name>`.
+pub fn comment_name(comment: &str) -> Option<&str> {
+    comment.strip_prefix("r:")?.split_once(' ').map(|(_, n)| n)
 }
 
 #[cfg(test)]
@@ -617,7 +651,7 @@ pub(crate) mod tests {
     fn the_shard_count_is_the_tables_and_changes_its_rules() {
         let small = TableConfig { shards: 16, ..cfg() };
         let (_, x) = skeleton(&small);
-        assert_eq!(x.chains.len(), 3 + 2 * 16 + 1 + 5);
+        assert_eq!(x.chains.len(), 4 + 2 * 16 + 1 + 5);
         assert_eq!(x.sets.keys().filter(|s| s.starts_with("sh")).count(), 16);
         assert_eq!(x.sets[MAP_EGRESS_SHARDS].len(), 16);
         assert_eq!(shard_mask(16), [0, 0, 0, 15]);
@@ -651,7 +685,7 @@ pub(crate) mod tests {
                 _ => {}
             }
         }
-        assert_eq!(x.chains.len(), 3 + 2 * MAX_SHARDS as usize + 1 + 5, "independent of the containers");
+        assert_eq!(x.chains.len(), 4 + 2 * MAX_SHARDS as usize + 1 + 5, "independent of the containers");
         let e = &x.chains[EGRESS];
         let kinds: Vec<&str> = e.iter().map(|c| &c[..c.rfind(':').unwrap()]).collect();
         assert_eq!(

@@ -129,7 +129,15 @@ pub fn is_learned(set: &str, key: &[u8]) -> bool {
 
 /// What `addr`, learned by `c` through its rule by name `rule_id`, opens: elements of `c`'s
 /// shard set with `timeout_ms`. `None` when `c` has no such rule.
-pub fn learned_elems(c: &ContainerFirewall, shards: u16, rule_id: &str, addr: Ipv4Addr, timeout_ms: u64) -> Option<(String, Vec<Elem>)> {
+/// The element comments say `r:<rule id> <name>` (the name the address was learned by).
+pub fn learned_elems(
+    c: &ContainerFirewall,
+    shards: u16,
+    rule_id: &str,
+    name: &str,
+    addr: Ipv4Addr,
+    timeout_ms: u64,
+) -> Option<(String, Vec<Elem>)> {
     let regions = regions::learned(&c.egress, rule_id, addr)?;
     let elems = regions
         .iter()
@@ -143,6 +151,7 @@ pub fn learned_elems(c: &ContainerFirewall, shards: u16, rule_id: &str, addr: Ip
                 e.key_end = Some(k);
             }
             e.timeout_ms = Some(timeout_ms);
+            e.comment = Some(format!("r:{rule_id} {name}"));
             e
         })
         .collect();

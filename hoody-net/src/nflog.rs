@@ -34,6 +34,9 @@ pub struct Denied {
     pub destination: Ipv4Addr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_port: Option<u16>,
+    /// A new connection through an address learned by name (logged with its own prefix),
+    /// not a denial.
+    pub allowed: bool,
 }
 
 pub struct NflogListener {
@@ -129,11 +132,13 @@ fn parse_packet_msg(body: &[u8]) -> Option<Denied> {
     let v = attr(body, NFULA_PREFIX)?;
     let prefix = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned();
     let payload = attr(body, NFULA_PAYLOAD);
-    if prefix != LOG_PREFIX {
-        return None;
-    }
+    let allowed = match prefix.as_str() {
+        LOG_PREFIX => false,
+        crate::compile::ALLOW_LOG_PREFIX => true,
+        _ => return None,
+    };
     let (protocol, source, destination, destination_port) = parse_ipv4(payload?)?;
-    Some(Denied { container: String::new(), protocol, source, destination, destination_port })
+    Some(Denied { container: String::new(), protocol, source, destination, destination_port, allowed })
 }
 
 /// Protocol, addresses and destination port of an IPv4 packet.
@@ -183,7 +188,8 @@ mod tests {
                 protocol: "tcp",
                 source: Ipv4Addr::new(10, 77, 0, 5),
                 destination: Ipv4Addr::new(203, 0, 113, 10),
-                destination_port: Some(443)
+                destination_port: Some(443),
+                allowed: false,
             }]
         );
     }

@@ -44,8 +44,17 @@ fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16) {
                     for mut d in batch {
                         let Some(owner) = fw.owner_of(d.source) else { continue };
                         d.container = owner;
-                        tracing::debug!(container = %d.container, destination = %d.destination, port = ?d.destination_port, "egress denied");
-                        fw.events.record(d, crate::runtime::now());
+                        let by_name = if d.allowed {
+                            // The name that opened it: what the container learned the address by.
+                            let l = fw.learned_of(d.source).into_iter().find(|l| l.addr == d.destination);
+                            let Some(l) = l else { continue };
+                            tracing::debug!(container = %d.container, name = %l.name, destination = %d.destination, "connection by name");
+                            Some((l.name, l.rule_id))
+                        } else {
+                            tracing::debug!(container = %d.container, destination = %d.destination, port = ?d.destination_port, "egress denied");
+                            None
+                        };
+                        fw.events.record(d, crate::runtime::now(), by_name);
                     }
                 }
                 Err(e) => {

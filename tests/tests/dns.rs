@@ -115,6 +115,13 @@ fn a_name_rule_opens_what_the_container_resolved_and_nothing_else() {
     assert!(!connects(&w, &a, API_OLD, "443"));
     assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp"), Ok((0, vec![API_OLD.to_owned()])));
     assert!(connects(&w, &a, API_OLD, "443"), "the learned address opens for the rule's port");
+    // The connection is recorded with the name that opened it.
+    hoody_e2e::eventually("an allowed event by name", || {
+        let ev = w.ok(&["firewall", "events", "-c", &a, "--kind", "allowed"]);
+        ev.as_array().unwrap().iter().any(|e| {
+            e["name"] == "api.example.test" && e["destination"] == API_OLD && e["destination_port"] == 443 && e["rule_id"] == rule.as_str()
+        })
+    });
     assert!(!connects(&w, &a, API_OLD, "80"), "another port stays closed");
     assert_ne!(w.probe(&a, &["udp", API_OLD, "443", "1000", "x"]).0, 0, "another protocol stays closed");
     assert!(!connects(&w, &a, OTHER, "443"), "another address stays closed");
@@ -201,6 +208,10 @@ fn learned_addresses_outlive_a_restart_and_a_rebuild_of_the_table() {
     w.stop_daemon();
     w.start_daemon();
     assert!(connects(&w, &a, API_OLD, "443"), "open without resolving again after a restart");
+    hoody_e2e::eventually("the name of a connection after a restart", || {
+        let ev = w.ok(&["firewall", "events", "-c", &a, "--kind", "allowed"]);
+        ev.as_array().unwrap().iter().any(|e| e["name"] == "api.example.test")
+    });
     // A table another program changed is rebuilt in one transaction with the learned elements.
     run("ip", &["netns", "exec", &h, "nft", "insert rule inet hoody forward accept comment intruder"]);
     hoody_e2e::eventually("the table rebuilt", || !table().contains("intruder"));

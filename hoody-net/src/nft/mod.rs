@@ -73,7 +73,7 @@ impl TableDump {
             let Some(got) = self.sets.get(set) else {
                 return Err(NetError::Verify(format!("set {set} is missing")));
             };
-            if set == SET_LOGRATE {
+            if set == SET_LOGRATE || set == crate::compile::SET_ALLOW_LOGRATE {
                 continue; // filled by the packet path
             }
             // Learned addresses come and go with their timeouts, beside the compiled elements.

@@ -102,11 +102,26 @@ pub async fn delete_ingress(
     delete(st, caller, id, rule, Direction::Ingress).await
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// denied, dns or allowed; all when absent.
+    pub kind: Option<String>,
+}
+
 pub async fn events(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
 ) -> ApiResult<impl IntoResponse> {
+    if let Some(k) = q.kind.as_deref()
+        && !["denied", "dns", "allowed"].contains(&k)
+    {
+        return Err(hoody_net::error::Invalid::new("kind", format!("{k:?} is not an event kind (denied, dns, allowed)")).into());
+    }
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok(data(st.rt.firewall.events.recent(&c.id)))
+    let mut ev = st.rt.firewall.events.recent(&c.id);
+    ev.retain(|e| q.kind.as_deref().is_none_or(|k| e.kind == k));
+    Ok(data(ev))
 }

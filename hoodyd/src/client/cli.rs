@@ -320,8 +320,14 @@ pub enum FirewallCmd {
         #[arg(long)]
         dns: Option<String>,
     },
-    /// Recent denied egress attempts.
-    Events(Target),
+    /// Recent denied egress attempts, refused DNS queries and connections opened by name.
+    Events {
+        #[command(flatten)]
+        target: Target,
+        /// Only events of this kind: denied, dns or allowed.
+        #[arg(long)]
+        kind: Option<String>,
+    },
     #[command(subcommand)]
     Egress(EgressCmd),
     #[command(subcommand)]
@@ -484,7 +490,10 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
     let a = match cmd {
         FirewallCmd::Show(t) => client.call(Method::GET, &base(t.get()?), None).await?,
         FirewallCmd::Reset(t) => client.call(Method::POST, &format!("{}/reset", base(t.get()?)), None).await?,
-        FirewallCmd::Events(t) => client.call(Method::GET, &format!("{}/events", base(t.get()?)), None).await?,
+        FirewallCmd::Events { target, kind } => {
+            let q = kind.map(|k| format!("?kind={}", enc(&k))).unwrap_or_default();
+            client.call(Method::GET, &format!("{}/events{q}", base(target.get()?)), None).await?
+        }
         FirewallCmd::Set { container, policy, dns } => {
             let mut body = json!({});
             opt(&mut body, "policy", policy);

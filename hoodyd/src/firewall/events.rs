@@ -27,6 +27,9 @@ pub struct Event {
     pub name: Option<String>,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub qtype: Option<String>,
+    /// The rule by name whose learned address the connection went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -44,16 +47,20 @@ impl EventLog {
         q.push_back(e);
     }
 
-    pub fn record(&self, d: Denied, time: String) {
+    /// A denied attempt, or (`d.allowed`) a new connection to an address the container learned
+    /// by `name` for rule `rule_id`.
+    pub fn record(&self, d: Denied, time: String, by_name: Option<(String, String)>) {
+        let (name, rule_id) = by_name.unzip();
         let e = Event {
-            kind: "denied",
+            kind: if d.allowed { "allowed" } else { "denied" },
             time,
             protocol: Some(d.protocol),
             source: Some(d.source.to_string()),
             destination: Some(d.destination.to_string()),
             destination_port: d.destination_port,
-            name: None,
+            name,
             qtype: None,
+            rule_id,
         };
         self.push(d.container, e);
     }
@@ -69,6 +76,7 @@ impl EventLog {
             destination_port: None,
             name: Some(name.chars().take(hoody_net::fqdn::MAX_NAME).collect()),
             qtype: Some(qtype.to_owned()),
+            rule_id: None,
         };
         self.push(container.to_owned(), e);
     }
@@ -97,8 +105,9 @@ mod tests {
                 source: "10.77.0.2".parse().unwrap(),
                 destination: "203.0.113.10".parse().unwrap(),
                 destination_port: Some(i as u16),
+                allowed: false,
             };
-            log.record(d, format!("t{i}"));
+            log.record(d, format!("t{i}"), None);
         }
         let r = log.recent("c");
         assert_eq!(r.len(), KEEP);

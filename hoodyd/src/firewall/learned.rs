@@ -104,7 +104,7 @@ pub fn learn(
     let mut todo = vec![];
     for a in answers {
         let ms = a.timeout.as_millis().min(u128::from(u32::MAX)) as u64;
-        if let Some((set, elems)) = elements::learned_elems(c, shards, &a.rule_id, a.addr, ms)
+        if let Some((set, elems)) = elements::learned_elems(c, shards, &a.rule_id, &a.name, a.addr, ms)
             && !elems.is_empty()
         {
             todo.push(Learned {
@@ -181,33 +181,31 @@ pub fn learn(
 pub fn from_dump(dump: &TableDump, all: &[ContainerFirewall], shards: u16, map: &mut LearnedMap) -> Vec<Op> {
     map.clear();
     let by_ip: HashMap<Ipv4Addr, &ContainerFirewall> = all.iter().map(|c| (c.ipv4, c)).collect();
-    // (container address, rule, learned address) → what is left of its timeout.
-    let mut left: BTreeMap<(Ipv4Addr, String, Ipv4Addr), u64> = BTreeMap::new();
+    // (container address, rule, learned address) → what is left of its timeout, the name.
+    let mut left: BTreeMap<(Ipv4Addr, String, Ipv4Addr), (u64, String)> = BTreeMap::new();
     for (set, elems) in &dump.sets {
         for k in elems.iter().filter(|k| elements::is_learned(set, &k.elem.key)) {
             let key = &k.elem.key;
             let (Some(own), Some(peer)) = (key.get(4..8), key.get(8..12)) else { continue };
-            let Some(rule_id) = k.elem.comment.as_deref().and_then(hoody_net::compile::comment_rule_id) else { continue };
-            let ms = left
-                .entry((
-                    Ipv4Addr::new(own[0], own[1], own[2], own[3]),
-                    rule_id.to_owned(),
-                    Ipv4Addr::new(peer[0], peer[1], peer[2], peer[3]),
-                ))
-                .or_default();
-            *ms = (*ms).max(k.expires_ms.unwrap_or(0));
+            let comment = k.elem.comment.as_deref().unwrap_or("");
+            let Some(rule_id) = hoody_net::compile::comment_rule_id(comment) else { continue };
+            let name = hoody_net::compile::comment_name(comment).unwrap_or("");
+            let own = Ipv4Addr::new(own[0], own[1], own[2], own[3]);
+            let addr = Ipv4Addr::new(peer[0], peer[1], peer[2], peer[3]);
+            let e = left.entry((own, rule_id.to_owned(), addr)).or_insert((0, name.to_owned()));
+            e.0 = e.0.max(k.expires_ms.unwrap_or(0));
         }
     }
     let mut by_set: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
-    for ((own, rule_id, addr), ms) in left {
+    for ((own, rule_id, addr), (ms, name)) in left {
         let Some(c) = by_ip.get(&own) else { continue };
         if ms < 1000 {
             continue;
         }
-        let Some((set, elems)) = elements::learned_elems(c, shards, &rule_id, addr, ms) else { continue };
+        let Some((set, elems)) = elements::learned_elems(c, shards, &rule_id, &name, addr, ms) else { continue };
         by_set.entry(set.clone()).or_default().extend(elems.iter().cloned());
         let until = Instant::now() + Duration::from_millis(ms);
-        map.insert(own, Learned { rule_id, addr, name: String::new(), set, elems, until, carried: (0, 0) });
+        map.insert(own, Learned { rule_id, addr, name, set, elems, until, carried: (0, 0) });
     }
     by_set.into_iter().map(|(set, elems)| Op::AddElems { set, elems }).collect()
 }
