@@ -110,6 +110,8 @@ pub const REGION_EGRESS_LEARNED: u8 = 4;
 
 /// Containers whose DNS is off (their queries to the gateway are denied like any packet).
 pub const SET_DNS_OFF: &str = "dnsoff";
+/// Addresses learned by name whose region is one point (one protocol and port), with timeouts.
+pub const SET_EGRESS_LEARNED_POINTS: &str = "elp";
 
 /// A set's id within a transaction (rules created in the same batch refer to it by id too):
 /// distinct for every set of the table.
@@ -129,6 +131,7 @@ pub fn set_id(name: &str) -> u32 {
         SET_INGRESS_ALLOW_POINTS,
         SET_DNS_OFF,
         SET_ALLOW_LOGRATE,
+        SET_EGRESS_LEARNED_POINTS,
     ];
     if let Some(i) = fixed.iter().position(|n| *n == name) {
         return i as u32 + 1;
@@ -191,6 +194,8 @@ pub enum SetKind {
     Points,
     /// `ipv4_addr : verdict`.
     ShardMap,
+    /// As `Points`, and entries time out.
+    LearnedPoints,
 }
 
 /// One expression (match or statement) of a rule.
@@ -349,6 +354,7 @@ pub fn sets(shards: u16) -> Vec<(String, SetKind)> {
         (SET_INGRESS_ALLOW_POINTS.into(), SetKind::Points),
         (SET_DNS_OFF.into(), SetKind::Addr),
         (SET_ALLOW_LOGRATE.into(), SetKind::Meter),
+        (SET_EGRESS_LEARNED_POINTS.into(), SetKind::LearnedPoints),
     ];
     for s in 0..shards {
         v.push((shard_set(s), SetKind::Regions));
@@ -459,6 +465,11 @@ fn dns_to_gateway(proto: u8) -> Vec<Expr> {
 fn egress_shard_rules(s: u16) -> Vec<CompiledRule> {
     vec![
         // First: a learned region excludes what an earlier deny rule owns (regions::learned).
+        rule(
+            "r",
+            "learned-point",
+            vec![V4, Expr::Lookup { fields: EGRESS_KEY.to_vec(), set: SET_EGRESS_LEARNED_POINTS, invert: false }, goto(LEARNED)],
+        ),
         rule(
             "r",
             "learned",

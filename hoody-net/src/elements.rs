@@ -124,12 +124,14 @@ pub fn hash_keys(ip: Ipv4Addr, ifname: &str) -> Vec<(&'static str, Vec<u8>)> {
 /// Whether an element of `set` is a learned address (a rule by name's, with a timeout): never
 /// part of what a container's rules compile to, so diffs and verification leave it alone.
 pub fn is_learned(set: &str, key: &[u8]) -> bool {
-    set.starts_with("sh") && key.get(..4) == Some(&[0, 0, 0, compile::REGION_EGRESS_LEARNED][..])
+    set == compile::SET_EGRESS_LEARNED_POINTS
+        || (set.starts_with("sh") && key.get(..4) == Some(&[0, 0, 0, compile::REGION_EGRESS_LEARNED][..]))
 }
 
-/// What `addr`, learned by `c` through its rule by name `rule_id`, opens: elements of `c`'s
-/// shard set with `timeout_ms`. `None` when `c` has no such rule.
-/// The element comments say `r:<rule id> <name>` (the name the address was learned by).
+/// What `addr`, learned by `c` through its rule by name `rule_id`, opens, as (set, element)
+/// pairs with `timeout_ms`: a single point (one protocol and port) in the learned hash set
+/// `elp` (a lookup costs the same however many are there), a range in `c`'s shard set. The
+/// comments say `r:<rule id> <name>` (the name it was learned by). `None`: `c` has no such rule.
 pub fn learned_elems(
     c: &ContainerFirewall,
     shards: u16,
@@ -137,25 +139,20 @@ pub fn learned_elems(
     name: &str,
     addr: Ipv4Addr,
     timeout_ms: u64,
-) -> Option<(String, Vec<Elem>)> {
+) -> Option<Vec<(String, Elem)>> {
     let regions = regions::learned(&c.egress, rule_id, addr)?;
+    let shard_set = compile::shard_set(shard(c.ipv4, shards));
     let elems = regions
         .iter()
         .map(|r| {
             let mut e = region_elem(compile::REGION_EGRESS_LEARNED, c.ipv4, r, rule_id);
-            if e.key_end.is_none() {
-                // Always an interval: a learned element is told apart by its kind, first in the key.
-                let mut k = vec![0, 0, 0, compile::REGION_EGRESS_LEARNED];
-                k.extend(&e.key);
-                e.key = k.clone();
-                e.key_end = Some(k);
-            }
             e.timeout_ms = Some(timeout_ms);
             e.comment = Some(format!("r:{rule_id} {name}"));
-            e
+            let set = if is_point(r) { compile::SET_EGRESS_LEARNED_POINTS.to_string() } else { shard_set.clone() };
+            (set, e)
         })
         .collect();
-    Some((compile::shard_set(shard(c.ipv4, shards)), elems))
+    Some(elems)
 }
 
 fn chunked(set: &str, elems: Vec<Elem>, add: bool) -> Vec<Op> {

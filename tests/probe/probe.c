@@ -29,6 +29,10 @@
  *                                           SERVER:53; prints "rcode N" and one "a ADDR TTL" line per
  *                                           A record of the answer; 0 answered, 1 refused (ICMP or
  *                                           RST), 2 timeout, 3 error
+ *   probe dnsrate SERVER NAME MS [COUNT]    for MS milliseconds (or until COUNT names were asked): A
+ *                                           queries one after the other over UDP, NAME itself or, with
+ *                                           COUNT, h0.NAME … h<COUNT-1>.NAME in turn; prints "rate N
+ *                                           p50 US p99 US answered N"; 0 unless a query timed out
  *   probe hold ADDR PORT SECONDS            connect, then every half second send a byte and await its
  *                                           echo, for SECONDS; "held" 0, "broken after N" 1, else as tcp
  *
@@ -407,6 +411,56 @@ static int dns(const char *server, const char *name, int timeout_ms, int use_tcp
     return 0;
 }
 
+static int cmp_long(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int dnsrate(const char *server, const char *name, int ms, int count) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    if (inet_pton(AF_INET, server, &a.sin_addr) != 1) return finish("bad address", 3);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) return finish("error socket", 3);
+    static long lat[1000000];
+    long start = now_us(), end = start + ms * 1000L, n = 0;
+    unsigned short id = 1;
+    while (now_us() < end && n < (long)(sizeof lat / sizeof lat[0]) && (count == 0 || n < count)) {
+        char full[300];
+        if (count > 0) snprintf(full, sizeof full, "h%ld.%s", n, name);
+        else snprintf(full, sizeof full, "%s", name);
+        unsigned char q[512];
+        int k = 0;
+        id++;
+        q[k++] = id >> 8; q[k++] = id & 0xff; q[k++] = 1; q[k++] = 0;
+        q[k++] = 0; q[k++] = 1; q[k++] = 0; q[k++] = 0; q[k++] = 0; q[k++] = 0; q[k++] = 0; q[k++] = 0;
+        for (char *p = full; *p;) {
+            char *dot = strchr(p, '.');
+            int l = dot ? (int)(dot - p) : (int)strlen(p);
+            q[k++] = l;
+            memcpy(q + k, p, l);
+            k += l;
+            p += l;
+            if (*p == '.') p++;
+        }
+        q[k++] = 0; q[k++] = 0; q[k++] = 1; q[k++] = 0; q[k++] = 1;
+        long t0 = now_us();
+        if (send(fd, q, k, 0) != k) { printf("error after %ld: %s\n", n, strerror(errno)); return 3; }
+        unsigned char r[4096];
+        for (;;) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 2000) != 1) { printf("timeout after %ld\n", n); return 2; }
+            ssize_t got = recv(fd, r, sizeof r, 0);
+            if (got < 0) { printf("error after %ld: %s\n", n, strerror(errno)); return 3; }
+            if (got >= 12 && r[0] == (id >> 8) && r[1] == (id & 0xff)) break;
+        }
+        lat[n++] = now_us() - t0;
+    }
+    long took = now_us() - start;
+    qsort(lat, n, sizeof lat[0], cmp_long);
+    printf("rate %ld p50 %ld p99 %ld answered %ld\n", n * 1000000L / (took ? took : 1), n ? lat[n / 2] : 0, n ? lat[n * 99 / 100] : 0, n);
+    return 0;
+}
+
 static int hold(const char *addr, int port, int seconds) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) return finish("bad address", 3);
@@ -447,6 +501,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "ficlone")) return ficlone(argv[2], argv[3]);
     if (!strcmp(argv[1], "swap")) return swap(argv[2], argv[3]);
     if (!strcmp(argv[1], "getfd")) return getfd(atoi(argv[2]), atoi(argv[3]));
+    if (!strcmp(argv[1], "dnsrate") && argc >= 5) return dnsrate(argv[2], argv[3], atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
     if (!strcmp(argv[1], "hold") && argc >= 5) return hold(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (!strcmp(argv[1], "dns") && argc >= 5)
         return dns(argv[2], argv[3], atoi(argv[4]), argc > 5 && !strcmp(argv[5], "tcp"), argc > 6 ? atoi(argv[6]) : 1);

@@ -80,6 +80,13 @@ fn spec(kind: SetKind) -> SetSpec {
             SetSpec { key_type: concat(&[TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]), key_len: 16, counter: true, ..base }
         }
         SetKind::ShardMap => SetSpec { flags: NFT_SET_MAP, verdict_map: true, ..base },
+        SetKind::LearnedPoints => SetSpec {
+            flags: NFT_SET_TIMEOUT,
+            key_type: concat(&[TYPE_IPV4, TYPE_IPV4, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
+            key_len: 16,
+            counter: true,
+            ..base
+        },
     }
 }
 

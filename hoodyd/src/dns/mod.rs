@@ -126,6 +126,7 @@ impl Resolver {
                     addr,
                     name: name.clone(),
                     timeout: self.timeout_of(ttl),
+                    slack: Duration::from_secs(u64::from(self.cfg.grace / 2)),
                 });
             }
         }

@@ -1,6 +1,7 @@
-//! Addresses a container learned through its resolver, for its rules by name: elements of its
-//! shard set with kernel timeouts (so they close on their own, also while hoodyd is down),
-//! mirrored here so that a rule change, a delete or a rebuild knows them.
+//! Addresses a container learned through its resolver, for its rules by name: elements with
+//! kernel timeouts (so they close on their own, also while hoodyd is down) — of the learned
+//! points set `elp`, or of its shard set for a range — mirrored here so that a rule change, a
+//! delete or a rebuild knows them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -19,9 +20,11 @@ pub struct Learned {
     pub addr: Ipv4Addr,
     /// The name whose answer carried it (empty when read back from the kernel at start-up).
     pub name: String,
-    pub set: String,
-    pub elems: Vec<Elem>,
+    /// (set, element) pairs.
+    pub elems: Vec<(String, Elem)>,
     pub until: Instant,
+    /// The timeout it was given.
+    pub timeout: Duration,
     /// What the elements this one replaced had counted (a refresh deletes and adds them).
     pub carried: (u64, u64),
 }
@@ -33,6 +36,8 @@ pub struct Answer {
     pub addr: Ipv4Addr,
     pub name: String,
     pub timeout: Duration,
+    /// Already open for at least `timeout - slack` (half the grace): left as it is.
+    pub slack: Duration,
 }
 
 /// Per container address: (rule id, learned address) → what is in the kernel.
@@ -60,7 +65,9 @@ impl LearnedMap {
                 if live(rule) {
                     return true;
                 }
-                out.entry(l.set.clone()).or_default().extend(l.elems.iter().cloned());
+                for (set, e) in &l.elems {
+                    out.entry(set.clone()).or_default().push(e.clone());
+                }
                 false
             });
         }
@@ -102,18 +109,25 @@ pub fn learn(
     answers: &[Answer],
 ) -> Result<Vec<Learned>, NetError> {
     let mut todo = vec![];
+    let now = Instant::now();
     for a in answers {
+        // Open for long enough already (a refresh now would add less than half the grace, and
+        // what is left still outlasts the answer's TTL): no transaction.
+        let enough = now + a.timeout.saturating_sub(a.slack);
+        if map.by_ip.get(&c.ipv4).and_then(|m| m.get(&(a.rule_id.clone(), a.addr))).is_some_and(|l| l.until >= enough) {
+            continue;
+        }
         let ms = a.timeout.as_millis().min(u128::from(u32::MAX)) as u64;
-        if let Some((set, elems)) = elements::learned_elems(c, shards, &a.rule_id, &a.name, a.addr, ms)
+        if let Some(elems) = elements::learned_elems(c, shards, &a.rule_id, &a.name, a.addr, ms)
             && !elems.is_empty()
         {
             todo.push(Learned {
                 rule_id: a.rule_id.clone(),
                 addr: a.addr,
                 name: a.name.clone(),
-                set,
                 elems,
-                until: Instant::now() + a.timeout,
+                until: now + a.timeout,
+                timeout: a.timeout,
                 carried: map.carried(c.ipv4, &a.rule_id, a.addr),
             });
         }
@@ -123,7 +137,9 @@ pub fn learn(
     }
     let mut by_set: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
     for l in &todo {
-        by_set.entry(l.set.clone()).or_default().extend(l.elems.iter().cloned());
+        for (set, e) in &l.elems {
+            by_set.entry(set.clone()).or_default().push(e.clone());
+        }
     }
     // An element can time out between the lookup and the commit (its delete then fails the
     // transaction): look again and retry once.
@@ -139,7 +155,7 @@ pub fn learn(
             let there: Vec<KernelElem> = ops.get_elems(set, &probes)?;
             // What the replaced elements counted stays with their rule.
             for k in &there {
-                if let Some(l) = todo.iter_mut().find(|l| l.set == *set && l.elems.iter().any(|e| e.key == k.elem.key)) {
+                if let Some(l) = todo.iter_mut().find(|l| l.elems.iter().any(|(s, e)| s == set && e.key == k.elem.key)) {
                     l.carried.0 += k.packets;
                     l.carried.1 += k.bytes;
                 }
@@ -186,7 +202,9 @@ pub fn from_dump(dump: &TableDump, all: &[ContainerFirewall], shards: u16, map: 
     for (set, elems) in &dump.sets {
         for k in elems.iter().filter(|k| elements::is_learned(set, &k.elem.key)) {
             let key = &k.elem.key;
-            let (Some(own), Some(peer)) = (key.get(4..8), key.get(8..12)) else { continue };
+            // A point's key is own . peer . …; a range's has the kind in front.
+            let at = if set == hoody_net::compile::SET_EGRESS_LEARNED_POINTS { 0 } else { 4 };
+            let (Some(own), Some(peer)) = (key.get(at..at + 4), key.get(at + 4..at + 8)) else { continue };
             let comment = k.elem.comment.as_deref().unwrap_or("");
             let Some(rule_id) = hoody_net::compile::comment_rule_id(comment) else { continue };
             let name = hoody_net::compile::comment_name(comment).unwrap_or("");
@@ -202,10 +220,12 @@ pub fn from_dump(dump: &TableDump, all: &[ContainerFirewall], shards: u16, map: 
         if ms < 1000 {
             continue;
         }
-        let Some((set, elems)) = elements::learned_elems(c, shards, &rule_id, &name, addr, ms) else { continue };
-        by_set.entry(set.clone()).or_default().extend(elems.iter().cloned());
-        let until = Instant::now() + Duration::from_millis(ms);
-        map.insert(own, Learned { rule_id, addr, name, set, elems, until, carried: (0, 0) });
+        let Some(elems) = elements::learned_elems(c, shards, &rule_id, &name, addr, ms) else { continue };
+        for (set, e) in &elems {
+            by_set.entry(set.clone()).or_default().push(e.clone());
+        }
+        let timeout = Duration::from_millis(ms);
+        map.insert(own, Learned { rule_id, addr, name, elems, until: Instant::now() + timeout, timeout, carried: (0, 0) });
     }
     by_set.into_iter().map(|(set, elems)| Op::AddElems { set, elems }).collect()
 }

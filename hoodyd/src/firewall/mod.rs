@@ -354,7 +354,9 @@ impl Firewall {
         for l in self.learned_of(ip) {
             let c = carried.entry(l.rule_id.clone()).or_default();
             (c.0, c.1) = (c.0 + l.carried.0, c.1 + l.carried.1);
-            known.entry(l.set).or_default().extend(l.elems);
+            for (set, e) in l.elems {
+                known.entry(set).or_default().push(e);
+            }
         }
         let shards = self.cfg.shards;
         self.blocking(move |ops| {
@@ -437,6 +439,64 @@ mod tests {
 
     fn comments(rec: &RecordingFirewall, set: &str) -> Vec<String> {
         rec.set_elems(set).unwrap().unwrap().into_iter().filter_map(|e| e.elem.comment).collect()
+    }
+
+    #[tokio::test]
+    async fn learned_addresses_are_points_refreshed_only_when_worth_it_and_go_with_their_rule() {
+        let rec = Arc::new(RecordingFirewall::new());
+        let fw = Firewall::new(rec.clone(), cfg());
+        let mut by_name = rule("n1", Direction::Egress, 443);
+        by_name.spec.peer = hoody_net::rules::FQDN_PEER;
+        by_name.spec.fqdn = Some("api.example.test".into());
+        let mut ranged = by_name.clone();
+        ranged.id = "n2".into();
+        ranged.spec.ports = Some(PortRange { from: 8000, to: 8100 });
+        let mut c = ContainerFirewall {
+            id: "b".repeat(24),
+            ipv4: "10.77.0.3".parse().unwrap(),
+            egress_policy: EgressPolicy::Deny,
+            dns: hoody_net::policy::DnsMode::Filtered,
+            egress: vec![by_name, ranged],
+            ingress: vec![],
+        };
+        fw.reconcile(vec![c.clone()]).await.unwrap();
+        let answer = |rule: &str, t: u64| learned::Answer {
+            rule_id: rule.into(),
+            addr: "203.0.113.7".parse().unwrap(),
+            name: "api.example.test".into(),
+            timeout: std::time::Duration::from_secs(t),
+            slack: std::time::Duration::from_secs(15),
+        };
+        let before = rec.transaction_count();
+        fw.learn(c.ipv4, vec![answer("n1", 330), answer("n2", 330)]).await.unwrap();
+        assert_eq!(rec.transaction_count(), before + 1, "one transaction for the answer");
+        let points = rec.set_elems(compile::SET_EGRESS_LEARNED_POINTS).unwrap().unwrap();
+        assert_eq!(points.len(), 1, "one port: a point, in the hash set");
+        assert_eq!(points[0].elem.timeout_ms, Some(330_000));
+        assert_eq!(points[0].elem.comment.as_deref(), Some("r:n1 api.example.test"));
+        let shard = compile::shard_set(elements::shard(c.ipv4, cfg().shards));
+        let ranges: Vec<_> =
+            rec.set_elems(&shard).unwrap().unwrap().into_iter().filter(|e| elements::is_learned(&shard, &e.elem.key)).collect();
+        assert_eq!(ranges.len(), 1, "a port range: an interval of the shard set");
+        // The same answer again at once: open long enough, nothing to commit.
+        let before = rec.transaction_count();
+        fw.learn(c.ipv4, vec![answer("n1", 330)]).await.unwrap();
+        assert_eq!(rec.transaction_count(), before, "no transaction for an address open long enough");
+        // A longer answer is worth a refresh: deleted and added again in one transaction.
+        fw.learn(c.ipv4, vec![answer("n1", 3630)]).await.unwrap();
+        let last = rec.transactions.lock().unwrap().last().unwrap().clone();
+        assert!(matches!(&last[..], [Op::DelElems { .. }, Op::AddElems { .. }]), "{last:?}");
+        // Deleting a rule by name closes what it opened in the same transaction as the change.
+        c.egress.remove(0);
+        fw.update(&c).await.unwrap();
+        assert!(rec.set_elems(compile::SET_EGRESS_LEARNED_POINTS).unwrap().unwrap().is_empty());
+        assert_eq!(rec.set_elems(&shard).unwrap().unwrap().iter().filter(|e| elements::is_learned(&shard, &e.elem.key)).count(), 1);
+        // Deleting the container closes the rest.
+        fw.uninstall(&c.id, Some(c.ipv4)).await.unwrap();
+        assert!(
+            rec.set_elems(&shard).unwrap().unwrap().iter().all(|e| !elements::is_learned(&shard, &e.elem.key)),
+            "gone with the container"
+        );
     }
 
     #[tokio::test]

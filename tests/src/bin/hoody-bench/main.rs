@@ -3,6 +3,7 @@
 //! p95 and paired ratios; asserts nothing about time.
 //!
 //!   hoody-bench lifecycle [N]     create+start and stop+delete, vs crun
+//!   hoody-bench dns [ROUNDS]      queries through the resolver vs dnsmasq straight; conn/s by name
 //!   hoody-bench api [N]           GET latency and throughput with N containers, 16 clients, audit on/off
 //!   hoody-bench restart [N]       daemon restart and boot with N running containers
 //!   hoody-bench console [N]       1 GiB of console output through the shim vs into a file; shim memory
@@ -15,6 +16,7 @@ use std::time::Instant;
 
 mod console;
 mod density;
+mod dns;
 mod durability;
 mod hostile_tree;
 mod packets;
@@ -578,6 +580,7 @@ fn main() {
         Some("peer-runner") => peers::peer_runner(),
         Some("density") => density::density_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)),
         Some("packets") => packets::packet_bench(5),
+        Some("dns") => dns::dns_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("peers") => peers::peers_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(30)),
         Some("lifecycle") => lifecycle(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50)),
         Some("firewall") => firewall_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),

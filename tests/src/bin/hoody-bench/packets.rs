@@ -15,7 +15,7 @@ fn parse_rate(out: &str) -> f64 {
 
 /// A server in `ns` that accepts and drops connections as fast as it can (a blocking accept on
 /// a dedicated thread, a deep backlog), so the client's rate is the path's, not the server's.
-fn sink(ns: &str, addr: &str) {
+pub fn sink(ns: &str, addr: &str) {
     let (ns, addr) = (ns.to_owned(), addr.parse::<std::net::SocketAddr>().expect("address"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
