@@ -264,6 +264,12 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_by_name_holds_the_name_not_an_address() {
+        let r = eg(r#"{"action":"allow","protocol":"tcp","destination_fqdn":"API.Stripe.com","destination_port":"443"}"#).unwrap();
+        assert_eq!((r.fqdn.as_deref(), r.peer), (Some("api.stripe.com"), FQDN_PEER));
+    }
+
+    #[test]
     fn refusals_name_the_field() {
         let cases = [
             (r#"{"action":"allow","protocol":"tcp","destination":"api.stripe.com","destination_port":"443"}"#, "destination", "resolve"),
@@ -280,6 +286,11 @@ mod tests {
             (r#"{"action":"allow","protocol":"any","destination":"10.0.0.1","destination_port":"80"}"#, "destination_port", "tcp or udp"),
             (r#"{"action":"permit","protocol":"tcp","destination":"10.0.0.1"}"#, "action", "not an action"),
             (r#"{"action":"allow","protocol":"sctp","destination":"10.0.0.1"}"#, "protocol", "not a protocol"),
+            (r#"{"action":"allow","protocol":"tcp"}"#, "destination", "missing"),
+            (r#"{"action":"allow","destination":"10.0.0.1","destination_fqdn":"a.example.com"}"#, "destination_fqdn", "not both"),
+            (r#"{"action":"deny","destination_fqdn":"a.example.com"}"#, "destination_fqdn", "only allows"),
+            (r#"{"action":"allow","destination_fqdn":"a.*.example.com"}"#, "destination_fqdn", "wildcard"),
+            (r#"{"action":"allow","destination_fqdn":"203.0.113.10"}"#, "destination_fqdn", "address"),
         ];
         for (json, field, needle) in cases {
             let e = eg(json).unwrap_err();

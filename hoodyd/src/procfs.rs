@@ -17,6 +17,12 @@ fn parse_start_time(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The parent of process `pid` (field 4 of `/proc/<pid>/stat`).
+pub fn parent_of(proc_root: &Path, pid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    s[s.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
 /// True when `pid` exists and still has the start time recorded for it.
 pub fn is_same_process(proc_root: &Path, pid: i32, start: u64) -> bool {
     start_time(proc_root, pid).map(|s| s == start).unwrap_or(false)

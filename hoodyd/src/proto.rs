@@ -2,18 +2,34 @@
 //! `POST /containers/{id}/exec` (and, for terminals, between the daemon and its exec helper).
 //!
 //! Every frame is `[kind: u8][length: u32, big endian][payload]`.
-//! Client → daemon: 0 stdin data, 1 stdin closed, 2 window size (rows u16, cols u16).
+//! Client → daemon: 0 stdin data, 1 stdin closed, 2 window size (rows u16, cols u16), 5 a signal
+//! (one byte, its number, from [`SIGNALS`]) for the exec's process group.
 //! Daemon → client: 1 stdout data, 2 stderr data, 3 exit status (i32), 4 error message.
 
 use std::fmt;
 
 pub const MAX_FRAME: usize = 1 << 20;
 
+/// The signals a client may send to an exec: HUP INT QUIT TERM KILL USR1 USR2 WINCH CONT STOP.
+pub const SIGNALS: [i32; 10] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGKILL,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+    libc::SIGSTOP,
+];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InFrame {
     Stdin(Vec<u8>),
     StdinEof,
     Resize { rows: u16, cols: u16 },
+    Signal(u8),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +69,7 @@ impl InFrame {
                 p.extend_from_slice(&cols.to_be_bytes());
                 encode(2, &p)
             }
+            InFrame::Signal(n) => encode(5, &[*n]),
         }
     }
 
@@ -61,6 +78,8 @@ impl InFrame {
             0 => Ok(InFrame::Stdin(p)),
             1 => Ok(InFrame::StdinEof),
             2 if p.len() == 4 => Ok(InFrame::Resize { rows: u16::from_be_bytes([p[0], p[1]]), cols: u16::from_be_bytes([p[2], p[3]]) }),
+            5 if p.len() == 1 && SIGNALS.contains(&i32::from(p[0])) => Ok(InFrame::Signal(p[0])),
+            5 => Err(FrameError(format!("signal {:?} is not one an exec may be sent", p.first()))),
             k => Err(FrameError(format!("unexpected input frame kind {k} of {} bytes", p.len()))),
         }
     }

@@ -207,9 +207,9 @@ pub fn expected(w: &World) -> BTreeSet<String> {
             assert!(ranges.insert(base), "id range {base} held twice");
         }
     }
-    // deny, ingress, allowed, egress, 1,024 shard chains each way, the base chains.
+    // deny, ingress, allowed, learned, egress, 1,024 shard chains each way, the base chains.
     let base = if w.extra_flags.iter().any(|f| f == "--uplink") { 5 } else { 4 };
-    out.insert(format!("chains {}", 4 + 2 * 1024 + base));
+    out.insert(format!("chains {}", 5 + 2 * 1024 + base));
     for i in w.ok(&["images", "list"]).as_array().expect("images") {
         out.insert(format!("image {}", i["name"].as_str().expect("name")));
     }

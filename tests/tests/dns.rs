@@ -21,7 +21,12 @@ fn id(v: &Value) -> String {
 }
 
 fn hosts(api: &str) -> String {
-    format!("{api} api.example.test\n{OTHER} other.example.test\n{EDGE} edge.cdnhost.test\n")
+    // The last three point where no answer may open anything: the host itself, loopback, the
+    // gateway.
+    format!(
+        "{api} api.example.test\n{OTHER} other.example.test\n{EDGE} edge.cdnhost.test\n\
+         198.51.100.1 host.example.test\n127.0.0.1 loop.example.test\n169.254.0.1 gw.example.test\n"
+    )
 }
 
 /// A world whose resolver forwards to dnsmasq; learned addresses stay open for the answer's
@@ -257,6 +262,19 @@ fn dns_modes_and_a_dead_daemon_fail_closed() {
     assert!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").is_err());
     assert_eq!(dns.queried().len(), asked);
     assert!(!connects(&w, &a, API_OLD, "443"));
+    // Whatever a name under an allowed wildcard says, the host, loopback and the gateway never
+    // open (the answer still comes back).
+    w.ok(&["firewall", "set", "-c", &a, "--dns", "filtered"]);
+    allow_name(&w, &a, "*.example.test", "7001");
+    for (name, addr) in [("host.example.test", "198.51.100.1"), ("loop.example.test", "127.0.0.1"), ("gw.example.test", GATEWAY)] {
+        assert_eq!(resolve(&w, &a, GATEWAY, name, "udp").map(|r| r.1), Ok(vec![addr.to_owned()]));
+    }
+    let h = w.host_ns.clone();
+    let t = run("ip", &["netns", "exec", &h, "nft", "list", "table", "inet", "hoody"]);
+    for addr in ["198.51.100.1", "127.0.0.1", "169.254.0.1 . "] {
+        assert!(!t.lines().any(|l| l.contains(" . ") && l.contains(addr) && l.contains("timeout")), "{addr} was learned:\n{t}");
+    }
+    w.ok(&["firewall", "set", "-c", &a, "--dns", "off"]);
     // Bad input changes nothing.
     for (args, field) in [
         (vec!["firewall", "set", "-c", &a, "--dns", "sometimes"], "dns"),

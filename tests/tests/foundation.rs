@@ -272,7 +272,7 @@ fn exec_streams_and_exit_codes() {
     assert_eq!(w.ctl(&["exec", "-c", &cid, "-e", "GREETING=hi", "--", "sh", "-c", "echo $GREETING"]).stdout.trim(), "hi");
     // The exec'd process is in the container's cgroup and has its confinement.
     let r = w.sh(&cid, "cat /proc/self/cgroup; grep -E 'Seccomp:|CapEff' /proc/self/status");
-    assert!(r.contains("0::/\n"), "in the container's cgroup namespace root: {r}");
+    assert!(r.contains("0::/exec-"), "in an exec cgroup below the container's cgroup namespace root: {r}");
     assert!(r.contains("Seccomp:\t2") && r.contains("00000000a80425fb"), "{r}");
     // Non-interactive exec without an upgrade: one JSON answer.
     let reply = w.http().post(&format!("/containers/{cid}/exec"), r#"{"command":["sh","-c","echo out; echo err >&2; exit 4"]}"#);

@@ -238,6 +238,8 @@ fn the_whole_quick_tour_runs_as_pasted() {
             1
         } else if cmd.contains("exec -t") {
             7
+        } else if cmd.contains("--timeout 5 -- sh") {
+            137
         } else {
             0
         };

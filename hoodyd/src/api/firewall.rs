@@ -113,7 +113,7 @@ pub async fn events(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+    super::query::Query(q): super::query::Query<EventsQuery>,
 ) -> ApiResult<impl IntoResponse> {
     if let Some(k) = q.kind.as_deref()
         && !["denied", "dns", "allowed"].contains(&k)

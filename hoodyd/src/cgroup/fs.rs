@@ -105,6 +105,22 @@ pub fn is_cgroup2(path: &Path) -> bool {
     statfs(path).map(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
 
+/// Removes an emptied cgroup and the cgroups below it (an exec's `exec-<id>`), deepest first.
+fn remove_tree(p: &Path) -> Result<()> {
+    if let Ok(rd) = fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    match fs::remove_dir(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(CgroupError::Io { op: "remove cgroup", path: p.to_path_buf(), source }),
+    }
+}
+
 impl CgroupOps for CgroupFs {
     fn path(&self, id: &str) -> PathBuf {
         if id.is_empty() { self.root.clone() } else { self.root.join(id) }
@@ -190,11 +206,7 @@ impl CgroupOps for CgroupFs {
                 return Err(CgroupError::Busy(p));
             }
         }
-        match fs::remove_dir(&p) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CgroupError::Io { op: "remove cgroup", path: p, source }),
-        }
+        remove_tree(&p)
     }
 
     fn usage(&self, id: &str) -> Usage {

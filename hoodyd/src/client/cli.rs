@@ -44,6 +44,9 @@ pub enum Cmd {
     Containers(ContainersCmd),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Exec instances of a container: running and recently finished.
+    #[command(subcommand)]
+    Execs(ExecsCmd),
     /// Print a container's console output.
     Logs(LogsArgs),
     /// Import, list and delete images.
@@ -253,8 +256,25 @@ pub struct ExecArgs {
     pub cwd: Option<String>,
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Run on without this client: prints the exec instance (its id), output kept with it.
+    #[arg(short = 'd', long, conflicts_with = "tty")]
+    pub detach: bool,
+    /// Kill the command (its whole process tree) after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExecsCmd {
+    List(Target),
+    /// One instance (a detached one with its output).
+    Get {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        exec_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -431,6 +451,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Health => print(out, &client.call(Method::GET, "/health", None).await?),
         Cmd::Containers(c) => containers(&client, out, c).await,
         Cmd::Exec(e) => exec(&client, e).await,
+        Cmd::Execs(ExecsCmd::List(t)) => {
+            let a = client.call(Method::GET, &format!("/containers/{}/execs", enc(t.get()?)), None).await?;
+            print(out, &a)
+        }
+        Cmd::Execs(ExecsCmd::Get { container, exec_id }) => {
+            let a = client.call(Method::GET, &format!("/containers/{}/execs/{}", enc(&container), enc(&exec_id)), None).await?;
+            print(out, &a)
+        }
         Cmd::Logs(l) => logs(&client, l).await,
         Cmd::Images(i) => images(&client, out, i).await,
         Cmd::Firewall(f) => firewall(&client, out, f).await,
@@ -632,6 +660,14 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
     }
     if !env.is_empty() {
         body["env"] = json!(env);
+    }
+    if let Some(t) = e.timeout {
+        body["timeout"] = json!(t);
+    }
+    if e.detach {
+        body["detach"] = json!(true);
+        let a = client.call(Method::POST, &format!("/containers/{}/exec", enc(e.target.get()?)), Some(body)).await?;
+        return print(Output::Json, &a);
     }
     let req = client
         .request_builder(Method::POST, &format!("/containers/{}/exec", enc(e.target.get()?)))

@@ -72,6 +72,24 @@ pub async fn run(up: Upgraded, tty: bool) -> anyhow::Result<i32> {
             }
         }
     });
+    // Signals this client gets go to the command's process group (frame 5), with or without a
+    // terminal, also when started in the background (where SIGINT and SIGQUIT are ignored).
+    for (kind, n) in [
+        (tokio::signal::unix::SignalKind::interrupt(), libc::SIGINT),
+        (tokio::signal::unix::SignalKind::terminate(), libc::SIGTERM),
+        (tokio::signal::unix::SignalKind::hangup(), libc::SIGHUP),
+        (tokio::signal::unix::SignalKind::quit(), libc::SIGQUIT),
+    ] {
+        let Ok(mut s) = tokio::signal::unix::signal(kind) else { continue };
+        let sig_tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if sig_tx.send(InFrame::Signal(n as u8)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     if tty {
         let winch_tx = tx.clone();
         tokio::spawn(async move {

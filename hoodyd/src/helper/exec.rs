@@ -83,7 +83,7 @@ fn run(spec: &ExecSpec) -> Result<i32> {
     let child_fd = sys::pidfd_open(child).map_err(step("pidfd of the command"))?;
     if let Some((master, peer)) = pty {
         drop(peer);
-        relay(&master, &child_fd)?;
+        relay(&master, &child_fd, child)?;
     }
     let exit = sys::waitid_pidfd(child_fd.as_fd(), false).map_err(step("wait for the command"))?;
     Ok(exit.map(|e| e.as_code()).unwrap_or(0))
@@ -98,6 +98,10 @@ fn exec_child(
     envp: &[std::ffi::CString],
 ) -> HelperError {
     let go = || -> Result<HelperError> {
+        if tty.is_none() {
+            // Its own process group, for the signals the client sends (frame 5).
+            nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0)).map_err(nix_step("setpgid"))?;
+        }
         if let Some(t) = tty {
             nix::unistd::setsid().map_err(nix_step("setsid"))?;
             sys::set_controlling_tty(t.as_fd()).map_err(step("set controlling terminal"))?;
@@ -131,7 +135,7 @@ fn exec_child(
 
 /// Relays between the daemon (framed input on stdin, raw output on stdout) and the terminal
 /// master, until the terminal has no more output and the command is gone.
-fn relay(master: &OwnedFd, child: &OwnedFd) -> Result<()> {
+fn relay(master: &OwnedFd, child: &OwnedFd, pid: libc::pid_t) -> Result<()> {
     let stdin = std::io::stdin();
     let stdin_fd = stdin.as_fd();
     let mut frames = FrameReader::default();
@@ -182,6 +186,12 @@ fn relay(master: &OwnedFd, child: &OwnedFd) -> Result<()> {
                         mfile.write_all(&[4]).map_err(step("write to terminal"))?;
                     }
                     InFrame::Resize { rows, cols } => sys::set_winsize(master.as_fd(), rows, cols).map_err(step("resize terminal"))?,
+                    // The command leads its session and process group.
+                    InFrame::Signal(n) => {
+                        if let Ok(sig) = nix::sys::signal::Signal::try_from(i32::from(n)) {
+                            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
+                        }
+                    }
                 }
             }
         }

@@ -37,6 +37,7 @@ impl Runtime {
         }
         fault("delete-marked")?;
         self.finish_delete(&c).await?;
+        self.execs.forget(&c.id);
         drop(guard);
         self.forget_lock(id);
         info!(container = %c.id, name = %c.name, "container deleted");

@@ -1,12 +1,21 @@
-//! Running a command in a running container (the daemon side of `exec`).
+//! Running a command in a running container (the daemon side of `exec`). Each exec is an
+//! instance with an id ([`super::execs`]) and runs in a child cgroup of the container's,
+//! `<id>/exec-<exec_id>` (no controllers enabled there: the container's limits still hold), so
+//! that its whole process tree can be signalled and killed.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::process::Child;
 
+use super::execs::{ExecStatus, ExecView, StartedBy};
 use super::spec::ExecSpec;
 use super::{Result, Runtime, RuntimeError};
 use crate::limits::FieldError;
 use crate::model::{Status, validate_strings};
+
+/// How long an exec whose client went away gets between SIGHUP and `cgroup.kill`.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// Body of `POST /containers/{id}/exec`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -22,6 +31,35 @@ pub struct ExecRequest {
     pub user: Option<String>,
     pub rows: Option<u16>,
     pub cols: Option<u16>,
+    /// Runs on without a client; its output is kept (bounded) with the instance.
+    #[serde(default)]
+    pub detach: bool,
+    /// JSON mode: input, as text or base64.
+    pub stdin: Option<String>,
+    pub stdin_base64: Option<String>,
+    /// Seconds (fractions allowed) until the exec's cgroup is killed.
+    pub timeout: Option<f64>,
+    /// JSON mode and detached execs: bytes kept per stream; past it output is read and dropped.
+    pub max_output_bytes: Option<u64>,
+    /// Seconds between SIGHUP and the kill when the client goes away (default 5).
+    pub kill_grace: Option<f64>,
+}
+
+/// A started exec: its instance id, the helper that runs it, its cgroup (as a cgroup id).
+pub struct Started {
+    pub id: String,
+    pub child: Child,
+    pub cgroup: String,
+    pub timeout: Option<Duration>,
+    pub kill_grace: Duration,
+}
+
+fn seconds(field: &str, v: Option<f64>) -> Result<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 * 365.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(_) => Err(FieldError::new(field, "must be a number of seconds above 0").into()),
+    }
 }
 
 fn parse_user(u: &str) -> Option<(u32, u32)> {
@@ -31,8 +69,14 @@ fn parse_user(u: &str) -> Option<(u32, u32)> {
 }
 
 impl Runtime {
-    /// Starts the command; the caller relays the child's stdio.
-    pub async fn exec(&self, id: &str, req: ExecRequest) -> Result<Child> {
+    /// Starts the command as a new exec instance; the caller relays the child's stdio and
+    /// calls [`Runtime::exec_finished`] when it ends.
+    pub async fn exec(&self, id: &str, req: ExecRequest, by: StartedBy) -> Result<Started> {
+        let timeout = seconds("timeout", req.timeout)?;
+        let kill_grace = seconds("kill_grace", req.kill_grace)?.unwrap_or(KILL_GRACE);
+        if req.stdin.is_some() && req.stdin_base64.is_some() {
+            return Err(FieldError::new("stdin_base64", "give stdin or stdin_base64, not both").into());
+        }
         if req.command.is_empty() || req.command[0].is_empty() {
             return Err(FieldError::new("command", "must name a program").into());
         }
@@ -59,11 +103,14 @@ impl Runtime {
             env.retain(|e| !e.starts_with(&format!("{key}=")));
             env.push(kv.clone());
         }
+        let exec_id = crate::ids::new_id();
+        let cgroup = format!("{}/exec-{exec_id}", c.id);
+        self.cgroups.create(&cgroup, &Default::default())?;
         let spec = ExecSpec {
             id: c.id.clone(),
             init_pid: pid,
             init_start: start,
-            cgroup: self.cgroups.path(&c.id),
+            cgroup: self.cgroups.path(&cgroup),
             command: req.command,
             env,
             cwd,
@@ -74,10 +121,108 @@ impl Runtime {
             cols: req.cols.unwrap_or(80),
             proc_root: self.cfg.proc_root.clone(),
         };
-        tracing::debug!(container = %c.id, command = ?spec.command, tty = spec.tty, "exec");
-        let child = self.spawn_exec(&spec)?;
+        tracing::debug!(container = %c.id, exec = %exec_id, command = ?spec.command, tty = spec.tty, "exec");
+        let child = match self.spawn_exec(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.cgroups.remove(&cgroup);
+                return Err(e);
+            }
+        };
+        self.execs.start(ExecView {
+            id: exec_id.clone(),
+            container_id: c.id.clone(),
+            command: spec.command.clone(),
+            status: ExecStatus::Running,
+            exit_code: None,
+            signal: None,
+            started_at: super::now(),
+            finished_at: None,
+            started_by: by,
+            detached: req.detach,
+            tty: req.tty,
+            timed_out: false,
+        });
         super::lifecycle::fault("exec-spawned")?;
-        Ok(child)
+        Ok(Started { id: exec_id, child, cgroup, timeout, kill_grace })
+    }
+
+    /// Records how an exec ended; its cgroup goes once nothing is left in it (background
+    /// children of its command run on, as with `docker exec`, until the container stops).
+    pub fn exec_finished(self: &std::sync::Arc<Self>, e: &Started, status: Option<std::process::ExitStatus>, timed_out: bool) {
+        use std::os::unix::process::ExitStatusExt;
+        // The helper exits with the command's code, or 128 + the signal that ended it (as a
+        // shell reports it; the signal is also given on its own).
+        let (code, signal) = match status.and_then(|s| s.code()) {
+            Some(c) if c > 128 && c < 128 + 65 => (Some(c), Some(c - 128)),
+            Some(c) => (Some(c), None),
+            None => (status.and_then(|s| s.signal()).map(|s| 128 + s), status.and_then(|s| s.signal())),
+        };
+        self.execs.finish(&e.id, code, signal, timed_out, super::now());
+        // The helper was just reaped: the kernel may report the cgroup populated a moment more.
+        let (rt, cg) = (self.clone(), e.cgroup.clone());
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                if !rt.cgroups.populated(&cg).unwrap_or(true) {
+                    let _ = rt.cgroups.remove(&cg);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+
+    /// Sends `sig` to the exec's process group (its command leads one), or, once the command
+    /// is gone, to what is left in its cgroup.
+    pub fn exec_signal(&self, e: &Started, sig: i32) {
+        let Ok(signal) = nix::sys::signal::Signal::try_from(sig) else { return };
+        let procs = self.exec_procs(&e.cgroup);
+        let helper = e.child.id().map(|p| p as i32);
+        let leader = procs.iter().copied().find(|p| helper.is_some() && crate::procfs::parent_of(&self.cfg.proc_root, *p) == helper);
+        match leader {
+            Some(l) => {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(l), signal);
+            }
+            None => {
+                for p in procs.into_iter().filter(|p| Some(*p) != helper) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), signal);
+                }
+            }
+        }
+    }
+
+    fn exec_procs(&self, cgroup: &str) -> Vec<i32> {
+        std::fs::read_to_string(self.cgroups.path(cgroup).join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The client went away without detaching: SIGHUP to everything in the exec's cgroup, and
+    /// after `grace` whatever is left is killed (`cgroup.kill`).
+    pub async fn exec_hang_up(&self, cgroup: &str, grace: Duration) {
+        for p in self.exec_procs(cgroup) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGHUP);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if !self.cgroups.populated(cgroup).unwrap_or(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.cgroups.kill(cgroup);
+        for _ in 0..40 {
+            if !self.cgroups.populated(cgroup).unwrap_or(true) {
+                let _ = self.cgroups.remove(cgroup);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the exec's whole process tree at once (a timeout).
+    pub fn exec_kill(&self, cgroup: &str) {
+        let _ = self.cgroups.kill(cgroup);
     }
 }
 

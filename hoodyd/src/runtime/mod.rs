@@ -6,6 +6,7 @@ pub mod boot;
 pub mod deletion;
 pub mod disk;
 pub mod exec;
+pub mod execs;
 pub mod images;
 pub mod launch;
 pub mod lifecycle;
@@ -106,6 +107,8 @@ pub struct Runtime {
     running: Mutex<HashMap<String, monitor::RunningInit>>,
     /// Containers with a restore in progress (a second restore is refused, not queued).
     restoring: Mutex<std::collections::HashSet<String>>,
+    /// Exec instances, running and recently finished.
+    pub execs: execs::ExecRegistry,
     /// What the autostart of this daemon start did.
     autostart: Mutex<boot::AutostartReport>,
 }
@@ -127,6 +130,7 @@ impl Runtime {
             locks: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             restoring: Mutex::default(),
+            execs: Default::default(),
             autostart: Mutex::default(),
         })
     }

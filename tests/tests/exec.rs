@@ -1,0 +1,177 @@
+//! Exec that an agent harness can rely on, end to end through hoodyctl and the socket: exec
+//! instances with ids, signals, no orphans, detached execs, the JSON mode.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hoody_e2e::{Driver, World, eventually};
+use serde_json::Value;
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+/// The command lines of the container's processes (busybox ps).
+fn processes(w: &World, c: &str) -> String {
+    w.exec(c, &["ps", "-o", "args"]).stdout
+}
+
+/// The exec cgroups below the container's cgroup.
+fn exec_cgroups(w: &World, c: &str) -> Vec<String> {
+    std::fs::read_dir(w.cgroup.join(c))
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).filter(|n| n.starts_with("exec-")).collect())
+        .unwrap_or_default()
+}
+
+fn json_exec(w: &World, c: &str, body: &str) -> Value {
+    let r = w.http().post(&format!("/containers/{c}/exec"), body);
+    assert!(r.status == 200 || r.status == 201, "{r:?}");
+    r.json()["data"].clone()
+}
+
+#[test]
+fn ctrl_c_without_a_terminal_ends_the_whole_tree_and_a_dead_client_its_command() {
+    let w = World::new(Driver::Overlay);
+    let c = id(&w.running("agent"));
+    // Ctrl-C (SIGINT to hoodyctl, no -t): the command and what it started in the background go.
+    let mut child = w
+        .hoodyctl()
+        .args(["exec", "-c", &c, "--", "sh", "-c", "sleep 301 & sleep 302; wait"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hoodyctl");
+    eventually("the command running", || processes(&w, &c).contains("sleep 302"));
+    let cgroups = exec_cgroups(&w, &c);
+    assert!(!cgroups.is_empty(), "each exec runs in a child cgroup of the container's");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "hoodyctl did not end after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "the command ended by SIGINT");
+    eventually("nothing of the tree left", || {
+        let ps = processes(&w, &c);
+        !ps.contains("sleep 301") && !ps.contains("sleep 302")
+    });
+    let execs = w.ok(&["execs", "list", "-c", &c]);
+    let first = execs.as_array().unwrap().iter().find(|e| e["command"][2] == "sleep 301 & sleep 302; wait").expect("the instance").clone();
+    assert_eq!((first["status"].as_str(), first["signal"].as_i64(), first["exit_code"].as_i64()), (Some("exited"), Some(2), Some(130)));
+    assert_eq!(first["started_by"]["uid"], 0);
+    assert_eq!((first["detached"].as_bool(), first["tty"].as_bool()), (Some(false), Some(false)));
+    // A client killed outright (SIGKILL: no signal forwarded) takes its command with it.
+    let mut child = w
+        .hoodyctl()
+        .args(["exec", "-c", &c, "--", "sh", "-c", "sleep 303"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hoodyctl");
+    eventually("the command running", || processes(&w, &c).contains("sleep 303"));
+    child.kill().unwrap();
+    let _ = child.wait();
+    eventually("the orphan gone (SIGHUP, then cgroup.kill after the grace)", || !processes(&w, &c).contains("sleep 303"));
+    eventually("its cgroup removed", || exec_cgroups(&w, &c).is_empty());
+}
+
+#[test]
+fn signals_reach_the_process_group_and_a_normal_exit_leaves_background_children() {
+    let w = World::new(Driver::Overlay);
+    let c = id(&w.running("signals"));
+    let child = w
+        .hoodyctl()
+        .args(["exec", "-c", &c, "--", "sh", "-c", "trap 'echo got TERM; exit 3' TERM; sleep 304 & wait"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hoodyctl");
+    eventually("the command running", || processes(&w, &c).contains("sleep 304"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got TERM\n");
+    // A command that exits on its own leaves what it started in the background, as docker exec.
+    let r = w.ctl(&["exec", "-c", &c, "--", "sh", "-c", "sleep 305 > /dev/null 2>&1 & echo started"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "started\n"), "{r:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(processes(&w, &c).contains("sleep 305"), "the background child runs on");
+}
+
+#[test]
+fn a_detached_exec_runs_on_and_keeps_its_exit_code_and_output() {
+    let w = World::new(Driver::Overlay);
+    let c = id(&w.running("detached"));
+    let v = w.ok(&["exec", "-d", "-c", &c, "--", "sh", "-c", "echo hi; echo oops >&2; sleep 1; exit 7"]);
+    let e = id(&v);
+    assert_eq!((v["status"].as_str(), v["detached"].as_bool()), (Some("running"), Some(true)), "{v}");
+    eventually("the detached exec finished", || w.ok(&["execs", "get", "-c", &c, &e])["status"] == "exited");
+    let got = w.ok(&["execs", "get", "-c", &c, &e]);
+    assert_eq!(
+        (got["exit_code"].as_i64(), got["stdout"].as_str(), got["stderr"].as_str()),
+        (Some(7), Some("hi\n"), Some("oops\n")),
+        "{got}"
+    );
+    assert!(got["finished_at"].is_string() && got["started_at"].is_string());
+    let none = w.ctl(&["execs", "get", "-c", &c, "0123456789abcdef01234567"]);
+    assert_ne!(none.code, 0);
+}
+
+#[test]
+fn json_mode_stdin_timeout_binary_and_capped_output() {
+    let w = World::new(Driver::Overlay);
+    let c = id(&w.running("harness"));
+    let d = json_exec(&w, &c, r#"{"command":["cat"],"stdin":"hello harness"}"#);
+    assert_eq!((d["exit_code"].as_i64(), d["stdout"].as_str()), (Some(0), Some("hello harness")), "{d}");
+    let d = json_exec(&w, &c, r#"{"command":["cat"],"stdin_base64":"/wBh"}"#);
+    assert_eq!((d["stdout_base64"].as_str(), d.get("stdout")), (Some("/wBh"), None), "non-UTF-8 output comes as base64: {d}");
+    let t = Instant::now();
+    let d = json_exec(&w, &c, r#"{"command":["sh","-c","sleep 30 & sleep 31"],"timeout":0.5}"#);
+    assert_eq!(d["timed_out"], true, "{d}");
+    assert!(t.elapsed() < Duration::from_secs(10), "killed at the timeout");
+    assert_eq!(d["signal"].as_i64(), Some(9), "{d}");
+    assert!(!processes(&w, &c).contains("sleep 30"), "the whole tree went at the timeout");
+    // 10 MB of output: capped where asked, the process keeps running to its end (no SIGPIPE).
+    let d =
+        json_exec(&w, &c, r#"{"command":["sh","-c","head -c 10000000 /dev/zero | tr '\\0' x; echo done >&2"],"max_output_bytes":1000}"#);
+    assert_eq!((d["exit_code"].as_i64(), d["stdout"].as_str().map(str::len), d["stderr"].as_str()), (Some(0), Some(1000), Some("done\n")));
+    assert_eq!((d["truncated"]["stdout"].as_bool(), d["truncated"]["stderr"].as_bool()), (Some(true), Some(false)));
+    let d = json_exec(&w, &c, r#"{"command":["sh","-c","head -c 10000000 /dev/zero | tr '\\0' x"],"max_output_bytes":20000000}"#);
+    assert_eq!(
+        (d["exit_code"].as_i64(), d["stdout"].as_str().map(str::len), d["truncated"]["stdout"].as_bool()),
+        (Some(0), Some(10_000_000), Some(false))
+    );
+    assert!(d["duration_ms"].as_u64().is_some() && d["id"].is_string());
+    let bad = w.http().post(&format!("/containers/{c}/exec"), r#"{"command":["true"],"timeout":-1}"#);
+    assert_eq!(bad.status, 422, "{bad:?}");
+}
+
+#[test]
+fn a_hundred_concurrent_execs_in_one_container() {
+    let w = World::new(Driver::Overlay);
+    let c = id(&w.running("busy"));
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            let http = w.http();
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"command":["sh","-c","echo n$0; exit $(($0 % 7))","{i}"]}}"#);
+                let r = http.post(&format!("/containers/{c}/exec"), &body);
+                assert_eq!(r.status, 200, "{r:?}");
+                let d = r.json()["data"].clone();
+                assert_eq!((d["stdout"].as_str(), d["exit_code"].as_i64()), (Some(format!("n{i}\n").as_str()), Some(i % 7)), "{d}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("an exec thread");
+    }
+    let list = w.ok(&["execs", "list", "-c", &c]);
+    assert_eq!(list.as_array().unwrap().iter().filter(|e| e["status"] == "exited").count(), 100);
+}
