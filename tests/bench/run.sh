@@ -4,7 +4,7 @@
 # Sections: peers (start vs podman, crun, runc, lxc-execute, systemd-nspawn), lifecycle (50 in a
 # row vs crun, image size), density (200 running), restart (100 running), packets (conn/s with
 # 10 vs 1,000 containers), firewall (rule changes 1 → 1,000 containers), dns (queries through the
-# resolver vs dnsmasq straight, conn/s by name), snapshots, quotas (btrfs
+# resolver vs dnsmasq straight, conn/s by name), exec (vs nsenter and crun exec), snapshots, quotas (btrfs
 # qgroups vs none), api.
 # Default: all. Installs the peers from Debian's packages first.
 set -eu
@@ -14,7 +14,7 @@ sh packaging/deps.sh bench
 . packaging/toolchain.sh
 [ -z "${HOODY_SETUP_ONLY:-}" ] || exit 0
 cargo build --release --bins
-sections=${*:-peers lifecycle density restart packets firewall dns snapshots quotas hostile-tree console api}
+sections=${*:-peers lifecycle density restart packets firewall dns exec snapshots quotas hostile-tree console api}
 # The daemons under test log at info, as in production (tests log at debug).
 export HOODY_LOG=info
 # Every section must succeed, or docs/PERFORMANCE.md stays as it was and the exit status is 1.

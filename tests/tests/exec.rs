@@ -16,6 +16,12 @@ fn processes(w: &World, c: &str) -> String {
     w.exec(c, &["ps", "-o", "args"]).stdout
 }
 
+/// Whether a process whose whole command line is `cmd` runs in the container (not merely a
+/// shell whose script mentions it).
+fn runs(w: &World, c: &str, cmd: &str) -> bool {
+    processes(w, c).lines().any(|l| l.trim() == cmd)
+}
+
 /// The exec cgroups below the container's cgroup.
 fn exec_cgroups(w: &World, c: &str) -> Vec<String> {
     std::fs::read_dir(w.cgroup.join(c))
@@ -42,7 +48,7 @@ fn ctrl_c_without_a_terminal_ends_the_whole_tree_and_a_dead_client_its_command()
         .stderr(Stdio::piped())
         .spawn()
         .expect("hoodyctl");
-    eventually("the command running", || processes(&w, &c).contains("sleep 302"));
+    eventually("the command running", || runs(&w, &c, "sleep 302") && runs(&w, &c, "sleep 301"));
     let cgroups = exec_cgroups(&w, &c);
     assert!(!cgroups.is_empty(), "each exec runs in a child cgroup of the container's");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
@@ -55,10 +61,7 @@ fn ctrl_c_without_a_terminal_ends_the_whole_tree_and_a_dead_client_its_command()
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130), "the command ended by SIGINT");
-    eventually("nothing of the tree left", || {
-        let ps = processes(&w, &c);
-        !ps.contains("sleep 301") && !ps.contains("sleep 302")
-    });
+    eventually("nothing of the tree left", || !runs(&w, &c, "sleep 301") && !runs(&w, &c, "sleep 302"));
     let execs = w.ok(&["execs", "list", "-c", &c]);
     let first = execs.as_array().unwrap().iter().find(|e| e["command"][2] == "sleep 301 & sleep 302; wait").expect("the instance").clone();
     assert_eq!((first["status"].as_str(), first["signal"].as_i64(), first["exit_code"].as_i64()), (Some("exited"), Some(2), Some(130)));
@@ -73,10 +76,10 @@ fn ctrl_c_without_a_terminal_ends_the_whole_tree_and_a_dead_client_its_command()
         .stderr(Stdio::null())
         .spawn()
         .expect("hoodyctl");
-    eventually("the command running", || processes(&w, &c).contains("sleep 303"));
+    eventually("the command running", || runs(&w, &c, "sleep 303"));
     child.kill().unwrap();
     let _ = child.wait();
-    eventually("the orphan gone (SIGHUP, then cgroup.kill after the grace)", || !processes(&w, &c).contains("sleep 303"));
+    eventually("the orphan gone (SIGHUP, then cgroup.kill after the grace)", || !runs(&w, &c, "sleep 303"));
     eventually("its cgroup removed", || exec_cgroups(&w, &c).is_empty());
 }
 
@@ -92,7 +95,7 @@ fn signals_reach_the_process_group_and_a_normal_exit_leaves_background_children(
         .stderr(Stdio::piped())
         .spawn()
         .expect("hoodyctl");
-    eventually("the command running", || processes(&w, &c).contains("sleep 304"));
+    eventually("the command running", || runs(&w, &c, "sleep 304"));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
@@ -101,7 +104,7 @@ fn signals_reach_the_process_group_and_a_normal_exit_leaves_background_children(
     let r = w.ctl(&["exec", "-c", &c, "--", "sh", "-c", "sleep 305 > /dev/null 2>&1 & echo started"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "started\n"), "{r:?}");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(processes(&w, &c).contains("sleep 305"), "the background child runs on");
+    assert!(runs(&w, &c, "sleep 305"), "the background child runs on");
 }
 
 #[test]
@@ -136,7 +139,7 @@ fn json_mode_stdin_timeout_binary_and_capped_output() {
     assert_eq!(d["timed_out"], true, "{d}");
     assert!(t.elapsed() < Duration::from_secs(10), "killed at the timeout");
     assert_eq!(d["signal"].as_i64(), Some(9), "{d}");
-    assert!(!processes(&w, &c).contains("sleep 30"), "the whole tree went at the timeout");
+    assert!(!runs(&w, &c, "sleep 30") && !runs(&w, &c, "sleep 31"), "the whole tree went at the timeout");
     // 10 MB of output: capped where asked, the process keeps running to its end (no SIGPIPE).
     let d =
         json_exec(&w, &c, r#"{"command":["sh","-c","head -c 10000000 /dev/zero | tr '\\0' x; echo done >&2"],"max_output_bytes":1000}"#);
@@ -174,4 +177,40 @@ fn a_hundred_concurrent_execs_in_one_container() {
     }
     let list = w.ok(&["execs", "list", "-c", &c]);
     assert_eq!(list.as_array().unwrap().iter().filter(|e| e["status"] == "exited").count(), 100);
+}
+
+#[test]
+fn ten_concurrent_execs_in_each_of_fifty_containers() {
+    // 500 requests at once: more than the default 256 open connections.
+    let w = World::with_flags(Driver::Overlay, &["--max-connections", "1024"]);
+    let http = w.http();
+    let ids: Vec<String> = (0..50)
+        .map(|i| {
+            let r = http.post("/containers?start=true", &format!(r#"{{"name":"c{i}","image":"busybox"}}"#));
+            assert_eq!(r.status, 201, "{r:?}");
+            r.json()["data"]["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    let threads: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(ci, c)| (0..10).map(move |k| (ci, k, c.clone())))
+        .map(|(ci, k, c)| {
+            let http = w.http();
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"command":["sh","-c","echo $0-$(hostname); exit $1","{k}","{}"]}}"#, (ci + k) % 5);
+                let r = http.post(&format!("/containers/{c}/exec"), &body);
+                assert_eq!(r.status, 200, "{r:?}");
+                let d = r.json()["data"].clone();
+                let want = format!("{k}-c{ci}\n");
+                assert_eq!((d["stdout"].as_str(), d["exit_code"].as_i64()), (Some(want.as_str()), Some(((ci + k) % 5) as i64)), "{d}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("an exec thread");
+    }
+    for c in &ids {
+        assert_eq!(w.ok(&["execs", "list", "-c", c]).as_array().unwrap().len(), 10);
+    }
 }

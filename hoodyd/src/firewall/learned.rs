@@ -98,45 +98,52 @@ fn probe(e: &Elem) -> Elem {
     Elem { comment: None, goto: None, timeout_ms: None, ..e.clone() }
 }
 
-/// Opens what `answers` ask for `c`, in one transaction: elements already there are deleted
-/// and added again in it (a re-add does not refresh a timeout on kernels before 6.10), then
-/// read back. Returns what was opened.
+/// Opens what the answers ask, for each container with its answers, in one transaction
+/// (answers that arrived together go together): elements already there are deleted and added
+/// again in it (a re-add does not refresh a timeout on kernels before 6.10), then read back.
+/// Returns what was opened, container by container.
 pub fn learn(
     ops: &dyn FirewallOps,
     map: &mut LearnedMap,
-    c: &ContainerFirewall,
     shards: u16,
-    answers: &[Answer],
-) -> Result<Vec<Learned>, NetError> {
-    let mut todo = vec![];
+    items: &[(ContainerFirewall, Vec<Answer>)],
+) -> Result<Vec<Vec<Learned>>, NetError> {
+    // (which item, what it opens)
+    let mut todo: Vec<(usize, Learned)> = vec![];
     let now = Instant::now();
-    for a in answers {
-        // Open for long enough already (a refresh now would add less than half the grace, and
-        // what is left still outlasts the answer's TTL): no transaction.
-        let enough = now + a.timeout.saturating_sub(a.slack);
-        if map.by_ip.get(&c.ipv4).and_then(|m| m.get(&(a.rule_id.clone(), a.addr))).is_some_and(|l| l.until >= enough) {
-            continue;
-        }
-        let ms = a.timeout.as_millis().min(u128::from(u32::MAX)) as u64;
-        if let Some(elems) = elements::learned_elems(c, shards, &a.rule_id, &a.name, a.addr, ms)
-            && !elems.is_empty()
-        {
-            todo.push(Learned {
-                rule_id: a.rule_id.clone(),
-                addr: a.addr,
-                name: a.name.clone(),
-                elems,
-                until: now + a.timeout,
-                timeout: a.timeout,
-                carried: map.carried(c.ipv4, &a.rule_id, a.addr),
-            });
+    for (i, (c, answers)) in items.iter().enumerate() {
+        for a in answers {
+            // Open for long enough already (a refresh now would add less than half the grace, and
+            // what is left still outlasts the answer's TTL): no transaction.
+            let enough = now + a.timeout.saturating_sub(a.slack);
+            if map.by_ip.get(&c.ipv4).and_then(|m| m.get(&(a.rule_id.clone(), a.addr))).is_some_and(|l| l.until >= enough) {
+                continue;
+            }
+            let ms = a.timeout.as_millis().min(u128::from(u32::MAX)) as u64;
+            if let Some(elems) = elements::learned_elems(c, shards, &a.rule_id, &a.name, a.addr, ms)
+                && !elems.is_empty()
+            {
+                todo.push((
+                    i,
+                    Learned {
+                        rule_id: a.rule_id.clone(),
+                        addr: a.addr,
+                        name: a.name.clone(),
+                        elems,
+                        until: now + a.timeout,
+                        timeout: a.timeout,
+                        carried: map.carried(c.ipv4, &a.rule_id, a.addr),
+                    },
+                ));
+            }
         }
     }
+    let mut out: Vec<Vec<Learned>> = vec![vec![]; items.len()];
     if todo.is_empty() {
-        return Ok(todo);
+        return Ok(out);
     }
     let mut by_set: BTreeMap<String, Vec<Elem>> = BTreeMap::new();
-    for l in &todo {
+    for (_, l) in &todo {
         for (set, e) in &l.elems {
             by_set.entry(set.clone()).or_default().push(e.clone());
         }
@@ -144,9 +151,9 @@ pub fn learn(
     // An element can time out between the lookup and the commit (its delete then fails the
     // transaction): look again and retry once.
     let mut last = None;
-    let base: Vec<(u64, u64)> = todo.iter().map(|l| l.carried).collect();
+    let base: Vec<(u64, u64)> = todo.iter().map(|(_, l)| l.carried).collect();
     for _ in 0..2 {
-        for (l, b) in todo.iter_mut().zip(&base) {
+        for ((_, l), b) in todo.iter_mut().zip(&base) {
             l.carried = *b;
         }
         let mut batch = vec![];
@@ -155,7 +162,7 @@ pub fn learn(
             let there: Vec<KernelElem> = ops.get_elems(set, &probes)?;
             // What the replaced elements counted stays with their rule.
             for k in &there {
-                if let Some(l) = todo.iter_mut().find(|l| l.elems.iter().any(|(s, e)| s == set && e.key == k.elem.key)) {
+                if let Some((_, l)) = todo.iter_mut().find(|(_, l)| l.elems.iter().any(|(s, e)| s == set && e.key == k.elem.key)) {
                     l.carried.0 += k.packets;
                     l.carried.1 += k.bytes;
                 }
@@ -185,10 +192,11 @@ pub fn learn(
             return Err(NetError::Verify(format!("set {set}: {} of {} learned elements after the change", got.len(), probes.len())));
         }
     }
-    for l in &todo {
-        map.insert(c.ipv4, l.clone());
+    for (i, l) in todo {
+        map.insert(items[i].0.ipv4, l.clone());
+        out[i].push(l);
     }
-    Ok(todo)
+    Ok(out)
 }
 
 /// Start-up: the learned elements the kernel still holds (for containers in `all` whose rule by

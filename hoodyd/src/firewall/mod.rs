@@ -30,12 +30,16 @@ pub struct Firewall {
     owners: std::sync::Mutex<HashMap<Ipv4Addr, ContainerFirewall>>,
     /// What each container learned through its resolver for its rules by name.
     learned: std::sync::Mutex<learned::LearnedMap>,
+    /// Answers waiting for the next learning transaction, each with where its result goes.
+    learn_queue: std::sync::Mutex<Vec<LearnRequest>>,
     /// The elements each container's address is believed to hold in the kernel (what the last
     /// verified change or rebuild left), so a change looks up only its own elements.
     known: std::sync::Mutex<HashMap<Ipv4Addr, Known>>,
 }
 
 type Known = BTreeMap<String, Vec<Elem>>;
+
+type LearnRequest = (Ipv4Addr, Vec<learned::Answer>, tokio::sync::oneshot::Sender<Result<Vec<learned::Learned>, String>>);
 
 /// What start-up reconciliation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -167,6 +171,7 @@ impl Firewall {
             events: EventLog::default(),
             owners: Default::default(),
             learned: Default::default(),
+            learn_queue: Default::default(),
             known: Default::default(),
         })
     }
@@ -203,19 +208,57 @@ impl Firewall {
 
     /// Opens, for the container with address `ip`, what its resolver's answer carried; returns
     /// once the elements are committed and read back (the answer goes to the container after).
+    /// Answers that arrive while a transaction is being made go together in the next one.
     pub async fn learn(&self, ip: Ipv4Addr, answers: Vec<learned::Answer>) -> Result<Vec<learned::Learned>, NetError> {
-        let _g = self.lock.lock().await;
-        let Some(c) = self.policy_of(ip) else { return Ok(vec![]) };
-        let shards = self.cfg.shards;
-        let mut map = std::mem::take(&mut *self.learned.lock().unwrap_or_else(|e| e.into_inner()));
-        let (r, map) = self
-            .blocking(move |ops| {
-                let r = learned::learn(ops, &mut map, &c, shards, &answers);
-                Ok((r, map))
-            })
-            .await?;
-        *self.learned.lock().unwrap_or_else(|e| e.into_inner()) = map;
-        r
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.learn_queue.lock().unwrap_or_else(|e| e.into_inner()).push((ip, answers, tx));
+        {
+            let _g = self.lock.lock().await;
+            let queued = std::mem::take(&mut *self.learn_queue.lock().unwrap_or_else(|e| e.into_inner()));
+            if !queued.is_empty() {
+                let mut items = vec![];
+                let mut replies = vec![];
+                for (ip, answers, tx) in queued {
+                    match self.policy_of(ip) {
+                        Some(c) => {
+                            items.push((c, answers));
+                            replies.push(tx);
+                        }
+                        None => {
+                            let _ = tx.send(Ok(vec![]));
+                        }
+                    }
+                }
+                let shards = self.cfg.shards;
+                let mut map = std::mem::take(&mut *self.learned.lock().unwrap_or_else(|e| e.into_inner()));
+                let (r, map) = self
+                    .blocking(move |ops| {
+                        let r = learned::learn(ops, &mut map, shards, &items);
+                        Ok((r, map))
+                    })
+                    .await?;
+                *self.learned.lock().unwrap_or_else(|e| e.into_inner()) = map;
+                tracing::debug!(answers = replies.len(), ok = r.is_ok(), "learned addresses committed");
+                match r {
+                    Ok(each) => {
+                        for (tx, l) in replies.into_iter().zip(each) {
+                            let _ = tx.send(Ok(l));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for tx in replies {
+                            let _ = tx.send(Err(msg.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        match rx.await {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(m)) => Err(NetError::Verify(m)),
+            Err(_) => Err(NetError::Verify("the learning transaction was dropped".into())),
+        }
     }
 
     /// What the container with address `ip` has learned and still holds open.
@@ -491,6 +534,31 @@ mod tests {
         fw.update(&c).await.unwrap();
         assert!(rec.set_elems(compile::SET_EGRESS_LEARNED_POINTS).unwrap().unwrap().is_empty());
         assert_eq!(rec.set_elems(&shard).unwrap().unwrap().iter().filter(|e| elements::is_learned(&shard, &e.elem.key)).count(), 1);
+        // Answers of two containers that arrive together are one transaction.
+        let mut d = c.clone();
+        d.id = "d".repeat(24);
+        d.ipv4 = "10.77.0.4".parse().unwrap();
+        d.egress = vec![{
+            let mut r = rule("m1", Direction::Egress, 443);
+            r.spec.peer = hoody_net::rules::FQDN_PEER;
+            r.spec.fqdn = Some("api.example.test".into());
+            r
+        }];
+        fw.reconcile(vec![c.clone(), d.clone()]).await.unwrap();
+        let before = rec.transaction_count();
+        let (a, b) = tokio::join!(fw.learn(d.ipv4, vec![answer("m1", 330)]), fw.learn(c.ipv4, vec![answer("n2", 1800)]));
+        assert_eq!((a.unwrap().len(), b.unwrap().len()), (1, 1));
+        assert!(rec.transaction_count() - before <= 2, "queued answers go together");
+        let mut map = learned::LearnedMap::default();
+        let before = rec.transaction_count();
+        let both = learned::learn(
+            rec.as_ref(),
+            &mut map,
+            cfg().shards,
+            &[(c.clone(), vec![answer("n2", 3000)]), (d.clone(), vec![answer("m1", 3000)])],
+        )
+        .unwrap();
+        assert_eq!((both[0].len(), both[1].len(), rec.transaction_count() - before), (1, 1, 1), "one transaction for both");
         // Deleting the container closes the rest.
         fw.uninstall(&c.id, Some(c.ipv4)).await.unwrap();
         assert!(

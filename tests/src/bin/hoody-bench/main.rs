@@ -3,6 +3,7 @@
 //! p95 and paired ratios; asserts nothing about time.
 //!
 //!   hoody-bench lifecycle [N]     create+start and stop+delete, vs crun
+//!   hoody-bench exec [ROUNDS]     exec true vs nsenter and crun exec; 16 concurrent clients
 //!   hoody-bench dns [ROUNDS]      queries through the resolver vs dnsmasq straight; conn/s by name
 //!   hoody-bench api [N]           GET latency and throughput with N containers, 16 clients, audit on/off
 //!   hoody-bench restart [N]       daemon restart and boot with N running containers
@@ -18,6 +19,7 @@ mod console;
 mod density;
 mod dns;
 mod durability;
+mod exec;
 mod hostile_tree;
 mod packets;
 mod peers;
@@ -580,6 +582,7 @@ fn main() {
         Some("peer-runner") => peers::peer_runner(),
         Some("density") => density::density_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)),
         Some("packets") => packets::packet_bench(5),
+        Some("exec") => exec::exec_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)),
         Some("dns") => dns::dns_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("peers") => peers::peers_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(30)),
         Some("lifecycle") => lifecycle(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50)),
