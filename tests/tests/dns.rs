@@ -37,10 +37,16 @@ fn world() -> (World, Dnsmasq, Servers) {
 
 /// The same with a longer least lifetime of learned addresses.
 fn world_with_min_ttl(min: &str) -> (World, Dnsmasq, Servers) {
-    let w = World::with_net_flags(
-        Driver::Overlay,
-        &["--dns-upstream", UPSTREAM, "--dns-min-ttl", min, "--dns-max-ttl", "600", "--dns-grace", "1"],
-    );
+    world_with(&["--dns-min-ttl", min])
+}
+
+fn world_with(extra: &[&str]) -> (World, Dnsmasq, Servers) {
+    let mut flags = vec!["--dns-upstream", UPSTREAM, "--dns-max-ttl", "600", "--dns-grace", "1"];
+    if !extra.contains(&"--dns-min-ttl") {
+        flags.extend_from_slice(&["--dns-min-ttl", "2"]);
+    }
+    flags.extend_from_slice(extra);
+    let w = World::with_net_flags(Driver::Overlay, &flags);
     for a in [API_OLD, API_NEW, OTHER, EDGE] {
         run("ip", &["-n", w.inet(), "addr", "add", &format!("{a}/32"), "dev", "lo"]);
     }
@@ -296,4 +302,18 @@ fn dns_modes_and_a_dead_daemon_fail_closed() {
     w.start_daemon();
     assert_eq!(resolve(&w, &a, GATEWAY, "api.example.test", "udp").map(|r| r.1), Ok(vec![API_OLD.to_owned()]));
     assert!(connects(&w, &a, API_OLD, "443"));
+}
+
+#[test]
+fn a_query_flood_is_refused_past_the_rate_and_never_forwarded() {
+    let (w, dns, _net) = world_with(&["--dns-rate", "2"]);
+    let a = probed(&w, "flood");
+    allow_name(&w, &a, "api.example.test", "443");
+    let before = dns.queried().len();
+    let out = w.sh(&a, "i=0; while [ $i -lt 30 ]; do /probe dns 169.254.0.1 api.example.test 1000; i=$((i+1)); done");
+    let (ok, refused) = (out.matches("rcode 0").count(), out.matches("rcode 5").count());
+    assert_eq!(ok + refused, 30, "every query answered: {out}");
+    // A burst of twice the rate, then the rate: most of 30 queries in a second or two are refused.
+    assert!(refused >= 10 && ok >= 4, "answered {ok}, refused {refused}");
+    assert_eq!(dns.queried().len() - before, ok, "only the answered ones went upstream");
 }
