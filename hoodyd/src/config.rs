@@ -291,6 +291,7 @@ impl Config {
                     max_ttl,
                     grace: f.dns_grace.or(file.dns_grace).unwrap_or(30),
                     resolv_conf: "/etc/resolv.conf".into(),
+                    resolved_conf: "/run/systemd/resolve/resolv.conf".into(),
                 }
             },
             parallel: f.parallel.or(file.parallel).unwrap_or(8).max(1),

@@ -34,6 +34,8 @@ pub struct DnsConfig {
     pub grace: u32,
     /// The host's resolver configuration, read when no upstream is given.
     pub resolv_conf: PathBuf,
+    /// What systemd-resolved lists behind its stub 127.0.0.53.
+    pub resolved_conf: PathBuf,
 }
 
 /// `IP` or `IP:PORT` (IPv4 or IPv6; port 53 by default).
@@ -65,7 +67,7 @@ pub struct Resolver {
 impl Resolver {
     /// Binds the resolver's sockets (before the daemon says it is ready) and serves them.
     pub async fn start(cfg: DnsConfig, firewall: Arc<Firewall>, subnet: Ipv4Net) -> Result<Arc<Resolver>, DnsError> {
-        let upstreams = if cfg.upstreams.is_empty() { host_upstreams(&cfg.resolv_conf) } else { cfg.upstreams.clone() };
+        let upstreams = if cfg.upstreams.is_empty() { host_upstreams(&cfg.resolv_conf, &cfg.resolved_conf) } else { cfg.upstreams.clone() };
         if upstreams.is_empty() {
             return Err(DnsError::NoUpstream(cfg.resolv_conf.display().to_string()));
         }

@@ -13,8 +13,6 @@ use super::wire;
 
 /// How long one upstream gets to answer one try.
 const TRY: Duration = Duration::from_millis(1500);
-/// systemd-resolved's list of the servers behind its stub (127.0.0.53).
-const RESOLVED_UPSTREAMS: &str = "/run/systemd/resolve/resolv.conf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -40,13 +38,14 @@ fn nameservers(text: &str) -> Vec<IpAddr> {
 }
 
 /// The host's resolvers from `resolv_conf`; a local stub (127.0.0.53, systemd-resolved) is
-/// looked through to the servers behind it.
-pub fn host_upstreams(resolv_conf: &Path) -> Vec<SocketAddr> {
+/// looked through to the servers behind it, listed in `behind_stub`
+/// (/run/systemd/resolve/resolv.conf).
+pub fn host_upstreams(resolv_conf: &Path, behind_stub: &Path) -> Vec<SocketAddr> {
     let listed = nameservers(&std::fs::read_to_string(resolv_conf).unwrap_or_default());
     let stub: IpAddr = [127, 0, 0, 53].into();
     let mut out: Vec<IpAddr> = listed.iter().copied().filter(|a| *a != stub).collect();
     if listed.contains(&stub) {
-        out.extend(nameservers(&std::fs::read_to_string(RESOLVED_UPSTREAMS).unwrap_or_default()).into_iter().filter(|a| *a != stub));
+        out.extend(nameservers(&std::fs::read_to_string(behind_stub).unwrap_or_default()).into_iter().filter(|a| *a != stub));
     }
     out.dedup();
     out.into_iter().map(|a| SocketAddr::new(a, 53)).collect()
@@ -122,6 +121,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("resolv.conf");
         std::fs::write(&p, t).unwrap();
-        assert_eq!(host_upstreams(&p)[0], "198.51.100.53:53".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            host_upstreams(&p, &dir.path().join("none")),
+            vec!["198.51.100.53:53".parse::<SocketAddr>().unwrap(), "[2001:db8::53]:53".parse().unwrap()]
+        );
+        // A stub is looked through to what is behind it.
+        let (stub, behind) = (dir.path().join("stub.conf"), dir.path().join("behind.conf"));
+        std::fs::write(&stub, "nameserver 127.0.0.53\noptions edns0 trust-ad\n").unwrap();
+        std::fs::write(&behind, "nameserver 198.51.100.54\nnameserver 127.0.0.53\n").unwrap();
+        assert_eq!(host_upstreams(&stub, &behind), vec!["198.51.100.54:53".parse::<SocketAddr>().unwrap()]);
     }
 }
