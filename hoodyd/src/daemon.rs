@@ -242,6 +242,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         warn!(error = %crate::helper::error::chain(&e).join(": "), "could not put the source filters on the host ends");
     }
     spawn_nflog_reader(firewall, cfg.nflog_group);
+    rt.spawn_orphan_reaper();
     crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
     let tick = crate::test_hooks::var("HOODY_SCHEDULER_TICK_MS")
         .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))

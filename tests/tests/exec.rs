@@ -214,3 +214,34 @@ fn ten_concurrent_execs_in_each_of_fifty_containers() {
         assert_eq!(w.ok(&["execs", "list", "-c", c]).as_array().unwrap().len(), 10);
     }
 }
+
+/// An exec killed with its helper (a timeout) leaves its command as an orphan of hoodyd in the
+/// container's PID namespace; unreaped, it would keep the container's init from ever finishing
+/// its exit, and the container from stopping.
+#[test]
+fn a_killed_exec_leaves_no_zombie_that_keeps_the_container_from_stopping() {
+    let w = World::new(Driver::Btrfs);
+    let c = id(&w.running("reaped"));
+    for _ in 0..3 {
+        let r = w.ctl(&["exec", "-c", &c, "--timeout", "0.5", "--", "sh", "-c", "sleep 60 & sleep 61"]);
+        assert_eq!(r.code, 137, "{r:?}");
+    }
+    let t = Instant::now();
+    let r = w.ctl(&["containers", "stop", "--timeout", "1", &c]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(15), "stopped at once, not after a kill that waits forever");
+    assert_eq!(w.ok(&["containers", "get", &c])["status"], "stopped");
+    // Nothing of the container is left: no zombie with hoodyd as its parent.
+    let me = w.daemon_pid().expect("hoodyd") as i32;
+    let zombies: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| {
+            let rest = &s[s.rfind(')').unwrap() + 1..];
+            let mut f = rest.split_whitespace();
+            f.next() == Some("Z") && f.next().and_then(|p| p.parse::<i32>().ok()) == Some(me)
+        })
+        .collect();
+    assert!(zombies.is_empty(), "{zombies:?}");
+}

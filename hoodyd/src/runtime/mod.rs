@@ -12,6 +12,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod monitor;
 pub mod network;
+pub mod reaper;
 pub mod restore;
 pub mod snapshots;
 pub mod spec;
