@@ -50,6 +50,16 @@ fn load_key_from(rule: &mut Rule<'_>, fields: &[Field], skip: u32) -> u32 {
     first
 }
 
+/// `ip saddr|daddr` in `n` (masked unless a /32).
+fn addr_in(rule: &mut Rule<'_>, field: nftnl::expr::Ipv4HeaderField, n: &crate::addr::Ipv4Net) {
+    rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(field)));
+    if n.prefix < 32 {
+        let (mask, xor) = (n.mask().to_be_bytes(), [0u8; 4]);
+        rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
+    }
+    rule.add_expr(&Cmp::new(CmpOp::Eq, n.network()));
+}
+
 /// Appends the nftnl expressions for `e` to `rule`.
 pub fn add(rule: &mut Rule<'_>, e: &Expr) {
     match e {
@@ -74,22 +84,8 @@ pub fn add(rule: &mut Rule<'_>, e: &Expr) {
             rule.add_expr(&Meta::L4Proto);
             rule.add_expr(&Cmp::new(CmpOp::Eq, *p));
         }
-        Expr::Saddr(n) => {
-            rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(nftnl::expr::Ipv4HeaderField::Saddr)));
-            if n.prefix < 32 {
-                let (mask, xor) = (n.mask().to_be_bytes(), [0u8; 4]);
-                rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
-            }
-            rule.add_expr(&Cmp::new(CmpOp::Eq, n.network()));
-        }
-        Expr::Daddr(n) => {
-            rule.add_expr(&Payload::Network(NetworkHeaderField::Ipv4(nftnl::expr::Ipv4HeaderField::Daddr)));
-            if n.prefix < 32 {
-                let (mask, xor) = (n.mask().to_be_bytes(), [0u8; 4]);
-                rule.add_expr(&Bitwise::new(&mask[..], &xor[..]));
-            }
-            rule.add_expr(&Cmp::new(CmpOp::Eq, n.network()));
-        }
+        Expr::Saddr(n) => addr_in(rule, nftnl::expr::Ipv4HeaderField::Saddr, n),
+        Expr::Daddr(n) => addr_in(rule, nftnl::expr::Ipv4HeaderField::Daddr, n),
         Expr::Dport(p) => {
             rule.add_expr(&load(Field::Dport, libc::NFT_REG32_00 as u32));
             rule.add_expr(&Cmp::new(CmpOp::Eq, &p.to_be_bytes()[..]));

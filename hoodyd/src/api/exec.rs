@@ -210,11 +210,7 @@ async fn run_captured(
     let ((stdout, cut_out), (stderr, cut_err)) = (take(&kept_out), take(&kept_err));
     feed.abort();
     guard.armed = false;
-    rt.exec_finished(&e, status, timed_out);
-    let (code, signal) = match rt.execs.get(&e_container(&e), &e.id) {
-        Some((v, _)) => (v.exit_code, v.signal),
-        None => (status.map(exit_code), None),
-    };
+    let (code, signal) = rt.exec_finished(&e, status, timed_out);
     let mut m = serde_json::Map::new();
     m.insert("id".into(), e.id.clone().into());
     m.insert("exit_code".into(), code.into());
@@ -225,11 +221,6 @@ async fn run_captured(
     m.insert("timed_out".into(), timed_out.into());
     m.insert("duration_ms".into(), (t0.elapsed().as_millis() as u64).into());
     Ok(serde_json::Value::Object(m))
-}
-
-/// The container of an exec (its cgroup id is `<container>/exec-<id>`).
-fn e_container(e: &Started) -> String {
-    e.cgroup.split('/').next().unwrap_or_default().to_owned()
 }
 
 async fn pump(mut r: impl AsyncRead + Unpin, tx: mpsc::Sender<OutFrame>, wrap: fn(Vec<u8>) -> OutFrame) {

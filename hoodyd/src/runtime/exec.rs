@@ -48,6 +48,7 @@ pub struct ExecRequest {
 /// A started exec: its instance id, the helper that runs it, its cgroup (as a cgroup id).
 pub struct Started {
     pub id: String,
+    pub container_id: String,
     pub child: Child,
     pub cgroup: String,
     pub timeout: Option<Duration>,
@@ -144,12 +145,18 @@ impl Runtime {
             timed_out: false,
         });
         super::lifecycle::fault("exec-spawned")?;
-        Ok(Started { id: exec_id, child, cgroup, timeout, kill_grace })
+        Ok(Started { id: exec_id, container_id: c.id.clone(), child, cgroup, timeout, kill_grace })
     }
 
     /// Records how an exec ended; its cgroup goes once nothing is left in it (background
     /// children of its command run on, as with `docker exec`, until the container stops).
-    pub fn exec_finished(self: &std::sync::Arc<Self>, e: &Started, status: Option<std::process::ExitStatus>, timed_out: bool) {
+    /// Returns the exit code and the signal as recorded.
+    pub fn exec_finished(
+        self: &std::sync::Arc<Self>,
+        e: &Started,
+        status: Option<std::process::ExitStatus>,
+        timed_out: bool,
+    ) -> (Option<i32>, Option<i32>) {
         use std::os::unix::process::ExitStatusExt;
         // The helper exits with the command's code, or 128 + the signal that ended it (as a
         // shell reports it; the signal is also given on its own).
@@ -170,6 +177,7 @@ impl Runtime {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
+        (code, signal)
     }
 
     /// Sends `sig` to the exec's process group (its command leads one), or, once the command

@@ -176,12 +176,7 @@ impl Runtime {
         let rules = self.rules_of(&c.id).await?;
         self.firewall.update(&self.firewall_of(&after, rules)).await?;
         let (cid, egress, mode) = (c.id.clone(), after.egress, after.dns);
-        self.store
-            .call(move |db| {
-                store::set_egress(db, &cid, egress)?;
-                store::set_dns(db, &cid, mode)
-            })
-            .await?;
+        self.store.call(move |db| store::set_firewall_policy(db, &cid, egress, mode)).await?;
         info!(container = %c.id, policy = egress.as_str(), dns = mode.as_str(), "firewall policy changed");
         Ok(())
     }

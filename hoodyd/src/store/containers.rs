@@ -224,8 +224,9 @@ pub fn set_egress(conn: &Connection, id: &str, egress: Egress) -> Result<()> {
     Ok(())
 }
 
-pub fn set_dns(conn: &Connection, id: &str, dns: hoody_net::policy::DnsMode) -> Result<()> {
-    conn.execute("UPDATE containers SET dns = ?2 WHERE id = ?1", params![id, dns.as_str()])?;
+/// The egress policy and the dns mode, in one statement.
+pub fn set_firewall_policy(conn: &Connection, id: &str, egress: Egress, dns: hoody_net::policy::DnsMode) -> Result<()> {
+    conn.execute("UPDATE containers SET egress = ?2, dns = ?3 WHERE id = ?1", params![id, egress.as_str(), dns.as_str()])?;
     Ok(())
 }
 

@@ -256,7 +256,7 @@ mod tests {
         by_name.spec.fqdn = Some("api.stripe.com".into());
         crate::store::insert_rule(&conn, &locked.id, &by_name, "t").unwrap();
         assert_eq!(crate::store::list_rules(&conn, &locked.id).unwrap()[1].rule, by_name);
-        crate::store::set_dns(&conn, &open.id, DnsMode::Off).unwrap();
+        crate::store::set_firewall_policy(&conn, &open.id, crate::model::Egress::Allow, DnsMode::Off).unwrap();
         assert_eq!(crate::store::get_container(&conn, &open.id).unwrap().unwrap().dns, DnsMode::Off);
     }
 
