@@ -123,6 +123,10 @@ pub struct Flags {
     /// rotated file is kept.
     #[arg(long)]
     pub log_max_size: Option<String>,
+    /// Seconds a running exec whose client lost its connection because the daemon went away
+    /// waits, after the next daemon is up, for its client to re-attach; then it is hung up.
+    #[arg(long)]
+    pub exec_reattach_grace: Option<u64>,
     /// Free space kept on the state file system (e.g. 256MiB; 0: none): below it, requests
     /// that change anything are refused with 507.
     #[arg(long)]
@@ -188,6 +192,7 @@ struct FileConfig {
     default_disk: Option<String>,
     default_inodes: Option<u64>,
     log_max_size: Option<String>,
+    exec_reattach_grace: Option<u64>,
     state_reserve: Option<String>,
     audit_segment_size: Option<String>,
     audit_retention: Option<String>,
@@ -226,6 +231,7 @@ pub struct Config {
     pub default_disk: Option<u64>,
     pub default_inodes: Option<u64>,
     pub log_max: u64,
+    pub exec_reattach_grace: Duration,
     pub state_reserve: u64,
     pub audit: crate::audit::segments::Retention,
     /// Whether the storage pool's disk quotas are used (`--disk-quotas auto`).
@@ -313,6 +319,7 @@ impl Config {
                     _ => bail!("--log-max-size {s:?} is not a size of at least 64KiB (e.g. 8MiB)"),
                 }
             },
+            exec_reattach_grace: Duration::from_secs(f.exec_reattach_grace.or(file.exec_reattach_grace).unwrap_or(30)),
             state_reserve: {
                 let s = f.state_reserve.or(file.state_reserve).unwrap_or_else(|| "256MiB".into());
                 match crate::limits::parse_size(&s) {

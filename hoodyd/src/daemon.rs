@@ -181,6 +181,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             default_disk: cfg.default_disk,
             default_inodes: cfg.default_inodes,
             log_max: cfg.log_max,
+            exec_reattach_grace: cfg.exec_reattach_grace,
             clock: match crate::test_hooks::var("HOODY_CLOCK_FILE") {
                 Some(p) => Arc::new(crate::schedule::FileClock::new(p.into())),
                 None => Arc::new(crate::schedule::SystemClock),
@@ -243,6 +244,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     spawn_nflog_reader(firewall, cfg.nflog_group);
     rt.spawn_orphan_reaper();
+    // Execs whose shims outlived the last daemon; their clients get a grace to re-attach.
+    let known: std::collections::HashSet<String> = rt.store.all_containers().await?.iter().map(|c| c.id.clone()).collect();
+    let execs = rt.recover_execs(&known, cfg.exec_reattach_grace);
+    info!(running = execs, "exec instances loaded");
     crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
     let tick = crate::test_hooks::var("HOODY_SCHEDULER_TICK_MS")
         .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))

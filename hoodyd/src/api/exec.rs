@@ -21,19 +21,32 @@ use tracing::debug;
 use super::body::{MAX_JSON_BODY, parse, read_capped};
 use super::error::{ApiError, ApiResult, data};
 use super::{AppState, Caller};
-use crate::proto::{FrameReader, InFrame, OutFrame};
+use crate::proto::{FrameReader, InFrame, OutFrame, OutFrameReader};
 use crate::runtime::Runtime;
-use crate::runtime::exec::{ExecRequest, Started};
+use crate::runtime::exec::{CAPTURE_MAX, ExecRequest, Started};
+use crate::runtime::exec_record as rec;
 use crate::runtime::execs::StartedBy;
 
 pub const UPGRADE_PROTOCOL: &str = "hoody-exec";
-/// Output kept per stream in JSON mode and for detached execs, unless the request says.
-const CAPTURE_LIMIT: u64 = 1 << 20;
-/// … and at most this.
-const CAPTURE_MAX: u64 = 64 << 20;
+/// The header of a `101` answer naming the new exec instance (to re-attach to it).
+pub const EXEC_ID_HEADER: &str = "x-hoody-exec-id";
 
 fn started_by(caller: &Caller) -> StartedBy {
     StartedBy { uid: caller.peer.uid, token_id: caller.token.as_ref().map(|t| t.id.clone()) }
+}
+
+fn wants_upgrade(req: &Request) -> bool {
+    req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case(UPGRADE_PROTOCOL))
+}
+
+fn switching(exec_id: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, UPGRADE_PROTOCOL)
+        .header(EXEC_ID_HEADER, exec_id)
+        .body(Body::empty())
+        .expect("static response")
 }
 
 pub async fn exec(
@@ -42,9 +55,7 @@ pub async fn exec(
     Path(id): Path<String>,
     mut req: Request,
 ) -> ApiResult<Response> {
-    let wants_upgrade =
-        req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case(UPGRADE_PROTOCOL));
-    let on_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
+    let on_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     let body = read_capped(req, MAX_JSON_BODY).await?;
     let ereq: ExecRequest = parse(&body)?;
     let c = st.rt.resolve(&id, &caller.filter).await?;
@@ -58,7 +69,6 @@ pub async fn exec(
         ),
         (None, None) => None,
     };
-    let cap = ereq.max_output_bytes.unwrap_or(CAPTURE_LIMIT).min(CAPTURE_MAX) as usize;
     let Some(on_upgrade) = on_upgrade else {
         if tty {
             return Err(ApiError::bad_request(format!("a terminal needs an upgraded connection (Upgrade: {UPGRADE_PROTOCOL})")));
@@ -66,65 +76,107 @@ pub async fn exec(
         let detach = ereq.detach;
         let started = st.rt.exec(&c.id, ereq, started_by(&caller)).await?;
         if detach {
+            // Its shim keeps the output; the input is given and the connection let go.
             let id = started.id.clone();
-            let rt = st.rt.clone();
-            tokio::spawn(async move {
-                let _ = run_captured(&rt, started, input, cap, true).await;
-            });
+            let (_, mut w) = started.link.into_split();
+            feed(&mut w, input).await;
             let (view, _) = st.rt.execs.get(&c.id, &id).ok_or_else(|| ApiError::bad_request("the exec vanished"))?;
             return Ok((StatusCode::CREATED, data(view)).into_response());
         }
-        let out = run_captured(&st.rt, started, input, cap, false).await?;
+        let out = run_captured(&st.rt, started, input).await?;
         return Ok(data(out).into_response());
     };
     if ereq.detach {
         return Err(ApiError::bad_request("a detached exec has no stream: send it without an upgrade"));
     }
     let started = st.rt.exec(&c.id, ereq, started_by(&caller)).await?;
-    let (cid, rt) = (c.id.clone(), st.rt.clone());
+    let answer = switching(&started.id);
+    upgrade_to_session(st.rt.clone(), on_upgrade, started, tty);
+    Ok(answer)
+}
+
+/// `POST /containers/{id}/execs/{exec_id}/attach`: the exec's stream again, for a client whose
+/// connection dropped (the daemon restarted). Output the command wrote meanwhile comes first;
+/// of an exec that ended, what it wrote while nobody was attached and its exit status.
+pub async fn attach(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, exec_id)): Path<(String, String)>,
+    mut req: Request,
+) -> ApiResult<Response> {
+    if !wants_upgrade(&req) {
+        return Err(ApiError::bad_request(format!("attaching needs an upgraded connection (Upgrade: {UPGRADE_PROTOCOL})")));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let c = st.rt.resolve(&id, &caller.filter).await?;
+    let started = st.rt.exec_reattach(&c.id, &exec_id).await?;
+    let (view, _) = st.rt.execs.get(&c.id, &exec_id).ok_or_else(|| ApiError::bad_request("the exec vanished"))?;
+    let answer = switching(&exec_id);
+    match started {
+        Some(started) => upgrade_to_session(st.rt.clone(), on_upgrade, started, view.tty),
+        None => {
+            let dir = st.rt.execs.dir_of(&exec_id);
+            let end = st.rt.execs.recorded_end(&exec_id);
+            tokio::spawn(async move {
+                let Ok(up) = on_upgrade.await else { return };
+                let mut io = TokioIo::new(up);
+                for (name, wrap) in [(rec::STDOUT, OutFrame::Stdout as fn(Vec<u8>) -> OutFrame), (rec::STDERR, OutFrame::Stderr)] {
+                    let kept = rec::read_output(&dir, name, CAPTURE_MAX);
+                    for chunk in kept.chunks(64 * 1024) {
+                        let _ = io.write_all(&wrap(chunk.to_vec()).encode()).await;
+                    }
+                }
+                let last = match end.and_then(|e| e.exit_code) {
+                    Some(code) => OutFrame::Exit(code),
+                    None => OutFrame::Error("the exec ended without a recorded exit status (its shim was killed)".into()),
+                };
+                let _ = io.write_all(&last.encode()).await;
+                let _ = io.shutdown().await;
+            });
+        }
+    }
+    Ok(answer)
+}
+
+fn upgrade_to_session(rt: std::sync::Arc<Runtime>, on_upgrade: hyper::upgrade::OnUpgrade, started: Started, tty: bool) {
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(up) => session(TokioIo::new(up), rt, started, tty).await,
             Err(e) => {
-                debug!(container = %cid, error = %e, "exec upgrade failed");
+                debug!(exec = %started.id, error = %e, "exec upgrade failed");
                 rt.exec_hang_up(&started.cgroup, started.kill_grace).await;
-                let mut started = started;
-                let status = started.child.wait().await.ok();
-                rt.exec_finished(&started, status, false);
             }
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, UPGRADE_PROTOCOL)
-        .body(Body::empty())
-        .expect("static response"))
 }
 
-fn exit_code(s: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+/// Sends `input` (if any) and the end of input to the exec's shim.
+async fn feed(w: &mut (impl AsyncWrite + Unpin), input: Option<Vec<u8>>) {
+    for chunk in input.unwrap_or_default().chunks(64 * 1024) {
+        if w.write_all(&InFrame::Stdin(chunk.to_vec()).encode()).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.write_all(&InFrame::StdinEof.encode()).await;
 }
 
-/// What a stream gave so far: the bytes kept, and whether some were dropped.
-type Kept = std::sync::Arc<std::sync::Mutex<(Vec<u8>, bool)>>;
-
-/// Reads a stream to its end into `kept`, keeping `cap` bytes; the rest is read and dropped
-/// (the command never gets SIGPIPE).
-async fn read_capped_stream(r: Option<impl AsyncRead + Unpin>, cap: usize, kept: Kept, sink: impl Fn(&[u8])) {
-    let Some(mut r) = r else { return };
-    let mut buf = vec![0u8; 64 * 1024];
+/// Reads the shim's frames until the exit status (`Some(code)`) or the end of the connection.
+async fn next_frames(r: &mut (impl AsyncRead + Unpin), frames: &mut OutFrameReader, buf: &mut [u8]) -> Option<Vec<OutFrame>> {
     loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                sink(&buf[..n]);
-                let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
-                let room = cap.saturating_sub(k.0.len());
-                k.0.extend_from_slice(&buf[..n.min(room)]);
-                k.1 |= n > room;
+        let mut got = vec![];
+        loop {
+            match frames.next_frame() {
+                Ok(Some(f)) => got.push(f),
+                Ok(None) => break,
+                Err(_) => return None,
             }
+        }
+        if !got.is_empty() {
+            return Some(got);
+        }
+        match r.read(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => frames.push(&buf[..n]),
         }
     }
 }
@@ -152,96 +204,58 @@ fn put_stream(out: &mut serde_json::Map<String, serde_json::Value>, name: &str, 
     };
 }
 
-/// Runs an exec to its end with `input` on its stdin, output kept up to `cap` per stream (for
-/// a detached one, into its instance as it comes), killed at its timeout.
-async fn run_captured(
-    rt: &std::sync::Arc<Runtime>,
-    mut e: Started,
-    input: Option<Vec<u8>>,
-    cap: usize,
-    detached: bool,
-) -> ApiResult<serde_json::Value> {
+/// Runs an exec to its end with `input` on its stdin, output kept up to its cap per stream
+/// (the rest is read and dropped: the command never gets SIGPIPE); its shim enforces the
+/// timeout.
+async fn run_captured(rt: &std::sync::Arc<Runtime>, e: Started, input: Option<Vec<u8>>) -> ApiResult<serde_json::Value> {
     let t0 = Instant::now();
-    let mut guard = KillOnDrop { rt: rt.clone(), cgroup: e.cgroup.clone(), armed: !detached };
-    let stdin = e.child.stdin.take();
-    let feed = tokio::spawn(async move {
-        if let (Some(mut w), Some(data)) = (stdin, input) {
-            let _ = w.write_all(&data).await;
-        }
+    let mut guard = KillOnDrop { rt: rt.clone(), cgroup: e.cgroup.clone(), armed: true };
+    let (mut r, mut w) = e.link.into_split();
+    // The write half stays open until the end: closing it would detach this client.
+    let feeder = tokio::spawn(async move {
+        feed(&mut w, input).await;
+        w
     });
-    let (id, reg_rt) = (e.id.clone(), rt.clone());
-    let sink = move |stream: u8| {
-        let (id, rt) = (id.clone(), reg_rt.clone());
-        move |d: &[u8]| {
-            if detached {
-                rt.execs.capture(&id, stream, d, cap);
-            }
-        }
-    };
-    let (out, err) = (e.child.stdout.take(), e.child.stderr.take());
-    let (kept_out, kept_err): (Kept, Kept) = (Default::default(), Default::default());
-    let read_out = tokio::spawn(read_capped_stream(out, cap, kept_out.clone(), sink(1)));
-    let read_err = tokio::spawn(read_capped_stream(err, cap, kept_err.clone(), sink(2)));
-    let (cgroup, timeout) = (e.cgroup.clone(), e.timeout);
-    let mut timed_out = false;
-    let status = {
-        let wait = e.child.wait();
-        tokio::pin!(wait);
-        match timeout {
-            Some(t) => tokio::select! {
-                r = &mut wait => r.ok(),
-                _ = tokio::time::sleep(t) => {
-                    timed_out = true;
-                    rt.exec_kill(&cgroup);
-                    wait.await.ok()
-                }
-            },
-            None => wait.await.ok(),
-        }
-    };
-    // What the command wrote; a background process that keeps the pipes open is not waited
-    // for beyond a moment (it runs on, as with `docker exec`).
-    for h in [read_out, read_err] {
-        if tokio::time::timeout(Duration::from_secs(2), h).await.is_err() {
-            debug!(exec = %e.id, "output still open after the command ended (a background process holds it)");
+    let cap = e.cap as usize;
+    let mut kept: [(Vec<u8>, bool); 2] = Default::default();
+    let (mut frames, mut buf) = (OutFrameReader::default(), vec![0u8; 64 * 1024]);
+    'read: while let Some(got) = next_frames(&mut r, &mut frames, &mut buf).await {
+        for f in got {
+            let (i, d) = match f {
+                OutFrame::Stdout(d) => (0, d),
+                OutFrame::Stderr(d) => (1, d),
+                OutFrame::Exit(_) | OutFrame::Error(_) => break 'read,
+            };
+            let k = &mut kept[i];
+            let room = cap.saturating_sub(k.0.len());
+            k.0.extend_from_slice(&d[..d.len().min(room)]);
+            k.1 |= d.len() > room;
         }
     }
-    let take = |k: &Kept| std::mem::take(&mut *k.lock().unwrap_or_else(|e| e.into_inner()));
-    let ((stdout, cut_out), (stderr, cut_err)) = (take(&kept_out), take(&kept_err));
-    feed.abort();
+    feeder.abort();
     guard.armed = false;
-    let (code, signal) = rt.exec_finished(&e, status, timed_out);
+    let end = rt.exec_finished(&e.id, &e.cgroup).unwrap_or_default();
+    let [(stdout, cut_out), (stderr, cut_err)] = kept;
     let mut m = serde_json::Map::new();
     m.insert("id".into(), e.id.clone().into());
-    m.insert("exit_code".into(), code.into());
-    m.insert("signal".into(), signal.into());
+    m.insert("exit_code".into(), end.exit_code.into());
+    m.insert("signal".into(), end.signal.into());
     put_stream(&mut m, "stdout", stdout);
     put_stream(&mut m, "stderr", stderr);
     m.insert("truncated".into(), serde_json::json!({ "stdout": cut_out, "stderr": cut_err }));
-    m.insert("timed_out".into(), timed_out.into());
+    m.insert("timed_out".into(), end.timed_out.into());
     m.insert("duration_ms".into(), (t0.elapsed().as_millis() as u64).into());
     Ok(serde_json::Value::Object(m))
 }
 
-async fn pump(mut r: impl AsyncRead + Unpin, tx: mpsc::Sender<OutFrame>, wrap: fn(Vec<u8>) -> OutFrame) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if tx.send(wrap(buf[..n].to_vec())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Relays one exec session over the upgraded connection until the command has exited. A
-/// client that goes away before that (without detaching) takes the exec with it: SIGHUP to its
-/// cgroup, `cgroup.kill` after the grace.
-async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, rt: std::sync::Arc<Runtime>, mut e: Started, tty: bool) {
+/// Relays one exec session between the upgraded connection and the exec's shim until the
+/// command has exited. A client that goes away before that (without detaching) takes the exec
+/// with it: SIGHUP to its cgroup, `cgroup.kill` after the grace. A daemon that goes away does
+/// not: the shim keeps the exec for a client that re-attaches.
+async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, rt: std::sync::Arc<Runtime>, e: Started, tty: bool) {
+    let Started { id, container_id, link, helper_pid, cgroup, kill_grace, .. } = e;
     let (mut rd, mut wr) = tokio::io::split(io);
+    let (mut srd, mut swr) = link.into_split();
     let (tx, mut rx) = mpsc::channel::<OutFrame>(64);
     let writer = tokio::spawn(async move {
         while let Some(f) = rx.recv().await {
@@ -255,7 +269,6 @@ async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, rt
         }
         let _ = wr.shutdown().await;
     });
-    let mut stdin = e.child.stdin.take();
     let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
     let (sig_tx, mut sig_rx) = mpsc::channel::<i32>(16);
     let input = tokio::spawn(async move {
@@ -265,88 +278,88 @@ async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, rt
             let n = match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => {
                     let _ = gone_tx.send(());
-                    return;
+                    return swr;
                 }
                 Ok(n) => n,
             };
             if tty {
                 // The helper decodes the frames itself (it owns the terminal and the signals).
-                if let Some(w) = stdin.as_mut()
-                    && w.write_all(&buf[..n]).await.is_err()
-                {
-                    stdin = None;
-                }
+                let _ = swr.write_all(&buf[..n]).await;
                 continue;
             }
             frames.push(&buf[..n]);
             loop {
                 match frames.next_frame() {
-                    Ok(Some(InFrame::Stdin(d))) => {
-                        if let Some(w) = stdin.as_mut()
-                            && w.write_all(&d).await.is_err()
-                        {
-                            stdin = None;
-                        }
-                    }
-                    Ok(Some(InFrame::StdinEof)) => stdin = None,
-                    Ok(Some(InFrame::Resize { .. })) => {}
                     Ok(Some(InFrame::Signal(n))) => {
                         let _ = sig_tx.send(i32::from(n)).await;
+                    }
+                    Ok(Some(InFrame::Resize { .. })) => {}
+                    Ok(Some(f)) => {
+                        let _ = swr.write_all(&f.encode()).await;
                     }
                     Ok(None) => break,
                     Err(_) => {
                         let _ = gone_tx.send(());
-                        return;
+                        return swr;
                     }
                 }
             }
         }
     });
-    let out = e.child.stdout.take().map(|o| tokio::spawn(pump(o, tx.clone(), OutFrame::Stdout)));
-    let err = e.child.stderr.take().map(|x| tokio::spawn(pump(x, tx.clone(), OutFrame::Stderr)));
-    let deadline = e.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut timed_out = false;
     let mut hung_up = false;
     // A client that interrupted or terminated the command (Ctrl-C) means all of it.
     let mut end_tree = false;
-    let status = loop {
-        let timer = async {
-            match deadline {
-                Some(d) if !timed_out => tokio::time::sleep_until(d).await,
-                _ => std::future::pending().await,
-            }
-        };
+    let (mut frames, mut buf) = (OutFrameReader::default(), vec![0u8; 64 * 1024]);
+    let mut exited = false;
+    loop {
         tokio::select! {
-            s = e.child.wait() => break s,
+            got = next_frames(&mut srd, &mut frames, &mut buf) => {
+                let Some(got) = got else { break };
+                for f in got {
+                    match f {
+                        OutFrame::Exit(_) | OutFrame::Error(_) => exited = true,
+                        f => {
+                            let _ = tx.send(f).await;
+                        }
+                    }
+                }
+                if exited {
+                    break;
+                }
+            }
             Some(sig) = sig_rx.recv() => {
                 end_tree |= [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGKILL].contains(&sig);
-                rt.exec_signal(&e, sig);
+                rt.exec_signal(&cgroup, helper_pid, sig);
             }
             _ = &mut gone_rx, if !hung_up => {
                 hung_up = true;
-                debug!(exec = %e.id, "exec client went away: hanging up");
-                let (rt, cg, grace) = (rt.clone(), e.cgroup.clone(), e.kill_grace);
-                tokio::spawn(async move { rt.exec_hang_up(&cg, grace).await });
-            }
-            _ = timer => {
-                timed_out = true;
-                rt.exec_kill(&e.cgroup);
+                debug!(exec = %id, "exec client went away: hanging up");
+                let (rt, cg) = (rt.clone(), cgroup.clone());
+                tokio::spawn(async move { rt.exec_hang_up(&cg, kill_grace).await });
             }
         }
-    };
-    // Drain what the command wrote; a background process keeping the pipe open is not waited for.
-    for t in [out, err].into_iter().flatten() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    if !exited {
+        // The shim let go without an exit status: it was writing it, another client attached
+        // in this one's place, or it was killed.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let still = rt.execs.get(&container_id, &id).is_some_and(|(v, _)| v.status == crate::runtime::execs::ExecStatus::Running);
+        if still && rt.execs.recorded_end(&id).is_none() {
+            let _ = tx.send(OutFrame::Error("another client attached to this exec".into())).await;
+            drop(tx);
+            input.abort();
+            let _ = writer.await;
+            return;
+        }
     }
     if end_tree && !hung_up {
         // What the command left running in the background goes with it.
-        let (rt, cg, grace) = (rt.clone(), e.cgroup.clone(), e.kill_grace);
-        tokio::spawn(async move { rt.exec_hang_up(&cg, grace).await });
+        let (rt, cg) = (rt.clone(), cgroup.clone());
+        tokio::spawn(async move { rt.exec_hang_up(&cg, kill_grace).await });
     }
-    rt.exec_finished(&e, status.as_ref().ok().copied(), timed_out);
-    let last = match status {
-        Ok(s) => OutFrame::Exit(exit_code(s)),
-        Err(err) => OutFrame::Error(format!("waiting for the command failed: {err}")),
+    let last = match rt.exec_finished(&id, &cgroup).and_then(|e| e.exit_code) {
+        Some(code) => OutFrame::Exit(code),
+        None => OutFrame::Error("the exec ended without a recorded exit status (its shim was killed)".into()),
     };
     let _ = tx.send(last).await;
     drop(tx);

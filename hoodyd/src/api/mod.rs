@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/containers/{id}/exec", post(exec::exec))
         .route("/api/v1/containers/{id}/execs", get(exec::list))
         .route("/api/v1/containers/{id}/execs/{exec_id}", get(exec::get))
+        .route("/api/v1/containers/{id}/execs/{exec_id}/attach", post(exec::attach))
         .route("/api/v1/containers/{id}/logs", get(logs::logs))
         .route("/api/v1/containers/{id}/firewall", get(firewall::show).patch(firewall::patch))
         .route("/api/v1/containers/{id}/firewall/reset", post(firewall::reset))

@@ -64,7 +64,7 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["containers"] | ["containers", _] if read => Need::Scope(Scope::ContainersRead),
         ["containers"] | ["containers", _] => Need::Scope(Scope::ContainersWrite),
         ["containers", _, "start" | "stop" | "restart"] => Need::Scope(Scope::ContainersWrite),
-        ["containers", _, "exec"] => Need::Scope(Scope::Exec),
+        ["containers", _, "exec"] | ["containers", _, "execs", _, "attach"] => Need::Scope(Scope::Exec),
         ["containers", _, "logs"] => Need::Scope(Scope::ContainersRead),
         ["containers", _, "firewall", ..] if read => Need::Scope(Scope::ContainersRead),
         ["containers", _, "firewall", ..] => Need::Scope(Scope::FirewallWrite),

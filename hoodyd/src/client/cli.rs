@@ -682,9 +682,14 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         eprintln!("hoodyctl: {}", Answer { status, body }.error_text());
         return Ok(1);
     }
+    let attach = resp
+        .headers()
+        .get(crate::api::exec::EXEC_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|x| format!("/containers/{}/execs/{}/attach", enc(e.target.get().unwrap_or_default()), enc(x)));
     let up = hyper::upgrade::on(resp).await.context("upgrading the connection")?;
     let _raw = if e.tty { Some(super::exec::RawMode::enter()) } else { None };
-    super::exec::run(up, e.tty).await
+    super::exec::run(client, up, e.tty, attach).await
 }
 
 async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {

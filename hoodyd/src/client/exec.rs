@@ -3,13 +3,13 @@
 use std::io::Write;
 use std::os::fd::AsFd;
 
-use anyhow::Context;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::Client;
 use crate::proto::{InFrame, OutFrame, OutFrameReader};
 
 /// Puts the terminal on stdin in raw mode until dropped.
@@ -43,14 +43,97 @@ pub fn window_size() -> Option<(u16, u16)> {
     crate::helper::sys::get_winsize(std::io::stdout().as_fd()).ok().filter(|(r, c)| *r > 0 && *c > 0)
 }
 
-/// Runs the session; returns the command's exit status.
-pub async fn run(up: Upgraded, tty: bool) -> anyhow::Result<i32> {
-    let (mut rd, mut wr) = tokio::io::split(TokioIo::new(up));
+/// How long a session whose connection dropped (the daemon restarted) tries to re-attach.
+const REATTACH_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+type Reader = tokio::io::ReadHalf<TokioIo<Upgraded>>;
+type Writer = tokio::io::WriteHalf<TokioIo<Upgraded>>;
+
+/// How one connection of a session ended.
+enum Ended {
+    Exit(i32),
+    Error(String),
+    /// Without an exit status: the daemon went away.
+    Dropped(String),
+}
+
+/// Copies output frames to stdout and stderr until the exit status or the connection's end.
+async fn relay_output(rd: &mut Reader) -> anyhow::Result<Ended> {
+    let mut frames = OutFrameReader::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) => return Ok(Ended::Dropped("the daemon closed the exec stream without an exit status".into())),
+            Ok(n) => n,
+            Err(e) => return Ok(Ended::Dropped(format!("reading from the daemon: {e}"))),
+        };
+        frames.push(&buf[..n]);
+        while let Some(f) = frames.next_frame()? {
+            match f {
+                OutFrame::Stdout(d) => {
+                    let mut o = std::io::stdout().lock();
+                    o.write_all(&d)?;
+                    o.flush()?;
+                }
+                OutFrame::Stderr(d) => {
+                    let mut e = std::io::stderr().lock();
+                    e.write_all(&d)?;
+                    e.flush()?;
+                }
+                OutFrame::Exit(code) => return Ok(Ended::Exit(code)),
+                OutFrame::Error(m) => return Ok(Ended::Error(m)),
+            }
+        }
+    }
+}
+
+/// `POST …/execs/{exec_id}/attach`: `Ok(None)` while the daemon is not (yet) there to answer.
+async fn reattach(client: &Client, path: &str) -> anyhow::Result<Option<Upgraded>> {
+    let req = client
+        .request_builder(hyper::Method::POST, path)
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, crate::api::exec::UPGRADE_PROTOCOL)
+        .body(super::full(bytes::Bytes::new()))?;
+    let Ok(resp) = client.send(req).await else { return Ok(None) };
+    let status = resp.status();
+    if status == hyper::StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(hyper::upgrade::on(resp).await.ok());
+    }
+    if status.is_server_error() {
+        return Ok(None);
+    }
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await?.to_bytes();
+    anyhow::bail!("re-attaching: {}", super::Answer { status, body }.error_text())
+}
+
+/// Runs the session; returns the command's exit status. When the connection drops without
+/// one (the daemon restarted) and `attach_path` names the exec, it re-attaches there, for up
+/// to two minutes; input and signals given meanwhile are sent once it is back.
+pub async fn run(client: &Client, up: Upgraded, tty: bool, attach_path: Option<String>) -> anyhow::Result<i32> {
+    let (mut rd, wr) = tokio::io::split(TokioIo::new(up));
     let (tx, mut rx) = mpsc::channel::<InFrame>(64);
+    let (wr_tx, mut wr_rx) = mpsc::channel::<Writer>(1);
+    wr_tx.send(wr).await.ok();
     tokio::spawn(async move {
-        while let Some(f) = rx.recv().await {
-            if wr.write_all(&f.encode()).await.is_err() {
-                return;
+        let mut current: Option<Writer> = None;
+        let mut pending: Option<InFrame> = None;
+        loop {
+            tokio::select! {
+                w = wr_rx.recv() => {
+                    let Some(w) = w else { return };
+                    current = Some(w);
+                }
+                f = rx.recv(), if pending.is_none() => {
+                    let Some(f) = f else { return };
+                    pending = Some(f);
+                }
+            }
+            if let (Some(w), Some(f)) = (current.as_mut(), pending.as_ref()) {
+                if w.write_all(&f.encode()).await.is_ok() {
+                    pending = None;
+                } else {
+                    current = None;
+                }
             }
         }
     });
@@ -105,29 +188,28 @@ pub async fn run(up: Upgraded, tty: bool) -> anyhow::Result<i32> {
             }
         });
     }
-    let mut frames = OutFrameReader::default();
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = rd.read(&mut buf).await.context("reading from the daemon")?;
-        if n == 0 {
-            anyhow::bail!("the daemon closed the exec stream without an exit status");
-        }
-        frames.push(&buf[..n]);
-        while let Some(f) = frames.next_frame()? {
-            match f {
-                OutFrame::Stdout(d) => {
-                    let mut o = std::io::stdout().lock();
-                    o.write_all(&d)?;
-                    o.flush()?;
-                }
-                OutFrame::Stderr(d) => {
-                    let mut e = std::io::stderr().lock();
-                    e.write_all(&d)?;
-                    e.flush()?;
-                }
-                OutFrame::Exit(code) => return Ok(code),
-                OutFrame::Error(m) => anyhow::bail!("{m}"),
+        let why = match relay_output(&mut rd).await? {
+            Ended::Exit(code) => return Ok(code),
+            Ended::Error(m) => anyhow::bail!("{m}"),
+            Ended::Dropped(why) => why,
+        };
+        let Some(path) = attach_path.as_deref() else { anyhow::bail!("{why}") };
+        eprintln!("hoodyctl: {why}; re-attaching to the exec");
+        let deadline = std::time::Instant::now() + REATTACH_FOR;
+        let up = loop {
+            if let Some(up) = reattach(client, path).await? {
+                break up;
             }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("{why}; the daemon did not come back to re-attach to");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        };
+        let (r, w) = tokio::io::split(TokioIo::new(up));
+        rd = r;
+        if wr_tx.send(w).await.is_err() {
+            anyhow::bail!("the session's input ended");
         }
     }
 }

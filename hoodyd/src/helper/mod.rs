@@ -5,6 +5,7 @@
 mod command;
 pub mod error;
 pub mod exec;
+pub mod exec_shim;
 mod fdpass;
 mod net;
 mod rootfs;
@@ -19,6 +20,7 @@ pub fn dispatch(args: &[std::ffi::OsString]) {
         Some("__start") => start::main(),
         Some("__exec") => exec::main(),
         Some("__shim") => shim::main(args),
+        Some("__exec-shim") => exec_shim::main(args),
         _ => {}
     }
 }

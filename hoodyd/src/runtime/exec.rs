@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::process::Child;
 
+use super::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids, ShimSpec};
 use super::execs::{ExecStatus, ExecView, StartedBy};
 use super::spec::ExecSpec;
-use super::{Result, Runtime, RuntimeError};
+use super::{Result, Runtime, RuntimeError, io_err};
 use crate::limits::FieldError;
 use crate::model::{Status, validate_strings};
 
@@ -45,14 +45,24 @@ pub struct ExecRequest {
     pub kill_grace: Option<f64>,
 }
 
-/// A started exec: its instance id, the helper that runs it, its cgroup (as a cgroup id).
+/// Output kept per stream in JSON mode and for detached execs, unless the request says.
+pub const CAPTURE_LIMIT: u64 = 1 << 20;
+/// … and at most this.
+pub const CAPTURE_MAX: u64 = 64 << 20;
+
+/// A started (or re-attached) exec: its instance, the connection to its shim, its helper's
+/// pid, its cgroup (as a cgroup id).
 pub struct Started {
     pub id: String,
     pub container_id: String,
-    pub child: Child,
+    /// Attached to the exec's shim: exec frames both ways.
+    pub link: tokio::net::UnixStream,
+    pub helper_pid: i32,
     pub cgroup: String,
-    pub timeout: Option<Duration>,
+    pub dir: std::path::PathBuf,
     pub kill_grace: Duration,
+    /// Bytes of output kept per stream (JSON mode).
+    pub cap: u64,
 }
 
 fn seconds(field: &str, v: Option<f64>) -> Result<Option<Duration>> {
@@ -123,14 +133,8 @@ impl Runtime {
             proc_root: self.cfg.proc_root.clone(),
         };
         tracing::debug!(container = %c.id, exec = %exec_id, command = ?spec.command, tty = spec.tty, "exec");
-        let child = match self.spawn_exec(&spec) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = self.cgroups.remove(&cgroup);
-                return Err(e);
-            }
-        };
-        self.execs.start(ExecView {
+        let cap = req.max_output_bytes.unwrap_or(CAPTURE_LIMIT).min(CAPTURE_MAX);
+        let view = ExecView {
             id: exec_id.clone(),
             container_id: c.id.clone(),
             command: spec.command.clone(),
@@ -143,31 +147,90 @@ impl Runtime {
             detached: req.detach,
             tty: req.tty,
             timed_out: false,
-        });
-        super::lifecycle::fault("exec-spawned")?;
-        Ok(Started { id: exec_id, container_id: c.id.clone(), child, cgroup, timeout, kill_grace })
+        };
+        let cg = self.cgroups.clone();
+        let shim_cgroup = tokio::task::spawn_blocking(move || cg.shim_cgroup()).await??;
+        let record = ExecRecord {
+            view: view.clone(),
+            kill_grace_ms: kill_grace.as_millis() as u64,
+            shim: ShimSpec { exec: spec, shim_cgroup, detached: req.detach, cap, timeout_ms: timeout.map(|t| t.as_millis().max(1) as u64) },
+        };
+        let dir = self.execs.dir_of(&exec_id);
+        // Step 1: the record, durably (a restart finds the instance by it). Step 2: the shim,
+        // which runs the helper and answers on the directory's socket. A crash between them
+        // leaves a record without a shim: the next start finds it ended.
+        let d = dir.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d)?;
+            rec::write_json(&d, rec::RECORD, &record)
+        })
+        .await?;
+        if let Err(e) = written {
+            let _ = self.cgroups.remove(&cgroup);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(io_err("write the exec's record")(e));
+        }
+        self.execs.start(view, cap);
+        let started = async {
+            let helper_pid = self.spawn_exec_shim(&dir).await?;
+            super::lifecycle::fault("exec-spawned")?;
+            let link = tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await.map_err(io_err("attach to the exec's shim"))?;
+            Ok::<_, RuntimeError>((helper_pid, link))
+        };
+        let (helper_pid, link) = match started.await {
+            Ok(x) => x,
+            Err(e) => {
+                // Whatever started is killed; the instance is recorded as ended.
+                let _ = self.cgroups.kill(&cgroup);
+                self.execs.finish(&exec_id, None);
+                let _ = self.cgroups.remove(&cgroup);
+                return Err(e);
+            }
+        };
+        Ok(Started { id: exec_id, container_id: c.id.clone(), link, helper_pid, cgroup, dir, kill_grace, cap })
     }
 
-    /// Records how an exec ended; its cgroup goes once nothing is left in it (background
-    /// children of its command run on, as with `docker exec`, until the container stops).
-    /// Returns the exit code and the signal as recorded.
-    pub fn exec_finished(
-        self: &std::sync::Arc<Self>,
-        e: &Started,
-        status: Option<std::process::ExitStatus>,
-        timed_out: bool,
-    ) -> (Option<i32>, Option<i32>) {
-        use std::os::unix::process::ExitStatusExt;
-        // The helper exits with the command's code, or 128 + the signal that ended it (as a
-        // shell reports it; the signal is also given on its own).
-        let (code, signal) = match status.and_then(|s| s.code()) {
-            Some(c) if c > 128 && c < 128 + 65 => (Some(c), Some(c - 128)),
-            Some(c) => (Some(c), None),
-            None => (status.and_then(|s| s.signal()).map(|s| 128 + s), status.and_then(|s| s.signal())),
+    /// Attaches again to a running exec (after a client lost its connection, or the daemon
+    /// restarted): `None` when it has ended (its end and kept output are in its directory).
+    pub async fn exec_reattach(&self, container: &str, exec_id: &str) -> Result<Option<Started>> {
+        let (view, _) = self.execs.get(container, exec_id).ok_or_else(|| RuntimeError::NotFound(format!("exec {exec_id}")))?;
+        if view.detached {
+            return Err(RuntimeError::Conflict("a detached exec has no stream to attach to: read its output with GET".into()));
+        }
+        if view.status == ExecStatus::Exited {
+            return Ok(None);
+        }
+        let dir = self.execs.dir_of(exec_id);
+        let record: ExecRecord =
+            rec::read_json(&dir, rec::RECORD).ok_or_else(|| RuntimeError::NotFound(format!("the record of exec {exec_id}")))?;
+        let pids: ShimPids = rec::read_json(&dir, rec::PIDS).ok_or_else(|| RuntimeError::Conflict("the exec is still starting".into()))?;
+        let link = match tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await {
+            Ok(l) => l,
+            // It ended in the meantime.
+            Err(_) => return Ok(None),
         };
-        self.execs.finish(&e.id, code, signal, timed_out, super::now());
+        self.execs.mark_attached(exec_id);
+        Ok(Some(Started {
+            id: exec_id.to_owned(),
+            container_id: container.to_owned(),
+            link,
+            helper_pid: pids.helper_pid,
+            cgroup: format!("{container}/exec-{exec_id}"),
+            dir,
+            kill_grace: Duration::from_millis(record.kill_grace_ms),
+            cap: record.shim.cap,
+        }))
+    }
+
+    /// Records how an exec ended (as its shim wrote it); its cgroup goes once nothing is left
+    /// in it (background children of its command run on, as with `docker exec`, until the
+    /// container stops). Returns the end as recorded.
+    pub fn exec_finished(self: &std::sync::Arc<Self>, id: &str, cgroup: &str) -> Option<ExecEnd> {
+        let end = self.execs.recorded_end(id);
+        self.execs.finish(id, end.as_ref());
         // The helper was just reaped: the kernel may report the cgroup populated a moment more.
-        let (rt, cg) = (self.clone(), e.cgroup.clone());
+        let (rt, cg) = (self.clone(), cgroup.to_owned());
         tokio::spawn(async move {
             for _ in 0..40 {
                 if !rt.cgroups.populated(&cg).unwrap_or(true) {
@@ -177,16 +240,38 @@ impl Runtime {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        (code, signal)
+        end
+    }
+
+    /// Execs found running at the daemon's start: a non-detached one whose client lost its
+    /// connection with the daemon gets `grace` to be re-attached, then it is hung up as if its
+    /// client had gone (SIGHUP, `cgroup.kill` after its kill grace).
+    pub fn recover_execs(self: &std::sync::Arc<Self>, containers: &std::collections::HashSet<String>, grace: Duration) -> usize {
+        let running = self.execs.load(containers);
+        for r in &running {
+            if r.view.detached {
+                continue;
+            }
+            let (rt, id, cgroup, kill_grace) =
+                (self.clone(), r.view.id.clone(), format!("{}/exec-{}", r.view.container_id, r.view.id), r.kill_grace);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if !rt.execs.attached(&id) && rt.execs.recorded_end(&id).is_none() {
+                    tracing::info!(exec = %id, "nobody re-attached to the exec after the restart: hanging up");
+                    rt.exec_hang_up(&cgroup, kill_grace).await;
+                }
+            });
+        }
+        running.len()
     }
 
     /// Sends `sig` to the exec's process group (its command leads one), or, once the command
     /// is gone, to what is left in its cgroup.
-    pub fn exec_signal(&self, e: &Started, sig: i32) {
+    pub fn exec_signal(&self, cgroup: &str, helper_pid: i32, sig: i32) {
         let Ok(signal) = nix::sys::signal::Signal::try_from(sig) else { return };
-        let procs = self.exec_procs(&e.cgroup);
-        let helper = e.child.id().map(|p| p as i32);
-        let leader = procs.iter().copied().find(|p| helper.is_some() && crate::procfs::parent_of(&self.cfg.proc_root, *p) == helper);
+        let procs = self.exec_procs(cgroup);
+        let helper = Some(helper_pid);
+        let leader = procs.iter().copied().find(|p| crate::procfs::parent_of(&self.cfg.proc_root, *p) == helper);
         match leader {
             Some(l) => {
                 let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(l), signal);

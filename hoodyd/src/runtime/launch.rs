@@ -4,11 +4,11 @@
 use std::process::Stdio;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use super::spec::{ExecSpec, HelperReply, StartSpec};
+use super::spec::{HelperReply, StartSpec};
 use super::{Result, Runtime, RuntimeError, io_err};
-use crate::helper::exec::SPEC_ENV;
+use crate::helper::exec_shim::ShimReady;
 
 impl Runtime {
     fn helper(&self, sub: &str) -> Command {
@@ -45,14 +45,34 @@ impl Runtime {
         }
     }
 
-    /// Spawns `hoodyd __exec` with piped stdio.
-    pub(crate) fn spawn_exec(&self, spec: &ExecSpec) -> Result<Child> {
-        self.helper("__exec")
-            .env(SPEC_ENV, serde_json::to_string(spec).expect("spec serialises"))
-            .stdin(Stdio::piped())
+    /// Starts `hoodyd __exec-shim DIR` (see [`crate::helper::exec_shim`]) and waits until it
+    /// runs the exec helper; returns the helper's pid. The shim is this daemon's child until
+    /// the daemon goes: it is reaped here when it exits first.
+    pub(crate) async fn spawn_exec_shim(&self, dir: &std::path::Path) -> Result<i32> {
+        let mut child = self
+            .helper("__exec-shim")
+            .arg(dir)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
-            .map_err(io_err("spawn the exec helper"))
+            .map_err(io_err("spawn the exec shim"))?;
+        let mut out = Vec::new();
+        let mut stdout = child.stdout.take().expect("piped");
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.read_to_end(&mut out)).await;
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        match (read, serde_json::from_slice::<ShimReady>(&out)) {
+            (Ok(Ok(_)), Ok(ShimReady::Ready { helper_pid })) => Ok(helper_pid),
+            (_, Ok(ShimReady::Failed { message })) => {
+                Err(RuntimeError::Helper { kind: super::spec::FailureKind::Setup, message, causes: vec![] })
+            }
+            _ => Err(RuntimeError::Helper {
+                kind: super::spec::FailureKind::Setup,
+                message: "the exec shim ended without an answer".into(),
+                causes: vec![String::from_utf8_lossy(&out).into_owned()],
+            }),
+        }
     }
 }

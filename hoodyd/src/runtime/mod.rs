@@ -6,6 +6,7 @@ pub mod boot;
 pub mod deletion;
 pub mod disk;
 pub mod exec;
+pub mod exec_record;
 pub mod execs;
 pub mod images;
 pub mod launch;
@@ -90,6 +91,9 @@ pub struct RuntimeConfig {
     pub default_inodes: Option<u64>,
     /// Console log rotation size (`--log-max-size`).
     pub log_max: u64,
+    /// How long an exec whose client lost the daemon waits to be re-attached after a restart
+    /// (`--exec-reattach-grace`).
+    pub exec_reattach_grace: Duration,
 }
 
 impl std::fmt::Debug for dyn crate::schedule::Clock {
@@ -122,6 +126,7 @@ impl Runtime {
         cgroups: Arc<dyn CgroupOps>,
         firewall: Arc<crate::firewall::Firewall>,
     ) -> Arc<Self> {
+        let execs = execs::ExecRegistry::new(cfg.state_dir.join("execs"), cfg.proc_root.clone());
         Arc::new(Runtime {
             cfg,
             store,
@@ -131,7 +136,7 @@ impl Runtime {
             locks: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             restoring: Mutex::default(),
-            execs: Default::default(),
+            execs,
             autostart: Mutex::default(),
         })
     }

@@ -1,0 +1,151 @@
+//! What an exec leaves on disk, in `<state>/execs/<exec_id>/`, so that it outlives the daemon:
+//!
+//! - `exec.json` ([`ExecRecord`]), written by the daemon (durably) before the exec's shim starts:
+//!   the instance as the API shows it at its start, and what the shim needs to run it;
+//! - `sock`, the shim's listening socket (the daemon, this one or the next, attaches there);
+//! - `shim.json` ([`ShimPids`]), written by the shim once the helper runs;
+//! - `stdout`, `stderr`: output kept for later — all of a detached exec's (up to its cap), and
+//!   what a non-detached one wrote while no client was attached when it ended;
+//! - `end.json` ([`ExecEnd`]), written by the shim (durably) when the command ended, before it
+//!   tells an attached client: how it ended.
+//!
+//! Each file is written whole and renamed into place, so a reader sees it complete or not at all.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::execs::ExecView;
+use super::spec::ExecSpec;
+
+pub const RECORD: &str = "exec.json";
+pub const SOCKET: &str = "sock";
+pub const PIDS: &str = "shim.json";
+pub const END: &str = "end.json";
+pub const STDOUT: &str = "stdout";
+pub const STDERR: &str = "stderr";
+
+/// What the shim is told (the part of `exec.json` it reads).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimSpec {
+    pub exec: ExecSpec,
+    /// The cgroup the shim moves itself into (the shims', outside every container's).
+    pub shim_cgroup: PathBuf,
+    /// Output goes to the files, never to a client.
+    pub detached: bool,
+    /// Bytes of output kept per stream in the files.
+    pub cap: u64,
+    /// Milliseconds after which the exec's cgroup is killed.
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecRecord {
+    pub view: ExecView,
+    pub kill_grace_ms: u64,
+    pub shim: ShimSpec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimPids {
+    pub shim_pid: i32,
+    pub shim_start: u64,
+    pub helper_pid: i32,
+}
+
+/// How an exec ended, as its shim recorded it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecEnd {
+    /// The command's exit code, or 128 + the signal that ended it (as a shell reports it).
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub finished_at: String,
+    #[serde(default)]
+    pub truncated_stdout: bool,
+    #[serde(default)]
+    pub truncated_stderr: bool,
+}
+
+impl ExecEnd {
+    /// From the helper's wait status: its exit code (the command's, or 128 + its signal), or
+    /// the signal that killed the helper itself (a cgroup kill).
+    pub fn from_status(status: std::process::ExitStatus, timed_out: bool, finished_at: String) -> ExecEnd {
+        use std::os::unix::process::ExitStatusExt;
+        let (exit_code, signal) = match (status.code(), status.signal()) {
+            (Some(c), _) if c > 128 && c < 128 + 65 => (Some(c), Some(c - 128)),
+            (Some(c), _) => (Some(c), None),
+            (None, s) => (s.map(|s| 128 + s), s),
+        };
+        ExecEnd { exit_code, signal, timed_out, finished_at, ..Default::default() }
+    }
+}
+
+/// Writes `data` to `dir/name` durably: a temporary file, fsynced, renamed, the directory fsynced.
+pub fn write_durable(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+pub fn write_json<T: Serialize>(dir: &Path, name: &str, v: &T) -> std::io::Result<()> {
+    write_durable(dir, name, &serde_json::to_vec(v).expect("serialises"))
+}
+
+/// Reads `dir/name` as JSON; `None` when it is missing or not (yet) whole.
+pub fn read_json<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Option<T> {
+    let b = std::fs::read(dir.join(name)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// The kept output of stream `name`, at most `cap` bytes.
+pub fn read_output(dir: &Path, name: &str, cap: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    if let Ok(f) = std::fs::File::open(dir.join(name)) {
+        let _ = f.take(cap).read_to_end(&mut v);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn ends_from_wait_statuses() {
+        let at = || "t".to_string();
+        let e = ExecEnd::from_status(std::process::ExitStatus::from_raw(7 << 8), false, at());
+        assert_eq!((e.exit_code, e.signal), (Some(7), None));
+        // The helper reports a command killed by SIGTERM as 143.
+        let e = ExecEnd::from_status(std::process::ExitStatus::from_raw(143 << 8), false, at());
+        assert_eq!((e.exit_code, e.signal), (Some(143), Some(15)));
+        // The helper itself killed (cgroup.kill).
+        let e = ExecEnd::from_status(std::process::ExitStatus::from_raw(9), true, at());
+        assert_eq!((e.exit_code, e.signal, e.timed_out), (Some(137), Some(9), true));
+    }
+
+    #[test]
+    fn durable_files_are_whole_or_absent() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(read_json::<ExecEnd>(d.path(), END).is_none());
+        let end = ExecEnd { exit_code: Some(3), finished_at: "x".into(), ..Default::default() };
+        write_json(d.path(), END, &end).unwrap();
+        assert_eq!(read_json::<ExecEnd>(d.path(), END), Some(end));
+        std::fs::write(d.path().join(STDOUT), b"hello world").unwrap();
+        assert_eq!(read_output(d.path(), STDOUT, 5), b"hello");
+    }
+}
