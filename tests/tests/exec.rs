@@ -231,8 +231,8 @@ fn a_killed_exec_leaves_no_zombie_that_keeps_the_container_from_stopping() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(t.elapsed() < Duration::from_secs(15), "stopped at once, not after a kill that waits forever");
     assert_eq!(w.ok(&["containers", "get", &c])["status"], "stopped");
-    // Nothing of the container is left: no zombie with hoodyd as its parent.
-    let me = w.daemon_pid().expect("hoodyd") as i32;
+    // Nothing of the container is left: no zombie whose parent is hoodyd or one of its shims.
+    let ours = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "hoodyd");
     let zombies: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -240,8 +240,126 @@ fn a_killed_exec_leaves_no_zombie_that_keeps_the_container_from_stopping() {
         .filter(|s| {
             let rest = &s[s.rfind(')').unwrap() + 1..];
             let mut f = rest.split_whitespace();
-            f.next() == Some("Z") && f.next().and_then(|p| p.parse::<i32>().ok()) == Some(me)
+            f.next() == Some("Z") && f.next().and_then(|p| p.parse::<i32>().ok()).is_some_and(ours)
         })
         .collect();
     assert!(zombies.is_empty(), "{zombies:?}");
+}
+
+/// Collects a child's stdout as it comes.
+fn collect(r: impl std::io::Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let o = out.clone();
+    std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(r);
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut r, &mut line).is_ok_and(|n| n > 0) {
+            o.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    out
+}
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "hoodyctl did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether anything runs in the exec cgroups of the container.
+fn exec_running(w: &World, c: &str) -> bool {
+    exec_cgroups(w, c)
+        .iter()
+        .any(|g| std::fs::read_to_string(w.cgroup.join(c).join(g).join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()))
+}
+
+#[test]
+fn a_session_outlives_a_killed_daemon_and_hoodyctl_reattaches() {
+    use std::io::Write;
+    let mut w = World::new(Driver::Overlay);
+    let c = id(&w.running("outlive"));
+    let mut child = w
+        .hoodyctl()
+        .args(["exec", "-c", &c, "--", "sh", "-c", "echo one; read line; echo got $line; sleep 1; echo two; exit 7"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hoodyctl");
+    let out = collect(child.stdout.take().unwrap());
+    eventually("the first line", || out.lock().unwrap().contains("one\n"));
+    w.kill_daemon();
+    // No daemon: the command runs on under its shim, and waits for its input.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(exec_running(&w, &c), "the exec runs on while no daemon runs");
+    assert!(child.try_wait().unwrap().is_none(), "hoodyctl waits to re-attach");
+    // Input given while the daemon is away reaches the command once hoodyctl re-attached.
+    child.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
+    w.start_daemon();
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(7), "the command's exit code, through the re-attached stream");
+    assert_eq!(out.lock().unwrap().as_str(), "one\ngot hello\ntwo\n");
+    let execs = w.ok(&["execs", "list", "-c", &c]);
+    let e = execs.as_array().unwrap().iter().find(|e| e["command"][0] == "sh").expect("the instance");
+    assert_eq!((e["status"].as_str(), e["exit_code"].as_i64()), (Some("exited"), Some(7)), "{e}");
+}
+
+#[test]
+fn an_exec_nobody_reattaches_to_after_a_restart_is_hung_up_after_the_grace() {
+    let mut w = World::with_flags(Driver::Overlay, &["--exec-reattach-grace", "4"]);
+    let c = id(&w.running("grace"));
+    let mut child = w
+        .hoodyctl()
+        .args(["exec", "-c", &c, "--", "sleep", "306"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hoodyctl");
+    eventually("the command running", || runs(&w, &c, "sleep 306"));
+    // The daemon first (so the client's going is not seen), then its client.
+    w.kill_daemon();
+    child.kill().unwrap();
+    let _ = child.wait();
+    w.start_daemon();
+    assert!(runs(&w, &c, "sleep 306"), "within the grace it runs on");
+    let execs = w.ok(&["execs", "list", "-c", &c]);
+    let e = id(execs.as_array().unwrap().iter().find(|e| e["command"][1] == "306").expect("the instance"));
+    assert_eq!(w.ok(&["execs", "get", "-c", &c, &e])["status"], "running");
+    eventually("hung up once nobody re-attached within the grace", || !runs(&w, &c, "sleep 306"));
+    eventually("its end recorded", || w.ok(&["execs", "get", "-c", &c, &e])["status"] == "exited");
+    let got = w.ok(&["execs", "get", "-c", &c, &e]);
+    assert_eq!((got["signal"].as_i64(), got["exit_code"].as_i64()), (Some(1), Some(129)), "ended by SIGHUP: {got}");
+}
+
+#[test]
+fn a_detached_exec_ends_while_no_daemon_runs_and_the_next_one_reads_its_end() {
+    let mut w = World::new(Driver::Btrfs);
+    let c = id(&w.running("ended-away"));
+    let e = id(&w.ok(&["exec", "-d", "-c", &c, "--", "sh", "-c", "echo a; sleep 1; echo b >&2; exit 3"]));
+    w.kill_daemon();
+    // The shim records the end on disk, durably, with no daemon to tell.
+    let dir = w.state_dir.join("execs").join(&e);
+    eventually("the end recorded by the shim", || dir.join("end.json").exists());
+    let end: Value = serde_json::from_slice(&std::fs::read(dir.join("end.json")).unwrap()).unwrap();
+    assert_eq!(end["exit_code"], 3, "{end}");
+    w.start_daemon();
+    let got = w.ok(&["execs", "get", "-c", &c, &e]);
+    assert_eq!(
+        (got["status"].as_str(), got["exit_code"].as_i64(), got["stdout"].as_str(), got["stderr"].as_str()),
+        (Some("exited"), Some(3), Some("a\n"), Some("b\n")),
+        "{got}"
+    );
+    // A second restart keeps the instance; deleting the container takes its directory.
+    w.kill_daemon();
+    w.start_daemon();
+    assert_eq!(w.ok(&["execs", "get", "-c", &c, &e])["exit_code"], 3);
+    w.ok(&["containers", "delete", "--force", &c]);
+    assert!(!dir.exists(), "the exec's directory went with its container");
 }
