@@ -1,7 +1,8 @@
 //! Orphans inside containers' PID namespaces. hoodyd is a child subreaper (inits and shims are
-//! re-parented to it when their start helper exits), so a process whose parent outside the
-//! container died — an exec's command when its helper was killed with it (a timeout, a client
-//! gone, a stop) — becomes hoodyd's child. Nobody else waits for it, and while it is an
+//! re-parented to it when their start helper exits), so a process of a container whose parent
+//! outside it died can become hoodyd's child. (An exec's command whose helper was killed with it
+//! — a timeout, a client gone, a stop — goes to its exec shim, itself a subreaper that reaps it;
+//! hoodyd gets it only when that shim is gone too.) Nobody else waits for it, and while it is an
 //! unreaped zombie it still counts in its PID namespace: the container's init, at its exit,
 //! waits for every process of the namespace to be gone and never finishes exiting. So hoodyd
 //! reaps such zombies: its children that are zombies in a nested PID namespace and are not a
