@@ -1,11 +1,12 @@
-//! `hoodyd __exec`: runs one command inside a running container. Single-threaded.
+//! The exec helper X: runs one command inside a running container. Forked by the exec's shim
+//! ([`super::exec_shim`]) while that is single-threaded, with its pipes on 0, 1 and 2.
 //!
-//! X (this process) joins the container's cgroup, then all its namespaces at once through a
+//! X joins the container's cgroup, then all its namespaces at once through a
 //! pidfd of its init, becomes the container's root, and forks E, which is born in the
 //! container's PID namespace, takes the requested user, the container's confinement, and execs.
-//! Without a TTY, E inherits X's stdin/stdout/stderr (pipes from the daemon). With a TTY, X
+//! Without a TTY, E inherits X's stdin/stdout/stderr (pipes from the shim). With a TTY, X
 //! allocates a pseudo-terminal from the container's own devpts, and relays: framed input from
-//! the daemon on stdin (data, EOF, window size) to the terminal, terminal output to stdout.
+//! the shim on stdin (data, EOF, window size) to the terminal, terminal output to stdout.
 //! X exits with E's exit status.
 
 use std::io::Write;
@@ -23,13 +24,14 @@ use super::{command, sys};
 use crate::proto::{FrameReader, InFrame};
 use crate::runtime::spec::ExecSpec;
 
-pub const SPEC_ENV: &str = "HOODY_EXEC_SPEC";
+/// X forked from the exec's shim (single-threaded then) with its pipes on 0, 1 and 2 and no
+/// other descriptor: runs the exec and exits with the command's status.
+pub fn run_forked(spec: &ExecSpec) -> ! {
+    finish(run(spec))
+}
 
-pub fn main() -> ! {
-    let spec = std::env::var(SPEC_ENV)
-        .map_err(|_| HelperError::Child(format!("{SPEC_ENV} is not set")))
-        .and_then(|s| serde_json::from_str::<ExecSpec>(&s).map_err(HelperError::Spec));
-    let code = match spec.and_then(|s| run(&s)) {
+fn finish(r: Result<i32>) -> ! {
+    let code = match r {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "hoody exec: {}", chain(&e).join(": "));

@@ -1,8 +1,8 @@
 //! `hoodyd __exec-shim DIR`: the keeper of one exec (as conmon is of a Podman exec session),
 //! so that the exec outlives the daemon. Started by the daemon; moves itself into the shims'
 //! cgroup (outside every container's) and a session of its own, becomes a child subreaper,
-//! listens on `DIR/sock`, and runs the exec helper (`hoodyd __exec`, which joins the container)
-//! as its child with pipes for stdin, stdout and stderr. The layout of DIR is in
+//! listens on `DIR/sock`, and forks the exec helper (X of [`super::exec`], which joins the
+//! container) as its child with pipes for stdin, stdout and stderr. The layout of DIR is in
 //! [`crate::runtime::exec_record`].
 //!
 //! One client at a time (a daemon, for an API client) is attached on the socket, speaking the
@@ -20,9 +20,9 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ struct Shim {
     /// A second handle of the attached client's socket: a new attach shuts it down, which ends
     /// a write blocked on it (held under `link`).
     current: Mutex<Option<UnixStream>>,
-    stdin: Mutex<Option<ChildStdin>>,
+    stdin: Mutex<Option<File>>,
     tty: bool,
     cap: u64,
 }
@@ -270,22 +270,12 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
     } else {
         None
     };
-    let exec_json = serde_json::to_string(&spec.exec).expect("serialises");
-    let mut child = Command::new("/proc/self/exe")
-        .arg0("hoodyd")
-        .arg("__exec")
-        .env_clear()
-        .env(super::exec::SPEC_ENV, exec_json)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| fail(format!("spawning the exec helper: {e}")));
-    let helper = child.id() as i32;
+    // The helper is forked, not spawned: this process is still single-threaded here.
+    let (helper, stdin, stdout, stderr) = fork_helper(&spec.exec).unwrap_or_else(|e| fail(format!("forking the exec helper: {e}")));
     let shim_pid = std::process::id() as i32;
     let shim_start = crate::procfs::start_time(&spec.exec.proc_root, shim_pid).unwrap_or(0);
     if let Err(e) = rec::write_json(&dir, rec::PIDS, &ShimPids { shim_pid, shim_start, helper_pid: helper }) {
-        let _ = child.kill();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(helper), nix::sys::signal::Signal::SIGKILL);
         fail(format!("recording the shim's pids: {e}"));
     }
     let line = serde_json::to_string(&ShimReady::Ready { helper_pid: helper }).expect("serialises");
@@ -309,25 +299,21 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
         }),
         more: Condvar::new(),
         current: Mutex::new(None),
-        stdin: Mutex::new(child.stdin.take()),
+        stdin: Mutex::new(Some(stdin)),
         tty: spec.exec.tty,
         cap: spec.cap,
     });
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let outputs: [Option<Box<dyn Read + Send>>; 2] =
-        [child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>), child.stderr.take().map(|e| Box::new(e) as _)];
-    for (i, out) in outputs.into_iter().enumerate() {
+    for (i, mut out) in [stdout, stderr].into_iter().enumerate() {
         let (shim, done) = (shim.clone(), done_tx.clone());
         std::thread::spawn(move || {
-            if let Some(mut r) = out {
-                let mut buf = vec![0u8; CHUNK];
-                loop {
-                    match r.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => shim.deliver(i, &buf[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => shim.deliver(i, &buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
             }
             let _ = done.send(());
@@ -369,6 +355,27 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
     let _ = std::fs::remove_file(&sock);
     // Orphans of the command still running here are re-parented on; the exit does not wait.
     std::process::exit(code)
+}
+
+/// Forks X, the exec helper, on three new pipes; returns its pid and this side's ends (its
+/// stdin, stdout, stderr).
+fn fork_helper(exec: &crate::runtime::spec::ExecSpec) -> std::io::Result<(i32, File, File, File)> {
+    use nix::fcntl::OFlag;
+    let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let pid = super::sys::fork()?;
+    if pid == 0 {
+        let ok = nix::unistd::dup2_stdin(&in_r).is_ok()
+            && nix::unistd::dup2_stdout(&out_w).is_ok()
+            && nix::unistd::dup2_stderr(&err_w).is_ok()
+            && super::sys::close_from(3).is_ok();
+        if !ok {
+            super::sys::exit_now(126);
+        }
+        super::exec::run_forked(exec);
+    }
+    Ok((pid, File::from(in_w), File::from(out_r), File::from(err_r)))
 }
 
 /// Reaps every child (orphans of the command are re-parented to this subreaper) until the

@@ -1,4 +1,4 @@
-//! The helper: hoodyd re-executed as `hoodyd __start` or `hoodyd __exec`, single-threaded, for
+//! The helper: hoodyd re-executed as `hoodyd __start` or `hoodyd __exec-shim`, single-threaded, for
 //! all namespace work (clone3, setns, mounts, pivot_root). The daemon never does any of it on a
 //! tokio thread.
 
@@ -18,7 +18,6 @@ pub mod sys;
 pub fn dispatch(args: &[std::ffi::OsString]) {
     match args.get(1).and_then(|a| a.to_str()) {
         Some("__start") => start::main(),
-        Some("__exec") => exec::main(),
         Some("__shim") => shim::main(args),
         Some("__exec-shim") => exec_shim::main(args),
         _ => {}

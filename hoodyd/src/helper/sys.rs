@@ -239,6 +239,14 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     check(rc).map(drop)
 }
 
+/// Closes every descriptor from `first` upwards.
+pub fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments; the caller owns no descriptor above `first`
+    // it will use again (a freshly forked child).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    check(rc).map(drop)
+}
+
 /// Resets every signal to its default disposition and unblocks all of them, so the container's
 /// processes do not inherit our ignored SIGPIPE or a blocked mask.
 pub fn reset_signals() {

@@ -1,4 +1,4 @@
-//! What the daemon hands to its single-threaded helper (`hoodyd __start` / `hoodyd __exec`) and
+//! What the daemon hands to its single-threaded helper (`hoodyd __start` / `hoodyd __exec-shim`) and
 //! what the helper answers. Serialised as JSON over a pipe.
 
 use std::path::PathBuf;
