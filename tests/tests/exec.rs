@@ -232,7 +232,13 @@ fn a_killed_exec_leaves_no_zombie_that_keeps_the_container_from_stopping() {
     assert!(t.elapsed() < Duration::from_secs(15), "stopped at once, not after a kill that waits forever");
     assert_eq!(w.ok(&["containers", "get", &c])["status"], "stopped");
     // Nothing of the container is left: no zombie whose parent is hoodyd or one of its shims.
-    let ours = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "hoodyd");
+    let mut parents: Vec<i32> = std::fs::read_to_string(w.cgroup.join("shims/cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    parents.push(w.daemon_pid().expect("hoodyd") as i32);
+    let ours = |pid: i32| parents.contains(&pid);
     let zombies: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()

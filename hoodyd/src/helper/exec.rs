@@ -1,7 +1,8 @@
 //! The exec helper X: runs one command inside a running container. Forked by the exec's shim
-//! ([`super::exec_shim`]) while that is single-threaded, with its pipes on 0, 1 and 2.
+//! ([`super::exec_shim`]) while that is single-threaded, into the exec's cgroup, with its pipes
+//! on 0, 1 and 2.
 //!
-//! X joins the container's cgroup, then all its namespaces at once through a
+//! X, born in the exec's cgroup, joins all the container's namespaces at once through a
 //! pidfd of its init, becomes the container's root, and forks E, which is born in the
 //! container's PID namespace, takes the requested user, the container's confinement, and execs.
 //! Without a TTY, E inherits X's stdin/stdout/stderr (pipes from the shim). With a TTY, X
@@ -18,7 +19,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
-use super::error::{HelperError, Result, chain, nix_step, path_step, step};
+use super::error::{HelperError, Result, chain, nix_step, step};
 use super::security::Confinement;
 use super::{command, sys};
 use crate::proto::{FrameReader, InFrame};
@@ -47,10 +48,6 @@ fn run(spec: &ExecSpec) -> Result<i32> {
     if !crate::procfs::is_same_process(&spec.proc_root, spec.init_pid, spec.init_start) {
         return Err(HelperError::NotRunning(spec.id.clone()));
     }
-    let procs = spec.cgroup.join("cgroup.procs");
-    let mut f = std::fs::OpenOptions::new().write(true).open(&procs).map_err(path_step("open", &procs))?;
-    f.write_all(std::process::id().to_string().as_bytes()).map_err(path_step("join cgroup", &procs))?;
-    drop(f);
     let confinement = Confinement::new()?;
     let argv = command::cstrings(&spec.command)?;
     let envp = command::cstrings(&spec.env)?;

@@ -45,7 +45,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShimReady {
-    Ready { helper_pid: i32 },
+    Ready { shim_pid: i32, helper_pid: i32 },
     Failed { message: String },
 }
 
@@ -248,13 +248,19 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
     let Some(dir) = args.get(2).map(PathBuf::from) else { fail("usage: hoodyd __exec-shim DIR".into()) };
     let Some(record) = rec::read_json::<ExecRecord>(&dir, rec::RECORD) else { fail(format!("no exec record in {}", dir.display())) };
     let spec = record.shim;
-    // Outside the container's cgroup and the daemon's process group: it outlives both.
-    let procs = spec.shim_cgroup.join("cgroup.procs");
-    if let Err(e) =
-        std::fs::OpenOptions::new().write(true).open(&procs).and_then(|mut f| f.write_all(std::process::id().to_string().as_bytes()))
-    {
-        fail(format!("joining the shims' cgroup {}: {e}", procs.display()));
+    // Outside the container's cgroup and the daemon's process group: it outlives both. Born in
+    // the shims' cgroup (CLONE_INTO_CGROUP), not moved there: a move waits for the kernel's
+    // cgroup lock and an RCU grace period, and moves of concurrent execs queue on it.
+    let shims =
+        File::open(&spec.shim_cgroup).unwrap_or_else(|e| fail(format!("opening the shims' cgroup {}: {e}", spec.shim_cgroup.display())));
+    match super::sys::clone3(0, Some(std::os::fd::AsFd::as_fd(&shims))) {
+        // This process was the daemon's child only to start the shim; the daemon reaps the
+        // shim itself (it is re-parented to the daemon, a subreaper) by the pid it reports.
+        Ok(super::sys::Forked::Parent { .. }) => std::process::exit(0),
+        Ok(super::sys::Forked::Child) => {}
+        Err(e) => fail(format!("starting in the shims' cgroup {}: {e}", spec.shim_cgroup.display())),
     }
+    drop(shims);
     let _ = nix::unistd::setsid();
     if let Err(e) = super::sys::set_child_subreaper() {
         fail(format!("becoming a child subreaper: {e}"));
@@ -270,7 +276,8 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
     } else {
         None
     };
-    // The helper is forked, not spawned: this process is still single-threaded here.
+    // The helper is forked, not spawned (this process is still single-threaded here), into the
+    // exec's cgroup.
     let (helper, stdin, stdout, stderr) = fork_helper(&spec.exec).unwrap_or_else(|e| fail(format!("forking the exec helper: {e}")));
     let shim_pid = std::process::id() as i32;
     let shim_start = crate::procfs::start_time(&spec.exec.proc_root, shim_pid).unwrap_or(0);
@@ -278,7 +285,7 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(helper), nix::sys::signal::Signal::SIGKILL);
         fail(format!("recording the shim's pids: {e}"));
     }
-    let line = serde_json::to_string(&ShimReady::Ready { helper_pid: helper }).expect("serialises");
+    let line = serde_json::to_string(&ShimReady::Ready { shim_pid, helper_pid: helper }).expect("serialises");
     let _ = writeln!(std::io::stdout(), "{line}");
     let _ = std::io::stdout().flush();
     // Nothing more on stdout: the daemon reads it to its end.
@@ -357,25 +364,27 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
     std::process::exit(code)
 }
 
-/// Forks X, the exec helper, on three new pipes; returns its pid and this side's ends (its
-/// stdin, stdout, stderr).
+/// Forks X, the exec helper, into the exec's cgroup on three new pipes; returns its pid and this
+/// side's ends (its stdin, stdout, stderr).
 fn fork_helper(exec: &crate::runtime::spec::ExecSpec) -> std::io::Result<(i32, File, File, File)> {
     use nix::fcntl::OFlag;
+    let cgroup = File::open(&exec.cgroup)?;
     let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let pid = super::sys::fork()?;
-    if pid == 0 {
-        let ok = nix::unistd::dup2_stdin(&in_r).is_ok()
-            && nix::unistd::dup2_stdout(&out_w).is_ok()
-            && nix::unistd::dup2_stderr(&err_w).is_ok()
-            && super::sys::close_from(3).is_ok();
-        if !ok {
-            super::sys::exit_now(126);
+    match super::sys::clone3(0, Some(std::os::fd::AsFd::as_fd(&cgroup)))? {
+        super::sys::Forked::Child => {
+            let ok = nix::unistd::dup2_stdin(&in_r).is_ok()
+                && nix::unistd::dup2_stdout(&out_w).is_ok()
+                && nix::unistd::dup2_stderr(&err_w).is_ok()
+                && super::sys::close_from(3).is_ok();
+            if !ok {
+                super::sys::exit_now(126);
+            }
+            super::exec::run_forked(exec)
         }
-        super::exec::run_forked(exec);
+        super::sys::Forked::Parent { pid, .. } => Ok((pid, File::from(in_w), File::from(out_r), File::from(err_r))),
     }
-    Ok((pid, File::from(in_w), File::from(out_r), File::from(err_r)))
 }
 
 /// Reaps every child (orphans of the command are re-parented to this subreaper) until the

@@ -46,8 +46,9 @@ impl Runtime {
     }
 
     /// Starts `hoodyd __exec-shim DIR` (see [`crate::helper::exec_shim`]) and waits until it
-    /// runs the exec helper; returns the helper's pid. The shim is this daemon's child until
-    /// the daemon goes: it is reaped here when it exits first.
+    /// runs the exec helper; returns the helper's pid. The process spawned only starts the shim
+    /// (in the shims' cgroup) and exits; the shim, re-parented to this subreaper, is reaped
+    /// here when it exits while this daemon runs.
     pub(crate) async fn spawn_exec_shim(&self, dir: &std::path::Path) -> Result<i32> {
         let mut child = self
             .helper("__exec-shim")
@@ -64,7 +65,10 @@ impl Runtime {
             let _ = child.wait().await;
         });
         match (read, serde_json::from_slice::<ShimReady>(&out)) {
-            (Ok(Ok(_)), Ok(ShimReady::Ready { helper_pid })) => Ok(helper_pid),
+            (Ok(Ok(_)), Ok(ShimReady::Ready { shim_pid, helper_pid })) => {
+                self.reap_shim(&format!("exec {}", dir.display()), shim_pid);
+                Ok(helper_pid)
+            }
             (_, Ok(ShimReady::Failed { message })) => {
                 Err(RuntimeError::Helper { kind: super::spec::FailureKind::Setup, message, causes: vec![] })
             }
