@@ -218,7 +218,7 @@ impl Shim {
             }
         }
         (end.truncated_stdout, end.truncated_stderr) = (l.cut[0], l.cut[1]);
-        rec::write_json(dir, rec::END, &end)?;
+        rec::write_end(dir, &end)?;
         let code = end.exit_code.unwrap_or(-1);
         l.exit = Some(code);
         if let Some((_, c)) = l.client.as_mut() {
@@ -281,7 +281,7 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
     let (helper, stdin, stdout, stderr) = fork_helper(&spec.exec).unwrap_or_else(|e| fail(format!("forking the exec helper: {e}")));
     let shim_pid = std::process::id() as i32;
     let shim_start = crate::procfs::start_time(&spec.exec.proc_root, shim_pid).unwrap_or(0);
-    if let Err(e) = rec::write_json(&dir, rec::PIDS, &ShimPids { shim_pid, shim_start, helper_pid: helper }) {
+    if let Err(e) = rec::write_json_volatile(&dir, rec::PIDS, &ShimPids { shim_pid, shim_start, helper_pid: helper }) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(helper), nix::sys::signal::Signal::SIGKILL);
         fail(format!("recording the shim's pids: {e}"));
     }

@@ -156,26 +156,25 @@ impl Runtime {
             shim: ShimSpec { exec: spec, shim_cgroup, detached: req.detach, cap, timeout_ms: timeout.map(|t| t.as_millis().max(1) as u64) },
         };
         let dir = self.execs.dir_of(&exec_id);
-        // Step 1: the record, durably (a restart finds the instance by it). Step 2: the shim,
-        // which runs the helper and answers on the directory's socket. A crash between them
-        // leaves a record without a shim: the next start finds it ended.
+        // Step 1: the record (a restart finds the instance by it), made durable while step 2,
+        // the shim, starts: it runs the helper and answers on the directory's socket. Nothing is
+        // answered before both. A crash between them leaves a record without a shim: the next
+        // start finds it ended.
         let d = dir.clone();
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d)?;
-            rec::write_json(&d, rec::RECORD, &record)
-        })
-        .await?;
+        let written = tokio::task::spawn_blocking(move || rec::create(&d, &record)).await?;
         if let Err(e) = written {
             let _ = self.cgroups.remove(&cgroup);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(io_err("write the exec's record")(e));
         }
         self.execs.start(view, cap);
+        let d = dir.clone();
+        let synced = tokio::task::spawn_blocking(move || rec::sync_created(&d));
         let started = async {
             let helper_pid = self.spawn_exec_shim(&dir).await?;
             super::lifecycle::fault("exec-spawned")?;
             let link = tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await.map_err(io_err("attach to the exec's shim"))?;
+            synced.await?.map_err(io_err("make the exec's record durable"))?;
             Ok::<_, RuntimeError>((helper_pid, link))
         };
         let (helper_pid, link) = match started.await {

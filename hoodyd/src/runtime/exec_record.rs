@@ -3,13 +3,15 @@
 //! - `exec.json` ([`ExecRecord`]), written by the daemon (durably) before the exec's shim starts:
 //!   the instance as the API shows it at its start, and what the shim needs to run it;
 //! - `sock`, the shim's listening socket (the daemon, this one or the next, attaches there);
-//! - `shim.json` ([`ShimPids`]), written by the shim once the helper runs;
+//! - `shim.json` ([`ShimPids`]), written by the shim once the helper runs (not durably: pids
+//!   mean nothing after a reboot);
 //! - `stdout`, `stderr`: output kept for later — all of a detached exec's (up to its cap), and
 //!   what a non-detached one wrote while no client was attached when it ended;
-//! - `end.json` ([`ExecEnd`]), written by the shim (durably) when the command ended, before it
-//!   tells an attached client: how it ended.
+//! - `end.json` ([`ExecEnd`]), made empty with the record and filled in by the shim (durably)
+//!   when the command ended, before it tells an attached client: how it ended.
 //!
-//! Each file is written whole and renamed into place, so a reader sees it complete or not at all.
+//! The other files are written whole and renamed into place, so a reader sees each complete or
+//! not at all.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -104,6 +106,57 @@ pub fn write_json<T: Serialize>(dir: &Path, name: &str, v: &T) -> std::io::Resul
     write_durable(dir, name, &serde_json::to_vec(v).expect("serialises"))
 }
 
+/// Writes `dir/name` whole (a temporary file renamed into place) but not durably: for what means
+/// nothing after a reboot (the shim's pids).
+pub fn write_json_volatile<T: Serialize>(dir: &Path, name: &str, v: &T) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(v).expect("serialises"))?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+/// Step 1 of an exec: its directory, the record, and the empty end file its shim fills in
+/// place at the end. Visible at once; durable once [`sync_created`] returned, which may run
+/// while the shim starts (nothing is answered before it).
+pub fn create(dir: &Path, record: &ExecRecord) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    write_json_volatile(dir, RECORD, record)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join(END))
+        .map(drop)
+}
+
+/// Makes what [`create`] made durable: both files, the directory, and its entry in the parent.
+pub fn sync_created(dir: &Path) -> std::io::Result<()> {
+    for name in [RECORD, END] {
+        std::fs::File::open(dir.join(name))?.sync_all()?;
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    std::fs::File::open(dir.parent().unwrap_or(dir))?.sync_all()
+}
+
+/// The shim's last step: the end, written into the file made at the start and synced — one
+/// fsync, no new name to make durable. A reader sees it whole or, for a moment, not parseable
+/// (taken as not ended yet).
+pub fn write_end(dir: &Path, end: &ExecEnd) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join(END))?;
+    let b = serde_json::to_vec(end).expect("serialises");
+    f.write_all(&b)?;
+    f.set_len(b.len() as u64)?;
+    f.sync_data()
+}
+
 /// Reads `dir/name` as JSON; `None` when it is missing or not (yet) whole.
 pub fn read_json<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Option<T> {
     let b = std::fs::read(dir.join(name)).ok()?;
@@ -139,13 +192,27 @@ mod tests {
     }
 
     #[test]
-    fn durable_files_are_whole_or_absent() {
+    fn the_end_is_filled_in_where_the_record_made_room_for_it() {
         let d = tempfile::tempdir().unwrap();
-        assert!(read_json::<ExecEnd>(d.path(), END).is_none());
+        let dir = d.path().join("e");
+        let record: ExecRecord = serde_json::from_value(serde_json::json!({
+            "view": {"id": "e", "container_id": "c", "command": ["true"], "status": "running", "exit_code": null,
+                     "signal": null, "started_at": "t", "finished_at": null, "started_by": {"uid": 0, "token_id": null},
+                     "detached": false, "tty": false, "timed_out": false},
+            "kill_grace_ms": 5000,
+            "shim": {"exec": {"id": "c", "init_pid": 1, "init_start": 1, "cgroup": "/x", "command": ["true"], "env": [],
+                              "cwd": "/", "uid": 0, "gid": 0, "tty": false, "rows": 24, "cols": 80, "proc_root": "/proc"},
+                     "shim_cgroup": "/y", "detached": false, "cap": 10, "timeout_ms": null}
+        }))
+        .unwrap();
+        create(&dir, &record).unwrap();
+        sync_created(&dir).unwrap();
+        assert_eq!(read_json::<ExecRecord>(&dir, RECORD).unwrap().view.id, "e");
+        assert!(read_json::<ExecEnd>(&dir, END).is_none(), "an empty end is no end");
         let end = ExecEnd { exit_code: Some(3), finished_at: "x".into(), ..Default::default() };
-        write_json(d.path(), END, &end).unwrap();
-        assert_eq!(read_json::<ExecEnd>(d.path(), END), Some(end));
-        std::fs::write(d.path().join(STDOUT), b"hello world").unwrap();
-        assert_eq!(read_output(d.path(), STDOUT, 5), b"hello");
+        write_end(&dir, &end).unwrap();
+        assert_eq!(read_json::<ExecEnd>(&dir, END), Some(end));
+        std::fs::write(dir.join(STDOUT), b"hello world").unwrap();
+        assert_eq!(read_output(&dir, STDOUT, 5), b"hello");
     }
 }

@@ -346,15 +346,15 @@ mod tests {
         };
         // Ended while no daemon ran.
         let ended = put("aa", "c1");
-        rec::write_json(&ended, rec::END, &end(3)).unwrap();
+        rec::write_end(&ended, &end(3)).unwrap();
         // Its shim still runs (this test process stands for it).
         let live = put("bb", "c1");
         let me = std::process::id() as i32;
         let start = crate::procfs::start_time(Path::new("/proc"), me).unwrap();
-        rec::write_json(&live, rec::PIDS, &ShimPids { shim_pid: me, shim_start: start, helper_pid: me }).unwrap();
+        rec::write_json_volatile(&live, rec::PIDS, &ShimPids { shim_pid: me, shim_start: start, helper_pid: me }).unwrap();
         // Its shim is gone without a record of the end (killed).
         let lost = put("cc", "c1");
-        rec::write_json(&lost, rec::PIDS, &ShimPids { shim_pid: me, shim_start: start + 1, helper_pid: me }).unwrap();
+        rec::write_json_volatile(&lost, rec::PIDS, &ShimPids { shim_pid: me, shim_start: start + 1, helper_pid: me }).unwrap();
         // Of a container that is gone; and a directory without a record.
         put("dd", "gone");
         std::fs::create_dir_all(d.path().join("ee")).unwrap();
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(r.get("c1", "bb").unwrap().0.status, ExecStatus::Running);
         assert!(!d.path().join("dd").exists() && !d.path().join("ee").exists());
         // The running one ends while the daemon runs: seen at the next look.
-        rec::write_json(&live, rec::END, &end(0)).unwrap();
+        rec::write_end(&live, &end(0)).unwrap();
         assert_eq!(r.get("c1", "bb").unwrap().0.exit_code, Some(0));
     }
 }
