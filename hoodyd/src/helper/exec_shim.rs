@@ -218,7 +218,8 @@ impl Shim {
             }
         }
         (end.truncated_stdout, end.truncated_stderr) = (l.cut[0], l.cut[1]);
-        rec::write_end(dir, &end)?;
+        // Synced when nobody learns the end now: it is read later, maybe after a reboot.
+        rec::write_end(dir, &end, l.files.is_some() || l.client.is_none())?;
         let code = end.exit_code.unwrap_or(-1);
         l.exit = Some(code);
         if let Some((_, c)) = l.client.as_mut() {

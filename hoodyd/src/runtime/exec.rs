@@ -157,9 +157,11 @@ impl Runtime {
         };
         let dir = self.execs.dir_of(&exec_id);
         // Step 1: the record (a restart finds the instance by it), made durable while step 2,
-        // the shim, starts: it runs the helper and answers on the directory's socket. Nothing is
-        // answered before both. A crash between them leaves a record without a shim: the next
-        // start finds it ended.
+        // the shim, starts: it runs the helper and answers on the directory's socket. A detached
+        // exec is answered only once its record is durable (the answer is the caller's only
+        // handle on it); a session's record is synced in the background (the session is the
+        // handle; a power loss, which would end the exec too, may lose the newest records). A
+        // crash between the steps leaves a record without a shim: the next start finds it ended.
         let d = dir.clone();
         let written = tokio::task::spawn_blocking(move || rec::create(&d, &record)).await?;
         if let Err(e) = written {
@@ -174,7 +176,9 @@ impl Runtime {
             let helper_pid = self.spawn_exec_shim(&dir).await?;
             super::lifecycle::fault("exec-spawned")?;
             let link = tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await.map_err(io_err("attach to the exec's shim"))?;
-            synced.await?.map_err(io_err("make the exec's record durable"))?;
+            if req.detach {
+                synced.await?.map_err(io_err("make the exec's record durable"))?;
+            }
             Ok::<_, RuntimeError>((helper_pid, link))
         };
         let (helper_pid, link) = match started.await {

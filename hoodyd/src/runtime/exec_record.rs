@@ -7,8 +7,9 @@
 //!   mean nothing after a reboot);
 //! - `stdout`, `stderr`: output kept for later — all of a detached exec's (up to its cap), and
 //!   what a non-detached one wrote while no client was attached when it ended;
-//! - `end.json` ([`ExecEnd`]), made empty with the record and filled in by the shim (durably)
-//!   when the command ended, before it tells an attached client: how it ended.
+//! - `end.json` ([`ExecEnd`]), made empty with the record and filled in by the shim when the
+//!   command ended, before it tells an attached client: how it ended. Synced when nobody is
+//!   told at once (a detached exec, or no client attached); a client attached is told directly.
 //!
 //! The other files are written whole and renamed into place, so a reader sees each complete or
 //! not at all.
@@ -140,10 +141,10 @@ pub fn sync_created(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir.parent().unwrap_or(dir))?.sync_all()
 }
 
-/// The shim's last step: the end, written into the file made at the start and synced — one
-/// fsync, no new name to make durable. A reader sees it whole or, for a moment, not parseable
-/// (taken as not ended yet).
-pub fn write_end(dir: &Path, end: &ExecEnd) -> std::io::Result<()> {
+/// The shim's last step: the end, written into the file made at the start and, when `durable`,
+/// synced — one fsync, no new name to make durable. A reader sees it whole or, for a moment,
+/// not parseable (taken as not ended yet).
+pub fn write_end(dir: &Path, end: &ExecEnd, durable: bool) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -154,7 +155,7 @@ pub fn write_end(dir: &Path, end: &ExecEnd) -> std::io::Result<()> {
     let b = serde_json::to_vec(end).expect("serialises");
     f.write_all(&b)?;
     f.set_len(b.len() as u64)?;
-    f.sync_data()
+    if durable { f.sync_data() } else { Ok(()) }
 }
 
 /// Reads `dir/name` as JSON; `None` when it is missing or not (yet) whole.
@@ -210,7 +211,7 @@ mod tests {
         assert_eq!(read_json::<ExecRecord>(&dir, RECORD).unwrap().view.id, "e");
         assert!(read_json::<ExecEnd>(&dir, END).is_none(), "an empty end is no end");
         let end = ExecEnd { exit_code: Some(3), finished_at: "x".into(), ..Default::default() };
-        write_end(&dir, &end).unwrap();
+        write_end(&dir, &end, true).unwrap();
         assert_eq!(read_json::<ExecEnd>(&dir, END), Some(end));
         std::fs::write(dir.join(STDOUT), b"hello world").unwrap();
         assert_eq!(read_output(&dir, STDOUT, 5), b"hello");

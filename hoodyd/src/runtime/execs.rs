@@ -346,7 +346,7 @@ mod tests {
         };
         // Ended while no daemon ran.
         let ended = put("aa", "c1");
-        rec::write_end(&ended, &end(3)).unwrap();
+        rec::write_end(&ended, &end(3), false).unwrap();
         // Its shim still runs (this test process stands for it).
         let live = put("bb", "c1");
         let me = std::process::id() as i32;
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(r.get("c1", "bb").unwrap().0.status, ExecStatus::Running);
         assert!(!d.path().join("dd").exists() && !d.path().join("ee").exists());
         // The running one ends while the daemon runs: seen at the next look.
-        rec::write_end(&live, &end(0)).unwrap();
+        rec::write_end(&live, &end(0), false).unwrap();
         assert_eq!(r.get("c1", "bb").unwrap().0.exit_code, Some(0));
     }
 }
