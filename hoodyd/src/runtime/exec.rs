@@ -159,8 +159,8 @@ impl Runtime {
         // Step 1: the record (a restart finds the instance by it), made durable while step 2,
         // the shim, starts: it runs the helper and answers on the directory's socket. A detached
         // exec is answered only once its record is durable (the answer is the caller's only
-        // handle on it); a session's record is synced in the background (the session is the
-        // handle; a power loss, which would end the exec too, may lose the newest records). A
+        // handle on it); a session's record is left to the kernel's writeback (the session is the
+        // handle; a power loss, which ends the exec too, may lose the newest such records). A
         // crash between the steps leaves a record without a shim: the next start finds it ended.
         let d = dir.clone();
         let written = tokio::task::spawn_blocking(move || rec::create(&d, &record)).await?;
@@ -171,12 +171,13 @@ impl Runtime {
         }
         self.execs.start(view, cap);
         let d = dir.clone();
-        let synced = tokio::task::spawn_blocking(move || rec::sync_created(&d));
+        let detach = req.detach;
+        let synced = detach.then(|| tokio::task::spawn_blocking(move || rec::sync_created(&d)));
         let started = async {
             let helper_pid = self.spawn_exec_shim(&dir).await?;
             super::lifecycle::fault("exec-spawned")?;
             let link = tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await.map_err(io_err("attach to the exec's shim"))?;
-            if req.detach {
+            if let Some(synced) = synced {
                 synced.await?.map_err(io_err("make the exec's record durable"))?;
             }
             Ok::<_, RuntimeError>((helper_pid, link))
