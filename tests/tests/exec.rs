@@ -370,3 +370,32 @@ fn a_detached_exec_ends_while_no_daemon_runs_and_the_next_one_reads_its_end() {
     w.ok(&["containers", "delete", "--force", &c]);
     assert!(!dir.exists(), "the exec's directory went with its container");
 }
+
+#[test]
+fn after_a_killed_daemon_a_second_client_attaches_while_it_runs_and_sees_the_rest() {
+    let mut w = World::new(Driver::Overlay);
+    let c = id(&w.running("second"));
+    let script = "echo a; sleep 8; echo b; exit 4";
+    let mut first = w
+        .hoodyctl()
+        .args(["exec", "-c", &c, "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hoodyctl");
+    let out = collect(first.stdout.take().unwrap());
+    eventually("the first line", || out.lock().unwrap().contains("a\n"));
+    // The daemon and the first client both go.
+    w.kill_daemon();
+    first.kill().unwrap();
+    let _ = first.wait();
+    w.start_daemon();
+    let execs = w.ok(&["execs", "list", "-c", &c]);
+    let e = id(execs.as_array().unwrap().iter().find(|e| e["command"][2] == script).expect("the instance"));
+    assert_eq!(w.ok(&["execs", "get", "-c", &c, &e])["status"], "running", "it runs on under its shim");
+    let r = w.ctl(&["execs", "attach", "-c", &c, &e]);
+    assert_eq!((r.code, r.stdout.as_str()), (4, "b\n"), "{r:?}");
+    let got = w.ok(&["execs", "get", "-c", &c, &e]);
+    assert_eq!((got["status"].as_str(), got["exit_code"].as_i64()), (Some("exited"), Some(4)), "{got}");
+}

@@ -275,6 +275,13 @@ pub enum ExecsCmd {
         container: String,
         exec_id: String,
     },
+    /// Attach to a running exec's stream (another client's, or one whose client went away):
+    /// output it wrote while nobody was attached comes first; the exit code is this one's.
+    Attach {
+        #[arg(short = 'c', long = "container", value_name = "ID")]
+        container: String,
+        exec_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -458,6 +465,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Execs(ExecsCmd::Get { container, exec_id }) => {
             let a = client.call(Method::GET, &format!("/containers/{}/execs/{}", enc(&container), enc(&exec_id)), None).await?;
             print(out, &a)
+        }
+        Cmd::Execs(ExecsCmd::Attach { container, exec_id }) => {
+            let base = format!("/containers/{}/execs/{}", enc(&container), enc(&exec_id));
+            let a = client.call(Method::GET, &base, None).await?;
+            if !a.status.is_success() {
+                eprintln!("hoodyctl: {}", a.error_text());
+                return Ok(1);
+            }
+            let tty = a.json()?["data"]["tty"].as_bool().unwrap_or(false);
+            let path = format!("{base}/attach");
+            let Some(up) = super::exec::reattach(&client, &path).await? else { anyhow::bail!("the daemon did not answer") };
+            let _raw = if tty { Some(super::exec::RawMode::enter()) } else { None };
+            super::exec::run(&client, up, tty, Some(path)).await
         }
         Cmd::Logs(l) => logs(&client, l).await,
         Cmd::Images(i) => images(&client, out, i).await,

@@ -88,7 +88,7 @@ async fn relay_output(rd: &mut Reader) -> anyhow::Result<Ended> {
 }
 
 /// `POST …/execs/{exec_id}/attach`: `Ok(None)` while the daemon is not (yet) there to answer.
-async fn reattach(client: &Client, path: &str) -> anyhow::Result<Option<Upgraded>> {
+pub async fn reattach(client: &Client, path: &str) -> anyhow::Result<Option<Upgraded>> {
     let req = client
         .request_builder(hyper::Method::POST, path)
         .header(hyper::header::CONNECTION, "Upgrade")
