@@ -399,3 +399,27 @@ fn after_a_killed_daemon_a_second_client_attaches_while_it_runs_and_sees_the_res
     let got = w.ok(&["execs", "get", "-c", &c, &e]);
     assert_eq!((got["status"].as_str(), got["exit_code"].as_i64()), (Some("exited"), Some(4)), "{got}");
 }
+
+#[test]
+fn a_client_that_attaches_takes_the_stream_from_the_one_before() {
+    let w = World::new(Driver::Overlay);
+    let c = id(&w.running("takeover"));
+    let script = "sleep 2; echo late; exit 5";
+    let first = w
+        .hoodyctl()
+        .args(["exec", "-c", &c, "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hoodyctl");
+    eventually("the command running", || runs(&w, &c, "sleep 2"));
+    let execs = w.ok(&["execs", "list", "-c", &c]);
+    let e = id(execs.as_array().unwrap().iter().find(|e| e["command"][2] == script).expect("the instance"));
+    let r = w.ctl(&["execs", "attach", "-c", &c, &e]);
+    assert_eq!((r.code, r.stdout.as_str()), (5, "late\n"), "the new client gets the rest: {r:?}");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another client attached"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
