@@ -122,6 +122,7 @@ fn a_detached_exec_runs_on_and_keeps_its_exit_code_and_output() {
         "{got}"
     );
     assert!(got["finished_at"].is_string() && got["started_at"].is_string());
+    eventually("its cgroup removed once it ended", || exec_cgroups(&w, &c).is_empty());
     let none = w.ctl(&["execs", "get", "-c", &c, "0123456789abcdef01234567"]);
     assert_ne!(none.code, 0);
 }
@@ -342,6 +343,7 @@ fn an_exec_nobody_reattaches_to_after_a_restart_is_hung_up_after_the_grace() {
     eventually("its end recorded", || w.ok(&["execs", "get", "-c", &c, &e])["status"] == "exited");
     let got = w.ok(&["execs", "get", "-c", &c, &e]);
     assert_eq!((got["signal"].as_i64(), got["exit_code"].as_i64()), (Some(1), Some(129)), "ended by SIGHUP: {got}");
+    eventually("its cgroup removed", || exec_cgroups(&w, &c).is_empty());
 }
 
 #[test]

@@ -80,6 +80,7 @@ pub async fn exec(
             let id = started.id.clone();
             let (_, mut w) = started.link.into_split();
             feed(&mut w, input).await;
+            st.rt.watch_exec_end(&c.id, &id);
             let (view, _) = st.rt.execs.get(&c.id, &id).ok_or_else(|| ApiError::bad_request("the exec vanished"))?;
             return Ok((StatusCode::CREATED, data(view)).into_response());
         }

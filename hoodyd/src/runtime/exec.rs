@@ -247,12 +247,32 @@ impl Runtime {
         end
     }
 
+    /// For an exec nobody relays (detached, or found running at start): records its end once
+    /// its shim wrote it, and removes its cgroup, as a session does when it ends.
+    pub fn watch_exec_end(self: &std::sync::Arc<Self>, container: &str, id: &str) {
+        let (rt, container, id) = (self.clone(), container.to_owned(), id.to_owned());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match rt.execs.get(&container, &id) {
+                    Some((v, _)) if v.status == ExecStatus::Running => continue,
+                    Some(_) => {
+                        rt.exec_finished(&id, &format!("{container}/exec-{id}"));
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        });
+    }
+
     /// Execs found running at the daemon's start: a non-detached one whose client lost its
     /// connection with the daemon gets `grace` to be re-attached, then it is hung up as if its
     /// client had gone (SIGHUP, `cgroup.kill` after its kill grace).
     pub fn recover_execs(self: &std::sync::Arc<Self>, containers: &std::collections::HashSet<String>, grace: Duration) -> usize {
         let running = self.execs.load(containers);
         for r in &running {
+            self.watch_exec_end(&r.view.container_id, &r.view.id);
             if r.view.detached {
                 continue;
             }
