@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 sh packaging/deps.sh test
 . packaging/toolchain.sh
 command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb
-cargo build --release -p hoodyd --bins
+cargo build --release -p hoodyd -p hoodyctl --bins
 # The release binary carries no test hooks (hoodyd/src/test_hooks.rs): refused if it names one.
 if grep -q HOODY_FAULTS target/release/hoodyd; then
     echo "deb: target/release/hoodyd carries the test hooks (built with the test-hooks feature); not packaged" >&2

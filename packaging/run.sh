@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 sh packaging/deps.sh run
 . packaging/toolchain.sh
 [ -z "${HOODY_SETUP_ONLY:-}" ] || exit 0
-cargo build --release -p hoodyd --bins
+cargo build --release -p hoodyd -p hoodyctl --bins
 getent group hoody >/dev/null || groupadd --system hoody
 install -m 0755 target/release/hoodyctl /usr/local/bin/hoodyctl
 echo "hoodyd starting; in another terminal: hoodyctl containers create --name demo --image busybox --start"

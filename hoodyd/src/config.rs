@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::model::Egress;
 
 pub const DEFAULT_CONFIG: &str = "/etc/hoody/hoodyd.toml";
-pub const DEFAULT_SOCKET: &str = "/run/hoody/hoodyd.sock";
+pub use hoody_api::paths::DEFAULT_SOCKET;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hoody";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]

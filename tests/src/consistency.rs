@@ -58,9 +58,14 @@ pub fn objects(w: &World) -> BTreeSet<String> {
         }
     }
     frozen(w, &w.cgroup, &mut out);
-    // One shim per running container, none left behind.
+    // One console shim per running container, none left behind. (Exec shims live there too, as
+    // long as their exec and, when no daemon attached to them, 10 s after it: not counted.)
     let shims = std::fs::read_to_string(w.cgroup.join("shims/cgroup.procs")).unwrap_or_default();
-    out.insert(format!("shims {}", shims.lines().count()));
+    let console_shims = shims
+        .lines()
+        .filter(|p| std::fs::read(format!("/proc/{}/cmdline", p.trim())).is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"__shim")))
+        .count();
+    out.insert(format!("shims {console_shims}"));
     // Mounts under the world's directory: only its own file systems.
     let world = w.dir.display().to_string();
     let own = [w.mnt.display().to_string(), w.state_dir.display().to_string()];

@@ -27,9 +27,7 @@ use crate::runtime::exec::{CAPTURE_MAX, ExecRequest, Started};
 use crate::runtime::exec_record as rec;
 use crate::runtime::execs::StartedBy;
 
-pub const UPGRADE_PROTOCOL: &str = "hoody-exec";
-/// The header of a `101` answer naming the new exec instance (to re-attach to it).
-pub const EXEC_ID_HEADER: &str = "x-hoody-exec-id";
+pub use hoody_api::paths::{EXEC_ID_HEADER, UPGRADE_PROTOCOL};
 
 fn started_by(caller: &Caller) -> StartedBy {
     StartedBy { uid: caller.peer.uid, token_id: caller.token.as_ref().map(|t| t.id.clone()) }

@@ -3,10 +3,10 @@
 //! writes them at once (the request waits only for that); another syncs them in small batches,
 //! recording the last synced record in a head file (see [`writer`]).
 
-pub mod record;
 pub mod segments;
-pub mod verify;
 mod writer;
+
+pub use hoody_api::audit::{read_head, record, verify};
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -56,13 +56,6 @@ fn write_head(path: &Path, seq: u64, hash: &str) -> std::io::Result<()> {
     f.write_all(format!("{seq} {hash}\n").as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-/// The head file: (seq, hash) of the last record synced.
-pub fn read_head(path: &Path) -> Option<(u64, String)> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let (seq, hash) = s.trim().split_once(' ')?;
-    Some((seq.parse().ok()?, hash.to_owned()))
 }
 
 /// Number of the first record of the segment at `path`: after its anchor, or 1.

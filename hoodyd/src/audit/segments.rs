@@ -16,23 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
-/// The first line of every segment but the first ever written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Anchor {
-    /// The record before this segment's first: its number and hash.
-    pub prev_seq: u64,
-    pub prev_hash: String,
-    pub time: String,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AnchorLine {
-    anchor: Anchor,
-}
+pub use hoody_api::audit::segments::{Anchor, all, anchor_line, next_name, parse_anchor, sealed, sealed_name};
 
 /// When segments are sealed and removed.
 #[derive(Clone, Copy, Debug)]
@@ -41,60 +25,6 @@ pub struct Retention {
     pub max_age: Duration,
     /// Bytes all sealed segments may take together.
     pub max_space: u64,
-}
-
-pub fn parse_anchor(line: &str) -> Option<Anchor> {
-    serde_json::from_str::<AnchorLine>(line).ok().map(|a| a.anchor)
-}
-
-pub fn anchor_line(a: &Anchor) -> Vec<u8> {
-    let mut v = serde_json::to_vec(&AnchorLine { anchor: a.clone() }).expect("anchors serialise");
-    v.push(b'\n');
-    v
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-pub fn sealed_name(path: &Path, first_seq: u64) -> PathBuf {
-    with_suffix(path, &format!(".{first_seq:020}"))
-}
-
-pub fn next_name(path: &Path) -> PathBuf {
-    with_suffix(path, ".next")
-}
-
-/// Sealed segments, oldest first.
-pub fn sealed(path: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else { return vec![] };
-    let prefix = format!("{name}.");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_prefix(&prefix))
-                        .is_some_and(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
-                })
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-/// Every segment, oldest first: the sealed ones, then the current one (if it exists).
-pub fn all(path: &Path) -> Vec<PathBuf> {
-    let mut v = sealed(path);
-    if path.exists() {
-        v.push(path.to_path_buf());
-    }
-    v
 }
 
 fn sync_dir(path: &Path) -> std::io::Result<()> {

@@ -1,27 +1,26 @@
 //! The exec stream protocol, spoken over the upgraded HTTP connection of
-//! `POST /containers/{id}/exec` (and, for terminals, between the daemon and its exec helper).
+//! `POST /containers/{id}/exec` and `POST …/execs/{exec_id}/attach` (and between the daemon,
+//! the exec's shim and, for terminals, its helper).
 //!
 //! Every frame is `[kind: u8][length: u32, big endian][payload]`.
 //! Client → daemon: 0 stdin data, 1 stdin closed, 2 window size (rows u16, cols u16), 5 a signal
 //! (one byte, its number, from [`SIGNALS`]) for the exec's process group.
 //! Daemon → client: 1 stdout data, 2 stderr data, 3 exit status (i32), 4 error message.
 
-use std::fmt;
-
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// The signals a client may send to an exec: HUP INT QUIT TERM KILL USR1 USR2 WINCH CONT STOP.
 pub const SIGNALS: [i32; 10] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGKILL,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCONT,
-    libc::SIGSTOP,
+    1,  // SIGHUP
+    2,  // SIGINT
+    3,  // SIGQUIT
+    15, // SIGTERM
+    9,  // SIGKILL
+    10, // SIGUSR1
+    12, // SIGUSR2
+    28, // SIGWINCH
+    18, // SIGCONT
+    19, // SIGSTOP
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,16 +39,9 @@ pub enum OutFrame {
     Error(String),
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bad exec frame: {0}")]
 pub struct FrameError(pub String);
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bad exec frame: {}", self.0)
-    }
-}
-
-impl std::error::Error for FrameError {}
 
 fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(5 + payload.len());
@@ -161,6 +153,110 @@ impl OutFrameReader {
     }
 }
 
+/// The frames as a `tokio_util` codec (feature `codec`): `In` decodes what a client sends and
+/// encodes what a daemon sends, or the other way round, as the side it is used on needs.
+#[cfg(feature = "codec")]
+pub mod codec {
+    use bytes::{Buf, BufMut, BytesMut};
+
+    use super::{FrameError, InFrame, MAX_FRAME, OutFrame};
+
+    /// Client side: encodes [`InFrame`]s, decodes [`OutFrame`]s.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct ClientCodec;
+
+    /// Daemon side: encodes [`OutFrame`]s, decodes [`InFrame`]s.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct ServerCodec;
+
+    /// What reading or writing frames can fail with.
+    #[derive(Debug, thiserror::Error)]
+    pub enum CodecError {
+        #[error("the exec stream's connection")]
+        Io(#[from] std::io::Error),
+        #[error(transparent)]
+        Frame(#[from] FrameError),
+    }
+
+    fn raw(src: &mut BytesMut) -> Result<Option<(u8, Vec<u8>)>, FrameError> {
+        if src.len() < 5 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([src[1], src[2], src[3], src[4]]) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError(format!("frame of {len} bytes exceeds {MAX_FRAME}")));
+        }
+        if src.len() < 5 + len {
+            src.reserve(5 + len - src.len());
+            return Ok(None);
+        }
+        let kind = src[0];
+        src.advance(5);
+        Ok(Some((kind, src.split_to(len).to_vec())))
+    }
+
+    impl tokio_util::codec::Decoder for ClientCodec {
+        type Item = OutFrame;
+        type Error = CodecError;
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<OutFrame>, CodecError> {
+            Ok(raw(src)?.map(|(k, p)| OutFrame::parse(k, p)).transpose()?)
+        }
+    }
+
+    impl tokio_util::codec::Encoder<InFrame> for ClientCodec {
+        type Error = CodecError;
+        fn encode(&mut self, f: InFrame, dst: &mut BytesMut) -> Result<(), CodecError> {
+            dst.put_slice(&f.encode());
+            Ok(())
+        }
+    }
+
+    impl tokio_util::codec::Decoder for ServerCodec {
+        type Item = InFrame;
+        type Error = CodecError;
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<InFrame>, CodecError> {
+            Ok(raw(src)?.map(|(k, p)| InFrame::parse(k, p)).transpose()?)
+        }
+    }
+
+    impl tokio_util::codec::Encoder<OutFrame> for ServerCodec {
+        type Error = CodecError;
+        fn encode(&mut self, f: OutFrame, dst: &mut BytesMut) -> Result<(), CodecError> {
+            dst.put_slice(&f.encode());
+            Ok(())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use tokio_util::codec::{Decoder, Encoder};
+
+        use super::*;
+
+        #[test]
+        fn both_sides_round_trip_in_pieces() {
+            let mut wire = BytesMut::new();
+            let sent = [InFrame::Stdin(b"hi".to_vec()), InFrame::Signal(2), InFrame::StdinEof];
+            for f in sent.clone() {
+                ClientCodec.encode(f, &mut wire).unwrap();
+            }
+            let (mut got, mut src) = (vec![], BytesMut::new());
+            for b in wire.chunks(2) {
+                src.extend_from_slice(b);
+                while let Some(f) = ServerCodec.decode(&mut src).unwrap() {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, sent);
+            let mut wire = BytesMut::new();
+            ServerCodec.encode(OutFrame::Exit(7), &mut wire).unwrap();
+            assert_eq!(ClientCodec.decode(&mut wire).unwrap(), Some(OutFrame::Exit(7)));
+            let mut bad = BytesMut::from(&[0u8, 0xff, 0xff, 0xff, 0xff][..]);
+            assert!(ServerCodec.decode(&mut bad).is_err());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +286,25 @@ mod tests {
         for f in frames {
             assert_eq!(r.next_frame().unwrap(), Some(f));
         }
+    }
+
+    #[test]
+    fn the_signal_numbers_are_the_kernels() {
+        assert_eq!(
+            SIGNALS,
+            [
+                libc::SIGHUP,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGTERM,
+                libc::SIGKILL,
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGWINCH,
+                libc::SIGCONT,
+                libc::SIGSTOP
+            ]
+        );
     }
 
     #[test]

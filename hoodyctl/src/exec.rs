@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::Client;
-use crate::proto::{InFrame, OutFrame, OutFrameReader};
+use hoody_api::proto::codec::{ClientCodec, CodecError};
+use hoody_api::proto::{InFrame, OutFrame};
 
 /// Puts the terminal on stdin in raw mode until dropped.
 pub struct RawMode(Option<Termios>);
@@ -40,7 +41,7 @@ impl Drop for RawMode {
 
 /// Current size of the terminal on stdout, if it is one.
 pub fn window_size() -> Option<(u16, u16)> {
-    crate::helper::sys::get_winsize(std::io::stdout().as_fd()).ok().filter(|(r, c)| *r > 0 && *c > 0)
+    crate::sys::get_winsize(std::io::stdout().as_fd()).ok().filter(|(r, c)| *r > 0 && *c > 0)
 }
 
 /// How long a session whose connection dropped (the daemon restarted) tries to re-attach.
@@ -59,30 +60,28 @@ enum Ended {
 
 /// Copies output frames to stdout and stderr until the exit status or the connection's end.
 async fn relay_output(rd: &mut Reader) -> anyhow::Result<Ended> {
-    let mut frames = OutFrameReader::default();
-    let mut buf = vec![0u8; 64 * 1024];
+    use futures::StreamExt;
+    let mut frames = tokio_util::codec::FramedRead::new(rd, ClientCodec);
     loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) => return Ok(Ended::Dropped("the daemon closed the exec stream without an exit status".into())),
-            Ok(n) => n,
-            Err(e) => return Ok(Ended::Dropped(format!("reading from the daemon: {e}"))),
+        let f = match frames.next().await {
+            None => return Ok(Ended::Dropped("the daemon closed the exec stream without an exit status".into())),
+            Some(Err(CodecError::Io(e))) => return Ok(Ended::Dropped(format!("reading from the daemon: {e}"))),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(f)) => f,
         };
-        frames.push(&buf[..n]);
-        while let Some(f) = frames.next_frame()? {
-            match f {
-                OutFrame::Stdout(d) => {
-                    let mut o = std::io::stdout().lock();
-                    o.write_all(&d)?;
-                    o.flush()?;
-                }
-                OutFrame::Stderr(d) => {
-                    let mut e = std::io::stderr().lock();
-                    e.write_all(&d)?;
-                    e.flush()?;
-                }
-                OutFrame::Exit(code) => return Ok(Ended::Exit(code)),
-                OutFrame::Error(m) => return Ok(Ended::Error(m)),
+        match f {
+            OutFrame::Stdout(d) => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(&d)?;
+                o.flush()?;
             }
+            OutFrame::Stderr(d) => {
+                let mut e = std::io::stderr().lock();
+                e.write_all(&d)?;
+                e.flush()?;
+            }
+            OutFrame::Exit(code) => return Ok(Ended::Exit(code)),
+            OutFrame::Error(m) => return Ok(Ended::Error(m)),
         }
     }
 }
@@ -92,7 +91,7 @@ pub async fn reattach(client: &Client, path: &str) -> anyhow::Result<Option<Upgr
     let req = client
         .request_builder(hyper::Method::POST, path)
         .header(hyper::header::CONNECTION, "Upgrade")
-        .header(hyper::header::UPGRADE, crate::api::exec::UPGRADE_PROTOCOL)
+        .header(hyper::header::UPGRADE, hoody_api::paths::UPGRADE_PROTOCOL)
         .body(super::full(bytes::Bytes::new()))?;
     let Ok(resp) = client.send(req).await else { return Ok(None) };
     let status = resp.status();

@@ -1,9 +1,11 @@
-//! hoodyctl's client of the daemon's socket.
+//! hoodyctl: the client of hoodyd's socket. Depends on the API's crate only, never on the
+//! daemon's (no SQLite, no nftables).
 
-pub mod access;
-pub mod cli;
-pub mod exec;
-pub mod output;
+mod access;
+mod cli;
+mod exec;
+mod output;
+mod sys;
 
 use std::path::PathBuf;
 
@@ -56,8 +58,9 @@ pub fn full(b: impl Into<Bytes>) -> ReqBody {
 
 impl Client {
     pub fn from_env(socket: Option<PathBuf>) -> Client {
-        let socket =
-            socket.or_else(|| std::env::var_os("HOODY_SOCKET").map(PathBuf::from)).unwrap_or_else(|| crate::config::DEFAULT_SOCKET.into());
+        let socket = socket
+            .or_else(|| std::env::var_os("HOODY_SOCKET").map(PathBuf::from))
+            .unwrap_or_else(|| hoody_api::paths::DEFAULT_SOCKET.into());
         let token = std::env::var("HOODY_TOKEN").ok().filter(|t| !t.is_empty());
         Client { socket, token }
     }
@@ -96,4 +99,25 @@ impl Client {
         let body = resp.into_body().collect().await.context("reading the answer")?.to_bytes();
         Ok(Answer { status, body })
     }
+}
+
+fn main() {
+    use clap::Parser;
+    let cli = cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hoodyctl: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match rt.block_on(cli::run(cli)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hoodyctl: {e:#}");
+            1
+        }
+    };
+    // Exit at once: a pending read of stdin must not keep the process alive.
+    std::process::exit(code)
 }

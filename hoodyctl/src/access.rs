@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::Client;
 use super::cli::{Output, enc, print};
-use crate::audit::{read_head, verify};
+use hoody_api::audit::{read_head, verify};
 
 #[derive(Debug, Subcommand)]
 pub enum RealmsCmd {
@@ -124,7 +124,7 @@ pub async fn audit(client: &Client, out: Output, a: AuditArgs) -> anyhow::Result
             Some(path) => {
                 // The current segment and the sealed ones beside it, as the daemon checks them.
                 std::fs::metadata(path).with_context(|| format!("opening {}", path.display()))?;
-                let segs = crate::audit::segments::all(path);
+                let segs = hoody_api::audit::segments::all(path);
                 verify::verify_segments(&segs, read_head(&path.with_extension("head")))
                     .with_context(|| format!("reading {}", path.display()))?
             }

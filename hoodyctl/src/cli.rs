@@ -693,7 +693,7 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         .request_builder(Method::POST, &format!("/containers/{}/exec", enc(e.target.get()?)))
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, crate::api::exec::UPGRADE_PROTOCOL)
+        .header(header::UPGRADE, hoody_api::paths::UPGRADE_PROTOCOL)
         .body(full(serde_json::to_vec(&body)?))?;
     let resp = client.send(req).await?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -704,7 +704,7 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
     }
     let attach = resp
         .headers()
-        .get(crate::api::exec::EXEC_ID_HEADER)
+        .get(hoody_api::paths::EXEC_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|x| format!("/containers/{}/execs/{}/attach", enc(e.target.get().unwrap_or_default()), enc(x)));
     let up = hyper::upgrade::on(resp).await.context("upgrading the connection")?;

@@ -1,0 +1,10 @@
+//! Where things are: the API's prefix, the default socket, the exec stream's names.
+
+/// Every endpoint is below this.
+pub const PREFIX: &str = "/api/v1";
+/// The daemon's socket unless `--socket` / `$HOODY_SOCKET` say otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/hoody/hoodyd.sock";
+/// `Upgrade:` value of the exec stream.
+pub const UPGRADE_PROTOCOL: &str = "hoody-exec";
+/// The header of a `101` answer naming the exec instance (to re-attach to it).
+pub const EXEC_ID_HEADER: &str = "x-hoody-exec-id";
