@@ -36,14 +36,11 @@ impl Answer {
 
     /// The daemon's error message and causes, for stderr.
     pub fn error_text(&self) -> String {
-        match self.json() {
-            Ok(v) => {
-                let e = &v["error"];
-                let mut s = e["message"].as_str().unwrap_or("request failed").to_owned();
-                if let Some(d) = e["details"].as_array() {
-                    for c in d.iter().filter_map(|c| c.as_str()) {
-                        s.push_str(&format!("\n  caused by: {c}"));
-                    }
+        match serde_json::from_slice::<hoody_api::envelope::ErrorEnvelope>(&self.body) {
+            Ok(e) => {
+                let mut s = e.error.message;
+                for c in &e.error.details {
+                    s.push_str(&format!("\n  caused by: {c}"));
                 }
                 s
             }

@@ -73,8 +73,14 @@ pub async fn list(
         })
     })
     .await
-    .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-    .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading the audit log: {e}")))?;
+    .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, crate::api::error::ErrorCode::Internal, e.to_string()))?
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            crate::api::error::ErrorCode::Internal,
+            format!("reading the audit log: {e}"),
+        )
+    })?;
     // Paging forward keeps the first records; otherwise the latest ones.
     let page: Vec<Record> = if q.after.is_some() {
         records.into_iter().take(limit).collect()
@@ -89,8 +95,14 @@ pub async fn verify(State(st): State<AppState>) -> ApiResult<impl IntoResponse> 
     let log = Arc::clone(&st.audit);
     let report = tokio::task::spawn_blocking(move || log.verify())
         .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading the audit log: {e}")))?;
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, crate::api::error::ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                crate::api::error::ErrorCode::Internal,
+                format!("reading the audit log: {e}"),
+            )
+        })?;
     Ok(data(report))
 }
 

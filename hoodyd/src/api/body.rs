@@ -54,7 +54,11 @@ pub async fn read_capped(req: Request, limit: usize) -> Result<Bytes, ApiError> 
     let read = axum::body::to_bytes(req.into_body(), limit);
     let res = match deadline {
         Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| {
-            ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")
+            ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                crate::api::error::ErrorCode::RequestTimeout,
+                "the request body did not arrive in time",
+            )
         })?,
         None => read.await,
     };

@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use hoody_snapshot::StorageError;
 use serde::Serialize;
 
+pub use hoody_api::envelope::{Data, ErrorBody, ErrorCode, ErrorEnvelope};
+
 use crate::cgroup::CgroupError;
 use crate::limits::FieldError;
 use crate::runtime::RuntimeError;
@@ -15,7 +17,7 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Vec<String>,
     /// Refused for who the caller is (the audit log's outcome "denied"); never shown.
@@ -26,44 +28,32 @@ pub struct ApiError {
 #[derive(Clone, Copy, Debug)]
 pub struct Denied;
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
-    details: &'a [String],
-}
-
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into(), details: vec![], denied: false }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, m)
     }
     pub fn invalid(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid, m)
     }
     pub fn not_found(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", m)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m)
     }
     pub fn conflict(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", m)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, m)
     }
     pub fn forbidden(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", m)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, m)
     }
     pub fn too_large(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, m)
     }
     fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
         let mut chain = crate::helper::error::chain(e);
         let message = chain.remove(0);
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message, details: chain, denied: false }
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: ErrorCode::Internal, message, details: chain, denied: false }
     }
     /// Marks the error as a refusal for who the caller is.
     pub fn denied(mut self) -> Self {
@@ -99,14 +89,14 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Invalid(f) => ApiError::invalid(f.to_string()),
             RuntimeError::Helper { kind: FailureKind::Exec, message, causes } => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "invalid",
+                code: ErrorCode::Invalid,
                 message: format!("command: {message}"),
                 details: causes.clone(),
                 denied: false,
             },
             RuntimeError::Helper { message, causes, .. } => ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal",
+                code: ErrorCode::Internal,
                 message: message.clone(),
                 details: causes.clone(),
                 denied: false,
@@ -119,7 +109,9 @@ impl From<RuntimeError> for ApiError {
                     ApiError::conflict("").with_chain(s)
                 }
                 StorageError::ImageNotFound(_) | StorageError::SnapshotNotFound(_) => ApiError::not_found("").with_chain(s),
-                StorageError::QuotaExceeded(_) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", "").with_chain(s),
+                StorageError::QuotaExceeded(_) => {
+                    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::QuotaExceeded, "").with_chain(s)
+                }
                 StorageError::QuotaUnsupported(_) => ApiError::invalid("").with_chain(s),
                 _ => ApiError::internal(&e),
             },
@@ -128,7 +120,7 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Store(StoreError::RuleNotFound(_)) => ApiError::not_found(e.to_string()),
             RuntimeError::Store(StoreError::SnapshotTaken(_)) => ApiError::conflict(e.to_string()),
             RuntimeError::Store(StoreError::IdsExhausted | StoreError::AddressesExhausted(_)) => {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "exhausted", e.to_string())
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::Exhausted, e.to_string())
             }
             _ => ApiError::internal(&e),
         }
@@ -140,7 +132,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, details = ?self.details, "request failed");
         }
-        let body = Envelope { error: Body { code: self.code, message: &self.message, details: &self.details } };
+        let body = ErrorEnvelope { error: ErrorBody { code: self.code, message: self.message.clone(), details: self.details.clone() } };
         let mut r = (self.status, Json(body)).into_response();
         if self.denied {
             r.extensions_mut().insert(Denied);
@@ -152,12 +144,6 @@ impl IntoResponse for ApiError {
 /// Success envelope.
 pub fn data<T: Serialize>(v: T) -> Json<Data<T>> {
     Json(Data { data: v })
-}
-
-/// `{"data": …}`, serialised straight from `T` (no intermediate JSON tree).
-#[derive(Serialize)]
-pub struct Data<T> {
-    pub data: T,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

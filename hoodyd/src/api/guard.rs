@@ -110,7 +110,7 @@ fn below_reserve(st: &AppState, method: &axum::http::Method, path: &str) -> Opti
     (free < st.state_reserve).then(|| {
         ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
-            "insufficient_storage",
+            crate::api::error::ErrorCode::InsufficientStorage,
             format!(
                 "the state file system ({}) has {} free, below the reserve of {}: nothing can be changed until space is freed there",
                 st.state_dir.display(),
@@ -160,8 +160,12 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
         Err(e) => {
             // No answer leaves without its record.
             error!(error = %e, "the audit log cannot be written; refusing the request");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", format!("the audit log cannot be written: {e}"))
-                .into_response()
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::api::error::ErrorCode::AuditUnavailable,
+                format!("the audit log cannot be written: {e}"),
+            )
+            .into_response()
         }
     }
 }

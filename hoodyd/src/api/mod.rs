@@ -66,7 +66,7 @@ async fn not_found(req: Request) -> ApiError {
 async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        crate::api::error::ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
 }

@@ -60,7 +60,7 @@ pub struct Auth {
 }
 
 fn unauthorized(m: impl Into<String>) -> ApiError {
-    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", m).denied()
+    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, crate::api::error::ErrorCode::Unauthorized, m).denied()
 }
 
 impl Auth {
