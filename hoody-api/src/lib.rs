@@ -1,11 +1,12 @@
 //! The hoody API as code, shared by the daemon and its clients: the exec stream's frames
 //! ([`proto`], with a `tokio_util` codec behind the `codec` feature), the answers' envelope and
-//! error codes ([`envelope`]), where things are
+//! error codes ([`envelope`]), exec requests and instances ([`exec`]), where things are
 //! ([`paths`]), and the audit log's format and its offline check ([`audit`], feature `audit`).
 //! The core depends on serde and thiserror only.
 
 #[cfg(feature = "audit")]
 pub mod audit;
 pub mod envelope;
+pub mod exec;
 pub mod paths;
 pub mod proto;

@@ -661,31 +661,26 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
 
 async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
     let size = if e.tty { super::exec::window_size() } else { None };
-    let mut body = json!({ "command": e.command, "tty": e.tty });
-    if let Some((rows, cols)) = size {
-        body["rows"] = json!(rows);
-        body["cols"] = json!(cols);
-    }
-    if let Some(u) = e.user {
-        body["user"] = json!(u);
-    }
-    if let Some(w) = e.cwd {
-        body["cwd"] = json!(w);
-    }
     let mut env = e.env;
     if e.tty
         && let Ok(term) = std::env::var("TERM")
     {
         env.insert(0, format!("TERM={term}"));
     }
-    if !env.is_empty() {
-        body["env"] = json!(env);
-    }
-    if let Some(t) = e.timeout {
-        body["timeout"] = json!(t);
-    }
+    let request = hoody_api::exec::ExecRequest {
+        command: e.command,
+        tty: e.tty,
+        env,
+        cwd: e.cwd,
+        user: e.user,
+        rows: size.map(|s| s.0),
+        cols: size.map(|s| s.1),
+        detach: e.detach,
+        timeout: e.timeout,
+        ..Default::default()
+    };
+    let body = serde_json::to_value(&request)?;
     if e.detach {
-        body["detach"] = json!(true);
         let a = client.call(Method::POST, &format!("/containers/{}/exec", enc(e.target.get()?)), Some(body)).await?;
         return print(Output::Json, &a);
     }

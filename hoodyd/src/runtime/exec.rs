@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids, ShimSpec};
+pub use hoody_api::exec::ExecRequest;
+
 use super::execs::{ExecStatus, ExecView, StartedBy};
 use super::spec::ExecSpec;
 use super::{Result, Runtime, RuntimeError, io_err};
@@ -16,34 +16,6 @@ use crate::model::{Status, validate_strings};
 
 /// How long an exec whose client went away gets between SIGHUP and `cgroup.kill`.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
-
-/// Body of `POST /containers/{id}/exec`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecRequest {
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub tty: bool,
-    #[serde(default)]
-    pub env: Vec<String>,
-    pub cwd: Option<String>,
-    /// `uid` or `uid:gid` inside the container (default 0:0).
-    pub user: Option<String>,
-    pub rows: Option<u16>,
-    pub cols: Option<u16>,
-    /// Runs on without a client; its output is kept (bounded) with the instance.
-    #[serde(default)]
-    pub detach: bool,
-    /// JSON mode: input, as text or base64.
-    pub stdin: Option<String>,
-    pub stdin_base64: Option<String>,
-    /// Seconds (fractions allowed) until the exec's cgroup is killed.
-    pub timeout: Option<f64>,
-    /// JSON mode and detached execs: bytes kept per stream; past it output is read and dropped.
-    pub max_output_bytes: Option<u64>,
-    /// Seconds between SIGHUP and the kill when the client goes away (default 5).
-    pub kill_grace: Option<f64>,
-}
 
 /// Output kept per stream in JSON mode and for detached execs, unless the request says.
 pub const CAPTURE_LIMIT: u64 = 1 << 20;

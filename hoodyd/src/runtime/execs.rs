@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
+pub use hoody_api::exec::{ExecStatus, ExecView, StartedBy};
 
 use super::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids};
 
@@ -17,19 +17,6 @@ pub const KEEP_FINISHED: usize = 100;
 /// … and for at most this long after they finished.
 pub const KEEP_FOR: Duration = Duration::from_secs(3600);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecStatus {
-    Running,
-    Exited,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StartedBy {
-    pub uid: u32,
-    pub token_id: Option<String>,
-}
-
 /// Output kept for later (detached execs), per stream up to a cap.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Captured {
@@ -37,25 +24,6 @@ pub struct Captured {
     pub stderr: Vec<u8>,
     pub truncated_stdout: bool,
     pub truncated_stderr: bool,
-}
-
-/// An exec as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecView {
-    pub id: String,
-    pub container_id: String,
-    pub command: Vec<String>,
-    pub status: ExecStatus,
-    pub exit_code: Option<i32>,
-    /// The signal that ended it, when one did.
-    pub signal: Option<i32>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub started_by: StartedBy,
-    pub detached: bool,
-    pub tty: bool,
-    /// Killed because its timeout ran out.
-    pub timed_out: bool,
 }
 
 struct Entry {
