@@ -25,6 +25,17 @@ pub struct ErrorBody {
     pub details: Vec<String>,
 }
 
+impl ErrorBody {
+    /// The message and its causes, for people.
+    pub fn text(&self) -> String {
+        let mut s = self.message.clone();
+        for c in &self.details {
+            s.push_str(&format!("\n  caused by: {c}"));
+        }
+        s
+    }
+}
+
 /// Every code the daemon answers with (docs/API.md says when).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,11 +1,14 @@
 //! The hoody API as code, shared by the daemon and its clients: the exec stream's frames
 //! ([`proto`], with a `tokio_util` codec behind the `codec` feature), the answers' envelope and
 //! error codes ([`envelope`]), exec requests and instances ([`exec`]), where things are
-//! ([`paths`]), and the audit log's format and its offline check ([`audit`], feature `audit`).
+//! ([`paths`]), the audit log's format and its offline check ([`audit`], feature `audit`), and
+//! the typed client of the socket ([`client`], feature `client`).
 //! The core depends on serde and thiserror only.
 
 #[cfg(feature = "audit")]
 pub mod audit;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod envelope;
 pub mod exec;
 pub mod paths;

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::TryStreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper::{Method, StatusCode, header};
+use hyper::{Method, header};
 use serde_json::{Value, json};
 
 use super::access::{self, AuditArgs, RealmsCmd, TokensCmd};
@@ -432,11 +432,7 @@ pub enum ImagesCmd {
     },
 }
 
-pub(crate) fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
+pub(crate) use hoody_api::client::enc;
 
 pub(crate) fn print(out: Output, a: &Answer) -> anyhow::Result<i32> {
     if !a.status.is_success() {
@@ -467,17 +463,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             print(out, &a)
         }
         Cmd::Execs(ExecsCmd::Attach { container, exec_id }) => {
-            let base = format!("/containers/{}/execs/{}", enc(&container), enc(&exec_id));
-            let a = client.call(Method::GET, &base, None).await?;
-            if !a.status.is_success() {
-                eprintln!("hoodyctl: {}", a.error_text());
-                return Ok(1);
-            }
-            let tty = a.json()?["data"]["tty"].as_bool().unwrap_or(false);
-            let path = format!("{base}/attach");
-            let Some(up) = super::exec::reattach(&client, &path).await? else { anyhow::bail!("the daemon did not answer") };
+            let tty = match client.exec_instance(&container, &exec_id).await {
+                Ok(v) => v.tty,
+                Err(hoody_api::client::ClientError::Api { error, .. }) => {
+                    eprintln!("hoodyctl: {}", error.text());
+                    return Ok(1);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let Some(up) = super::exec::reattach(&client, &container, &exec_id).await? else { anyhow::bail!("the daemon did not answer") };
             let _raw = if tty { Some(super::exec::RawMode::enter()) } else { None };
-            super::exec::run(&client, up, tty, Some(path)).await
+            super::exec::run(&client, up, tty, Some((container, exec_id))).await
         }
         Cmd::Logs(l) => logs(&client, l).await,
         Cmd::Images(i) => images(&client, out, i).await,
@@ -679,32 +675,21 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         timeout: e.timeout,
         ..Default::default()
     };
-    let body = serde_json::to_value(&request)?;
+    let target = e.target.get()?.to_owned();
     if e.detach {
-        let a = client.call(Method::POST, &format!("/containers/{}/exec", enc(e.target.get()?)), Some(body)).await?;
+        let a = client.call(Method::POST, &format!("/containers/{}/exec", enc(&target)), Some(serde_json::to_value(&request)?)).await?;
         return print(Output::Json, &a);
     }
-    let req = client
-        .request_builder(Method::POST, &format!("/containers/{}/exec", enc(e.target.get()?)))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, hoody_api::paths::UPGRADE_PROTOCOL)
-        .body(full(serde_json::to_vec(&body)?))?;
-    let resp = client.send(req).await?;
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        eprintln!("hoodyctl: {}", Answer { status, body }.error_text());
-        return Ok(1);
-    }
-    let attach = resp
-        .headers()
-        .get(hoody_api::paths::EXEC_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|x| format!("/containers/{}/execs/{}/attach", enc(e.target.get().unwrap_or_default()), enc(x)));
-    let up = hyper::upgrade::on(resp).await.context("upgrading the connection")?;
+    let (up, exec_id) = match client.exec_stream(&target, &request).await {
+        Ok(x) => x,
+        Err(hoody_api::client::ClientError::Api { error, .. }) => {
+            eprintln!("hoodyctl: {}", error.text());
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let _raw = if e.tty { Some(super::exec::RawMode::enter()) } else { None };
-    super::exec::run(client, up, e.tty, attach).await
+    super::exec::run(client, up, e.tty, exec_id.map(|x| (target, x))).await
 }
 
 async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {

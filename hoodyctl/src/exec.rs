@@ -9,7 +9,7 @@ use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::Client;
+use hoody_api::client::{Client, ClientError};
 use hoody_api::proto::codec::{ClientCodec, CodecError};
 use hoody_api::proto::{InFrame, OutFrame};
 
@@ -87,28 +87,18 @@ async fn relay_output(rd: &mut Reader) -> anyhow::Result<Ended> {
 }
 
 /// `POST …/execs/{exec_id}/attach`: `Ok(None)` while the daemon is not (yet) there to answer.
-pub async fn reattach(client: &Client, path: &str) -> anyhow::Result<Option<Upgraded>> {
-    let req = client
-        .request_builder(hyper::Method::POST, path)
-        .header(hyper::header::CONNECTION, "Upgrade")
-        .header(hyper::header::UPGRADE, hoody_api::paths::UPGRADE_PROTOCOL)
-        .body(super::full(bytes::Bytes::new()))?;
-    let Ok(resp) = client.send(req).await else { return Ok(None) };
-    let status = resp.status();
-    if status == hyper::StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(hyper::upgrade::on(resp).await.ok());
+pub async fn reattach(client: &Client, container: &str, exec_id: &str) -> anyhow::Result<Option<Upgraded>> {
+    match client.attach(container, exec_id).await {
+        Ok(up) => Ok(Some(up)),
+        Err(ClientError::Api { status, error }) if !status.is_server_error() => anyhow::bail!("re-attaching: {}", error.text()),
+        Err(_) => Ok(None),
     }
-    if status.is_server_error() {
-        return Ok(None);
-    }
-    let body = http_body_util::BodyExt::collect(resp.into_body()).await?.to_bytes();
-    anyhow::bail!("re-attaching: {}", super::Answer { status, body }.error_text())
 }
 
 /// Runs the session; returns the command's exit status. When the connection drops without
-/// one (the daemon restarted) and `attach_path` names the exec, it re-attaches there, for up
+/// one (the daemon restarted) and `attach` names the exec (container, id), it re-attaches, for up
 /// to two minutes; input and signals given meanwhile are sent once it is back.
-pub async fn run(client: &Client, up: Upgraded, tty: bool, attach_path: Option<String>) -> anyhow::Result<i32> {
+pub async fn run(client: &Client, up: Upgraded, tty: bool, attach: Option<(String, String)>) -> anyhow::Result<i32> {
     let (mut rd, wr) = tokio::io::split(TokioIo::new(up));
     let (tx, mut rx) = mpsc::channel::<InFrame>(64);
     let (wr_tx, mut wr_rx) = mpsc::channel::<Writer>(1);
@@ -193,11 +183,11 @@ pub async fn run(client: &Client, up: Upgraded, tty: bool, attach_path: Option<S
             Ended::Error(m) => anyhow::bail!("{m}"),
             Ended::Dropped(why) => why,
         };
-        let Some(path) = attach_path.as_deref() else { anyhow::bail!("{why}") };
+        let Some((container, exec_id)) = attach.as_ref() else { anyhow::bail!("{why}") };
         eprintln!("hoodyctl: {why}; re-attaching to the exec");
         let deadline = std::time::Instant::now() + REATTACH_FOR;
         let up = loop {
-            if let Some(up) = reattach(client, path).await? {
+            if let Some(up) = reattach(client, container, exec_id).await? {
                 break up;
             }
             if std::time::Instant::now() > deadline {
