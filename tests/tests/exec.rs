@@ -425,3 +425,34 @@ fn a_client_that_attaches_takes_the_stream_from_the_one_before() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("another client attached"), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// The typed client of `hoody-api` against a real daemon: typed answers, the daemon's error codes.
+#[test]
+fn the_typed_client_runs_execs_and_reads_their_instances_and_errors() {
+    use hoody_api::client::Client;
+    use hoody_api::envelope::ErrorCode;
+    use hoody_api::exec::{ExecRequest, ExecStatus};
+    let w = World::new(Driver::Overlay);
+    let c = id(&w.running("typed"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = Client::from_env(Some(w.socket.clone()));
+    rt.block_on(async {
+        let req = ExecRequest {
+            command: vec!["sh".into(), "-c".into(), "cat; exit 3".into()],
+            stdin: Some("typed".into()),
+            ..Default::default()
+        };
+        let out = client.exec_json(&c, &req).await.expect("exec");
+        assert_eq!((out["exit_code"].as_i64(), out["stdout"].as_str()), (Some(3), Some("typed")), "{out}");
+        let execs = client.execs(&c).await.expect("execs");
+        let e = execs.iter().find(|e| e.command[2] == "cat; exit 3").expect("the instance");
+        assert_eq!((e.status, e.exit_code, e.detached), (ExecStatus::Exited, Some(3), false));
+        assert_eq!(client.exec_instance(&c, &e.id).await.expect("one").id, e.id);
+        let missing = client.exec_instance(&c, "0123456789abcdef01234567").await.unwrap_err();
+        assert_eq!(missing.code(), Some(ErrorCode::NotFound), "{missing}");
+        let bad = client.exec_json(&c, &ExecRequest { command: vec![], ..Default::default() }).await.unwrap_err();
+        assert_eq!(bad.code(), Some(ErrorCode::Invalid), "{bad}");
+        let gone = client.execs("no-such-container").await.unwrap_err();
+        assert_eq!(gone.code(), Some(ErrorCode::NotFound), "{gone}");
+    });
+}
