@@ -18,7 +18,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -235,16 +234,6 @@ fn fail(message: String) -> ! {
     std::process::exit(1)
 }
 
-fn open_output(dir: &Path, name: &str) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir.join(name))
-}
-
 pub fn main(args: &[std::ffi::OsString]) -> ! {
     let Some(dir) = args.get(2).map(PathBuf::from) else { fail("usage: hoodyd __exec-shim DIR".into()) };
     let Some(record) = rec::read_json::<ExecRecord>(&dir, rec::RECORD) else { fail(format!("no exec record in {}", dir.display())) };
@@ -270,7 +259,7 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).unwrap_or_else(|e| fail(format!("listening on {}: {e}", sock.display())));
     let files = if spec.detached {
-        match (open_output(&dir, rec::STDOUT), open_output(&dir, rec::STDERR)) {
+        match (rec::create_file(&dir, rec::STDOUT), rec::create_file(&dir, rec::STDERR)) {
             (Ok(o), Ok(e)) => Some([o, e]),
             (Err(e), _) | (_, Err(e)) => fail(format!("opening the output files: {e}")),
         }

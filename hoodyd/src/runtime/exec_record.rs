@@ -85,21 +85,26 @@ impl ExecEnd {
     }
 }
 
-/// Writes `data` to `dir/name` durably: a temporary file, fsynced, renamed, the directory fsynced.
-pub fn write_durable(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+/// Creates (or truncates) `dir/name` for writing, mode 0600, never through a symlink.
+pub fn create_file(dir: &Path, name: &str) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
+        .open(dir.join(name))
+}
+
+/// Writes `data` to `dir/name` durably: a temporary file, fsynced, renamed, the directory fsynced.
+pub fn write_durable(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    let tmp = format!(".{name}.tmp");
+    let mut f = create_file(dir, &tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::rename(dir.join(&tmp), dir.join(name))?;
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -110,26 +115,19 @@ pub fn write_json<T: Serialize>(dir: &Path, name: &str, v: &T) -> std::io::Resul
 /// Writes `dir/name` whole (a temporary file renamed into place) but not durably: for what means
 /// nothing after a reboot (the shim's pids).
 pub fn write_json_volatile<T: Serialize>(dir: &Path, name: &str, v: &T) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec(v).expect("serialises"))?;
-    std::fs::rename(&tmp, dir.join(name))
+    let tmp = format!(".{name}.tmp");
+    create_file(dir, &tmp)?.write_all(&serde_json::to_vec(v).expect("serialises"))?;
+    std::fs::rename(dir.join(&tmp), dir.join(name))
 }
 
 /// Step 1 of an exec: its directory, the record, and the empty end file its shim fills in
 /// place at the end. Visible at once; durable once [`sync_created`] returned, which may run
 /// while the shim starts (nothing is answered before it).
 pub fn create(dir: &Path, record: &ExecRecord) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     write_json_volatile(dir, RECORD, record)?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir.join(END))
-        .map(drop)
+    create_file(dir, END).map(drop)
 }
 
 /// Makes what [`create`] made durable: both files, the directory, and its entry in the parent.
