@@ -621,13 +621,16 @@ fn path_mtu_discovery_works_through_a_smaller_mtu_hop() {
     let got = server.join().unwrap();
     assert_eq!(got, 300_000, "the upload through the 1280-byte hop did not finish: {r:?}");
     // It was path-MTU discovery that did it: the router sent "fragmentation needed".
-    let snmp = Command::new("ip").args(["netns", "exec", &inet, "cat", "/proc/net/snmp"]).output().unwrap();
-    let snmp = String::from_utf8_lossy(&snmp.stdout).into_owned();
+    // nsenter, not `ip netns exec` (which also remounts /sys, and can fail at that under load):
+    // /proc/net follows the reader's network namespace.
+    let out = Command::new("nsenter").arg(format!("--net=/run/netns/{inet}")).args(["cat", "/proc/net/snmp"]).output().unwrap();
+    assert!(out.status.success(), "reading the router's counters: {out:?}");
+    let snmp = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut icmp = snmp.lines().filter(|l| l.starts_with("IcmpMsg:"));
     let (names, values) = (icmp.next().unwrap_or_default(), icmp.next().unwrap_or_default());
     let sent =
         names.split_whitespace().zip(values.split_whitespace()).find(|(n, _)| *n == "OutType3").map(|(_, v)| v.parse::<u64>().unwrap());
-    assert!(sent.unwrap_or(0) >= 1, "the router sent no ICMP destination unreachable: {names} / {values}");
+    assert!(sent.unwrap_or(0) >= 1, "the router sent no ICMP destination unreachable: {names} / {values}\n{snmp}");
 }
 
 /// Fail-closed without the table and without sysctls (issue 16, item 4): the failsafe routing
