@@ -110,12 +110,13 @@ impl ExecRegistry {
         e.finished = Some(at);
     }
 
-    /// Whether the shim recorded in `dir` still runs.
-    fn shim_alive(&self, dir: &Path) -> bool {
+    /// Whether the shim recorded in `dir` still runs. Without its pids it is starting while
+    /// this daemon runs (`exec` waits for that), but at the daemon's start it never ran: the
+    /// daemon that made the record went before its shim got that far.
+    fn shim_alive(&self, dir: &Path, at_start: bool) -> bool {
         match rec::read_json::<ShimPids>(dir, rec::PIDS) {
             Some(p) => crate::procfs::is_same_process(&self.proc_root, p.shim_pid, p.shim_start),
-            // Not written yet: the shim is starting (its start is waited for by `exec`).
-            None => true,
+            None => !at_start,
         }
     }
 
@@ -130,7 +131,7 @@ impl ExecRegistry {
         for id in running {
             let dir = self.dir_of(&id);
             let end = rec::read_json::<ExecEnd>(&dir, rec::END);
-            if end.is_some() || !self.shim_alive(&dir) {
+            if end.is_some() || !self.shim_alive(&dir, false) {
                 // The end may have been written just before the shim exited: read it once more.
                 let end = end.or_else(|| rec::read_json::<ExecEnd>(&dir, rec::END));
                 self.finish(&id, end.as_ref());
@@ -212,7 +213,7 @@ impl ExecRegistry {
             };
             let mut e = Entry { view: record.view.clone(), finished: None, cap: record.shim.cap, attached: false };
             let end = rec::read_json::<ExecEnd>(&dir, rec::END);
-            if end.is_some() || !self.shim_alive(&dir) {
+            if end.is_some() || !self.shim_alive(&dir, true) {
                 let age = std::fs::metadata(dir.join(rec::END))
                     .and_then(|m| m.modified())
                     .ok()
@@ -323,6 +324,8 @@ mod tests {
         // Its shim is gone without a record of the end (killed).
         let lost = put("cc", "c1");
         rec::write_json_volatile(&lost, rec::PIDS, &ShimPids { shim_pid: me, shim_start: start + 1, helper_pid: me }).unwrap();
+        // Its daemon went before its shim ran (a record, no pids): ended, not running forever.
+        put("ff", "c1");
         // Of a container that is gone; and a directory without a record.
         put("dd", "gone");
         std::fs::create_dir_all(d.path().join("ee")).unwrap();
@@ -335,6 +338,7 @@ mod tests {
         assert_eq!((v.status, v.exit_code), (ExecStatus::Exited, Some(3)));
         let (v, _) = r.get("c1", "cc").unwrap();
         assert_eq!((v.status, v.exit_code), (ExecStatus::Exited, None));
+        assert_eq!(r.get("c1", "ff").unwrap().0.status, ExecStatus::Exited);
         assert_eq!(r.get("c1", "bb").unwrap().0.status, ExecStatus::Running);
         assert!(!d.path().join("dd").exists() && !d.path().join("ee").exists());
         // The running one ends while the daemon runs: seen at the next look.
