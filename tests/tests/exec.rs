@@ -253,6 +253,35 @@ fn a_killed_exec_leaves_no_zombie_that_keeps_the_container_from_stopping() {
     assert!(zombies.is_empty(), "{zombies:?}");
 }
 
+/// A hoodyctl started in the background, killed (and reaped) when the test ends, also when it
+/// fails: a re-attaching client would otherwise retry for minutes.
+struct Spawned(std::process::Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `hoodyctl ARGS` in the background, stdout and stderr piped.
+fn spawn_ctl(w: &World, args: &[&str], stdin: Stdio) -> Spawned {
+    Spawned(w.hoodyctl().args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("hoodyctl"))
+}
+
 /// Collects a child's stdout as it comes.
 fn collect(r: impl std::io::Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<String>> {
     let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -291,14 +320,11 @@ fn a_session_outlives_a_killed_daemon_and_hoodyctl_reattaches() {
     use std::io::Write;
     let mut w = World::new(Driver::Overlay);
     let c = id(&w.running("outlive"));
-    let mut child = w
-        .hoodyctl()
-        .args(["exec", "-c", &c, "--", "sh", "-c", "echo one; read line; echo got $line; sleep 1; echo two; exit 7"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hoodyctl");
+    let mut child = spawn_ctl(
+        &w,
+        &["exec", "-c", &c, "--", "sh", "-c", "echo one; read line; echo got $line; sleep 1; echo two; exit 7"],
+        Stdio::piped(),
+    );
     let out = collect(child.stdout.take().unwrap());
     eventually("the first line", || out.lock().unwrap().contains("one\n"));
     w.kill_daemon();
@@ -321,14 +347,7 @@ fn a_session_outlives_a_killed_daemon_and_hoodyctl_reattaches() {
 fn an_exec_nobody_reattaches_to_after_a_restart_is_hung_up_after_the_grace() {
     let mut w = World::with_flags(Driver::Overlay, &["--exec-reattach-grace", "4"]);
     let c = id(&w.running("grace"));
-    let mut child = w
-        .hoodyctl()
-        .args(["exec", "-c", &c, "--", "sleep", "306"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hoodyctl");
+    let mut child = spawn_ctl(&w, &["exec", "-c", &c, "--", "sleep", "306"], Stdio::null());
     eventually("the command running", || runs(&w, &c, "sleep 306"));
     // The daemon first (so the client's going is not seen), then its client.
     w.kill_daemon();
@@ -378,14 +397,7 @@ fn after_a_killed_daemon_a_second_client_attaches_while_it_runs_and_sees_the_res
     let mut w = World::new(Driver::Overlay);
     let c = id(&w.running("second"));
     let script = "echo a; sleep 8; echo b; exit 4";
-    let mut first = w
-        .hoodyctl()
-        .args(["exec", "-c", &c, "--", "sh", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hoodyctl");
+    let mut first = spawn_ctl(&w, &["exec", "-c", &c, "--", "sh", "-c", script], Stdio::null());
     let out = collect(first.stdout.take().unwrap());
     eventually("the first line", || out.lock().unwrap().contains("a\n"));
     // The daemon and the first client both go.
@@ -407,23 +419,20 @@ fn a_client_that_attaches_takes_the_stream_from_the_one_before() {
     let w = World::new(Driver::Overlay);
     let c = id(&w.running("takeover"));
     let script = "sleep 2; echo late; exit 5";
-    let first = w
-        .hoodyctl()
-        .args(["exec", "-c", &c, "--", "sh", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hoodyctl");
+    let mut first = spawn_ctl(&w, &["exec", "-c", &c, "--", "sh", "-c", script], Stdio::null());
     eventually("the command running", || runs(&w, &c, "sleep 2"));
     let execs = w.ok(&["execs", "list", "-c", &c]);
     let e = id(execs.as_array().unwrap().iter().find(|e| e["command"][2] == script).expect("the instance"));
     let r = w.ctl(&["execs", "attach", "-c", &c, &e]);
     assert_eq!((r.code, r.stdout.as_str()), (5, "late\n"), "the new client gets the rest: {r:?}");
-    let out = first.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another client attached"), "{out:?}");
-    assert!(out.stdout.is_empty(), "{out:?}");
+    let (mut stdout, mut stderr) = (first.stdout.take().unwrap(), first.stderr.take().unwrap());
+    let status = wait_exit(&mut first, Duration::from_secs(30));
+    let (mut out, mut err) = (String::new(), String::new());
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("another client attached"), "{err}");
+    assert!(out.is_empty(), "{out}");
 }
 
 /// The typed client of `hoody-api` against a real daemon: typed answers, the daemon's error codes.

@@ -108,8 +108,7 @@ pub async fn attach(
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    let started = st.rt.exec_reattach(&c.id, &exec_id).await?;
-    let (view, _) = st.rt.execs.get(&c.id, &exec_id).ok_or_else(|| ApiError::bad_request("the exec vanished"))?;
+    let (view, started) = st.rt.exec_reattach(&c.id, &exec_id).await?;
     let answer = switching(&exec_id);
     match started {
         Some(started) => upgrade_to_session(st.rt.clone(), on_upgrade, started, view.tty),
@@ -119,8 +118,9 @@ pub async fn attach(
             tokio::spawn(async move {
                 let Ok(up) = on_upgrade.await else { return };
                 let mut io = TokioIo::new(up);
-                for (name, wrap) in [(rec::STDOUT, OutFrame::Stdout as fn(Vec<u8>) -> OutFrame), (rec::STDERR, OutFrame::Stderr)] {
-                    let kept = rec::read_output(&dir, name, CAPTURE_MAX);
+                let read = tokio::task::spawn_blocking(move || [rec::STDOUT, rec::STDERR].map(|n| rec::read_output(&dir, n, CAPTURE_MAX)));
+                let Ok([out, err]) = read.await else { return };
+                for (kept, wrap) in [(out, OutFrame::Stdout as fn(Vec<u8>) -> OutFrame), (err, OutFrame::Stderr)] {
                     for chunk in kept.chunks(64 * 1024) {
                         let _ = io.write_all(&wrap(chunk.to_vec()).encode()).await;
                     }
@@ -372,7 +372,11 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok(data(st.rt.execs.list(&c.id)))
+    let rt = st.rt.clone();
+    let list = tokio::task::spawn_blocking(move || rt.execs.list(&c.id))
+        .await
+        .map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?;
+    Ok(data(list))
 }
 
 /// One instance; a detached one with the output kept so far.
@@ -382,10 +386,11 @@ pub async fn get(
     Path((id, exec_id)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    let (view, out) = st
-        .rt
-        .execs
-        .get(&c.id, &exec_id)
+    // Files are read: a detached exec's output may be tens of MiB.
+    let (rt, eid) = (st.rt.clone(), exec_id.clone());
+    let (view, out) = tokio::task::spawn_blocking(move || rt.execs.get(&c.id, &eid))
+        .await
+        .map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?
         .ok_or_else(|| ApiError::from(crate::runtime::RuntimeError::NotFound(format!("exec {exec_id}"))))?;
     let mut v = serde_json::to_value(&view).expect("serialises");
     if let (Some(o), Some(m)) = (out, v.as_object_mut()) {

@@ -168,14 +168,15 @@ impl Runtime {
     }
 
     /// Attaches again to a running exec (after a client lost its connection, or the daemon
-    /// restarted): `None` when it has ended (its end and kept output are in its directory).
-    pub async fn exec_reattach(&self, container: &str, exec_id: &str) -> Result<Option<Started>> {
+    /// restarted), with the instance: no stream when it has ended (its end and kept output are
+    /// in its directory).
+    pub async fn exec_reattach(&self, container: &str, exec_id: &str) -> Result<(ExecView, Option<Started>)> {
         let (view, _) = self.execs.get(container, exec_id).ok_or_else(|| RuntimeError::NotFound(format!("exec {exec_id}")))?;
         if view.detached {
             return Err(RuntimeError::Conflict("a detached exec has no stream to attach to: read its output with GET".into()));
         }
         if view.status == ExecStatus::Exited {
-            return Ok(None);
+            return Ok((view, None));
         }
         let dir = self.execs.dir_of(exec_id);
         let record: ExecRecord =
@@ -184,10 +185,10 @@ impl Runtime {
         let link = match tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await {
             Ok(l) => l,
             // It ended in the meantime.
-            Err(_) => return Ok(None),
+            Err(_) => return Ok((view, None)),
         };
         self.execs.mark_attached(exec_id);
-        Ok(Some(Started {
+        let started = Started {
             id: exec_id.to_owned(),
             container_id: container.to_owned(),
             link,
@@ -196,7 +197,8 @@ impl Runtime {
             dir,
             kill_grace: Duration::from_millis(record.kill_grace_ms),
             cap: record.shim.cap,
-        }))
+        };
+        Ok((view, Some(started)))
     }
 
     /// Records how an exec ended (as its shim wrote it); its cgroup goes once nothing is left
