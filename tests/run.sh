@@ -15,6 +15,9 @@ start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins --tests
+# The tests' daemon: with its test hooks, in a target directory of its own (features unify
+# within one build, so the workspace's own binaries stay as released; tests/src/lib.rs).
+cargo build -p hoodyd -p hoodyctl --features hoodyd/test-hooks --target-dir target/hooked
 echo "== unit tests"
 cargo test --workspace --exclude hoody-e2e
 

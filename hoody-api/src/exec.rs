@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Body of `POST /containers/{id}/exec`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
     pub command: Vec<String>,
@@ -41,6 +42,7 @@ pub struct ExecRequest {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExecStatus {
     Running,
@@ -48,6 +50,7 @@ pub enum ExecStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartedBy {
     pub uid: u32,
     pub token_id: Option<String>,
@@ -55,6 +58,7 @@ pub struct StartedBy {
 
 /// An exec as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecView {
     pub id: String,
     pub container_id: String,
@@ -70,6 +74,63 @@ pub struct ExecView {
     pub tty: bool,
     /// Killed because its timeout ran out.
     pub timed_out: bool,
+}
+
+/// Which streams were cut at `max_output_bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Truncated {
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// A stream's bytes: as `stdout` when they are UTF-8, else as `stdout_base64` (and the same for
+/// stderr); the other field is then absent. All absent for an exec that keeps no output.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Output {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+}
+
+/// The answer of `POST /containers/{id}/exec` in JSON mode (no upgrade). Each stream is given
+/// as text, or as `…_base64` when its bytes are not UTF-8 (the plain field is then absent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecResult {
+    pub id: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_base64: Option<String>,
+    pub truncated: Truncated,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+}
+
+/// `GET /containers/{id}/execs/{exec_id}`: the instance and, for a detached exec, the output
+/// kept so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecDetail {
+    #[serde(flatten)]
+    pub exec: ExecView,
+    #[serde(flatten)]
+    pub output: Output,
 }
 
 #[cfg(test)]

@@ -9,7 +9,15 @@
 pub mod audit;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod common;
+pub mod containers;
 pub mod envelope;
 pub mod exec;
+pub mod firewall;
+pub mod images;
 pub mod paths;
 pub mod proto;
+pub mod query;
+pub mod realms;
+pub mod snapshots;
+pub mod system;

@@ -643,6 +643,23 @@ pub fn comment_name(comment: &str) -> Option<&str> {
     comment.strip_prefix("r:")?.split_once(' ').map(|(_, n)| n)
 }
 
+/// A set element as read back from the kernel, with its counter (0 where the set counts
+/// nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelElem {
+    pub elem: Elem,
+    pub packets: u64,
+    pub bytes: u64,
+    /// What is left of its timeout.
+    pub expires_ms: Option<u64>,
+}
+
+/// Whether an element of `set` is a learned address (a rule by name's, with a timeout): never
+/// part of what a container's rules compile to, so diffs and verification leave it alone.
+pub fn is_learned(set: &str, key: &[u8]) -> bool {
+    set == SET_EGRESS_LEARNED_POINTS || (set.starts_with("sh") && key.get(..4) == Some(&[0, 0, 0, REGION_EGRESS_LEARNED][..]))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

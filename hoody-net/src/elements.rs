@@ -121,12 +121,7 @@ pub fn hash_keys(ip: Ipv4Addr, ifname: &str) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Whether an element of `set` is a learned address (a rule by name's, with a timeout): never
-/// part of what a container's rules compile to, so diffs and verification leave it alone.
-pub fn is_learned(set: &str, key: &[u8]) -> bool {
-    set == compile::SET_EGRESS_LEARNED_POINTS
-        || (set.starts_with("sh") && key.get(..4) == Some(&[0, 0, 0, compile::REGION_EGRESS_LEARNED][..]))
-}
+pub use crate::compile::is_learned;
 
 /// What `addr`, learned by `c` through its rule by name `rule_id`, opens, as (set, element)
 /// pairs with `timeout_ms`: a single point (one protocol and port) in the learned hash set
@@ -213,7 +208,7 @@ pub fn plan_each(cfg: &crate::policy::TableConfig, containers: &[ContainerFirewa
 }
 
 /// The rule ids in `elems` with the sum of their elements' counters.
-pub fn rule_counters(elems: &[crate::nft::KernelElem]) -> BTreeMap<String, (u64, u64)> {
+pub fn rule_counters(elems: &[crate::compile::KernelElem]) -> BTreeMap<String, (u64, u64)> {
     let mut m: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for e in elems {
         if let Some(id) = e.elem.comment.as_deref().and_then(compile::comment_rule_id) {

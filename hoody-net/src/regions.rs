@@ -34,7 +34,7 @@ impl Region {
     /// What `rule` matches.
     pub fn of(rule: &Rule) -> Region {
         let s = &rule.spec;
-        let proto = s.protocol.number().map(|p| (u32::from(p), u32::from(p))).unwrap_or((0, 255));
+        let proto = crate::rules::protocol_number(s.protocol).map(|p| (u32::from(p), u32::from(p))).unwrap_or((0, 255));
         let port = s.ports.map(|p| (u32::from(p.from), u32::from(p.to))).unwrap_or((0, 65535));
         Region { addr: (u32::from(s.peer.network()), u32::from(s.peer.broadcast())), proto, port }
     }

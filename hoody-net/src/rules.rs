@@ -10,31 +10,16 @@ use crate::error::Invalid;
 pub const MAX_RULES_PER_CONTAINER: usize = 1000;
 pub const MAX_DESCRIPTION: usize = 255;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Allow,
-    Deny,
-}
+pub use hoody_api::common::Port as PortValue;
+pub use hoody_api::firewall::{Action, EgressRule as EgressRequest, IngressRule as IngressRequest, Protocol};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    Icmp,
-    Any,
-}
-
-impl Protocol {
-    /// IP protocol number, for `meta l4proto`.
-    pub fn number(self) -> Option<u8> {
-        match self {
-            Protocol::Tcp => Some(libc::IPPROTO_TCP as u8),
-            Protocol::Udp => Some(libc::IPPROTO_UDP as u8),
-            Protocol::Icmp => Some(libc::IPPROTO_ICMP as u8),
-            Protocol::Any => None,
-        }
+/// IP protocol number, for `meta l4proto`.
+pub fn protocol_number(p: Protocol) -> Option<u8> {
+    match p {
+        Protocol::Tcp => Some(libc::IPPROTO_TCP as u8),
+        Protocol::Udp => Some(libc::IPPROTO_UDP as u8),
+        Protocol::Icmp => Some(libc::IPPROTO_ICMP as u8),
+        Protocol::Any => None,
     }
 }
 
@@ -87,23 +72,6 @@ impl PortRange {
     }
 }
 
-/// A port as JSON: `"443"`, `"8000-8100"` or `443`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum PortValue {
-    Number(i64),
-    Text(String),
-}
-
-impl PortValue {
-    fn as_text(&self) -> String {
-        match self {
-            PortValue::Number(n) => n.to_string(),
-            PortValue::Text(t) => t.clone(),
-        }
-    }
-}
-
 /// A validated rule (without its id).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RuleSpec {
@@ -128,31 +96,6 @@ pub const FQDN_PEER: Ipv4Net = Ipv4Net { addr: std::net::Ipv4Addr::BROADCAST, pr
 pub struct Rule {
     pub id: String,
     pub spec: RuleSpec,
-}
-
-/// Body of `POST /containers/{id}/firewall/egress`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EgressRequest {
-    pub action: String,
-    pub protocol: Option<String>,
-    pub destination: Option<String>,
-    /// A host name (or `*.example.com`) instead of `destination`.
-    pub destination_fqdn: Option<String>,
-    pub destination_port: Option<PortValue>,
-    pub description: Option<String>,
-}
-
-/// Body of `POST /containers/{id}/firewall/ingress`: an allow-list entry.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngressRequest {
-    pub action: Option<String>,
-    pub protocol: Option<String>,
-    pub source: String,
-    #[serde(alias = "port")]
-    pub destination_port: Option<PortValue>,
-    pub description: Option<String>,
 }
 
 fn action(s: &str) -> Result<Action, Invalid> {
@@ -197,8 +140,13 @@ fn description(d: &Option<String>) -> Result<String, Invalid> {
     Ok(d)
 }
 
-impl EgressRequest {
-    pub fn validate(&self) -> Result<RuleSpec, Invalid> {
+/// A rule body checked and turned into a [`RuleSpec`].
+pub trait ValidateRule {
+    fn validate(&self) -> Result<RuleSpec, Invalid>;
+}
+
+impl ValidateRule for EgressRequest {
+    fn validate(&self) -> Result<RuleSpec, Invalid> {
         let action = action(&self.action)?;
         let protocol = protocol(self.protocol.as_deref())?;
         let (peer, fqdn) = match (&self.destination, &self.destination_fqdn) {
@@ -224,8 +172,8 @@ impl EgressRequest {
     }
 }
 
-impl IngressRequest {
-    pub fn validate(&self) -> Result<RuleSpec, Invalid> {
+impl ValidateRule for IngressRequest {
+    fn validate(&self) -> Result<RuleSpec, Invalid> {
         if let Some(a) = &self.action
             && action(a)? != Action::Allow
         {

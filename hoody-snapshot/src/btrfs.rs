@@ -3,12 +3,10 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{OFlag, open};
-use nix::sys::stat::Mode;
 use tracing::debug;
 
 use crate::driver::{ContainerRoot, DriverKind, SnapshotStats, StorageDriver, staging_name, step};
@@ -22,10 +20,7 @@ pub struct BtrfsDriver {
     quota: std::result::Result<BtrfsQuota, String>,
 }
 
-pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
-    open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| StorageError::io("open directory", path)(e.into()))
-}
+use crate::dirfd::open_dir;
 
 fn split(path: &Path) -> (&Path, &OsStr) {
     (path.parent().expect("pool paths have a parent"), path.file_name().expect("pool paths have a name"))

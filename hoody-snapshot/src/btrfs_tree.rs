@@ -32,10 +32,10 @@ fn destroy_by_id(fs: BorrowedFd<'_>, id: u64, depth: usize) -> io::Result<()> {
 /// nested in it, deepest first.
 pub(crate) fn destroy(path: &Path) -> Result<()> {
     let id = {
-        let fd = crate::btrfs::open_dir(path)?;
+        let fd = crate::dirfd::open_dir(path)?;
         crate::quota_sys::btrfs_subvol_id(fd.as_fd()).map_err(StorageError::io("look up subvolume id", path))?
     };
-    let parent = crate::btrfs::open_dir(path.parent().expect("pool paths have a parent"))?;
+    let parent = crate::dirfd::open_dir(path.parent().expect("pool paths have a parent"))?;
     destroy_by_id(parent.as_fd(), id, 0).map_err(StorageError::io("delete subvolume", path))?;
     tracing::debug!(path = %path.display(), id, "btrfs subvolume deleted with what was nested in it");
     Ok(())

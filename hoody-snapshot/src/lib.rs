@@ -11,11 +11,13 @@ mod btrfs_tree;
 pub mod busybox;
 pub mod copy;
 pub mod diff;
+mod dirfd;
 pub mod driver;
 pub mod error;
 pub mod import_dir;
 pub mod import_tar;
 pub mod overlay;
+mod pool;
 pub mod quota;
 mod quota_sys;
 pub mod relpath;
@@ -23,8 +25,9 @@ mod restore_mark;
 mod sys;
 pub mod tree_writer;
 
-pub use driver::{ContainerRoot, DriverKind, StorageDriver, open_driver};
+pub use driver::{ContainerRoot, DriverKind, StorageDriver};
 pub use error::StorageError;
+pub use pool::open_driver;
 pub use quota::{DiskLimits, DiskUsage, SnapshotBudget};
 pub use tree_writer::{ImportReport, OwnerPolicy, SafeTreeWriter};
 

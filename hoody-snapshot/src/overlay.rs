@@ -181,7 +181,7 @@ impl StorageDriver for OverlayDriver {
         step(checkpoint, "restore-prepare")?;
         crate::copy::copy_tree(&snap, &staged)?;
         let swapped = crate::restore_mark::set(&staged, token).and_then(|_| step(checkpoint, "restore-swap")).and_then(|_| {
-            let dfd = crate::btrfs::open_dir(&dir)?;
+            let dfd = crate::dirfd::open_dir(&dir)?;
             sys::exchange(dfd.as_fd(), OsStr::new("upper"), OsStr::new(".restore"))
                 .map_err(StorageError::io("swap in the restored upper layer", &dir))
         });
@@ -245,7 +245,7 @@ impl StorageDriver for OverlayDriver {
     fn set_disk_limits(&self, id: &str, limits: &DiskLimits) -> Result<()> {
         let Some(q) = crate::quota::quota_for(&self.quota, limits)? else { return Ok(()) };
         let dir = self.container_dir(id);
-        let fd = crate::btrfs::open_dir(&dir)?;
+        let fd = crate::dirfd::open_dir(&dir)?;
         let (p, _) = project_ids(id);
         match crate::quota_sys::project_of(fd.as_fd()) {
             Ok((have, true)) if have == p => set_limits(q, id, limits),

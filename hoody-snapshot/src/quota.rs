@@ -77,7 +77,7 @@ pub(crate) fn quota_for<'a, Q>(quota: &'a std::result::Result<Q, String>, limits
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
-    crate::btrfs::open_dir(path)
+    crate::dirfd::open_dir(path)
 }
 
 /// Full qgroup accounting of a btrfs pool.

@@ -8,7 +8,7 @@ use std::ffi::CStr;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use crate::btrfs::open_dir;
+use crate::dirfd::open_dir;
 use crate::error::{Result, StorageError};
 use crate::sys;
 

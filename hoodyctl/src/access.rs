@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use hyper::Method;
-use serde_json::{Value, json};
+use hoody_api::audit::{read_head, verify};
+use hoody_api::client::ClientError;
+use hoody_api::query::AuditQuery;
+use hoody_api::realms::{CreateRealm, CreateToken};
+use serde_json::json;
 
 use super::Client;
-use super::cli::{Output, enc, print};
-use hoody_api::audit::{read_head, verify};
+use super::output::{Output, emit};
 
 #[derive(Debug, Subcommand)]
 pub enum RealmsCmd {
@@ -68,15 +70,14 @@ pub struct AuditArgs {
 }
 
 pub async fn realms(client: &Client, out: Output, cmd: RealmsCmd) -> anyhow::Result<i32> {
-    let a = match cmd {
-        RealmsCmd::List => client.call(Method::GET, "/realms", None).await?,
-        RealmsCmd::Create { description } => client.call(Method::POST, "/realms", Some(json!({ "description": description }))).await?,
-    };
-    print(out, &a)
+    match cmd {
+        RealmsCmd::List => emit(out, client.realms().await),
+        RealmsCmd::Create { description } => emit(out, client.create_realm(&CreateRealm { description }).await),
+    }
 }
 
 pub async fn tokens(client: &Client, out: Output, cmd: TokensCmd) -> anyhow::Result<i32> {
-    let a = match cmd {
+    match cmd {
         TokensCmd::Create { realms, scopes, description, expires_at, expires_in } => {
             let expires_at = match expires_in {
                 Some(span) => {
@@ -85,16 +86,11 @@ pub async fn tokens(client: &Client, out: Output, cmd: TokensCmd) -> anyhow::Res
                 }
                 None => expires_at,
             };
-            let mut body = json!({ "realm_ids": realms, "scopes": scopes, "description": description });
-            if let Some(e) = expires_at {
-                body["expires_at"] = Value::String(e);
-            }
-            client.call(Method::POST, "/tokens", Some(body)).await?
+            emit(out, client.create_token(&CreateToken { realm_ids: realms, scopes, description, expires_at }).await)
         }
-        TokensCmd::List => client.call(Method::GET, "/tokens", None).await?,
-        TokensCmd::Delete { id } => client.call(Method::DELETE, &format!("/tokens/{}", enc(&id)), None).await?,
-    };
-    print(out, &a)
+        TokensCmd::List => emit(out, client.tokens().await),
+        TokensCmd::Delete { id } => emit(out, client.delete_token(&id).await),
+    }
 }
 
 /// Prints a verification report; exit status 1 when the chain is broken.
@@ -128,26 +124,14 @@ pub async fn audit(client: &Client, out: Output, a: AuditArgs) -> anyhow::Result
                 verify::verify_segments(&segs, read_head(&path.with_extension("head")))
                     .with_context(|| format!("reading {}", path.display()))?
             }
-            None => {
-                let ans = client.call(Method::GET, "/audit/verify", None).await?;
-                if !ans.status.is_success() {
-                    return print(out, &ans);
-                }
-                serde_json::from_value(ans.json()?["data"].clone()).context("the daemon's verification report")?
-            }
+            None => match client.audit_verify().await {
+                Ok(r) => r,
+                Err(e @ ClientError::Api { .. }) => return emit(out, Err::<(), _>(e)),
+                Err(e) => return Err(e.into()),
+            },
         };
         return report(out, &r);
     }
-    let mut q = vec![];
-    if let Some(s) = &a.since {
-        q.push(format!("since={}", enc(s)));
-    }
-    if let Some(c) = &a.container {
-        q.push(format!("container={}", enc(c)));
-    }
-    if let Some(l) = a.limit {
-        q.push(format!("limit={l}"));
-    }
-    let path = if q.is_empty() { "/audit".to_owned() } else { format!("/audit?{}", q.join("&")) };
-    print(out, &client.call(Method::GET, &path, None).await?)
+    let q = AuditQuery { since: a.since, container: a.container, limit: a.limit, ..Default::default() };
+    emit(out, client.audit(&q).await)
 }

@@ -4,21 +4,19 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use futures::TryStreamExt;
+use hoody_api::client::ClientError;
+use hoody_api::common::{Port, Size};
+use hoody_api::containers::{CreateContainer, LimitsRequest, SnapshotPolicy, UpdateContainer};
+use hoody_api::firewall::{EgressRule, Firewall, FirewallPatch, IngressRule};
+use hoody_api::query::LogsQuery;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper::{Method, header};
-use serde_json::{Value, json};
 
+use super::Client;
 use super::access::{self, AuditArgs, RealmsCmd, TokensCmd};
-use super::{Answer, Client, full, output};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Json,
-    Table,
-}
+use super::output::{self, Output, emit};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -178,30 +176,18 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     /// The `limits` object of a request, or None when no limit was given.
-    fn to_json(&self) -> Option<Value> {
-        let mut m = serde_json::Map::new();
-        if let Some(v) = &self.memory {
-            m.insert("memory".into(), json!(v));
-        }
-        if let Some(v) = &self.swap {
-            m.insert("swap".into(), json!(v));
-        }
-        if let Some(v) = self.cpus {
-            m.insert("cpus".into(), json!(v));
-        }
-        if let Some(v) = self.pids {
-            m.insert("pids".into(), json!(v));
-        }
-        if let Some(v) = &self.disk {
-            m.insert("disk".into(), json!(v));
-        }
-        if let Some(v) = &self.snapshots_disk {
-            m.insert("snapshots_disk".into(), json!(v));
-        }
-        if let Some(v) = self.inodes {
-            m.insert("inodes".into(), json!(v));
-        }
-        (!m.is_empty()).then_some(Value::Object(m))
+    fn to_request(&self) -> Option<LimitsRequest> {
+        let size = |v: &Option<String>| v.clone().map(Size::Text);
+        let l = LimitsRequest {
+            memory: size(&self.memory),
+            cpus: self.cpus,
+            pids: self.pids,
+            swap: size(&self.swap),
+            disk: size(&self.disk),
+            snapshots_disk: size(&self.snapshots_disk),
+            inodes: self.inodes,
+        };
+        (l != LimitsRequest::default()).then_some(l)
     }
 }
 
@@ -432,39 +418,19 @@ pub enum ImagesCmd {
     },
 }
 
-pub(crate) use hoody_api::client::enc;
-
-pub(crate) fn print(out: Output, a: &Answer) -> anyhow::Result<i32> {
-    if !a.status.is_success() {
-        eprintln!("hoodyctl: {}", a.error_text());
-        return Ok(1);
-    }
-    match out {
-        Output::Json => println!("{}", String::from_utf8_lossy(&a.body).trim_end()),
-        Output::Table => print!("{}", output::table(&a.json()?["data"])),
-    }
-    Ok(0)
-}
-
 /// Runs the command line; returns the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let client = Client::from_env(cli.socket.clone());
     let out = cli.output;
     match cli.cmd {
-        Cmd::Health => print(out, &client.call(Method::GET, "/health", None).await?),
+        Cmd::Health => emit(out, client.health().await),
         Cmd::Containers(c) => containers(&client, out, c).await,
         Cmd::Exec(e) => exec(&client, e).await,
-        Cmd::Execs(ExecsCmd::List(t)) => {
-            let a = client.call(Method::GET, &format!("/containers/{}/execs", enc(t.get()?)), None).await?;
-            print(out, &a)
-        }
-        Cmd::Execs(ExecsCmd::Get { container, exec_id }) => {
-            let a = client.call(Method::GET, &format!("/containers/{}/execs/{}", enc(&container), enc(&exec_id)), None).await?;
-            print(out, &a)
-        }
+        Cmd::Execs(ExecsCmd::List(t)) => emit(out, client.execs(t.get()?).await),
+        Cmd::Execs(ExecsCmd::Get { container, exec_id }) => emit(out, client.exec_instance(&container, &exec_id).await),
         Cmd::Execs(ExecsCmd::Attach { container, exec_id }) => {
             let tty = match client.exec_instance(&container, &exec_id).await {
-                Ok(v) => v.tty,
+                Ok(v) => v.exec.tty,
                 Err(hoody_api::client::ClientError::Api { error, .. }) => {
                     eprintln!("hoodyctl: {}", error.text());
                     return Ok(1);
@@ -482,10 +448,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Realms(r) => access::realms(&client, out, r).await,
         Cmd::Tokens(t) => access::tokens(&client, out, t).await,
         Cmd::Audit(a) => access::audit(&client, out, a).await,
-        Cmd::System(SystemCmd::Shutdown { timeout }) => {
-            let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
-            print(out, &client.call(Method::POST, &format!("/system/shutdown{q}"), None).await?)
-        }
+        Cmd::System(SystemCmd::Shutdown { timeout }) => emit(out, client.shutdown(timeout).await),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "hoodyctl", &mut std::io::stdout());
@@ -500,49 +463,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn snapshots(client: &Client, out: Output, cmd: SnapshotsCmd) -> anyhow::Result<i32> {
-    let base = |c: &str| format!("/containers/{}/snapshots", enc(c));
-    let a = match cmd {
-        SnapshotsCmd::Create { container, alias } => client.call(Method::POST, &base(&container), Some(json!({ "alias": alias }))).await?,
-        SnapshotsCmd::List(t) => client.call(Method::GET, &base(t.get()?), None).await?,
+    match cmd {
+        SnapshotsCmd::Create { container, alias } => emit(out, client.create_snapshot(&container, &alias).await),
+        SnapshotsCmd::List(t) => emit(out, client.snapshots(t.get()?).await),
         SnapshotsCmd::Diff { container, name, to } => {
-            let q = to.map(|t| format!("?to={}", enc(&t))).unwrap_or_default();
-            let a = client.call(Method::GET, &format!("{}/{}/diff{q}", base(&container), enc(&name)), None).await?;
-            if out == Output::Table && a.status.is_success() {
-                print!("{}", output::diff(&a.json()?["data"]));
+            let d = client.diff(&container, &name, to.as_deref()).await;
+            if let (Output::Table, Ok(d)) = (out, &d) {
+                print!("{}", output::diff(&serde_json::to_value(d)?));
                 return Ok(0);
             }
-            a
+            emit(out, d)
         }
-        SnapshotsCmd::Restore { container, name } => {
-            client.call(Method::PATCH, &format!("{}/{}", base(&container), enc(&name)), None).await?
-        }
-        SnapshotsCmd::Delete { container, name } => {
-            client.call(Method::DELETE, &format!("{}/{}", base(&container), enc(&name)), None).await?
-        }
-    };
-    print(out, &a)
-}
-
-fn opt(body: &mut Value, key: &str, v: Option<String>) {
-    if let Some(v) = v {
-        body[key] = json!(v);
+        SnapshotsCmd::Restore { container, name } => emit(out, client.restore_snapshot(&container, &name).await),
+        SnapshotsCmd::Delete { container, name } => emit(out, client.delete_snapshot(&container, &name).await),
     }
 }
 
+/// Prints a firewall as a table (rules in their order) or as JSON.
+fn emit_firewall(out: Output, r: Result<Firewall, ClientError>) -> anyhow::Result<i32> {
+    if let (Output::Table, Ok(f)) = (out, &r) {
+        print!("{}", output::firewall(&serde_json::to_value(f)?));
+        return Ok(0);
+    }
+    emit(out, r)
+}
+
 async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Result<i32> {
-    let base = |c: &str| format!("/containers/{}/firewall", enc(c));
-    let a = match cmd {
-        FirewallCmd::Show(t) => client.call(Method::GET, &base(t.get()?), None).await?,
-        FirewallCmd::Reset(t) => client.call(Method::POST, &format!("{}/reset", base(t.get()?)), None).await?,
-        FirewallCmd::Events { target, kind } => {
-            let q = kind.map(|k| format!("?kind={}", enc(&k))).unwrap_or_default();
-            client.call(Method::GET, &format!("{}/events{q}", base(target.get()?)), None).await?
-        }
+    match cmd {
+        FirewallCmd::Show(t) => emit_firewall(out, client.firewall(t.get()?).await),
+        FirewallCmd::Reset(t) => emit_firewall(out, client.reset_firewall(t.get()?).await),
+        FirewallCmd::Events { target, kind } => emit(out, client.firewall_events(target.get()?, kind.as_deref()).await),
         FirewallCmd::Set { container, policy, dns } => {
-            let mut body = json!({});
-            opt(&mut body, "policy", policy);
-            opt(&mut body, "dns", dns);
-            client.call(Method::PATCH, &base(&container), Some(body)).await?
+            emit_firewall(out, client.patch_firewall(&container, &FirewallPatch { policy, dns }).await)
         }
         FirewallCmd::Egress(EgressCmd::Create {
             container,
@@ -553,106 +505,55 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
             destination_port,
             description,
         }) => {
-            let mut body = json!({ "action": action });
-            opt(&mut body, "destination", destination);
-            opt(&mut body, "destination_fqdn", destination_fqdn);
-            opt(&mut body, "protocol", protocol);
-            opt(&mut body, "destination_port", destination_port);
-            opt(&mut body, "description", description);
-            client.call(Method::POST, &format!("{}/egress", base(&container)), Some(body)).await?
+            let rule = EgressRule {
+                action,
+                protocol,
+                destination,
+                destination_fqdn,
+                destination_port: destination_port.map(Port::Text),
+                description,
+            };
+            emit(out, client.add_egress(&container, &rule).await)
         }
-        FirewallCmd::Egress(EgressCmd::Delete { container, rule_id }) => {
-            client.call(Method::DELETE, &format!("{}/egress/{}", base(&container), enc(&rule_id)), None).await?
-        }
+        FirewallCmd::Egress(EgressCmd::Delete { container, rule_id }) => emit(out, client.delete_egress(&container, &rule_id).await),
         FirewallCmd::Ingress(IngressCmd::Create { container, protocol, source, destination_port, description }) => {
-            let mut body = json!({ "source": source });
-            opt(&mut body, "protocol", protocol);
-            opt(&mut body, "destination_port", destination_port);
-            opt(&mut body, "description", description);
-            client.call(Method::POST, &format!("{}/ingress", base(&container)), Some(body)).await?
+            let rule = IngressRule { action: None, protocol, source, destination_port: destination_port.map(Port::Text), description };
+            emit(out, client.add_ingress(&container, &rule).await)
         }
-        FirewallCmd::Ingress(IngressCmd::Delete { container, rule_id }) => {
-            client.call(Method::DELETE, &format!("{}/ingress/{}", base(&container), enc(&rule_id)), None).await?
-        }
-    };
-    if out == Output::Table && a.status.is_success() {
-        let v = a.json()?;
-        if v["data"].get("egress").is_some() {
-            print!("{}", output::firewall(&v["data"]));
-            return Ok(0);
-        }
+        FirewallCmd::Ingress(IngressCmd::Delete { container, rule_id }) => emit(out, client.delete_ingress(&container, &rule_id).await),
     }
-    print(out, &a)
 }
 
 async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow::Result<i32> {
-    let a = match cmd {
+    match cmd {
         ContainersCmd::Create(c) => {
-            let mut body = json!({ "name": c.name, "image": c.image });
-            if !c.realms.is_empty() {
-                body["realm_ids"] = json!(c.realms);
-            }
-            if let Some(p) = c.project_id {
-                body["project_id"] = json!(p);
-            }
-            if let Some(l) = c.limits.to_json() {
-                body["limits"] = l;
-            }
-            if let Some(e) = c.egress {
-                body["egress"] = json!(e);
-            }
-            if c.autostart {
-                body["autostart"] = json!(true);
-            }
-            if !c.env.is_empty() {
-                body["env"] = json!(c.env);
-            }
-            if c.schedule.is_some() || c.expiry.is_some() {
-                body["snapshots"] = json!({ "schedule": c.schedule, "expiry": c.expiry });
-            }
-            if !c.command.is_empty() {
-                body["command"] = json!(c.command);
-            }
-            let path = if c.start { "/containers?start=true" } else { "/containers" };
-            client.call(Method::POST, path, Some(body)).await?
+            let c = *c;
+            let req = CreateContainer {
+                limits: c.limits.to_request(),
+                name: c.name,
+                image: c.image,
+                realm_ids: c.realms,
+                project_id: c.project_id,
+                egress: c.egress.as_deref().map(str::parse).transpose().map_err(|e: String| anyhow!("--egress: {e}"))?,
+                autostart: c.autostart.then_some(true),
+                command: (!c.command.is_empty()).then_some(c.command),
+                env: (!c.env.is_empty()).then_some(c.env),
+                snapshots: (c.schedule.is_some() || c.expiry.is_some())
+                    .then_some(SnapshotPolicy { schedule: c.schedule, expiry: c.expiry }),
+            };
+            emit(out, client.create_container(&req, c.start).await)
         }
-        ContainersCmd::List => client.call(Method::GET, "/containers", None).await?,
-        ContainersCmd::Get(t) => client.call(Method::GET, &format!("/containers/{}", enc(t.get()?)), None).await?,
-        ContainersCmd::Start(t) => client.call(Method::POST, &format!("/containers/{}/start", enc(t.get()?)), None).await?,
-        ContainersCmd::Stop { target, timeout } => {
-            let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
-            client.call(Method::POST, &format!("/containers/{}/stop{q}", enc(target.get()?)), None).await?
-        }
-        ContainersCmd::Restart { target, timeout } => {
-            let q = timeout.map(|t| format!("?timeout={t}")).unwrap_or_default();
-            client.call(Method::POST, &format!("/containers/{}/restart{q}", enc(target.get()?)), None).await?
-        }
+        ContainersCmd::List => emit(out, client.containers().await),
+        ContainersCmd::Get(t) => emit(out, client.container(t.get()?).await),
+        ContainersCmd::Start(t) => emit(out, client.start(t.get()?).await),
+        ContainersCmd::Stop { target, timeout } => emit(out, client.stop(target.get()?, timeout).await),
+        ContainersCmd::Restart { target, timeout } => emit(out, client.restart(target.get()?, timeout).await),
         ContainersCmd::Set { target, limits, autostart, schedule, expiry } => {
-            let mut body = json!({});
-            if let Some(l) = limits.to_json() {
-                body["limits"] = l;
-            }
-            if let Some(a) = autostart {
-                body["autostart"] = json!(a);
-            }
-            if schedule.is_some() || expiry.is_some() {
-                let mut s = serde_json::Map::new();
-                if let Some(v) = schedule {
-                    s.insert("schedule".into(), json!(v));
-                }
-                if let Some(v) = expiry {
-                    s.insert("expiry".into(), json!(v));
-                }
-                body["snapshots"] = Value::Object(s);
-            }
-            client.call(Method::PATCH, &format!("/containers/{}", enc(target.get()?)), Some(body)).await?
+            let req = UpdateContainer { limits: limits.to_request(), autostart, schedule, expiry, ..Default::default() };
+            emit(out, client.update_container(target.get()?, &req).await)
         }
-        ContainersCmd::Delete { target, force } => {
-            let q = if force { "?force=true" } else { "" };
-            client.call(Method::DELETE, &format!("/containers/{}{q}", enc(target.get()?)), None).await?
-        }
-    };
-    print(out, &a)
+        ContainersCmd::Delete { target, force } => emit(out, client.delete_container(target.get()?, force).await),
+    }
 }
 
 async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
@@ -677,8 +578,7 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
     };
     let target = e.target.get()?.to_owned();
     if e.detach {
-        let a = client.call(Method::POST, &format!("/containers/{}/exec", enc(&target)), Some(serde_json::to_value(&request)?)).await?;
-        return print(Output::Json, &a);
+        return emit(Output::Json, client.exec_detached(&target, &request).await);
     }
     let (up, exec_id) = match client.exec_stream(&target, &request).await {
         Ok(x) => x,
@@ -693,24 +593,14 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
 }
 
 async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
-    let mut q = vec![];
-    if l.follow {
-        q.push("follow=true".to_string());
-    }
-    if let Some(n) = l.tail {
-        q.push(format!("tail={n}"));
-    }
-    let qs = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
-    let req =
-        client.request_builder(Method::GET, &format!("/containers/{}/logs{qs}", enc(l.target.get()?))).body(full(bytes::Bytes::new()))?;
-    let resp = client.send(req).await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = resp.into_body().collect().await?.to_bytes();
-        eprintln!("hoodyctl: {}", Answer { status, body }.error_text());
-        return Ok(1);
-    }
-    let mut body = resp.into_body();
+    let mut body = match client.logs(l.target.get()?, &LogsQuery { follow: l.follow, tail: l.tail }).await {
+        Ok(b) => b,
+        Err(ClientError::Api { error, .. }) => {
+            eprintln!("hoodyctl: {}", error.text());
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
     use std::io::Write;
     while let Some(frame) = body.frame().await {
         if let Ok(d) = frame?.into_data() {
@@ -723,28 +613,19 @@ async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
 }
 
 async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<i32> {
-    let a = match cmd {
+    match cmd {
         ImagesCmd::Import { name, path } => {
             let path = std::path::absolute(&path).with_context(|| format!("resolving {}", path.display()))?;
             let md = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
             if md.is_dir() {
-                client.call(Method::POST, "/images", Some(json!({ "name": name, "path": path }))).await?
-            } else {
-                let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_ok(Frame::data);
-                let req = client
-                    .request_builder(Method::POST, &format!("/images?name={}", enc(&name)))
-                    .header(header::CONTENT_TYPE, "application/x-tar")
-                    .header(header::CONTENT_LENGTH, md.len())
-                    .body(BodyExt::boxed(StreamBody::new(stream)))?;
-                let resp = client.send(req).await?;
-                let status = resp.status();
-                Answer { status, body: resp.into_body().collect().await?.to_bytes() }
+                return emit(out, client.import_image_path(&name, &path.to_string_lossy()).await);
             }
+            let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_ok(Frame::data);
+            emit(out, client.import_image_tar(&name, BodyExt::boxed(StreamBody::new(stream)), Some(md.len())).await)
         }
-        ImagesCmd::List => client.call(Method::GET, "/images", None).await?,
-        ImagesCmd::Get { name } => client.call(Method::GET, &format!("/images/{}", enc(&name)), None).await?,
-        ImagesCmd::Delete { name } => client.call(Method::DELETE, &format!("/images/{}", enc(&name)), None).await?,
-    };
-    print(out, &a)
+        ImagesCmd::List => emit(out, client.images().await),
+        ImagesCmd::Get { name } => emit(out, client.image(&name).await),
+        ImagesCmd::Delete { name } => emit(out, client.delete_image(&name).await),
+    }
 }

@@ -1,6 +1,34 @@
-//! Human output for `--output table`.
+//! What hoodyctl prints: the answer in the daemon's envelope (`--output json`) or a table for
+//! people (`--output table`).
 
+use hoody_api::client::ClientError;
+use hoody_api::envelope::Data;
+use serde::Serialize;
 use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Json,
+    Table,
+}
+
+/// Prints a typed answer: `{"data": …}` (JSON) or a table; the daemon's refusal on stderr,
+/// exit status 1.
+pub(crate) fn emit<T: Serialize>(out: Output, r: Result<T, ClientError>) -> anyhow::Result<i32> {
+    let v = match r {
+        Ok(v) => v,
+        Err(ClientError::Api { error, .. }) => {
+            eprintln!("hoodyctl: {}", error.text());
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match out {
+        Output::Json => println!("{}", serde_json::to_string(&Data { data: v })?),
+        Output::Table => print!("{}", table(&serde_json::to_value(&v)?)),
+    }
+    Ok(0)
+}
 
 fn cell(v: &Value) -> String {
     match v {

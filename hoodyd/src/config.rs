@@ -25,6 +25,9 @@ pub enum LogFormat {
 #[derive(Debug, Default, Parser)]
 #[command(name = "hoodyd", version, about = "hoody daemon: isolated containers with deny-all egress and instant snapshots")]
 pub struct Flags {
+    /// Print the API's OpenAPI 3.1 document (docs/openapi.json) and exit.
+    #[arg(long)]
+    pub openapi: bool,
     /// Configuration file (default /etc/hoody/hoodyd.toml, if it exists).
     #[arg(long)]
     pub config: Option<PathBuf>,

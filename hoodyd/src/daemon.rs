@@ -34,7 +34,7 @@ fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16) {
         let mut l = match hoody_net::nflog::NflogListener::bind(group) {
             Ok(l) => l,
             Err(e) => {
-                warn!(group, error = %crate::helper::error::chain(&e).join(": "), "denied-egress events are unavailable");
+                warn!(group, error = %crate::errors::chain(&e).join(": "), "denied-egress events are unavailable");
                 return;
             }
         };
@@ -54,7 +54,7 @@ fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16) {
                             tracing::debug!(container = %d.container, destination = %d.destination, port = ?d.destination_port, "egress denied");
                             None
                         };
-                        fw.events.record(d, crate::runtime::now(), by_name);
+                        fw.events.record(d, crate::time::now(), by_name);
                     }
                 }
                 Err(e) => {
@@ -148,7 +148,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         "hoodyd starting"
     );
     let info = DaemonInfo {
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         storage_driver: storage.kind().to_string(),
         storage_dir: cfg.storage_dir.display().to_string(),
         state_dir: cfg.state_dir.display().to_string(),
@@ -228,7 +228,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     match rt.retry_deletes().await {
         Ok(0) => {}
         Ok(n) => warn!(containers = n, "some containers could not be deleted yet; retried later"),
-        Err(e) => warn!(error = %crate::helper::error::chain(&e).join(": "), "could not retry pending deletes"),
+        Err(e) => warn!(error = %crate::errors::chain(&e).join(": "), "could not retry pending deletes"),
     }
     rt.spawn_delete_retries(cfg.delete_retry);
     // What a crash left of the storage operations: freezes, restores, orphans (each logged).
@@ -237,10 +237,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let orphans = rt.reclaim_storage_orphans().await.context("reclaiming what interrupted storage operations left")?;
     info!(thawed = thawed.len(), restores = restores.len(), orphans = orphans.len(), "storage reconciled");
     if let Err(e) = rt.remove_stale_links().await {
-        warn!(error = %crate::helper::error::chain(&e).join(": "), "could not check for stale interfaces");
+        warn!(error = %crate::errors::chain(&e).join(": "), "could not check for stale interfaces");
     }
     if let Err(e) = rt.ensure_source_filters().await {
-        warn!(error = %crate::helper::error::chain(&e).join(": "), "could not put the source filters on the host ends");
+        warn!(error = %crate::errors::chain(&e).join(": "), "could not put the source filters on the host ends");
     }
     spawn_nflog_reader(firewall, cfg.nflog_group);
     rt.spawn_orphan_reaper();
@@ -257,7 +257,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(name) = &cfg.default_image
         && let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await
     {
-        warn!(image = %name, error = %crate::helper::error::chain(&e).join(": "), "the default image could not be built");
+        warn!(image = %name, error = %crate::errors::chain(&e).join(": "), "the default image could not be built");
     }
     let gid = crate::config::resolve_group(&cfg.socket_group).ok();
     if gid.is_none() {

@@ -27,29 +27,8 @@ pub struct Limits {
 }
 
 /// A memory size as the API accepts it: a number of bytes or a string with a unit.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum MemoryValue {
-    Bytes(u64),
-    Text(String),
-}
-
-/// The `limits` object of a request.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsRequest {
-    pub memory: Option<MemoryValue>,
-    pub cpus: Option<f64>,
-    pub pids: Option<u64>,
-    /// Swap on top of `memory`; 0 (the default) is none.
-    pub swap: Option<MemoryValue>,
-    /// Bytes of the root beyond the image (`"10GiB"`).
-    pub disk: Option<MemoryValue>,
-    /// Bytes of the snapshots (default: `disk`).
-    pub snapshots_disk: Option<MemoryValue>,
-    /// Inodes of the root (overlay).
-    pub inodes: Option<u64>,
-}
+pub use hoody_api::common::Size as MemoryValue;
+pub use hoody_api::containers::LimitsRequest;
 
 pub const MIN_MEMORY: u64 = 6 << 20;
 /// The smallest disk limit: a root needs room for its own metadata.
@@ -113,9 +92,14 @@ pub fn format_size(b: u64) -> String {
     format!("{b}B")
 }
 
-impl LimitsRequest {
+/// Checks a request's `limits` object and turns it into [`Limits`].
+pub trait ValidateLimits {
     /// Validates; `prefix` is the field path of the object (`limits`).
-    pub fn validate(&self, prefix: &str) -> Result<Limits, FieldError> {
+    fn validate(&self, prefix: &str) -> Result<Limits, FieldError>;
+}
+
+impl ValidateLimits for LimitsRequest {
+    fn validate(&self, prefix: &str) -> Result<Limits, FieldError> {
         let size = |field: &str, v: &MemoryValue| {
             match v {
                 MemoryValue::Bytes(b) => Some(*b),

@@ -1,76 +1,18 @@
-//! The container as the daemon knows it, its lifecycle rules, and the request bodies.
+//! The container as the daemon knows it, and its lifecycle rules (the request bodies are
+//! `hoody_api::containers`).
 
 use std::net::Ipv4Addr;
 
-use serde::{Deserialize, Serialize};
+use crate::limits::{FieldError, Limits};
+use crate::spec::IdMap;
 
-use crate::limits::{FieldError, Limits, LimitsRequest};
-use crate::runtime::spec::IdMap;
+pub use hoody_api::containers::{CreateContainer, Egress, SnapshotPolicy, Status, UpdateContainer};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Created, never started.
-    Created,
-    Running,
-    Stopped,
-    /// Being deleted: stopped, its firewall gone, its storage still (partly) there. The record
-    /// keeps its name, address and id range until the storage is gone; the daemon retries.
-    Deleting,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Stopped => "stopped",
-            Status::Deleting => "deleting",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Status> {
-        match s {
-            "created" => Some(Status::Created),
-            "running" => Some(Status::Running),
-            "stopped" => Some(Status::Stopped),
-            "deleting" => Some(Status::Deleting),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Egress {
-    Deny,
-    Allow,
-}
-
-impl Egress {
-    pub fn policy(self) -> hoody_net::policy::EgressPolicy {
-        match self {
-            Egress::Deny => hoody_net::policy::EgressPolicy::Deny,
-            Egress::Allow => hoody_net::policy::EgressPolicy::Allow,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Egress::Deny => "deny",
-            Egress::Allow => "allow",
-        }
-    }
-}
-
-impl std::str::FromStr for Egress {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "deny" => Ok(Egress::Deny),
-            "allow" => Ok(Egress::Allow),
-            o => Err(format!("{o:?} is not an egress policy (deny, allow)")),
-        }
+/// The firewall's policy of an egress setting.
+pub fn egress_policy(e: Egress) -> hoody_net::policy::EgressPolicy {
+    match e {
+        Egress::Deny => hoody_net::policy::EgressPolicy::Deny,
+        Egress::Allow => hoody_net::policy::EgressPolicy::Allow,
     }
 }
 
@@ -131,46 +73,6 @@ pub struct Container {
     pub dns: hoody_net::policy::DnsMode,
 }
 
-/// Body of `POST /containers`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRequest {
-    pub name: String,
-    pub image: String,
-    #[serde(default)]
-    pub realm_ids: Vec<String>,
-    pub project_id: Option<String>,
-    pub limits: Option<LimitsRequest>,
-    pub egress: Option<Egress>,
-    pub autostart: Option<bool>,
-    pub command: Option<Vec<String>>,
-    pub env: Option<Vec<String>>,
-    /// Snapshot schedule and expiry (`{"schedule": "daily", "expiry": "90d"}`).
-    pub snapshots: Option<SnapshotPolicyRequest>,
-}
-
-/// `{"schedule": "daily" | "hourly" | "weekly" | "@every 15m", "expiry": "90d"}`; `null` or `""`
-/// clears a setting.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotPolicyRequest {
-    pub schedule: Option<String>,
-    pub expiry: Option<String>,
-}
-
-/// Body of `PATCH /containers/{id}`: what to change.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRequest {
-    pub limits: Option<LimitsRequest>,
-    pub autostart: Option<bool>,
-    pub snapshots: Option<SnapshotPolicyRequest>,
-    /// Shorthand for `snapshots.schedule`.
-    pub schedule: Option<String>,
-    /// Shorthand for `snapshots.expiry`.
-    pub expiry: Option<String>,
-}
-
 pub const MAX_ARGS: usize = 4096;
 pub const MAX_ARG_LEN: usize = 128 * 1024;
 
@@ -224,7 +126,7 @@ mod tests {
 
     #[test]
     fn create_request_refuses_unknown_fields() {
-        let e = serde_json::from_str::<CreateRequest>(r#"{"name":"a","image":"b","bogus":1}"#).unwrap_err();
+        let e = serde_json::from_str::<CreateContainer>(r#"{"name":"a","image":"b","bogus":1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `bogus`"));
     }
 }

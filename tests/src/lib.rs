@@ -12,6 +12,7 @@ pub mod dnsmasq;
 pub mod http;
 pub mod internet;
 pub mod netns;
+pub mod schema;
 pub mod sniffer;
 pub mod stats;
 pub mod sys;
@@ -81,18 +82,43 @@ pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HOODY_BIN_DIR") {
         return d.into();
     }
-    // Test binaries live in target/<profile>/deps, other binaries in target/<profile>.
-    let exe = std::env::current_exe().expect("current exe");
-    let parent = exe.parent().expect("exe directory");
-    let dir = if parent.ends_with("deps") { parent.parent().expect("target/<profile>") } else { parent }.to_path_buf();
+    let (target, profile) = target_and_profile();
+    // A benchmark built into the hooked directory itself (target/hooked/release/hoody-bench)
+    // finds its daemon beside it.
+    let dir = if target.ends_with(HOOKED) { target.join(&profile) } else { target.join(HOOKED).join(&profile) };
     for b in ["hoodyd", "hoodyctl"] {
         assert!(
             dir.join(b).exists(),
-            "{} is missing: build the binaries first (cargo build --bins) or set HOODY_BIN_DIR",
-            dir.join(b).display()
+            "{} is missing: build the daemon with its test hooks first ({HOOKED_BUILD}{}) or set HOODY_BIN_DIR",
+            dir.join(b).display(),
+            if profile == "release" { " --release" } else { "" }
         );
     }
     dir
+}
+
+/// Where the tests' daemon is built: with the `test-hooks` feature, in a target directory of
+/// its own, so that no workspace build ships the hooks (features unify within a build).
+pub const HOOKED: &str = "hooked";
+pub const HOOKED_BUILD: &str = "cargo build -p hoodyd -p hoodyctl --features hoodyd/test-hooks --target-dir target/hooked";
+
+/// The binaries of the workspace's own build (`cargo build --bins`): no test hooks, as
+/// released.
+pub fn release_bin_dir() -> PathBuf {
+    let (target, profile) = target_and_profile();
+    let dir = target.join(profile);
+    assert!(dir.join("hoodyd").exists(), "{} is missing: cargo build --bins", dir.join("hoodyd").display());
+    dir
+}
+
+/// The target directory and profile of this executable (test binaries live in
+/// target/<profile>/deps, other binaries in target/<profile>).
+fn target_and_profile() -> (PathBuf, String) {
+    let exe = std::env::current_exe().expect("current exe");
+    let parent = exe.parent().expect("exe directory");
+    let dir = if parent.ends_with("deps") { parent.parent().expect("target/<profile>") } else { parent };
+    let profile = dir.file_name().expect("profile").to_string_lossy().into_owned();
+    (dir.parent().expect("target").to_path_buf(), profile)
 }
 
 fn is_cgroup2(p: &Path) -> bool {
@@ -217,6 +243,8 @@ pub struct World {
     pub daemon_cgroup: Option<PathBuf>,
     /// Whether the daemon is told `--cgroup-root <cgroup>` (false: it picks its default).
     pub cgroup_flag: bool,
+    /// The daemon binary (None: [`World::hoodyd_path`], built with the test hooks).
+    pub daemon_bin: Option<PathBuf>,
     daemon: Option<Child>,
     /// Exit status of a daemon that exited by itself.
     exited: Option<i32>,
@@ -307,6 +335,7 @@ impl World {
             net: None,
             daemon_cgroup: None,
             cgroup_flag: true,
+            daemon_bin: None,
             daemon: None,
             exited: None,
         };
@@ -374,7 +403,7 @@ impl World {
         self.exited = None;
         let ns = std::fs::File::open(format!("/run/netns/{}", self.host_ns)).expect("open netns");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("hoodyd.log")).expect("daemon log");
-        let mut cmd = Command::new(Self::hoodyd_path());
+        let mut cmd = Command::new(self.daemon_bin.clone().unwrap_or_else(Self::hoodyd_path));
         cmd.args(["--socket", &self.socket.to_string_lossy()])
             .args(["--state-dir", &self.state_dir.to_string_lossy()])
             .args(["--storage-dir", &self.storage_dir.to_string_lossy()])
@@ -390,6 +419,8 @@ impl World {
             })
             // Debug logs for tests unless the caller says otherwise (benchmarks run at info).
             .env("HOODY_LOG", std::env::var("HOODY_LOG").unwrap_or_else(|_| "debug".into()))
+            // Every JSON answer, checked against docs/openapi.json when the world is dropped.
+            .env("HOODY_ANSWER_LOG", self.dir.join(ANSWER_LOG))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -576,12 +607,21 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The daemon's answers (`HOODY_ANSWER_LOG`), in the world's directory.
+const ANSWER_LOG: &str = "answers.jsonl";
+
 impl Drop for World {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("--- hoodyd log of world {} ---\n{}", self.tag, tail(&self.daemon_log(), 60));
         }
         self.kill_daemon();
+        // Checked once the daemon is gone (its last answers are written), reported once
+        // everything is cleaned up.
+        let off_schema = match std::fs::read_to_string(self.dir.join(ANSWER_LOG)) {
+            Ok(log) if !std::thread::panicking() => schema::check_log(&log),
+            _ => vec![],
+        };
         remove_cgroup_tree(&self.cgroup);
         if std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(&*self.state_dir.to_string_lossy())) {
             quiet("umount", &["-l", &self.state_dir.to_string_lossy()]);
@@ -594,5 +634,12 @@ impl Drop for World {
             quiet("ip", &["netns", "del", &n.inet_ns]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        assert!(
+            off_schema.is_empty(),
+            "{} answer(s) of world {} do not match docs/openapi.json:\n{}",
+            off_schema.len(),
+            self.tag,
+            off_schema.join("\n")
+        );
     }
 }

@@ -452,11 +452,11 @@ fn the_typed_client_runs_execs_and_reads_their_instances_and_errors() {
             ..Default::default()
         };
         let out = client.exec_json(&c, &req).await.expect("exec");
-        assert_eq!((out["exit_code"].as_i64(), out["stdout"].as_str()), (Some(3), Some("typed")), "{out}");
+        assert_eq!((out.exit_code, out.stdout.as_deref()), (Some(3), Some("typed")), "{out:?}");
         let execs = client.execs(&c).await.expect("execs");
         let e = execs.iter().find(|e| e.command[2] == "cat; exit 3").expect("the instance");
         assert_eq!((e.status, e.exit_code, e.detached), (ExecStatus::Exited, Some(3), false));
-        assert_eq!(client.exec_instance(&c, &e.id).await.expect("one").id, e.id);
+        assert_eq!(client.exec_instance(&c, &e.id).await.expect("one").exec.id, e.id);
         let missing = client.exec_instance(&c, "0123456789abcdef01234567").await.unwrap_err();
         assert_eq!(missing.code(), Some(ErrorCode::NotFound), "{missing}");
         let bad = client.exec_json(&c, &ExecRequest { command: vec![], ..Default::default() }).await.unwrap_err();

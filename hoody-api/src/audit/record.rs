@@ -8,6 +8,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// What happened, as the server saw it. The field order is the serialised order, `hash` last.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     pub seq: u64,

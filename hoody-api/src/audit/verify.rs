@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::record::{GENESIS, Record};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Broken {
     /// Line number in its segment (1-based).
     pub line: usize,
@@ -19,6 +20,7 @@ pub struct Broken {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub ok: bool,
     pub records: usize,

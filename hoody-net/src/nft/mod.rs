@@ -24,16 +24,7 @@ pub struct KernelRule {
     pub bytes: u64,
 }
 
-/// A set element as read back from the kernel, with its counter (0 where the set counts
-/// nothing).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelElem {
-    pub elem: Elem,
-    pub packets: u64,
-    pub bytes: u64,
-    /// What is left of its timeout.
-    pub expires_ms: Option<u64>,
-}
+pub use crate::compile::KernelElem;
 
 /// The table as the kernel has it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,7 +68,7 @@ impl TableDump {
                 continue; // filled by the packet path
             }
             // Learned addresses come and go with their timeouts, beside the compiled elements.
-            let got: Vec<KernelElem> = got.iter().filter(|e| !crate::elements::is_learned(set, &e.elem.key)).cloned().collect();
+            let got: Vec<KernelElem> = got.iter().filter(|e| !crate::compile::is_learned(set, &e.elem.key)).cloned().collect();
             verify_elems(set, &got, elems)?;
         }
         Ok(())

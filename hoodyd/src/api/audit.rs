@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::extract::{Extension, State};
 use axum::response::IntoResponse;
-use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult, data};
 use super::query::Query;
@@ -15,17 +14,7 @@ use crate::audit::record::Record;
 const MAX_LIMIT: usize = 10_000;
 const DEFAULT_LIMIT: usize = 1_000;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// An RFC 3339 time, or a span back from now (`15m`, `2h`, `7d`).
-    pub since: Option<String>,
-    /// Only records after this sequence number (paging forward).
-    pub after: Option<u64>,
-    /// A container id or name.
-    pub container: Option<String>,
-    pub limit: Option<usize>,
-}
+use hoody_api::query::AuditQuery;
 
 /// The earliest record time wanted, in the log's own format (which sorts as text).
 fn since_bound(s: &str) -> Result<String, ApiError> {
@@ -40,6 +29,14 @@ fn since_bound(s: &str) -> Result<String, ApiError> {
     Ok(humantime::format_rfc3339_millis(t).to_string())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    operation_id = "audit_list",
+    params(hoody_api::query::AuditQuery),
+    responses((status = 200, description = "Records, oldest first", body = hoody_api::envelope::Data<Vec<hoody_api::audit::record::Record>>))
+)]
 pub async fn list(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -91,6 +88,13 @@ pub async fn list(
     Ok(data(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    tag = "audit",
+    operation_id = "audit_verify",
+    responses((status = 200, description = "The hash chain checked", body = hoody_api::envelope::Data<hoody_api::audit::verify::Report>))
+)]
 pub async fn verify(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
     let log = Arc::clone(&st.audit);
     let report = tokio::task::spawn_blocking(move || log.verify())

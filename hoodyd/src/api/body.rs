@@ -75,19 +75,19 @@ pub async fn read_capped(req: Request, limit: usize) -> Result<Bytes, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::CreateRequest;
+    use crate::model::CreateContainer;
 
     #[test]
     fn errors_are_classified_and_name_the_field() {
-        let e = parse::<CreateRequest>(b"{not json").unwrap_err();
+        let e = parse::<CreateContainer>(b"{not json").unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
-        let e = parse::<CreateRequest>(br#"{"name":"a","image":"b","limits":{"memory":[1]}}"#).unwrap_err();
+        let e = parse::<CreateContainer>(br#"{"name":"a","image":"b","limits":{"memory":[1]}}"#).unwrap_err();
         assert_eq!(e.status.as_u16(), 422);
         assert!(e.message.starts_with("limits.memory"), "{}", e.message);
-        let e = parse::<CreateRequest>(br#"{"name":"a","image":"b","colour":"red"}"#).unwrap_err();
+        let e = parse::<CreateContainer>(br#"{"name":"a","image":"b","colour":"red"}"#).unwrap_err();
         assert_eq!(e.status.as_u16(), 422);
         assert!(e.message.contains("colour"), "{}", e.message);
-        let e = parse::<CreateRequest>(br#"{"image":"b"}"#).unwrap_err();
+        let e = parse::<CreateContainer>(br#"{"image":"b"}"#).unwrap_err();
         assert!(e.message.contains("name"), "{}", e.message);
     }
 }

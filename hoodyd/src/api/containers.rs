@@ -10,31 +10,58 @@ use super::body::JsonBody;
 use super::error::{ApiResult, data};
 use super::query::{Lifecycle, Query};
 use super::{AppState, Caller, view};
-use crate::model::{CreateRequest, Status};
+use hoody_api::common::Deleted;
+use hoody_api::containers::Usage;
 
+use crate::model::{CreateContainer, Status};
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers",
+    tag = "containers",
+    operation_id = "container_create",
+    params(hoody_api::query::Lifecycle),
+    request_body = hoody_api::containers::CreateContainer,
+    responses((status = 201, description = "Created (and started with ?start=true)", body = hoody_api::envelope::Data<hoody_api::containers::Container>))
+)]
 pub async fn create(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<Lifecycle>,
-    JsonBody(mut req): JsonBody<CreateRequest>,
+    JsonBody(mut req): JsonBody<CreateContainer>,
 ) -> ApiResult<impl IntoResponse> {
     st.auth.check_create_realms(&caller, &mut req.realm_ids).await?;
     let c = st.rt.create(req, q.start).await?;
     Ok((StatusCode::CREATED, data(view::container(&c, None))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/containers",
+    tag = "containers",
+    operation_id = "container_list",
+    responses((status = 200, description = "The containers the caller sees", body = hoody_api::envelope::Data<Vec<hoody_api::containers::Container>>))
+)]
 pub async fn list(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<impl IntoResponse> {
     let all = st.rt.list(&caller.filter).await?;
     Ok(data(all.iter().map(|c| view::container(c, None)).collect::<Vec<_>>()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/containers/{id}",
+    tag = "containers",
+    operation_id = "container_get",
+    params(("id" = String, Path, description = "Container id or name")),
+    responses((status = 200, description = "The container with its usage", body = hoody_api::envelope::Data<hoody_api::containers::Container>))
+)]
 pub async fn get(State(st): State<AppState>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     Ok(data(view::container(&c, usage(&st, &c).await)))
 }
 
 /// The cgroup's numbers (while it runs) and the storage's (where the pool counts them).
-async fn usage(st: &AppState, c: &crate::model::Container) -> Option<view::UsageView> {
+async fn usage(st: &AppState, c: &crate::model::Container) -> Option<Usage> {
     let cgroup = (c.status == Status::Running).then(|| st.rt.cgroups.usage(&c.id));
     let disk = st.rt.disk_usage(c).await;
     let log = st.rt.log_path(&c.id);
@@ -42,13 +69,21 @@ async fn usage(st: &AppState, c: &crate::model::Container) -> Option<view::Usage
     for p in [crate::helper::shim::rotated(&log), log] {
         log_bytes += tokio::fs::symlink_metadata(&p).await.map(|m| m.len()).unwrap_or(0);
     }
-    Some(view::UsageView { cgroup, disk, log_bytes })
+    Some(view::usage(cgroup, disk, log_bytes))
 }
 
 fn timeout(q: &Lifecycle) -> Option<Duration> {
     q.timeout.map(Duration::from_secs)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/start",
+    tag = "containers",
+    operation_id = "container_start",
+    params(("id" = String, Path, description = "Container id or name")),
+    responses((status = 200, description = "Running", body = hoody_api::envelope::Data<hoody_api::containers::Container>))
+)]
 pub async fn start(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -58,6 +93,14 @@ pub async fn start(
     Ok(data(view::container(&st.rt.start(&c.id).await?, None)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/stop",
+    tag = "containers",
+    operation_id = "container_stop",
+    params(("id" = String, Path, description = "Container id or name"), hoody_api::query::Lifecycle),
+    responses((status = 200, description = "Stopped", body = hoody_api::envelope::Data<hoody_api::containers::Container>))
+)]
 pub async fn stop(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -68,6 +111,14 @@ pub async fn stop(
     Ok(data(view::container(&st.rt.stop(&c.id, timeout(&q)).await?, None)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/restart",
+    tag = "containers",
+    operation_id = "container_restart",
+    params(("id" = String, Path, description = "Container id or name"), hoody_api::query::Lifecycle),
+    responses((status = 200, description = "Running again", body = hoody_api::envelope::Data<hoody_api::containers::Container>))
+)]
 pub async fn restart(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -78,17 +129,34 @@ pub async fn restart(
     Ok(data(view::container(&st.rt.restart(&c.id, timeout(&q)).await?, None)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/containers/{id}",
+    tag = "containers",
+    operation_id = "container_update",
+    params(("id" = String, Path, description = "Container id or name")),
+    request_body = hoody_api::containers::UpdateContainer,
+    responses((status = 200, description = "The container as changed", body = hoody_api::envelope::Data<hoody_api::containers::Container>))
+)]
 pub async fn update(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    JsonBody(req): JsonBody<crate::model::UpdateRequest>,
+    JsonBody(req): JsonBody<crate::model::UpdateContainer>,
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let c = st.rt.update(&c.id, req).await?;
     Ok(data(view::container(&c, usage(&st, &c).await)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/containers/{id}",
+    tag = "containers",
+    operation_id = "container_delete",
+    params(("id" = String, Path, description = "Container id or name"), hoody_api::query::Lifecycle),
+    responses((status = 200, description = "Deleted", body = hoody_api::envelope::Data<hoody_api::common::Deleted>))
+)]
 pub async fn delete(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -97,5 +165,5 @@ pub async fn delete(
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let gone = st.rt.delete(&c.id, q.force).await?;
-    Ok(data(serde_json::json!({ "id": gone.id, "name": gone.name, "deleted": true })))
+    Ok(data(Deleted { id: Some(gone.id), name: Some(gone.name), deleted: true }))
 }

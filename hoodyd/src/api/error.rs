@@ -11,7 +11,7 @@ pub use hoody_api::envelope::{Data, ErrorBody, ErrorCode, ErrorEnvelope};
 use crate::cgroup::CgroupError;
 use crate::limits::FieldError;
 use crate::runtime::RuntimeError;
-use crate::runtime::spec::FailureKind;
+use crate::spec::FailureKind;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -51,7 +51,7 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, m)
     }
     fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = crate::helper::error::chain(e);
+        let mut chain = crate::errors::chain(e);
         let message = chain.remove(0);
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: ErrorCode::Internal, message, details: chain, denied: false }
     }
@@ -62,7 +62,7 @@ impl ApiError {
     }
     /// Keeps the status and code, takes message and details from `e`'s chain.
     fn with_chain(mut self, e: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = crate::helper::error::chain(e);
+        let mut chain = crate::errors::chain(e);
         self.message = chain.remove(0);
         self.details = chain;
         self
@@ -72,6 +72,19 @@ impl ApiError {
 impl From<hoody_net::Invalid> for ApiError {
     fn from(e: hoody_net::Invalid) -> Self {
         ApiError::invalid(e.to_string())
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m).denied(),
+            e @ AuthError::RealmNotFound(_) => ApiError::not_found(e.to_string()).denied(),
+            e @ AuthError::TokenNotFound(_) => ApiError::not_found(e.to_string()),
+            AuthError::Invalid(f) => f.into(),
+            AuthError::Store(s) => RuntimeError::from(s).into(),
+        }
     }
 }
 

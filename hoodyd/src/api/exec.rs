@@ -21,11 +21,12 @@ use tracing::debug;
 use super::body::{MAX_JSON_BODY, parse, read_capped};
 use super::error::{ApiError, ApiResult, data};
 use super::{AppState, Caller};
+use crate::exec_record as rec;
 use crate::proto::{FrameReader, InFrame, OutFrame, OutFrameReader};
 use crate::runtime::Runtime;
 use crate::runtime::exec::{CAPTURE_MAX, ExecRequest, Started};
-use crate::runtime::exec_record as rec;
 use crate::runtime::execs::StartedBy;
+use hoody_api::exec::{ExecDetail, ExecResult, Output, Truncated};
 
 pub use hoody_api::paths::{EXEC_ID_HEADER, UPGRADE_PROTOCOL};
 
@@ -47,6 +48,15 @@ fn switching(exec_id: &str) -> Response {
         .expect("static response")
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/exec",
+    tag = "exec",
+    operation_id = "exec",
+    params(("id" = String, Path, description = "Container id or name")),
+    request_body = hoody_api::exec::ExecRequest,
+    responses((status = 101, description = "With `Upgrade: hoody-exec/1`: the framed stream (docs/API.md); `X-Hoody-Exec-Id` names the instance"), (status = 200, description = "JSON mode: the command ran to its end", body = hoody_api::envelope::Data<hoody_api::exec::ExecResult>), (status = 201, description = "Detached: it runs on", body = hoody_api::envelope::Data<hoody_api::exec::ExecView>))
+)]
 pub async fn exec(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -97,6 +107,14 @@ pub async fn exec(
 /// `POST /containers/{id}/execs/{exec_id}/attach`: the exec's stream again, for a client whose
 /// connection dropped (the daemon restarted). Output the command wrote meanwhile comes first;
 /// of an exec that ended, what it wrote while nobody was attached and its exit status.
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/execs/{exec_id}/attach",
+    tag = "exec",
+    operation_id = "exec_attach",
+    params(("id" = String, Path, description = "Container id or name"), ("exec_id" = String, Path, description = "Exec id")),
+    responses((status = 101, description = "The exec's framed stream again (with `Upgrade: hoody-exec/1`)"))
+)]
 pub async fn attach(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -195,18 +213,21 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A stream as JSON: the text, or base64 when it is not UTF-8 (the plain field then absent).
-fn put_stream(out: &mut serde_json::Map<String, serde_json::Value>, name: &str, bytes: Vec<u8>) {
-    match String::from_utf8(bytes) {
-        Ok(s) => out.insert(name.into(), s.into()),
-        Err(e) => out.insert(format!("{name}_base64"), base64::engine::general_purpose::STANDARD.encode(e.into_bytes()).into()),
+/// Both streams as JSON: each as text, or base64 when it is not UTF-8 (the plain field then
+/// absent).
+fn output(stdout: Vec<u8>, stderr: Vec<u8>, truncated: Truncated) -> Output {
+    let split = |b: Vec<u8>| match String::from_utf8(b) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))),
     };
+    let ((stdout, stdout_base64), (stderr, stderr_base64)) = (split(stdout), split(stderr));
+    Output { stdout, stdout_base64, stderr, stderr_base64, truncated: Some(truncated) }
 }
 
 /// Runs an exec to its end with `input` on its stdin, output kept up to its cap per stream
 /// (the rest is read and dropped: the command never gets SIGPIPE); its shim enforces the
 /// timeout.
-async fn run_captured(rt: &std::sync::Arc<Runtime>, e: Started, input: Option<Vec<u8>>) -> ApiResult<serde_json::Value> {
+async fn run_captured(rt: &std::sync::Arc<Runtime>, e: Started, input: Option<Vec<u8>>) -> ApiResult<ExecResult> {
     let t0 = Instant::now();
     let mut guard = KillOnDrop { rt: rt.clone(), cgroup: e.cgroup.clone(), armed: true };
     let (mut r, mut w) = e.link.into_split();
@@ -235,16 +256,20 @@ async fn run_captured(rt: &std::sync::Arc<Runtime>, e: Started, input: Option<Ve
     guard.armed = false;
     let end = rt.exec_finished(&e.id, &e.cgroup).unwrap_or_default();
     let [(stdout, cut_out), (stderr, cut_err)] = kept;
-    let mut m = serde_json::Map::new();
-    m.insert("id".into(), e.id.clone().into());
-    m.insert("exit_code".into(), end.exit_code.into());
-    m.insert("signal".into(), end.signal.into());
-    put_stream(&mut m, "stdout", stdout);
-    put_stream(&mut m, "stderr", stderr);
-    m.insert("truncated".into(), serde_json::json!({ "stdout": cut_out, "stderr": cut_err }));
-    m.insert("timed_out".into(), end.timed_out.into());
-    m.insert("duration_ms".into(), (t0.elapsed().as_millis() as u64).into());
-    Ok(serde_json::Value::Object(m))
+    let truncated = Truncated { stdout: cut_out, stderr: cut_err };
+    let Output { stdout, stdout_base64, stderr, stderr_base64, .. } = output(stdout, stderr, truncated);
+    Ok(ExecResult {
+        id: e.id.clone(),
+        exit_code: end.exit_code,
+        signal: end.signal,
+        stdout,
+        stdout_base64,
+        stderr,
+        stderr_base64,
+        truncated,
+        timed_out: end.timed_out,
+        duration_ms: t0.elapsed().as_millis() as u64,
+    })
 }
 
 /// Relays one exec session between the upgraded connection and the exec's shim until the
@@ -366,6 +391,14 @@ async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, rt
     let _ = writer.await;
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/containers/{id}/execs",
+    tag = "exec",
+    operation_id = "exec_list",
+    params(("id" = String, Path, description = "Container id or name")),
+    responses((status = 200, description = "Running and recently finished execs", body = hoody_api::envelope::Data<Vec<hoody_api::exec::ExecView>>))
+)]
 pub async fn list(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -380,6 +413,14 @@ pub async fn list(
 }
 
 /// One instance; a detached one with the output kept so far.
+#[utoipa::path(
+    get,
+    path = "/api/v1/containers/{id}/execs/{exec_id}",
+    tag = "exec",
+    operation_id = "exec_get",
+    params(("id" = String, Path, description = "Container id or name"), ("exec_id" = String, Path, description = "Exec id")),
+    responses((status = 200, description = "The exec (a detached one with its output so far)", body = hoody_api::envelope::Data<hoody_api::exec::ExecDetail>))
+)]
 pub async fn get(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -392,11 +433,6 @@ pub async fn get(
         .await
         .map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?
         .ok_or_else(|| ApiError::from(crate::runtime::RuntimeError::NotFound(format!("exec {exec_id}"))))?;
-    let mut v = serde_json::to_value(&view).expect("serialises");
-    if let (Some(o), Some(m)) = (out, v.as_object_mut()) {
-        put_stream(m, "stdout", o.stdout);
-        put_stream(m, "stderr", o.stderr);
-        m.insert("truncated".into(), serde_json::json!({ "stdout": o.truncated_stdout, "stderr": o.truncated_stderr }));
-    }
-    Ok(data(v))
+    let output = out.map(|o| output(o.stdout, o.stderr, Truncated { stdout: o.truncated_stdout, stderr: o.truncated_stderr }));
+    Ok(data(ExecDetail { exec: view, output: output.unwrap_or_default() }))
 }

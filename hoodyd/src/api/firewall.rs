@@ -3,12 +3,23 @@
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hoody_net::rules::{Direction, EgressRequest, IngressRequest};
+use hoody_api::common::Deleted;
+use hoody_api::firewall::FirewallPatch as PatchRequest;
+use hoody_api::query::FirewallEventsQuery as EventsQuery;
+use hoody_net::rules::{Direction, EgressRequest, IngressRequest, ValidateRule};
 
 use super::body::JsonBody;
 use super::error::{ApiResult, data};
 use super::{AppState, Caller};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/containers/{id}/firewall",
+    tag = "firewall",
+    operation_id = "firewall_show",
+    params(("id" = String, Path, description = "Container id or name")),
+    responses((status = 200, description = "Rules in order, with counters", body = hoody_api::envelope::Data<hoody_api::firewall::Firewall>))
+)]
 pub async fn show(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -18,6 +29,14 @@ pub async fn show(
     Ok(data(st.rt.show_firewall(&c).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/firewall/reset",
+    tag = "firewall",
+    operation_id = "firewall_reset",
+    params(("id" = String, Path, description = "Container id or name")),
+    responses((status = 200, description = "No rules, policy deny", body = hoody_api::envelope::Data<hoody_api::firewall::Firewall>))
+)]
 pub async fn reset(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -29,14 +48,15 @@ pub async fn reset(
     Ok(data(st.rt.show_firewall(&c).await?))
 }
 
-/// Body of `PATCH /containers/{id}/firewall`: each field keeps its value unless given.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchRequest {
-    pub policy: Option<String>,
-    pub dns: Option<String>,
-}
-
+#[utoipa::path(
+    patch,
+    path = "/api/v1/containers/{id}/firewall",
+    tag = "firewall",
+    operation_id = "firewall_patch",
+    params(("id" = String, Path, description = "Container id or name")),
+    request_body = hoody_api::firewall::FirewallPatch,
+    responses((status = 200, description = "The firewall as changed", body = hoody_api::envelope::Data<hoody_api::firewall::Firewall>))
+)]
 pub async fn patch(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -52,6 +72,15 @@ pub async fn patch(
     Ok(data(st.rt.show_firewall(&c).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/firewall/egress",
+    tag = "firewall",
+    operation_id = "firewall_egress_add",
+    params(("id" = String, Path, description = "Container id or name")),
+    request_body = hoody_api::firewall::EgressRule,
+    responses((status = 201, description = "Appended", body = hoody_api::envelope::Data<hoody_api::firewall::Rule>))
+)]
 pub async fn add_egress(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -63,6 +92,15 @@ pub async fn add_egress(
     Ok((StatusCode::CREATED, data(st.rt.add_rule(&c, spec).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/containers/{id}/firewall/ingress",
+    tag = "firewall",
+    operation_id = "firewall_ingress_add",
+    params(("id" = String, Path, description = "Container id or name")),
+    request_body = hoody_api::firewall::IngressRule,
+    responses((status = 201, description = "Appended", body = hoody_api::envelope::Data<hoody_api::firewall::Rule>))
+)]
 pub async fn add_ingress(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -80,12 +118,20 @@ async fn delete(
     id: String,
     rule: String,
     dir: Direction,
-) -> ApiResult<axum::Json<super::error::Data<serde_json::Value>>> {
+) -> ApiResult<axum::Json<super::error::Data<Deleted>>> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     st.rt.delete_rule(&c, &rule, dir).await?;
-    Ok(data(serde_json::json!({ "id": rule, "deleted": true })))
+    Ok(data(Deleted::id(rule)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/containers/{id}/firewall/egress/{rule_id}",
+    tag = "firewall",
+    operation_id = "firewall_egress_delete",
+    params(("id" = String, Path, description = "Container id or name"), ("rule_id" = String, Path, description = "Rule id")),
+    responses((status = 200, description = "Deleted", body = hoody_api::envelope::Data<hoody_api::common::Deleted>))
+)]
 pub async fn delete_egress(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -94,6 +140,14 @@ pub async fn delete_egress(
     delete(st, caller, id, rule, Direction::Egress).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/containers/{id}/firewall/ingress/{rule_id}",
+    tag = "firewall",
+    operation_id = "firewall_ingress_delete",
+    params(("id" = String, Path, description = "Container id or name"), ("rule_id" = String, Path, description = "Rule id")),
+    responses((status = 200, description = "Deleted", body = hoody_api::envelope::Data<hoody_api::common::Deleted>))
+)]
 pub async fn delete_ingress(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -102,13 +156,14 @@ pub async fn delete_ingress(
     delete(st, caller, id, rule, Direction::Ingress).await
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    /// denied, dns or allowed; all when absent.
-    pub kind: Option<String>,
-}
-
+#[utoipa::path(
+    get,
+    path = "/api/v1/containers/{id}/firewall/events",
+    tag = "firewall",
+    operation_id = "firewall_events",
+    params(("id" = String, Path, description = "Container id or name"), hoody_api::query::FirewallEventsQuery),
+    responses((status = 200, description = "Most recent first (at most 256)", body = hoody_api::envelope::Data<Vec<hoody_api::firewall::FirewallEvent>>))
+)]
 pub async fn events(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,

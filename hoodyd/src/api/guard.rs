@@ -48,7 +48,7 @@ async fn decide(st: &AppState, peer: Peer, mut req: Request, next: Next, seen: &
     let authz = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
     let caller = match st.auth.identify(peer, authz.as_deref()).await {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     seen.token_id = caller.token.as_ref().map(|t| t.id.clone());
     if let Some(t) = &caller.token {
@@ -66,7 +66,7 @@ async fn decide(st: &AppState, peer: Peer, mut req: Request, next: Next, seen: &
     if let Some(r) = scopes::container_ref(req.uri().path()) {
         let found = match st.auth.locate(r).await {
             Ok(f) => f,
-            Err(e) => return e.into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
         };
         let visible: Vec<&(String, Vec<String>)> = found.iter().filter(|(_, realms)| caller.may_see(realms)).collect();
         seen.container = Some(match visible.as_slice() {
@@ -123,7 +123,7 @@ fn below_reserve(st: &AppState, method: &axum::http::Method, path: &str) -> Opti
 
 pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let time = crate::runtime::now();
+    let time = crate::time::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let mut seen = Seen::default();

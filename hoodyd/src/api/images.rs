@@ -8,7 +8,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use futures::TryStreamExt;
-use serde::Deserialize;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::AppState;
@@ -17,28 +16,28 @@ use super::error::{ApiError, ApiResult, data};
 use super::query::Query;
 use crate::runtime::images::ImageSource;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportQuery {
-    pub name: Option<String>,
-}
+use hoody_api::images::ImportPath;
+use hoody_api::query::ImportQuery;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportPath {
-    name: String,
-    path: PathBuf,
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/v1/images",
+    tag = "images",
+    operation_id = "image_import",
+    params(hoody_api::query::ImportQuery),
+    request_body(description = "A tar (plain, gzip or zstd) with ?name=, or JSON {\"name\", \"path\"} for a path on the host (administrators)", content((String = "application/x-tar"), (hoody_api::images::ImportPath = "application/json"))),
+    responses((status = 201, description = "Imported", body = hoody_api::envelope::Data<hoody_api::images::Imported>))
+)]
 pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<impl IntoResponse> {
     let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     let imported = if is_json {
         let body = read_capped(req, MAX_JSON_BODY).await?;
         let p: ImportPath = parse(&body)?;
-        if !p.path.is_absolute() {
+        let path = PathBuf::from(&p.path);
+        if !path.is_absolute() {
             return Err(ApiError::invalid("path: must be an absolute path on the host"));
         }
-        st.rt.import_image(&p.name, ImageSource::Path(p.path)).await?
+        st.rt.import_image(&p.name, ImageSource::Path(path)).await?
     } else {
         let name = q.name.ok_or_else(|| ApiError::invalid("name: the query parameter ?name= is required for an upload"))?;
         crate::ids::validate_image_name("name", &name)?;
@@ -49,15 +48,38 @@ pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, re
     Ok((StatusCode::CREATED, data(imported)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/images",
+    tag = "images",
+    operation_id = "image_list",
+    responses((status = 200, description = "Every image", body = hoody_api::envelope::Data<Vec<hoody_api::images::Image>>))
+)]
 pub async fn list(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
     Ok(data(st.rt.list_images().await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/images/{name}",
+    tag = "images",
+    operation_id = "image_get",
+    params(("name" = String, Path, description = "Image name")),
+    responses((status = 200, description = "The image", body = hoody_api::envelope::Data<hoody_api::images::Image>))
+)]
 pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
     Ok(data(st.rt.get_image(&name).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/images/{name}",
+    tag = "images",
+    operation_id = "image_delete",
+    params(("name" = String, Path, description = "Image name")),
+    responses((status = 200, description = "Deleted", body = hoody_api::envelope::Data<hoody_api::common::Deleted>))
+)]
 pub async fn delete(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
     let img = st.rt.delete_image(&name).await?;
-    Ok(data(serde_json::json!({ "name": img.name, "deleted": true })))
+    Ok(data(hoody_api::common::Deleted::name(img.name)))
 }

@@ -7,20 +7,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
 use super::{AppState, Caller};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogsQuery {
-    #[serde(default)]
-    follow: bool,
-    tail: Option<usize>,
-}
+use hoody_api::query::LogsQuery;
 
 /// Offset where the last `n` lines of the file begin.
 async fn tail_offset(f: &mut tokio::fs::File, n: usize) -> std::io::Result<u64> {
@@ -76,6 +69,14 @@ async fn open_at_tail(path: &std::path::Path, n: Option<usize>) -> Result<Option
     Ok(Some((f, count)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/containers/{id}/logs",
+    tag = "containers",
+    operation_id = "container_logs",
+    params(("id" = String, Path, description = "Container id or name"), hoody_api::query::LogsQuery),
+    responses((status = 200, description = "The console output, raw bytes", content_type = "text/plain", body = String))
+)]
 pub async fn logs(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -1,5 +1,7 @@
 //! The HTTP/JSON API under `/api/v1`.
 
+#[cfg(feature = "test-hooks")]
+mod answer_log;
 pub mod audit;
 pub mod body;
 pub mod containers;
@@ -9,6 +11,7 @@ pub mod firewall;
 pub mod guard;
 pub mod images;
 pub mod logs;
+pub mod openapi;
 pub mod query;
 pub mod realms;
 pub mod server;
@@ -30,16 +33,7 @@ pub use crate::auth::Caller;
 use crate::runtime::Runtime;
 use error::ApiError;
 
-/// Facts about the daemon reported by `/health`.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct DaemonInfo {
-    pub version: &'static str,
-    pub storage_driver: String,
-    pub storage_dir: String,
-    pub state_dir: String,
-    pub cgroup_root: String,
-    pub controllers: Vec<String>,
-}
+pub use hoody_api::system::DaemonInfo;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -72,8 +66,9 @@ async fn method_not_allowed(req: Request) -> ApiError {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/health", get(system::health))
+        .route("/api/v1/openapi.json", get(system::openapi))
         .route("/api/v1/metrics", get(system::metrics))
         .route("/api/v1/system/shutdown", post(system::shutdown))
         .route("/api/v1/containers", post(containers::create).get(containers::list))
@@ -105,6 +100,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/images/{name}", get(images::get).delete(images::delete))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard));
+    #[cfg(feature = "test-hooks")]
+    let router = router.layer(middleware::from_fn(answer_log::record));
+    router.with_state(state)
 }

@@ -17,14 +17,4 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// `?force=`, `?timeout=`, `?start=` and friends.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Lifecycle {
-    #[serde(default)]
-    pub force: bool,
-    /// Seconds to wait after SIGTERM before killing.
-    pub timeout: Option<u64>,
-    #[serde(default)]
-    pub start: bool,
-}
+pub use hoody_api::query::Lifecycle;

@@ -9,28 +9,66 @@ use super::error::{ApiResult, data};
 use super::{AppState, Caller};
 use crate::auth::manage::{CreateRealm, CreateToken};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/realms",
+    tag = "realms",
+    operation_id = "realm_list",
+    responses((status = 200, description = "The realms the caller sees", body = hoody_api::envelope::Data<hoody_api::realms::Realms>))
+)]
 pub async fn list(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<impl IntoResponse> {
     let realms = st.auth.list_realms(&caller).await?;
     let ids: Vec<&str> = realms.iter().map(|r| r.id.as_str()).collect();
-    Ok(data(serde_json::json!({ "realm_ids": ids, "realms": realms })))
+    Ok(data(hoody_api::realms::Realms { realm_ids: ids.into_iter().map(str::to_owned).collect(), realms }))
 }
 
 /// `POST /realms`, with an optional body `{"description": …}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/realms",
+    tag = "realms",
+    operation_id = "realm_create",
+    request_body(content = Option<hoody_api::realms::CreateRealm>, description = "Optional"),
+    responses((status = 201, description = "Created", body = hoody_api::envelope::Data<hoody_api::realms::Realm>))
+)]
 pub async fn create(State(st): State<AppState>, req: axum::extract::Request) -> ApiResult<impl IntoResponse> {
     let bytes = read_capped(req, MAX_JSON_BODY).await?;
     let req: CreateRealm = if bytes.iter().all(u8::is_ascii_whitespace) { CreateRealm::default() } else { parse(&bytes)? };
     Ok((StatusCode::CREATED, data(st.auth.create_realm(req).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "realms",
+    operation_id = "token_create",
+    request_body = hoody_api::realms::CreateToken,
+    responses((status = 201, description = "Created; the only answer that carries its secret", body = hoody_api::envelope::Data<hoody_api::realms::IssuedToken>))
+)]
 pub async fn create_token(State(st): State<AppState>, JsonBody(req): JsonBody<CreateToken>) -> ApiResult<impl IntoResponse> {
     Ok((StatusCode::CREATED, data(st.auth.create_token(req).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "realms",
+    operation_id = "token_list",
+    responses((status = 200, description = "Every token (never a secret)", body = hoody_api::envelope::Data<Vec<hoody_api::realms::Token>>))
+)]
 pub async fn list_tokens(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
-    Ok(data(st.auth.list_tokens().await?))
+    Ok(data(st.auth.list_tokens().await?.iter().map(|t| t.view()).collect::<Vec<_>>()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "realms",
+    operation_id = "token_delete",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, description = "Revoked", body = hoody_api::envelope::Data<hoody_api::common::Deleted>))
+)]
 pub async fn delete_token(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     st.auth.delete_token(&id).await?;
-    Ok(data(serde_json::json!({ "id": id, "deleted": true })))
+    Ok(data(hoody_api::common::Deleted::id(id)))
 }

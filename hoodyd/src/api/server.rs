@@ -20,13 +20,7 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
-/// Who is on the other end of the socket.
-#[derive(Clone, Copy, Debug)]
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
-    pub pid: Option<i32>,
-}
+pub use crate::auth::Peer;
 
 /// The answer of a connection over the limit.
 const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 84\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open connections\",\"details\":[]}}\n";

@@ -85,7 +85,7 @@ impl AuditLog {
             && let Some(last) = segments::sealed(path).last()
         {
             let (seq, hash) = last_record(last)?;
-            let line = segments::anchor_line(&segments::Anchor { prev_seq: seq, prev_hash: hash, time: crate::runtime::now() });
+            let line = segments::anchor_line(&segments::Anchor { prev_seq: seq, prev_hash: hash, time: crate::time::now() });
             let mut f = OpenOptions::new().append(true).create_new(true).mode(0o600).open(path)?;
             f.write_all(&line)?;
             f.sync_all()?;

@@ -50,7 +50,7 @@ pub fn finish_rotation(path: &Path) -> std::io::Result<()> {
 pub fn rotate(path: &Path, current: &std::fs::File, first_seq: u64, seq: u64, hash: &str) -> std::io::Result<(std::fs::File, u64)> {
     current.sync_data()?;
     let next = next_name(path);
-    let line = anchor_line(&Anchor { prev_seq: seq, prev_hash: hash.to_owned(), time: crate::runtime::now() });
+    let line = anchor_line(&Anchor { prev_seq: seq, prev_hash: hash.to_owned(), time: crate::time::now() });
     let mut f = std::fs::OpenOptions::new().append(true).create(true).truncate(false).mode(0o600).open(&next)?;
     f.set_len(0)?;
     f.write_all(&line)?;

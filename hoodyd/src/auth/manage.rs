@@ -2,8 +2,6 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
 use super::scopes::Scope;
 use super::token::{self, TokenKey};
 use crate::limits::FieldError;
@@ -14,32 +12,7 @@ pub const MAX_DESCRIPTION: usize = 255;
 /// Most realms one token (or container) may name.
 pub const MAX_REALMS: usize = 64;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRealm {
-    #[serde(default)]
-    pub description: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    pub realm_ids: Vec<String>,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    #[serde(default)]
-    pub description: String,
-    /// RFC 3339; absent = never expires.
-    pub expires_at: Option<String>,
-}
-
-/// A token as answered at creation: the only time its secret leaves the server.
-#[derive(Debug, Serialize)]
-pub struct IssuedToken {
-    #[serde(flatten)]
-    pub record: TokenRecord,
-    pub token: String,
-}
+pub use hoody_api::realms::{CreateRealm, CreateToken, IssuedToken};
 
 pub fn validate_description(field: &str, d: &str) -> Result<(), FieldError> {
     if d.len() > MAX_DESCRIPTION {
@@ -73,7 +46,12 @@ pub fn new_realm(req: CreateRealm, now: &str) -> Result<RealmRecord, FieldError>
 }
 
 /// Validates a token request into its record and the secret to hand out once.
-pub fn new_token(req: CreateToken, key: &TokenKey, exists: impl Fn(&str) -> bool, now: SystemTime) -> Result<IssuedToken, FieldError> {
+pub fn new_token(
+    req: CreateToken,
+    key: &TokenKey,
+    exists: impl Fn(&str) -> bool,
+    now: SystemTime,
+) -> Result<(IssuedToken, TokenRecord), FieldError> {
     if req.realm_ids.is_empty() {
         return Err(FieldError::new("realm_ids", "a token needs at least one realm"));
     }
@@ -112,7 +90,7 @@ pub fn new_token(req: CreateToken, key: &TokenKey, exists: impl Fn(&str) -> bool
         created_at: humantime::format_rfc3339_millis(now).to_string(),
         expires_at,
     };
-    Ok(IssuedToken { record, token })
+    Ok((IssuedToken::new(record.view(), token), record))
 }
 
 #[cfg(test)]
@@ -134,10 +112,10 @@ mod tests {
         #[test]
         fn any_token_body(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200), desc in ".{0,300}", exp in ".{0,30}") {
             let key = TokenKey::fixed(b"0123456789abcdef0123456789abcdef");
-            let _ = crate::api::body::parse::<CreateToken>(&body);
+            let _ = serde_json::from_slice::<CreateToken>(&body);
             let r = CreateToken { realm_ids: vec!["aaaaaaaaaaaaaaaaaaaaaaaa".into()], scopes: vec![desc.clone()], description: desc, expires_at: Some(exp) };
             match new_token(r, &key, |_| true, SystemTime::now()) {
-                Ok(t) => proptest::prop_assert!(!serde_json::to_string(&t.record).unwrap().contains(&t.token)),
+                Ok((t, rec)) => proptest::prop_assert!(!serde_json::to_string(&rec.view()).unwrap().contains(&t.token)),
                 Err(e) => proptest::prop_assert!(!e.field.is_empty()),
             }
         }
@@ -149,13 +127,13 @@ mod tests {
         let r1 = "aaaaaaaaaaaaaaaaaaaaaaaa";
         let known = |r: &str| r == r1;
         let now = SystemTime::now();
-        let t = new_token(req(&[r1, r1], &["exec", "containers:read", "exec"]), &key, known, now).unwrap();
-        assert_eq!(t.record.realm_ids, vec![r1.to_string()]);
-        assert_eq!(t.record.scopes, vec!["containers:read".to_string(), "exec".to_string()]);
+        let (t, record) = new_token(req(&[r1, r1], &["exec", "containers:read", "exec"]), &key, known, now).unwrap();
+        assert_eq!(record.realm_ids, vec![r1.to_string()]);
+        assert_eq!(t.scopes, vec!["containers:read".to_string(), "exec".to_string()]);
         let (id, secret) = token::parse(&t.token).unwrap();
-        assert_eq!(id, t.record.id);
-        assert!(key.verify(secret, &t.record.hash));
-        assert!(!serde_json::to_string(&t.record).unwrap().contains(secret), "the record never carries the secret");
+        assert_eq!((id, t.id.as_str()), (record.id.as_str(), record.id.as_str()));
+        assert!(key.verify(secret, &record.hash));
+        assert!(!serde_json::to_string(&record.view()).unwrap().contains(secret), "the listed token never carries the secret");
 
         let field = |r: CreateToken| new_token(r, &key, known, now).unwrap_err().field;
         assert_eq!(field(req(&[], &[])), "realm_ids");

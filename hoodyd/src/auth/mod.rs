@@ -1,19 +1,28 @@
 //! Who is calling: the socket peer (SO_PEERCRED) and, for anyone but an administrator, a
 //! realm-scoped bearer token.
 
+mod error;
 pub mod manage;
 pub mod scopes;
 pub mod token;
 
+pub use error::AuthError;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::api::error::ApiError;
-use crate::api::server::Peer;
 use crate::store::{self, ContainerFilter, Store};
 use scopes::Scope;
 use token::TokenKey;
 use tracing::info;
+
+/// Who is on the other end of the socket (SO_PEERCRED).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
 
 /// A token's grant, as checked on this request.
 #[derive(Clone, Debug)]
@@ -59,8 +68,8 @@ pub struct Auth {
     store: Store,
 }
 
-fn unauthorized(m: impl Into<String>) -> ApiError {
-    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, crate::api::error::ErrorCode::Unauthorized, m).denied()
+fn unauthorized(m: impl Into<String>) -> AuthError {
+    AuthError::Unauthorized(m.into())
 }
 
 impl Auth {
@@ -82,7 +91,7 @@ impl Auth {
     }
 
     /// Identifies the caller from its credentials and `Authorization` header.
-    pub async fn identify(&self, peer: Peer, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    pub async fn identify(&self, peer: Peer, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let Some(header) = authorization else {
             if peer.uid == 0 || self.in_admin_group(&peer) {
                 return Ok(Caller::admin(peer));
@@ -94,11 +103,7 @@ impl Auth {
         let bearer = header.strip_prefix("Bearer ").ok_or_else(|| unauthorized("the Authorization header must be \"Bearer <token>\""))?;
         let (id, secret) = token::parse(bearer.trim()).ok_or_else(|| unauthorized("malformed token"))?;
         let key = id.to_owned();
-        let rec = self
-            .store
-            .call(move |db| store::get_token(db, &key))
-            .await
-            .map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?;
+        let rec = self.store.call(move |db| store::get_token(db, &key)).await?;
         // The same answer for an unknown id and a wrong secret.
         let rec = rec.filter(|r| self.key.verify(secret, &r.hash)).ok_or_else(|| unauthorized("invalid or revoked token"))?;
         if let Some(exp) = &rec.expires_at {
@@ -127,26 +132,26 @@ impl Auth {
     async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut rusqlite::Connection) -> store::Result<T> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        self.store.call(f).await.map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))
+    ) -> Result<T, AuthError> {
+        Ok(self.store.call(f).await?)
     }
 
     /// The containers a path's id or name refers to, with their realms, whoever may see them.
-    pub async fn locate(&self, id_or_name: &str) -> Result<Vec<(String, Vec<String>)>, ApiError> {
-        let all = self.store.all_containers().await.map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?;
+    pub async fn locate(&self, id_or_name: &str) -> Result<Vec<(String, Vec<String>)>, AuthError> {
+        let all = self.store.all_containers().await?;
         Ok(all.iter().filter(|c| c.id == id_or_name || c.name == id_or_name).map(|c| (c.id.clone(), c.realm_ids.clone())).collect())
     }
 
     /// Fills in and checks the realms of a container a caller creates: a token creates in its
     /// own realms only (another realm answers 404, as if it did not exist); an administrator in
     /// any realm that exists.
-    pub async fn check_create_realms(&self, caller: &Caller, realm_ids: &mut Vec<String>) -> Result<(), ApiError> {
+    pub async fn check_create_realms(&self, caller: &Caller, realm_ids: &mut Vec<String>) -> Result<(), AuthError> {
         if let Some(t) = &caller.token {
             if realm_ids.is_empty() {
                 realm_ids.clone_from(&t.realms);
             }
             if let Some(other) = realm_ids.iter().find(|r| !t.realms.contains(r)) {
-                return Err(ApiError::not_found(format!("realm {other} not found")).denied());
+                return Err(AuthError::RealmNotFound(other.clone()));
             }
             return Ok(());
         }
@@ -156,8 +161,8 @@ impl Auth {
         Ok(())
     }
 
-    pub async fn create_realm(&self, req: manage::CreateRealm) -> Result<store::RealmRecord, ApiError> {
-        let rec = manage::new_realm(req, &crate::runtime::now())?;
+    pub async fn create_realm(&self, req: manage::CreateRealm) -> Result<store::RealmRecord, AuthError> {
+        let rec = manage::new_realm(req, &crate::time::now())?;
         let r = rec.clone();
         self.db(move |db| store::insert_realm(db, &r)).await?;
         info!(realm = %rec.id, "realm created");
@@ -165,7 +170,7 @@ impl Auth {
     }
 
     /// The realms a caller may see: all for an administrator, its own for a token.
-    pub async fn list_realms(&self, caller: &Caller) -> Result<Vec<store::RealmRecord>, ApiError> {
+    pub async fn list_realms(&self, caller: &Caller) -> Result<Vec<store::RealmRecord>, AuthError> {
         let all = self.db(|db| store::list_realms(db)).await?;
         Ok(match &caller.token {
             None => all,
@@ -173,31 +178,30 @@ impl Auth {
         })
     }
 
-    pub async fn create_token(&self, req: manage::CreateToken) -> Result<manage::IssuedToken, ApiError> {
+    pub async fn create_token(&self, req: manage::CreateToken) -> Result<manage::IssuedToken, AuthError> {
         let wanted = req.realm_ids.clone();
         let known = self.db(move |db| wanted.iter().map(|r| store::realm_exists(db, r)).collect::<store::Result<Vec<bool>>>()).await?;
         let names = req.realm_ids.clone();
-        let issued = manage::new_token(
+        let (issued, rec) = manage::new_token(
             req,
             &self.key,
             |r| names.iter().position(|x| x == r).is_some_and(|i| known[i]),
             std::time::SystemTime::now(),
         )?;
-        let rec = issued.record.clone();
         self.db(move |db| store::insert_token(db, &rec)).await?;
-        info!(token = %issued.record.id, realms = ?issued.record.realm_ids, scopes = ?issued.record.scopes, "token created");
+        info!(token = %issued.id, realms = ?issued.realm_ids, scopes = ?issued.scopes, "token created");
         Ok(issued)
     }
 
-    pub async fn list_tokens(&self) -> Result<Vec<store::TokenRecord>, ApiError> {
+    pub async fn list_tokens(&self) -> Result<Vec<store::TokenRecord>, AuthError> {
         self.db(|db| store::list_tokens(db)).await
     }
 
     /// Revokes a token: the next request that presents it is refused.
-    pub async fn delete_token(&self, id: &str) -> Result<(), ApiError> {
+    pub async fn delete_token(&self, id: &str) -> Result<(), AuthError> {
         let key = id.to_owned();
         if !self.db(move |db| store::delete_token(db, &key)).await? {
-            return Err(ApiError::not_found(format!("token {id} not found")));
+            return Err(AuthError::TokenNotFound(id.to_owned()));
         }
         info!(token = %id, "token revoked");
         Ok(())

@@ -5,6 +5,10 @@ fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     hoodyd::helper::dispatch(&args);
     let flags = hoodyd::config::Flags::parse();
+    if flags.openapi {
+        print!("{}", hoodyd::api::openapi::json());
+        return;
+    }
     let cfg = match hoodyd::config::Config::load(flags) {
         Ok(c) => c,
         Err(e) => {

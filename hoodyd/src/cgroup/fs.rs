@@ -4,13 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, statfs};
 use tracing::{debug, warn};
 
+use super::knob::write;
 use super::{CgroupError, CgroupOps, Result, Usage};
 use crate::limits::Limits;
 
@@ -20,14 +20,6 @@ pub struct CgroupFs {
 }
 
 const WANTED: &[&str] = &["cpu", "memory", "pids"];
-
-pub(super) fn write(path: &Path, value: &str) -> Result<()> {
-    let mut f =
-        fs::OpenOptions::new().write(true).open(path).map_err(|source| CgroupError::Io { op: "open", path: path.into(), source })?;
-    f.write_all(value.as_bytes()).map_err(|source| CgroupError::Io { op: "write", path: path.into(), source })?;
-    debug!(path = %path.display(), value, "cgroup write");
-    Ok(())
-}
 
 fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|source| CgroupError::Io { op: "read", path: path.into(), source })
@@ -95,7 +87,7 @@ fn enable_along(root: &Path) {
         match write(&dir.join("cgroup.subtree_control"), &missing.join(" ")) {
             Ok(()) => debug!(cgroup = %dir.display(), enabled = ?missing, "controllers enabled for children"),
             Err(e) => {
-                warn!(cgroup = %dir.display(), wanted = ?missing, error = %crate::helper::error::chain(&e).join(": "), "could not enable controllers")
+                warn!(cgroup = %dir.display(), wanted = ?missing, error = %crate::errors::chain(&e).join(": "), "could not enable controllers")
             }
         }
     }

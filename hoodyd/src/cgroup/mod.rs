@@ -3,6 +3,7 @@
 //! the double used by unit tests.
 
 pub mod fs;
+mod knob;
 pub mod placement;
 pub mod recording;
 mod thaw;

@@ -28,7 +28,7 @@ pub(super) fn thaw_tree(top: &Path) -> Result<usize> {
         }
         let freeze = dir.join("cgroup.freeze");
         if fs::read_to_string(&freeze).is_ok_and(|v| v.trim() == "1") {
-            super::fs::write(&freeze, "0")?;
+            super::knob::write(&freeze, "0")?;
             thawed += 1;
         }
         if depth >= MAX_DEPTH {

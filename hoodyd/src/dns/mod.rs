@@ -109,7 +109,7 @@ impl Resolver {
             police::Decision::Forward { name, qtype, rules } => (name, qtype, rules),
             police::Decision::Refuse { name, qtype, why } => {
                 tracing::info!(container = %c.id, %name, %qtype, why, "dns query refused");
-                self.firewall.events.record_dns(&c.id, &name, &qtype, crate::runtime::now());
+                self.firewall.events.record_dns(&c.id, &name, &qtype, crate::time::now());
                 return Some(wire::refused(&q));
             }
         };

@@ -4,33 +4,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use hoody_net::nflog::Denied;
-use serde::Serialize;
 
 /// Attempts kept per container.
 pub const KEEP: usize = 256;
 
-/// A denied connection attempt (`kind: denied`) or a refused DNS query (`kind: dns`, with
-/// the name and type asked for).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Event {
-    pub kind: &'static str,
-    pub time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub qtype: Option<String>,
-    /// The rule by name whose learned address the connection went to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule_id: Option<String>,
-}
+pub use hoody_api::firewall::FirewallEvent as Event;
 
 #[derive(Default)]
 pub struct EventLog {
@@ -52,9 +30,9 @@ impl EventLog {
     pub fn record(&self, d: Denied, time: String, by_name: Option<(String, String)>) {
         let (name, rule_id) = by_name.unzip();
         let e = Event {
-            kind: if d.allowed { "allowed" } else { "denied" },
+            kind: if d.allowed { "allowed" } else { "denied" }.to_owned(),
             time,
-            protocol: Some(d.protocol),
+            protocol: Some(d.protocol.to_owned()),
             source: Some(d.source.to_string()),
             destination: Some(d.destination.to_string()),
             destination_port: d.destination_port,
@@ -68,7 +46,7 @@ impl EventLog {
     /// A query the container's resolver refused (never forwarded).
     pub fn record_dns(&self, container: &str, name: &str, qtype: &str, time: String) {
         let e = Event {
-            kind: "dns",
+            kind: "dns".to_owned(),
             time,
             protocol: None,
             source: None,

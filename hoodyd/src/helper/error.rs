@@ -52,13 +52,4 @@ pub(crate) fn nix_step(step: &'static str) -> impl FnOnce(nix::errno::Errno) -> 
     move |e| HelperError::Step { step, source: e.into() }
 }
 
-/// The error and its causes, outermost first.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    let mut out = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push(c.to_string());
-        cur = c.source();
-    }
-    out
-}
+pub use crate::errors::chain;

@@ -23,7 +23,7 @@ use super::error::{HelperError, Result, chain, nix_step, step};
 use super::security::Confinement;
 use super::{command, sys};
 use crate::proto::{FrameReader, InFrame};
-use crate::runtime::spec::ExecSpec;
+use crate::spec::ExecSpec;
 
 /// X forked from the exec's shim (single-threaded then) with its pipes on 0, 1 and 2 and no
 /// other descriptor: runs the exec and exits with the command's status.

@@ -3,7 +3,7 @@
 //! cgroup (outside every container's) and a session of its own, becomes a child subreaper,
 //! listens on `DIR/sock`, and forks the exec helper (X of [`super::exec`], which joins the
 //! container) as its child with pipes for stdin, stdout and stderr. The layout of DIR is in
-//! [`crate::runtime::exec_record`].
+//! [`crate::exec_record`].
 //!
 //! One client at a time (a daemon, for an API client) is attached on the socket, speaking the
 //! exec frames of [`crate::proto`]: input frames in, output frames and, last, the exit status
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids};
 use crate::proto::{FrameReader, InFrame, OutFrame};
-use crate::runtime::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids};
 
 /// Output held per stream while no client is attached, before the command is made to wait.
 const HELD: usize = 1 << 20;
@@ -346,7 +346,7 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
             break;
         }
     }
-    let end = ExecEnd::from_status(status, timed_out.load(Ordering::SeqCst), crate::runtime::now());
+    let end = ExecEnd::from_status(status, timed_out.load(Ordering::SeqCst), crate::time::now());
     let code = i32::from(shim.end(&dir, end).is_err());
     shim.wait_first_client(FIRST_CLIENT);
     let _ = std::fs::remove_file(&sock);
@@ -356,7 +356,7 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
 
 /// Forks X, the exec helper, into the exec's cgroup on three new pipes; returns its pid and this
 /// side's ends (its stdin, stdout, stderr).
-fn fork_helper(exec: &crate::runtime::spec::ExecSpec) -> std::io::Result<(i32, File, File, File)> {
+fn fork_helper(exec: &crate::spec::ExecSpec) -> std::io::Result<(i32, File, File, File)> {
     use nix::fcntl::OFlag;
     let cgroup = File::open(&exec.cgroup)?;
     let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;

@@ -10,7 +10,7 @@ use hoody_net::sysctl::ProcSys;
 use nix::sched::CloneFlags;
 
 use super::error::{HelperError, Result, path_step};
-use crate::runtime::spec::NetSpec;
+use crate::spec::NetSpec;
 
 pub fn setup(proc_root: &Path, pid: i32, net: &NetSpec) -> Result<()> {
     let ns_path = proc_root.join(pid.to_string()).join("ns/net");

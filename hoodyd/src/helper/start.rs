@@ -24,7 +24,7 @@ use super::rootfs::{self, HostFds};
 use super::security::Confinement;
 use super::sys::{self, Forked};
 use super::{command, fdpass};
-use crate::runtime::spec::{FailureKind, HelperFailure, HelperReply, StartSpec};
+use crate::spec::{FailureKind, HelperFailure, HelperReply, StartSpec};
 
 pub fn main() -> ! {
     let mut input = String::new();

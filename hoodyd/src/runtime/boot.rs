@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -13,38 +12,10 @@ use super::{Result, Runtime};
 use crate::model::Status;
 use crate::store::ContainerFilter;
 
-/// One container that could not be started or stopped, and why (the whole cause chain).
-#[derive(Clone, Debug, Serialize)]
-pub struct Failure {
-    pub id: String,
-    pub name: String,
-    pub error: String,
-}
-
-/// What the autostart of this boot did so far (`GET /health` shows it).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct AutostartReport {
-    /// Whether this daemon start was the first since the machine booted.
-    pub boot: bool,
-    /// Containers marked autostart that were not running.
-    pub wanted: usize,
-    pub started: Vec<String>,
-    pub failed: Vec<Failure>,
-    pub done: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub elapsed_ms: Option<u64>,
-}
-
-/// What a host shutdown did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ShutdownReport {
-    pub stopped: Vec<String>,
-    pub failed: Vec<Failure>,
-    pub elapsed_ms: u64,
-}
+pub use hoody_api::system::{AutostartReport, Failure, ShutdownReport};
 
 fn failure(c: &crate::model::Container, e: &super::RuntimeError) -> Failure {
-    Failure { id: c.id.clone(), name: c.name.clone(), error: crate::helper::error::chain(e).join(": ") }
+    Failure { id: c.id.clone(), name: c.name.clone(), error: crate::errors::chain(e).join(": ") }
 }
 
 impl Runtime {

@@ -64,7 +64,7 @@ impl Runtime {
         .and_then(|r| r);
         let cid = c.id.clone();
         if let Err(e) = removed {
-            let why = crate::helper::error::chain(&e).join(": ");
+            let why = crate::errors::chain(&e).join(": ");
             warn!(container = %c.id, error = %why, "delete failed half-way; the container stays listed as deleting and is retried");
             self.store.call(move |db| store::mark_deleting(db, &cid, Some(&why))).await?;
             return Err(e);

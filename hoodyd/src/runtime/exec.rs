@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use super::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids, ShimSpec};
+use crate::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids, ShimSpec};
 pub use hoody_api::exec::ExecRequest;
 
 use super::execs::{ExecStatus, ExecView, StartedBy};
-use super::spec::ExecSpec;
 use super::{Result, Runtime, RuntimeError, io_err};
 use crate::limits::FieldError;
 use crate::model::{Status, validate_strings};
+use crate::spec::ExecSpec;
 
 /// How long an exec whose client went away gets between SIGHUP and `cgroup.kill`.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use hoody_api::exec::{ExecStatus, ExecView, StartedBy};
 
-use super::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids};
+use crate::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids};
 
 /// Finished instances kept per container, at most (the oldest go first).
 pub const KEEP_FINISHED: usize = 100;
@@ -42,7 +42,7 @@ pub struct Recovered {
     pub kill_grace: Duration,
 }
 
-/// The instances, backed by their directories (see [`super::exec_record`]): what the shims
+/// The instances, backed by their directories (see [`crate::exec_record`]): what the shims
 /// record on disk is the truth, read again whenever a running instance is looked at.
 pub struct ExecRegistry {
     dir: PathBuf,
@@ -286,7 +286,7 @@ mod tests {
             view: view(id, c),
             kill_grace_ms: 5000,
             shim: rec::ShimSpec {
-                exec: crate::runtime::spec::ExecSpec {
+                exec: crate::spec::ExecSpec {
                     id: c.into(),
                     init_pid: 1,
                     init_start: 1,

@@ -41,11 +41,18 @@ fn fill(src: ImageSource, w: SafeTreeWriter) -> Result<ImportReport, StorageErro
     }
 }
 
-#[derive(serde::Serialize)]
-pub struct Imported {
-    #[serde(flatten)]
-    pub image: ImageRecord,
-    pub report: ImportReport,
+pub use hoody_api::images::Imported;
+
+fn report_view(r: ImportReport) -> hoody_api::images::ImportReport {
+    hoody_api::images::ImportReport {
+        files: r.files,
+        directories: r.directories,
+        symlinks: r.symlinks,
+        hardlinks: r.hardlinks,
+        bytes: r.bytes,
+        skipped: r.skipped,
+        clamped_owners: r.clamped_owners,
+    }
 }
 
 impl Runtime {
@@ -111,7 +118,7 @@ impl Runtime {
             });
         }
         info!(image = %name, files = rec.files, bytes = rec.bytes, skipped = report.skipped.len(), "image imported");
-        Ok(Imported { image: rec, report })
+        Ok(Imported::new(rec, report_view(report)))
     }
 
     pub async fn list_images(&self) -> Result<Vec<ImageRecord>> {

@@ -6,9 +6,9 @@ use std::process::Stdio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::spec::{HelperReply, StartSpec};
 use super::{Result, Runtime, RuntimeError, io_err};
 use crate::helper::exec_shim::ShimReady;
+use crate::spec::{HelperReply, StartSpec};
 
 impl Runtime {
     fn helper(&self, sub: &str) -> Command {
@@ -38,7 +38,7 @@ impl Runtime {
             Ok(HelperReply::Started { pid, start_time, shim_pid }) if status.success() => Ok((pid, start_time, shim_pid)),
             Ok(HelperReply::Failed(f)) => Err(RuntimeError::Helper { kind: f.kind, message: f.message, causes: f.causes }),
             _ => Err(RuntimeError::Helper {
-                kind: super::spec::FailureKind::Setup,
+                kind: crate::spec::FailureKind::Setup,
                 message: format!("the start helper ended with {status} without an answer"),
                 causes: vec![String::from_utf8_lossy(&out).into_owned()],
             }),
@@ -70,10 +70,10 @@ impl Runtime {
                 Ok(helper_pid)
             }
             (_, Ok(ShimReady::Failed { message })) => {
-                Err(RuntimeError::Helper { kind: super::spec::FailureKind::Setup, message, causes: vec![] })
+                Err(RuntimeError::Helper { kind: crate::spec::FailureKind::Setup, message, causes: vec![] })
             }
             _ => Err(RuntimeError::Helper {
-                kind: super::spec::FailureKind::Setup,
+                kind: crate::spec::FailureKind::Setup,
                 message: "the exec shim ended without an answer".into(),
                 causes: vec![String::from_utf8_lossy(&out).into_owned()],
             }),

@@ -5,18 +5,19 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::spec::{StartSpec, default_env};
 use super::{Result, Runtime, RuntimeError, io_err, now};
 use crate::helper::sys;
 use crate::ids;
 use crate::limits::FieldError;
-use crate::model::{Action, Container, CreateRequest, Status, check_transition, validate_strings};
+use crate::limits::ValidateLimits;
+use crate::model::{Action, Container, CreateContainer, Status, check_transition, validate_strings};
+use crate::spec::{StartSpec, default_env};
 use crate::store::{self, StoreError};
 
 /// Validated schedule and expiry from a request; fields absent from the request keep
 /// `current`, empty strings clear them.
 pub(crate) fn validate_snapshot_policy(
-    req: Option<&crate::model::SnapshotPolicyRequest>,
+    req: Option<&crate::model::SnapshotPolicy>,
     current_schedule: Option<String>,
     current_expiry: Option<String>,
 ) -> Result<(Option<String>, Option<String>)> {
@@ -51,7 +52,7 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 impl Runtime {
     /// Validates a create request into a record (no side effects).
-    pub(crate) fn validate_create(&self, req: CreateRequest) -> Result<Container> {
+    pub(crate) fn validate_create(&self, req: CreateContainer) -> Result<Container> {
         ids::validate_name("name", &req.name)?;
         ids::validate_image_name("image", &req.image)?;
         for (i, r) in req.realm_ids.iter().enumerate() {
@@ -97,11 +98,11 @@ impl Runtime {
             project_id: req.project_id,
             limits,
             egress,
-            dns: hoody_net::policy::DnsMode::default_for(egress.policy()),
+            dns: hoody_net::policy::DnsMode::default_for(crate::model::egress_policy(egress)),
             autostart: req.autostart.unwrap_or(false),
             command,
             env,
-            idmap: super::spec::IdMap { host_base: 0, size: 0 },
+            idmap: crate::spec::IdMap { host_base: 0, size: 0 },
             ipv4: None,
             status: Status::Created,
             pid: None,
@@ -116,7 +117,7 @@ impl Runtime {
         })
     }
 
-    pub async fn create(self: &Arc<Self>, req: CreateRequest, start: bool) -> Result<Container> {
+    pub async fn create(self: &Arc<Self>, req: CreateContainer, start: bool) -> Result<Container> {
         let mut c = self.validate_create(req)?;
         let image = c.image.clone();
         if self.store.call(move |db| store::get_image(db, &image)).await?.is_none() {
@@ -237,7 +238,7 @@ impl Runtime {
             command: c.command.clone(),
             env: c.env.clone(),
             proc_root: self.cfg.proc_root.clone(),
-            network: c.ipv4.map(|address| super::spec::NetSpec {
+            network: c.ipv4.map(|address| crate::spec::NetSpec {
                 host_ifname: hoody_net::names::host_ifname(&c.id),
                 address,
                 gateway: hoody_net::addr::GATEWAY,
@@ -337,7 +338,7 @@ impl Runtime {
     }
 
     /// Changes limits (live, when the container runs), autostart and the snapshot policy.
-    pub async fn update(self: &Arc<Self>, id: &str, req: crate::model::UpdateRequest) -> Result<Container> {
+    pub async fn update(self: &Arc<Self>, id: &str, req: crate::model::UpdateContainer) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
         check_transition(c.status, Action::Change).map_err(RuntimeError::Conflict)?;
@@ -356,7 +357,7 @@ impl Runtime {
             }
             (Some(p), _, _) => Some(p.clone()),
             (None, None, None) => None,
-            (None, s, e) => Some(crate::model::SnapshotPolicyRequest { schedule: s.clone(), expiry: e.clone() }),
+            (None, s, e) => Some(crate::model::SnapshotPolicy { schedule: s.clone(), expiry: e.clone() }),
         };
         let (schedule, expiry) = validate_snapshot_policy(policy.as_ref(), c.snapshot_schedule.clone(), c.snapshot_expiry.clone())?;
         if let Some(l) = limits {

@@ -6,7 +6,6 @@ pub mod boot;
 pub mod deletion;
 pub mod disk;
 pub mod exec;
-pub mod exec_record;
 pub mod execs;
 pub mod images;
 pub mod launch;
@@ -16,7 +15,6 @@ pub mod network;
 pub mod reaper;
 pub mod restore;
 pub mod snapshots;
-pub mod spec;
 pub mod storage_reconcile;
 pub mod table_guard;
 
@@ -32,8 +30,8 @@ use crate::cgroup::{CgroupError, CgroupOps};
 use crate::idmap::IdPool;
 use crate::limits::FieldError;
 use crate::model::{Container, Egress};
+use crate::spec::FailureKind;
 use crate::store::{ContainerFilter, Store, StoreError};
-use spec::FailureKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -189,6 +187,4 @@ impl Runtime {
 }
 
 /// RFC 3339 UTC timestamp with milliseconds.
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
+pub use crate::time::now;

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use hoody_net::policy::{ContainerFirewall, EgressPolicy};
 use hoody_net::rules::{Direction, MAX_RULES_PER_CONTAINER, Rule, RuleSpec};
-use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{Result, Runtime, RuntimeError, now};
@@ -12,50 +11,7 @@ use crate::limits::FieldError;
 use crate::model::{Container, Egress};
 use crate::store::{self, ContainerFilter, StoredRule};
 
-/// A rule as the API shows it, with its counters.
-#[derive(Clone, Debug, Serialize)]
-pub struct RuleView {
-    pub id: String,
-    pub action: hoody_net::rules::Action,
-    pub protocol: hoody_net::rules::Protocol,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination_fqdn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination_port: Option<String>,
-    pub description: String,
-    pub created_at: String,
-    pub packets: u64,
-    pub bytes: u64,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Count {
-    pub packets: u64,
-    pub bytes: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct FirewallView {
-    pub container_id: String,
-    pub interface: String,
-    pub ipv4: Option<String>,
-    /// Egress policy after the last rule.
-    pub policy: &'static str,
-    /// What the container's resolver answers: filtered, open, off.
-    pub dns: &'static str,
-    pub egress: Vec<RuleView>,
-    pub ingress: Vec<RuleView>,
-    /// Egress refused (by a deny rule or the policy).
-    pub denied: Count,
-    /// Packets dropped for a forged source address.
-    pub spoofed: Count,
-    /// Inbound packets refused (not on the allow-list, not a reply).
-    pub ingress_denied: Count,
-}
+pub use hoody_api::firewall::{Count, Firewall as FirewallView, Rule as RuleView};
 
 fn view(r: &StoredRule, counters: Option<&(u64, u64)>) -> RuleView {
     let s = &r.rule.spec;
@@ -196,8 +152,8 @@ impl Runtime {
             container_id: c.id.clone(),
             interface: hoody_net::names::host_ifname(&c.id),
             ipv4: c.ipv4.map(|a| a.to_string()),
-            policy: c.egress.as_str(),
-            dns: c.dns.as_str(),
+            policy: c.egress.as_str().to_owned(),
+            dns: c.dns.as_str().to_owned(),
             egress,
             ingress,
             denied: count(k.denied),

@@ -87,7 +87,7 @@ impl Runtime {
             match self.get(&c.id).await {
                 Ok(c) => {
                     if let Err(e) = self.start_locked(&c).await {
-                        warn!(container = %c.id, error = %crate::helper::error::chain(&e).join(": "), "could not start the container again after a failed restore");
+                        warn!(container = %c.id, error = %crate::errors::chain(&e).join(": "), "could not start the container again after a failed restore");
                     }
                 }
                 Err(e) => warn!(container = %c.id, error = %e, "could not read the container after a failed restore"),
@@ -177,7 +177,7 @@ impl Runtime {
                     repaired.push(format!("restore:{}:{}", c.id, intent.snapshot));
                 }
                 Err(e) => {
-                    warn!(container = %c.id, snapshot = %intent.snapshot, error = %crate::helper::error::chain(&e).join(": "), "could not finish an interrupted restore")
+                    warn!(container = %c.id, snapshot = %intent.snapshot, error = %crate::errors::chain(&e).join(": "), "could not finish an interrupted restore")
                 }
             }
         }

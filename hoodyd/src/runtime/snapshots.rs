@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use hoody_snapshot::StorageError;
-use hoody_snapshot::diff::Change;
-use serde::Serialize;
 use tracing::{info, warn};
 
 use super::lifecycle::fault;
@@ -16,27 +14,21 @@ use crate::model::{Container, Status};
 use crate::schedule::{self, Action, Snap};
 use crate::store::{self, SnapshotRecord, StoreError};
 
-#[derive(Clone, Debug, Serialize)]
-pub struct SnapshotView {
-    pub name: String,
-    pub created_at: String,
-    pub scheduled: bool,
-    pub driver: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-    /// How long the container was frozen for this snapshot (running containers only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub paused_ms: Option<u64>,
-}
+pub use hoody_api::snapshots::{Diff as DiffView, Snapshot as SnapshotView};
 
-#[derive(Clone, Debug, Serialize)]
-pub struct DiffView {
-    pub from: String,
-    pub to: String,
-    pub added: usize,
-    pub modified: usize,
-    pub deleted: usize,
-    pub changes: Vec<Change>,
+fn change(c: hoody_snapshot::diff::Change) -> hoody_api::snapshots::Change {
+    use hoody_api::snapshots::ChangeKind as K;
+    use hoody_snapshot::diff::ChangeKind;
+    hoody_api::snapshots::Change {
+        path: c.path,
+        kind: match c.kind {
+            ChangeKind::Added => K::Added,
+            ChangeKind::Modified => K::Modified,
+            ChangeKind::Deleted => K::Deleted,
+        },
+        what: c.what.into_iter().map(str::to_owned).collect(),
+        file_type: c.file_type.to_owned(),
+    }
 }
 
 impl Runtime {
@@ -174,7 +166,7 @@ impl Runtime {
             added: count(Added),
             modified: count(Modified),
             deleted: count(Deleted),
-            changes,
+            changes: changes.into_iter().map(change).collect(),
         })
     }
 
@@ -218,7 +210,7 @@ impl Runtime {
                 match r {
                     Ok(()) => info!(container = %id, ?action, "scheduled snapshot action done"),
                     Err(e) => {
-                        warn!(container = %id, ?action, error = %crate::helper::error::chain(&e).join(": "), "scheduled snapshot action failed")
+                        warn!(container = %id, ?action, error = %crate::errors::chain(&e).join(": "), "scheduled snapshot action failed")
                     }
                 }
             }
@@ -232,7 +224,7 @@ impl Runtime {
         tokio::spawn(async move {
             loop {
                 if let Err(e) = rt.run_schedules().await {
-                    warn!(error = %crate::helper::error::chain(&e).join(": "), "snapshot scheduler pass failed");
+                    warn!(error = %crate::errors::chain(&e).join(": "), "snapshot scheduler pass failed");
                 }
                 tokio::time::sleep(tick).await;
             }

@@ -74,7 +74,7 @@ async fn repair(rt: &Arc<Runtime>, who: &str, more: usize) {
                 warn!(by = %who, further_commits = more, attempt, "another process changed table inet hoody; rebuilt it from the state store")
             }
             Err(e) => {
-                warn!(by = %who, error = %crate::helper::error::chain(&e).join(": "), "could not restore table inet hoody");
+                warn!(by = %who, error = %crate::errors::chain(&e).join(": "), "could not restore table inet hoody");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::{Result, StoreError};
 use crate::idmap::{IdPool, RANGE};
 use crate::model::{Container, Egress, Status};
-use crate::runtime::spec::IdMap;
+use crate::spec::IdMap;
 
 const COLUMNS: &str = "id, name, image, project_id, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, pid, pid_start, exit_code, created_at, started_at, finished_at, snapshot_schedule, snapshot_expiry, error, dns";
 

@@ -1,19 +1,10 @@
 //! Image rows.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use super::{Result, StoreError};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ImageRecord {
-    pub name: String,
-    pub driver: String,
-    pub created_at: String,
-    pub files: u64,
-    pub bytes: u64,
-    pub source: String,
-}
+pub use hoody_api::images::Image as ImageRecord;
 
 pub fn insert_image(conn: &Connection, img: &ImageRecord) -> Result<()> {
     let r = conn.execute(

@@ -1,16 +1,10 @@
 //! Realms and tokens.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use super::Result;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RealmRecord {
-    pub id: String,
-    pub description: String,
-    pub created_at: String,
-}
+pub use hoody_api::realms::Realm as RealmRecord;
 
 pub fn insert_realm(conn: &Connection, r: &RealmRecord) -> Result<()> {
     conn.execute("INSERT INTO realms (id, description, created_at) VALUES (?1, ?2, ?3)", params![r.id, r.description, r.created_at])?;
@@ -29,16 +23,29 @@ pub fn realm_exists(conn: &Connection, id: &str) -> Result<bool> {
 }
 
 /// A token as stored: never its secret, only a keyed hash of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
     pub id: String,
-    #[serde(skip)]
     pub hash: Vec<u8>,
     pub realm_ids: Vec<String>,
     pub scopes: Vec<String>,
     pub description: String,
     pub created_at: String,
     pub expires_at: Option<String>,
+}
+
+impl TokenRecord {
+    /// As the API lists it: without the hash.
+    pub fn view(&self) -> hoody_api::realms::Token {
+        hoody_api::realms::Token {
+            id: self.id.clone(),
+            realm_ids: self.realm_ids.clone(),
+            scopes: self.scopes.clone(),
+            description: self.description.clone(),
+            created_at: self.created_at.clone(),
+            expires_at: self.expires_at.clone(),
+        }
+    }
 }
 
 pub fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<()> {

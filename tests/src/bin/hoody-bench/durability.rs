@@ -51,7 +51,7 @@ fn driver_rows(driver: Driver, rounds: usize) -> (Vec<Row>, Vec<String>) {
     w.stop_daemon();
     let choice =
         if driver == Driver::Btrfs { hoody_snapshot::driver::DriverChoice::Btrfs } else { hoody_snapshot::driver::DriverChoice::Overlay };
-    let d = hoody_snapshot::driver::open_driver(choice, &w.storage_dir, Path::new("/sys"), false).expect("open the pool");
+    let d = hoody_snapshot::open_driver(choice, &w.storage_dir, Path::new("/sys"), false).expect("open the pool");
     let (mut snap, mut snap_sync, mut rest, mut rest_sync) = (vec![], vec![], vec![], vec![]);
     let (mut each, mut once) = (vec![], vec![]);
     let restore = |d: &dyn StorageDriver, sync: bool| {

@@ -36,7 +36,7 @@ fn diff_bench(rounds: usize) -> (Vec<Row>, f64) {
         }
     }
     // The pool as the daemon sees it (quotas untouched: this instance only reads and snapshots).
-    let driver = hoody_snapshot::driver::open_driver(hoody_snapshot::driver::DriverChoice::Btrfs, &w.storage_dir, Path::new("/sys"), false)
+    let driver = hoody_snapshot::open_driver(hoody_snapshot::driver::DriverChoice::Btrfs, &w.storage_dir, Path::new("/sys"), false)
         .expect("open the pool");
     // The same lineage the driver gives its views: unchanged files are settled by inode and
     // change time, not read, in both ways.

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::execs::ExecView;
-use super::spec::ExecSpec;
+use crate::spec::ExecSpec;
+use hoody_api::exec::ExecView;
 
 pub const RECORD: &str = "exec.json";
 pub const SOCKET: &str = "sock";

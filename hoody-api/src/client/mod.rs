@@ -15,8 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::envelope::{Data, ErrorBody, ErrorCode, ErrorEnvelope};
-use crate::exec::{ExecRequest, ExecView};
+use crate::exec::ExecRequest;
 use crate::paths::{DEFAULT_SOCKET, EXEC_ID_HEADER, PREFIX, UPGRADE_PROTOCOL};
+
+mod endpoints;
 
 pub type ReqBody = BoxBody<Bytes, std::io::Error>;
 
@@ -39,6 +41,8 @@ pub enum ClientError {
     Api { status: StatusCode, error: ErrorBody },
     #[error("the daemon answered {0} where it should have switched to the exec stream")]
     NotUpgraded(StatusCode),
+    #[error("encoding the query string")]
+    Query(#[from] serde_urlencoded::ser::Error),
 }
 
 impl ClientError {
@@ -150,25 +154,21 @@ impl Client {
         Ok(Answer { status, body })
     }
 
-    async fn typed<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T, ClientError> {
+    /// A request with an optional JSON body; the answer's `data` as `T`, or the daemon's error.
+    pub async fn typed<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T, ClientError> {
         let json = body.map(serde_json::to_value).transpose()?;
         self.call(method, path, json).await?.data()
     }
 
-    /// `GET /containers/{id}/execs`: the container's exec instances, newest first.
-    pub async fn execs(&self, container: &str) -> Result<Vec<ExecView>, ClientError> {
-        self.typed(Method::GET, &format!("/containers/{}/execs", enc(container)), None::<&()>).await
-    }
-
-    /// `GET /containers/{id}/execs/{exec_id}`.
-    pub async fn exec_instance(&self, container: &str, exec_id: &str) -> Result<ExecView, ClientError> {
-        self.typed(Method::GET, &format!("/containers/{}/execs/{}", enc(container), enc(exec_id)), None::<&()>).await
-    }
-
-    /// `POST /containers/{id}/exec` without an upgrade: the JSON mode's whole run (or, with
-    /// `detach`, the instance).
-    pub async fn exec_json(&self, container: &str, req: &ExecRequest) -> Result<serde_json::Value, ClientError> {
-        self.typed(Method::POST, &format!("/containers/{}/exec", enc(container)), Some(req)).await
+    /// A request whose answer is a stream (logs): the body once the status says success.
+    pub async fn stream(&self, path: &str) -> Result<Incoming, ClientError> {
+        let resp = self.send(self.request_builder(Method::GET, path).body(full(Bytes::new()))?).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp.into_body());
+        }
+        let body = resp.into_body().collect().await?.to_bytes();
+        Err(Answer { status, body }.data::<serde_json::Value>().expect_err("a failed status"))
     }
 
     async fn upgrade(&self, path: &str, body: Bytes) -> Result<(Upgraded, Option<String>), ClientError> {

@@ -1,0 +1,279 @@
+//! One typed method per endpoint: the answer's `data`, or [`ClientError::Api`] with the
+//! daemon's error code. Ids and names are percent-encoded into the path; query strings are the
+//! [`crate::query`] types.
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, header};
+use serde::Serialize;
+
+use super::{Answer, Client, ClientError, ReqBody, enc};
+use crate::audit::record::Record;
+use crate::audit::verify::Report;
+use crate::common::Deleted;
+use crate::containers::{Container, CreateContainer, Restored, UpdateContainer};
+use crate::exec::{ExecDetail, ExecRequest, ExecResult, ExecView};
+use crate::firewall::{EgressRule, Firewall, FirewallEvent, FirewallPatch, IngressRule, Rule};
+use crate::images::{Image, ImportPath, Imported};
+use crate::query::{AuditQuery, DiffQuery, FirewallEventsQuery, Lifecycle, LogsQuery};
+use crate::realms::{CreateRealm, CreateToken, IssuedToken, Realm, Realms, Token};
+use crate::snapshots::{CreateSnapshot, Diff, Snapshot};
+use crate::system::{Health, ShutdownReport};
+
+/// `path?query` (no `?` when the query is empty).
+fn with_query(path: String, q: &impl Serialize) -> Result<String, ClientError> {
+    let qs = serde_urlencoded::to_string(q)?;
+    Ok(if qs.is_empty() { path } else { format!("{path}?{qs}") })
+}
+
+fn container(id: &str) -> String {
+    format!("/containers/{}", enc(id))
+}
+
+const NONE: Option<&()> = None;
+
+impl Client {
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.typed(Method::GET, "/health", NONE).await
+    }
+
+    /// `GET /openapi.json`: the API's OpenAPI document.
+    pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
+        let a = self.call(Method::GET, "/openapi.json", None).await?;
+        if !a.status.is_success() {
+            return Err(a.data::<serde_json::Value>().expect_err("a failed status"));
+        }
+        Ok(a.json()?)
+    }
+
+    /// `POST /system/shutdown[?timeout=S]`: every container stopped, then the daemon exits.
+    pub async fn shutdown(&self, timeout: Option<u64>) -> Result<ShutdownReport, ClientError> {
+        let q = Lifecycle { timeout, ..Default::default() };
+        self.typed(Method::POST, &with_query("/system/shutdown".into(), &q)?, NONE).await
+    }
+
+    /// `POST /containers[?start=true]`.
+    pub async fn create_container(&self, req: &CreateContainer, start: bool) -> Result<Container, ClientError> {
+        let q = Lifecycle { start, ..Default::default() };
+        self.typed(Method::POST, &with_query("/containers".into(), &q)?, Some(req)).await
+    }
+
+    /// `GET /containers`.
+    pub async fn containers(&self) -> Result<Vec<Container>, ClientError> {
+        self.typed(Method::GET, "/containers", NONE).await
+    }
+
+    /// `GET /containers/{id}` (with its usage).
+    pub async fn container(&self, id: &str) -> Result<Container, ClientError> {
+        self.typed(Method::GET, &container(id), NONE).await
+    }
+
+    /// `PATCH /containers/{id}`.
+    pub async fn update_container(&self, id: &str, req: &UpdateContainer) -> Result<Container, ClientError> {
+        self.typed(Method::PATCH, &container(id), Some(req)).await
+    }
+
+    /// `DELETE /containers/{id}[?force=true]`.
+    pub async fn delete_container(&self, id: &str, force: bool) -> Result<Deleted, ClientError> {
+        let q = Lifecycle { force, ..Default::default() };
+        self.typed(Method::DELETE, &with_query(container(id), &q)?, NONE).await
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(&self, id: &str) -> Result<Container, ClientError> {
+        self.typed(Method::POST, &format!("{}/start", container(id)), NONE).await
+    }
+
+    /// `POST /containers/{id}/stop[?timeout=S]`.
+    pub async fn stop(&self, id: &str, timeout: Option<u64>) -> Result<Container, ClientError> {
+        let q = Lifecycle { timeout, ..Default::default() };
+        self.typed(Method::POST, &with_query(format!("{}/stop", container(id)), &q)?, NONE).await
+    }
+
+    /// `POST /containers/{id}/restart[?timeout=S]`.
+    pub async fn restart(&self, id: &str, timeout: Option<u64>) -> Result<Container, ClientError> {
+        let q = Lifecycle { timeout, ..Default::default() };
+        self.typed(Method::POST, &with_query(format!("{}/restart", container(id)), &q)?, NONE).await
+    }
+
+    /// `GET /containers/{id}/logs`: the console output as a byte stream (with `follow`, until
+    /// the container stops).
+    pub async fn logs(&self, id: &str, q: &LogsQuery) -> Result<Incoming, ClientError> {
+        self.stream(&with_query(format!("{}/logs", container(id)), q)?).await
+    }
+
+    /// `POST /containers/{id}/snapshots`.
+    pub async fn create_snapshot(&self, id: &str, alias: &str) -> Result<Snapshot, ClientError> {
+        let body = CreateSnapshot { alias: alias.to_owned() };
+        self.typed(Method::POST, &format!("{}/snapshots", container(id)), Some(&body)).await
+    }
+
+    /// `GET /containers/{id}/snapshots`.
+    pub async fn snapshots(&self, id: &str) -> Result<Vec<Snapshot>, ClientError> {
+        self.typed(Method::GET, &format!("{}/snapshots", container(id)), NONE).await
+    }
+
+    /// `DELETE /containers/{id}/snapshots/{name}`.
+    pub async fn delete_snapshot(&self, id: &str, name: &str) -> Result<Deleted, ClientError> {
+        self.typed(Method::DELETE, &format!("{}/snapshots/{}", container(id), enc(name)), NONE).await
+    }
+
+    /// `PATCH /containers/{id}/snapshots/{name}`: restore.
+    pub async fn restore_snapshot(&self, id: &str, name: &str) -> Result<Restored, ClientError> {
+        self.typed(Method::PATCH, &format!("{}/snapshots/{}", container(id), enc(name)), NONE).await
+    }
+
+    /// `GET /containers/{id}/snapshots/{name}/diff[?to=OTHER]`.
+    pub async fn diff(&self, id: &str, name: &str, to: Option<&str>) -> Result<Diff, ClientError> {
+        let q = DiffQuery { to: to.map(str::to_owned) };
+        self.typed(Method::GET, &with_query(format!("{}/snapshots/{}/diff", container(id), enc(name)), &q)?, NONE).await
+    }
+
+    /// `POST /containers/{id}/exec` without an upgrade: the JSON mode's whole run.
+    pub async fn exec_json(&self, id: &str, req: &ExecRequest) -> Result<ExecResult, ClientError> {
+        self.typed(Method::POST, &format!("{}/exec", container(id)), Some(req)).await
+    }
+
+    /// `POST /containers/{id}/exec` with `detach: true`: the instance, running on.
+    pub async fn exec_detached(&self, id: &str, req: &ExecRequest) -> Result<ExecView, ClientError> {
+        let req = ExecRequest { detach: true, ..req.clone() };
+        self.typed(Method::POST, &format!("{}/exec", container(id)), Some(&req)).await
+    }
+
+    /// `GET /containers/{id}/execs`: the container's exec instances, newest first.
+    pub async fn execs(&self, id: &str) -> Result<Vec<ExecView>, ClientError> {
+        self.typed(Method::GET, &format!("{}/execs", container(id)), NONE).await
+    }
+
+    /// `GET /containers/{id}/execs/{exec_id}` (a detached one with its output so far).
+    pub async fn exec_instance(&self, id: &str, exec_id: &str) -> Result<ExecDetail, ClientError> {
+        self.typed(Method::GET, &format!("{}/execs/{}", container(id), enc(exec_id)), NONE).await
+    }
+
+    /// `GET /containers/{id}/firewall`.
+    pub async fn firewall(&self, id: &str) -> Result<Firewall, ClientError> {
+        self.typed(Method::GET, &format!("{}/firewall", container(id)), NONE).await
+    }
+
+    /// `PATCH /containers/{id}/firewall`: policy and DNS mode.
+    pub async fn patch_firewall(&self, id: &str, req: &FirewallPatch) -> Result<Firewall, ClientError> {
+        self.typed(Method::PATCH, &format!("{}/firewall", container(id)), Some(req)).await
+    }
+
+    /// `POST /containers/{id}/firewall/reset`.
+    pub async fn reset_firewall(&self, id: &str) -> Result<Firewall, ClientError> {
+        self.typed(Method::POST, &format!("{}/firewall/reset", container(id)), NONE).await
+    }
+
+    /// `GET /containers/{id}/firewall/events[?kind=K]`, most recent first.
+    pub async fn firewall_events(&self, id: &str, kind: Option<&str>) -> Result<Vec<FirewallEvent>, ClientError> {
+        let q = FirewallEventsQuery { kind: kind.map(str::to_owned) };
+        self.typed(Method::GET, &with_query(format!("{}/firewall/events", container(id)), &q)?, NONE).await
+    }
+
+    /// `POST /containers/{id}/firewall/egress`.
+    pub async fn add_egress(&self, id: &str, rule: &EgressRule) -> Result<Rule, ClientError> {
+        self.typed(Method::POST, &format!("{}/firewall/egress", container(id)), Some(rule)).await
+    }
+
+    /// `DELETE /containers/{id}/firewall/egress/{rule_id}`.
+    pub async fn delete_egress(&self, id: &str, rule_id: &str) -> Result<Deleted, ClientError> {
+        self.typed(Method::DELETE, &format!("{}/firewall/egress/{}", container(id), enc(rule_id)), NONE).await
+    }
+
+    /// `POST /containers/{id}/firewall/ingress`.
+    pub async fn add_ingress(&self, id: &str, rule: &IngressRule) -> Result<Rule, ClientError> {
+        self.typed(Method::POST, &format!("{}/firewall/ingress", container(id)), Some(rule)).await
+    }
+
+    /// `DELETE /containers/{id}/firewall/ingress/{rule_id}`.
+    pub async fn delete_ingress(&self, id: &str, rule_id: &str) -> Result<Deleted, ClientError> {
+        self.typed(Method::DELETE, &format!("{}/firewall/ingress/{}", container(id), enc(rule_id)), NONE).await
+    }
+
+    /// `POST /realms`.
+    pub async fn create_realm(&self, req: &CreateRealm) -> Result<Realm, ClientError> {
+        self.typed(Method::POST, "/realms", Some(req)).await
+    }
+
+    /// `GET /realms`.
+    pub async fn realms(&self) -> Result<Realms, ClientError> {
+        self.typed(Method::GET, "/realms", NONE).await
+    }
+
+    /// `POST /tokens`: the only answer that carries the token's secret.
+    pub async fn create_token(&self, req: &CreateToken) -> Result<IssuedToken, ClientError> {
+        self.typed(Method::POST, "/tokens", Some(req)).await
+    }
+
+    /// `GET /tokens`.
+    pub async fn tokens(&self) -> Result<Vec<Token>, ClientError> {
+        self.typed(Method::GET, "/tokens", NONE).await
+    }
+
+    /// `DELETE /tokens/{id}`.
+    pub async fn delete_token(&self, id: &str) -> Result<Deleted, ClientError> {
+        self.typed(Method::DELETE, &format!("/tokens/{}", enc(id)), NONE).await
+    }
+
+    /// `GET /audit`.
+    pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<Record>, ClientError> {
+        self.typed(Method::GET, &with_query("/audit".into(), q)?, NONE).await
+    }
+
+    /// `GET /audit/verify`.
+    pub async fn audit_verify(&self) -> Result<Report, ClientError> {
+        self.typed(Method::GET, "/audit/verify", NONE).await
+    }
+
+    /// `POST /images` with `{"name", "path"}`: a directory or tar file on the daemon's host
+    /// (administrators).
+    pub async fn import_image_path(&self, name: &str, path: &str) -> Result<Imported, ClientError> {
+        let body = ImportPath { name: name.to_owned(), path: path.to_owned() };
+        self.typed(Method::POST, "/images", Some(&body)).await
+    }
+
+    /// `POST /images?name=NAME` with a tar stream (plain, gzip or zstd) as the body; `len` is
+    /// sent as its Content-Length when known.
+    pub async fn import_image_tar(&self, name: &str, body: ReqBody, len: Option<u64>) -> Result<Imported, ClientError> {
+        let mut b =
+            self.request_builder(Method::POST, &format!("/images?name={}", enc(name))).header(header::CONTENT_TYPE, "application/x-tar");
+        if let Some(n) = len {
+            b = b.header(header::CONTENT_LENGTH, n);
+        }
+        let resp = self.send(b.body(body)?).await?;
+        let status = resp.status();
+        let body: Bytes = resp.into_body().collect().await?.to_bytes();
+        Answer { status, body }.data()
+    }
+
+    /// `GET /images`.
+    pub async fn images(&self) -> Result<Vec<Image>, ClientError> {
+        self.typed(Method::GET, "/images", NONE).await
+    }
+
+    /// `GET /images/{name}`.
+    pub async fn image(&self, name: &str) -> Result<Image, ClientError> {
+        self.typed(Method::GET, &format!("/images/{}", enc(name)), NONE).await
+    }
+
+    /// `DELETE /images/{name}`.
+    pub async fn delete_image(&self, name: &str) -> Result<Deleted, ClientError> {
+        self.typed(Method::DELETE, &format!("/images/{}", enc(name)), NONE).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_say_only_what_is_set() {
+        assert_eq!(with_query("/c".into(), &Lifecycle::default()).unwrap(), "/c");
+        assert_eq!(with_query("/c".into(), &Lifecycle { force: true, timeout: Some(3), start: false }).unwrap(), "/c?force=true&timeout=3");
+        let q = AuditQuery { container: Some("a b".into()), limit: Some(5), ..Default::default() };
+        assert_eq!(with_query("/audit".into(), &q).unwrap(), "/audit?container=a+b&limit=5");
+    }
+}
