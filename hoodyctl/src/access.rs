@@ -19,6 +19,7 @@ pub enum RealmsCmd {
     List,
     /// Create a realm (administrators).
     Create {
+        /// What the realm is for.
         #[arg(long, default_value = "")]
         description: String,
     },
@@ -35,6 +36,7 @@ pub enum TokensCmd {
         /// none = all).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
+        /// What the token is for.
         #[arg(long, default_value = "")]
         description: String,
         /// When the token stops working (RFC 3339).
@@ -47,7 +49,10 @@ pub enum TokensCmd {
     /// List tokens (never their secrets).
     List,
     /// Revoke a token: its next request is refused.
-    Delete { id: String },
+    Delete {
+        /// The token's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

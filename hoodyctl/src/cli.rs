@@ -25,9 +25,11 @@ use super::output::{self, Output, emit};
     about = "Client of hoodyd: containers, exec, logs, firewall, snapshots, images, realms, tokens, audit"
 )]
 pub struct Cli {
-    /// Print the daemon's JSON envelope (default) or a table for people.
-    #[arg(long, short = 'o', global = true, value_enum, default_value = "json")]
-    pub output: Output,
+    /// Print the answer in the daemon's JSON envelope (the default) or a table for people
+    /// ($HOODY_OUTPUT=table makes tables the default). Given explicitly as json, a refusal is
+    /// also printed as the error envelope on stdout (the message is on stderr either way).
+    #[arg(long, short = 'o', global = true, value_enum, env = "HOODY_OUTPUT")]
+    pub output: Option<Output>,
     /// The daemon's socket (default $HOODY_SOCKET, else /run/hoody/hoodyd.sock).
     #[arg(long, global = true)]
     pub socket: Option<PathBuf>,
@@ -71,7 +73,10 @@ pub enum Cmd {
     System(SystemCmd),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
@@ -82,6 +87,7 @@ pub enum SystemCmd {
     /// Stop every container gracefully (SIGTERM, then kill after --timeout seconds), in
     /// parallel, then stop the daemon: what the host's shutdown runs. Their autostart marks stay.
     Shutdown {
+        /// Seconds between SIGTERM and kill (default: the daemon's --stop-timeout).
         #[arg(long)]
         timeout: Option<u64>,
     },
@@ -90,8 +96,10 @@ pub enum SystemCmd {
 /// A container, by id or name (`-c ID` or a positional argument).
 #[derive(Debug, Args)]
 pub struct Target {
+    /// The container, by id or name.
     #[arg(short = 'c', long = "container", value_name = "ID")]
     pub container: Option<String>,
+    /// The container, by id or name (instead of -c).
     #[arg(value_name = "ID", conflicts_with = "container")]
     pub id: Option<String>,
 }
@@ -99,6 +107,29 @@ pub struct Target {
 impl Target {
     fn get(&self) -> anyhow::Result<&str> {
         self.container.as_deref().or(self.id.as_deref()).ok_or_else(|| anyhow!("name the container: -c ID or ID"))
+    }
+}
+
+/// A container and one thing of it (a snapshot, an exec, a rule): `-c ID THING` or `ID THING`.
+#[derive(Debug, Args)]
+pub struct TargetThing {
+    /// The container, by id or name.
+    #[arg(short = 'c', long = "container", value_name = "ID")]
+    pub container: Option<String>,
+    /// The container (unless -c names it), then the snapshot, exec or rule.
+    #[arg(value_name = "[ID] THING", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+}
+
+impl TargetThing {
+    /// (container, thing).
+    fn get(&self) -> anyhow::Result<(&str, &str)> {
+        match (&self.container, self.args.as_slice()) {
+            (Some(c), [thing]) => Ok((c, thing)),
+            (None, [c, thing]) => Ok((c, thing)),
+            (Some(_), _) => Err(anyhow!("with -c ID, give only what to act on")),
+            (None, _) => Err(anyhow!("name the container (-c ID, or ID first) and what to act on")),
+        }
     }
 }
 
@@ -110,7 +141,9 @@ pub enum ContainersCmd {
     List,
     /// Show one container with its status, address, limits and usage.
     Get(Target),
+    /// Start a created or stopped container.
     Start(Target),
+    /// Stop it: SIGTERM to its init, the kill after --timeout seconds.
     Stop {
         #[command(flatten)]
         target: Target,
@@ -118,9 +151,11 @@ pub enum ContainersCmd {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// Stop and start it again.
     Restart {
         #[command(flatten)]
         target: Target,
+        /// Seconds between SIGTERM and kill.
         #[arg(long)]
         timeout: Option<u64>,
     },
@@ -130,6 +165,7 @@ pub enum ContainersCmd {
         target: Target,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Start with the daemon at boot: true or false.
         #[arg(long)]
         autostart: Option<bool>,
         /// hourly, daily, weekly or "@every 15m" ("" to clear).
@@ -139,6 +175,7 @@ pub enum ContainersCmd {
         #[arg(long)]
         expiry: Option<String>,
     },
+    /// Delete it with its root file system, snapshots, cgroup, firewall and state.
     Delete {
         #[command(flatten)]
         target: Target,
@@ -193,13 +230,16 @@ impl LimitArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// Its name: 1-63 of a-z, 0-9 and -, unique in its realm.
     #[arg(long)]
     pub name: String,
+    /// The image its root file system is cloned from (`images list`).
     #[arg(long)]
     pub image: String,
     /// Realm the container belongs to (repeatable).
     #[arg(long = "realm", value_name = "ID")]
     pub realms: Vec<String>,
+    /// A project id of the caller's own (kept with the container, not interpreted).
     #[arg(long = "project")]
     pub project_id: Option<String>,
     #[command(flatten)]
@@ -227,10 +267,13 @@ pub struct CreateArgs {
     pub command: Vec<String>,
 }
 
+/// `exec [OPTS] (-c ID | ID) [--] COMMAND…`: with `-c`, every positional argument is the
+/// command (`exec -c demo id`); without it the first one is the container.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    #[command(flatten)]
-    pub target: Target,
+    /// The container (else the first positional argument).
+    #[arg(short = 'c', long = "container", value_name = "ID")]
+    pub container: Option<String>,
     /// Allocate a terminal (interactive programs, Ctrl-C, window size).
     #[arg(short = 't', long)]
     pub tty: bool,
@@ -240,6 +283,7 @@ pub struct ExecArgs {
     /// Working directory inside the container.
     #[arg(short = 'w', long)]
     pub cwd: Option<String>,
+    /// Environment variable KEY=VALUE (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Run on without this client: prints the exec instance (its id), output kept with it.
@@ -248,26 +292,44 @@ pub struct ExecArgs {
     /// Kill the command (its whole process tree) after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-    #[arg(last = true, required = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    /// [ID] then the command and its arguments (options after it are the command's).
+    #[arg(value_name = "[ID] COMMAND", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+impl ExecArgs {
+    /// (container, command).
+    fn target_and_command(&mut self) -> anyhow::Result<(String, Vec<String>)> {
+        let mut args = std::mem::take(&mut self.args);
+        let container = match self.container.take() {
+            Some(c) => c,
+            None if args.len() >= 2 => {
+                let c = args.remove(0);
+                // `exec ID -- CMD`: past the first positional argument clap keeps the `--`.
+                if args.first().is_some_and(|a| a == "--") {
+                    args.remove(0);
+                }
+                c
+            }
+            None => anyhow::bail!("name the container (-c ID, or ID first) and the command"),
+        };
+        if args.is_empty() {
+            anyhow::bail!("no command given");
+        }
+        Ok((container, args))
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ExecsCmd {
+    /// The container's execs, newest first.
     List(Target),
-    /// One instance (a detached one with its output).
-    Get {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
-        exec_id: String,
-    },
+    /// One instance (a detached one with its output): `execs get [-c] ID EXEC_ID`.
+    Get(TargetThing),
     /// Attach to a running exec's stream (another client's, or one whose client went away):
     /// output it wrote while nobody was attached comes first; the exit code is this one's.
-    Attach {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
-        exec_id: String,
-    },
+    /// `execs attach [-c] ID EXEC_ID`.
+    Attach(TargetThing),
 }
 
 #[derive(Debug, Args)]
@@ -286,34 +348,33 @@ pub struct LogsArgs {
 pub enum SnapshotsCmd {
     /// Take a snapshot (a running container is frozen for the instant it takes).
     Create {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
+        #[command(flatten)]
+        target: Target,
         /// The snapshot's name.
         #[arg(long, alias = "name")]
         alias: String,
     },
+    /// The container's snapshots, oldest first.
     List(Target),
-    /// Paths added, modified and deleted since a snapshot (or between two).
+    /// Paths added, modified and deleted since a snapshot (or between two):
+    /// `snapshots diff [-c] ID NAME [--to OTHER]`.
     Diff {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
-        name: String,
+        #[command(flatten)]
+        on: TargetThing,
         /// Compare with this snapshot instead of the live root.
         #[arg(long)]
         to: Option<String>,
     },
     /// Put the container back to a snapshot (a running one is stopped and started again).
     Restore {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
+        #[command(flatten)]
+        target: Target,
+        /// The snapshot to restore.
         #[arg(long)]
         name: String,
     },
-    Delete {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
-        name: String,
-    },
+    /// Delete a snapshot: `snapshots delete [-c] ID NAME`.
+    Delete(TargetThing),
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,8 +385,8 @@ pub enum FirewallCmd {
     Reset(Target),
     /// Change the egress policy and/or what the container's resolver answers.
     Set {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
+        #[command(flatten)]
+        target: Target,
         /// deny or allow (after the last rule).
         #[arg(long)]
         policy: Option<String>,
@@ -341,8 +402,10 @@ pub enum FirewallCmd {
         #[arg(long)]
         kind: Option<String>,
     },
+    /// Egress rules: what the container may reach (in order, before the policy).
     #[command(subcommand)]
     Egress(EgressCmd),
+    /// The ingress allow-list: who may connect to the container.
     #[command(subcommand)]
     Ingress(IngressCmd),
 }
@@ -351,8 +414,8 @@ pub enum FirewallCmd {
 pub enum EgressCmd {
     /// Add an egress rule (matched in the order added, before the policy).
     Create {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
+        #[command(flatten)]
+        target: Target,
         /// allow or deny.
         #[arg(long)]
         action: String,
@@ -369,51 +432,56 @@ pub enum EgressCmd {
         /// A port or a range (8000-8100); tcp and udp only.
         #[arg(long)]
         destination_port: Option<String>,
+        /// What the rule is for (shown with it).
         #[arg(long)]
         description: Option<String>,
     },
-    Delete {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
-        rule_id: String,
-    },
+    /// Delete an egress rule: `firewall egress delete [-c] ID RULE_ID`.
+    Delete(TargetThing),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum IngressCmd {
     /// Allow inbound connections from a source (everything else inbound is dropped).
     Create {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
+        #[command(flatten)]
+        target: Target,
+        /// tcp, udp, icmp or any.
         #[arg(long)]
         protocol: Option<String>,
         /// IPv4 address or CIDR allowed to connect.
         #[arg(long)]
         source: String,
+        /// The container's port or range it may connect to (tcp and udp only).
         #[arg(long)]
         destination_port: Option<String>,
+        /// What the entry is for (shown with it).
         #[arg(long)]
         description: Option<String>,
     },
-    Delete {
-        #[arg(short = 'c', long = "container", value_name = "ID")]
-        container: String,
-        rule_id: String,
-    },
+    /// Delete an ingress entry: `firewall ingress delete [-c] ID RULE_ID`.
+    Delete(TargetThing),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCmd {
     /// Import a root file system from a tarball (.tar, .tar.gz, .tar.zst) or a directory.
     Import {
+        /// The image's name.
         name: String,
+        /// A tarball (uploaded) or a directory (imported by the daemon from this host).
         path: PathBuf,
     },
+    /// Every image.
     List,
+    /// One image.
     Get {
+        /// The image's name.
         name: String,
     },
+    /// Delete an image no container uses.
     Delete {
+        /// The image's name.
         name: String,
     },
 }
@@ -421,18 +489,24 @@ pub enum ImagesCmd {
 /// Runs the command line; returns the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let client = Client::from_env(cli.socket.clone());
-    let out = cli.output;
+    output::envelope_on_error(cli.output == Some(Output::Json));
+    let out = cli.output.unwrap_or(Output::Json);
     match cli.cmd {
         Cmd::Health => emit(out, client.health().await),
         Cmd::Containers(c) => containers(&client, out, c).await,
         Cmd::Exec(e) => exec(&client, e).await,
         Cmd::Execs(ExecsCmd::List(t)) => emit(out, client.execs(t.get()?).await),
-        Cmd::Execs(ExecsCmd::Get { container, exec_id }) => emit(out, client.exec_instance(&container, &exec_id).await),
-        Cmd::Execs(ExecsCmd::Attach { container, exec_id }) => {
+        Cmd::Execs(ExecsCmd::Get(on)) => {
+            let (container, exec_id) = on.get()?;
+            emit(out, client.exec_instance(container, exec_id).await)
+        }
+        Cmd::Execs(ExecsCmd::Attach(on)) => {
+            let (container, exec_id) = on.get()?;
+            let (container, exec_id) = (container.to_owned(), exec_id.to_owned());
             let tty = match client.exec_instance(&container, &exec_id).await {
                 Ok(v) => v.exec.tty,
                 Err(hoody_api::client::ClientError::Api { error, .. }) => {
-                    eprintln!("hoodyctl: {}", error.text());
+                    output::refused(&error);
                     return Ok(1);
                 }
                 Err(e) => return Err(e.into()),
@@ -464,18 +538,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 async fn snapshots(client: &Client, out: Output, cmd: SnapshotsCmd) -> anyhow::Result<i32> {
     match cmd {
-        SnapshotsCmd::Create { container, alias } => emit(out, client.create_snapshot(&container, &alias).await),
+        SnapshotsCmd::Create { target, alias } => emit(out, client.create_snapshot(target.get()?, &alias).await),
         SnapshotsCmd::List(t) => emit(out, client.snapshots(t.get()?).await),
-        SnapshotsCmd::Diff { container, name, to } => {
-            let d = client.diff(&container, &name, to.as_deref()).await;
+        SnapshotsCmd::Diff { on, to } => {
+            let (container, name) = on.get()?;
+            let d = client.diff(container, name, to.as_deref()).await;
             if let (Output::Table, Ok(d)) = (out, &d) {
                 print!("{}", output::diff(&serde_json::to_value(d)?));
                 return Ok(0);
             }
             emit(out, d)
         }
-        SnapshotsCmd::Restore { container, name } => emit(out, client.restore_snapshot(&container, &name).await),
-        SnapshotsCmd::Delete { container, name } => emit(out, client.delete_snapshot(&container, &name).await),
+        SnapshotsCmd::Restore { target, name } => emit(out, client.restore_snapshot(target.get()?, &name).await),
+        SnapshotsCmd::Delete(on) => {
+            let (container, name) = on.get()?;
+            emit(out, client.delete_snapshot(container, name).await)
+        }
     }
 }
 
@@ -493,11 +571,11 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
         FirewallCmd::Show(t) => emit_firewall(out, client.firewall(t.get()?).await),
         FirewallCmd::Reset(t) => emit_firewall(out, client.reset_firewall(t.get()?).await),
         FirewallCmd::Events { target, kind } => emit(out, client.firewall_events(target.get()?, kind.as_deref()).await),
-        FirewallCmd::Set { container, policy, dns } => {
-            emit_firewall(out, client.patch_firewall(&container, &FirewallPatch { policy, dns }).await)
+        FirewallCmd::Set { target, policy, dns } => {
+            emit_firewall(out, client.patch_firewall(target.get()?, &FirewallPatch { policy, dns }).await)
         }
         FirewallCmd::Egress(EgressCmd::Create {
-            container,
+            target,
             action,
             protocol,
             destination,
@@ -513,14 +591,20 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
                 destination_port: destination_port.map(Port::Text),
                 description,
             };
-            emit(out, client.add_egress(&container, &rule).await)
+            emit(out, client.add_egress(target.get()?, &rule).await)
         }
-        FirewallCmd::Egress(EgressCmd::Delete { container, rule_id }) => emit(out, client.delete_egress(&container, &rule_id).await),
-        FirewallCmd::Ingress(IngressCmd::Create { container, protocol, source, destination_port, description }) => {
+        FirewallCmd::Egress(EgressCmd::Delete(on)) => {
+            let (container, rule_id) = on.get()?;
+            emit(out, client.delete_egress(container, rule_id).await)
+        }
+        FirewallCmd::Ingress(IngressCmd::Create { target, protocol, source, destination_port, description }) => {
             let rule = IngressRule { action: None, protocol, source, destination_port: destination_port.map(Port::Text), description };
-            emit(out, client.add_ingress(&container, &rule).await)
+            emit(out, client.add_ingress(target.get()?, &rule).await)
         }
-        FirewallCmd::Ingress(IngressCmd::Delete { container, rule_id }) => emit(out, client.delete_ingress(&container, &rule_id).await),
+        FirewallCmd::Ingress(IngressCmd::Delete(on)) => {
+            let (container, rule_id) = on.get()?;
+            emit(out, client.delete_ingress(container, rule_id).await)
+        }
     }
 }
 
@@ -556,7 +640,8 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
     }
 }
 
-async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
+async fn exec(client: &Client, mut e: ExecArgs) -> anyhow::Result<i32> {
+    let (target, command) = e.target_and_command()?;
     let size = if e.tty { super::exec::window_size() } else { None };
     let mut env = e.env;
     if e.tty
@@ -565,7 +650,7 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         env.insert(0, format!("TERM={term}"));
     }
     let request = hoody_api::exec::ExecRequest {
-        command: e.command,
+        command,
         tty: e.tty,
         env,
         cwd: e.cwd,
@@ -576,14 +661,13 @@ async fn exec(client: &Client, e: ExecArgs) -> anyhow::Result<i32> {
         timeout: e.timeout,
         ..Default::default()
     };
-    let target = e.target.get()?.to_owned();
     if e.detach {
         return emit(Output::Json, client.exec_detached(&target, &request).await);
     }
     let (up, exec_id) = match client.exec_stream(&target, &request).await {
         Ok(x) => x,
         Err(hoody_api::client::ClientError::Api { error, .. }) => {
-            eprintln!("hoodyctl: {}", error.text());
+            output::refused(&error);
             return Ok(1);
         }
         Err(e) => return Err(e.into()),
@@ -596,7 +680,7 @@ async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
     let mut body = match client.logs(l.target.get()?, &LogsQuery { follow: l.follow, tail: l.tail }).await {
         Ok(b) => b,
         Err(ClientError::Api { error, .. }) => {
-            eprintln!("hoodyctl: {}", error.text());
+            output::refused(&error);
             return Ok(1);
         }
         Err(e) => return Err(e.into()),
@@ -627,5 +711,86 @@ async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<
         ImagesCmd::List => emit(out, client.images().await),
         ImagesCmd::Get { name } => emit(out, client.image(&name).await),
         ImagesCmd::Delete { name } => emit(out, client.delete_image(&name).await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    fn exec(args: &[&str]) -> (String, Vec<String>) {
+        let mut v = vec!["hoodyctl", "exec"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).unwrap().cmd {
+            Cmd::Exec(mut e) => e.target_and_command().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exec_takes_the_container_by_flag_or_first_and_the_command_as_it_is() {
+        let want = |c: &str, cmd: &[&str]| (c.to_owned(), cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(exec(&["-c", "demo", "id"]), want("demo", &["id"]));
+        assert_eq!(exec(&["-c", "demo", "--", "sh", "-c", "echo hi"]), want("demo", &["sh", "-c", "echo hi"]));
+        assert_eq!(exec(&["-c", "demo", "sh", "-c", "echo hi"]), want("demo", &["sh", "-c", "echo hi"]));
+        assert_eq!(exec(&["demo", "--", "id", "-u"]), want("demo", &["id", "-u"]));
+        assert_eq!(exec(&["demo", "ls", "-la", "/"]), want("demo", &["ls", "-la", "/"]));
+        assert_eq!(exec(&["-t", "-u", "1000", "demo", "sh"]), want("demo", &["sh"]));
+        let Cmd::Exec(mut e) = Cli::try_parse_from(["hoodyctl", "exec", "demo"]).unwrap().cmd else { panic!() };
+        assert!(e.target_and_command().is_err(), "a container without a command");
+    }
+
+    #[test]
+    fn the_container_is_a_flag_or_the_first_argument_everywhere() {
+        for form in [&["snapshots", "diff", "-c", "demo", "clean"][..], &["snapshots", "diff", "demo", "clean"]] {
+            let Cmd::Snapshots(SnapshotsCmd::Diff { on, .. }) =
+                Cli::try_parse_from(std::iter::once("hoodyctl").chain(form.iter().copied())).unwrap().cmd
+            else {
+                panic!()
+            };
+            assert_eq!(on.get().unwrap(), ("demo", "clean"));
+        }
+        for form in [&["snapshots", "create", "--container", "demo", "--alias", "a"][..], &["snapshots", "create", "demo", "--alias", "a"]]
+        {
+            let Cmd::Snapshots(SnapshotsCmd::Create { target, alias }) =
+                Cli::try_parse_from(std::iter::once("hoodyctl").chain(form.iter().copied())).unwrap().cmd
+            else {
+                panic!()
+            };
+            assert_eq!((target.get().unwrap(), alias.as_str()), ("demo", "a"));
+        }
+        let Cmd::Execs(ExecsCmd::Get(on)) = Cli::try_parse_from(["hoodyctl", "execs", "get", "-c", "demo", "e1", "extra"]).unwrap().cmd
+        else {
+            panic!()
+        };
+        assert!(on.get().is_err(), "-c and two more arguments");
+    }
+
+    /// Every subcommand and every argument says what it is in `--help`.
+    #[test]
+    fn everything_is_documented_in_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if ["help", "version"].contains(&id) {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&Cli::command(), "hoodyctl", &mut missing);
+        assert!(missing.is_empty(), "undocumented in --help:\n{}", missing.join("\n"));
     }
 }

@@ -9,6 +9,21 @@ mod sys;
 
 pub use hoody_api::client::{Answer, Client, full};
 
+/// What to do about an error people often meet.
+fn hint(e: &anyhow::Error) -> Option<String> {
+    let connect = e.chain().find_map(|c| match c.downcast_ref::<hoody_api::client::ClientError>() {
+        Some(hoody_api::client::ClientError::Connect { socket, source }) => Some((socket.clone(), source.kind())),
+        _ => None,
+    });
+    match connect? {
+        (socket, std::io::ErrorKind::PermissionDenied) => Some(format!(
+            "{} is for root and the group `hoody`: join it (sudo usermod -aG hoody $USER, then log in again), or use a token",
+            socket.display()
+        )),
+        _ => None,
+    }
+}
+
 fn main() {
     use clap::Parser;
     let cli = cli::Cli::parse();
@@ -23,6 +38,9 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hoodyctl: {e:#}");
+            if let Some(hint) = hint(&e) {
+                eprintln!("hoodyctl: {hint}");
+            }
             1
         }
     };

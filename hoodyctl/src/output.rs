@@ -6,6 +6,24 @@ use hoody_api::envelope::Data;
 use serde::Serialize;
 use serde_json::Value;
 
+static ENVELOPE_ON_ERROR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a refusal is also printed as the daemon's error envelope on stdout (`--output json`
+/// given explicitly).
+pub fn envelope_on_error(on: bool) {
+    ENVELOPE_ON_ERROR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The daemon's refusal: its message and causes on stderr; with an explicit `--output json`
+/// also the envelope on stdout, for programs.
+pub fn refused(error: &hoody_api::envelope::ErrorBody) {
+    eprintln!("hoodyctl: {}", error.text());
+    if ENVELOPE_ON_ERROR.load(std::sync::atomic::Ordering::Relaxed) {
+        let env = hoody_api::envelope::ErrorEnvelope { error: error.clone() };
+        println!("{}", serde_json::to_string(&env).expect("serialises"));
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Json,
@@ -18,7 +36,7 @@ pub(crate) fn emit<T: Serialize>(out: Output, r: Result<T, ClientError>) -> anyh
     let v = match r {
         Ok(v) => v,
         Err(ClientError::Api { error, .. }) => {
-            eprintln!("hoodyctl: {}", error.text());
+            refused(&error);
             return Ok(1);
         }
         Err(e) => return Err(e.into()),

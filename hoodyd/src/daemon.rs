@@ -78,6 +78,91 @@ pub fn main(cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
+    let _lock = lock_state_dir(&cfg)?;
+    let store = Store::open(&cfg.state_dir.join("hoody.db"))?;
+    let (auth, audit) = open_auth_and_audit(&cfg, &store)?;
+    let storage = open_storage(&cfg).await?;
+    let (cgroups, cgroup_root) = open_cgroups(&cfg)?;
+    info!(
+        storage = %cfg.storage_dir.display(),
+        driver = %storage.kind(),
+        cgroup_root = %cgroup_root.display(),
+        controllers = ?cgroups.controllers(),
+        test_hooks = crate::test_hooks::ENABLED,
+        "hoodyd starting"
+    );
+    let info = DaemonInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        storage_driver: storage.kind().to_string(),
+        storage_dir: cfg.storage_dir.display().to_string(),
+        state_dir: cfg.state_dir.display().to_string(),
+        cgroup_root: cgroup_root.display().to_string(),
+        controllers: cgroups.controllers().into_iter().collect(),
+    };
+    let (rt, firewall, subnet) = build_runtime(&cfg, store, storage, cgroups)?;
+    let monitor = prepare_network(&cfg, subnet).await?;
+    let t = Instant::now();
+    let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
+    info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
+    // The containers' resolver answers before the daemon is ready (names resolve again as soon
+    // as a restarted daemon is up). Without an upstream, containers resolve nothing.
+    let _resolver = match crate::dns::Resolver::start(cfg.dns.clone(), firewall.clone(), subnet).await {
+        Ok(r) => Some(r),
+        Err(e @ crate::dns::DnsError::NoUpstream(_)) => {
+            warn!(error = %e, "containers resolve no names");
+            None
+        }
+        Err(e) => return Err(e).context("starting the containers' resolver"),
+    };
+    reconcile(&rt, &cfg).await?;
+    start_background_work(&rt, firewall, monitor, &cfg).await?;
+    if let Some(name) = &cfg.default_image
+        && let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await
+    {
+        warn!(image = %name, error = %crate::errors::chain(&e).join(": "), "the default image could not be built");
+    }
+    let listener = bind_socket(&cfg)?;
+    let boot = begin_autostart_at_boot(&rt, &cfg).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState {
+        rt: rt.clone(),
+        started: Instant::now(),
+        info: Arc::new(info),
+        auth,
+        audit: audit.clone(),
+        request_timeout: cfg.request_timeout,
+        parallel: cfg.parallel,
+        state_dir: cfg.state_dir.clone(),
+        state_reserve: cfg.state_reserve,
+        shutdown: stop_tx.clone(),
+    };
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut term, mut int) =
+            (signal(SignalKind::terminate()).expect("SIGTERM handler"), signal(SignalKind::interrupt()).expect("SIGINT handler"));
+        let which = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
+        info!(signal = which, "shutting down; containers keep running");
+        let _ = stop_tx.send(true);
+    });
+    info!(socket = %cfg.socket.display(), boot, "listening");
+    // Ready for systemd: state loaded, firewall reconciled, containers adopted, autostart begun.
+    if let Err(e) = crate::notify::notify(&format!("READY=1\nSTATUS=serving on {}", cfg.socket.display())) {
+        warn!(error = %e, "could not notify systemd");
+    }
+    let serve_cfg =
+        api::server::ServeConfig { max_connections: cfg.max_connections, header_timeout: cfg.request_timeout, ..Default::default() };
+    api::server::serve(listener, api::router(state), serve_cfg, stop_rx).await;
+    let _ = crate::notify::notify("STOPPING=1");
+    let _ = std::fs::remove_file(&cfg.socket);
+    if let Err(e) = audit.flush().await {
+        warn!(error = %e, "the audit log could not be synced");
+    }
+    info!("hoodyd stopped");
+    Ok(())
+}
+
+/// The state directory (0700) and its lock: one daemon per state directory.
+fn lock_state_dir(cfg: &Config) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -91,11 +176,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
-    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|(_, e)| e)
-        .with_context(|| format!("another hoodyd uses {} (lock {})", cfg.state_dir.display(), lock_path.display()))?;
+        .with_context(|| format!("another hoodyd uses {} (lock {})", cfg.state_dir.display(), lock_path.display()))
+}
 
-    let store = Store::open(&cfg.state_dir.join("hoody.db"))?;
+/// Callers' identification (the token key, the admin group) and the audit log.
+fn open_auth_and_audit(cfg: &Config, store: &Store) -> anyhow::Result<(Arc<crate::auth::Auth>, Arc<crate::audit::AuditLog>)> {
     let token_key_path = cfg.state_dir.join("token.key");
     let token_key = crate::auth::token::TokenKey::load_or_create(&token_key_path)
         .with_context(|| format!("loading the token key {}", token_key_path.display()))?;
@@ -114,6 +201,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(g) => Some(crate::config::resolve_group(g).with_context(|| format!("admin group {g:?}"))?),
     };
     let auth = Arc::new(crate::auth::Auth::new(token_key, admin_gid, cfg.proc_root.clone(), store.clone()));
+    Ok((auth, audit))
+}
+
+/// The storage pool, and whether it can enforce the default disk limits it is given.
+async fn open_storage(cfg: &Config) -> anyhow::Result<Arc<dyn hoody_snapshot::StorageDriver>> {
     let (choice, dir, sys_root, quotas) = (cfg.storage_driver, cfg.storage_dir.clone(), cfg.sys_root.clone(), cfg.disk_quotas);
     let storage: Arc<dyn hoody_snapshot::StorageDriver> =
         tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir, &sys_root, quotas))
@@ -132,6 +224,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             anyhow::bail!("--default-inodes: the {} driver counts inodes as metadata bytes, bounded by --default-disk", storage.kind());
         }
     }
+    Ok(storage)
+}
+
+/// The containers' cgroup root, with the daemon moved out of its subtree.
+fn open_cgroups(cfg: &Config) -> anyhow::Result<(Arc<dyn CgroupOps>, std::path::PathBuf)> {
     let mount = placement::unified_mount(std::path::Path::new("/sys/fs/cgroup"));
     let own = placement::cgroup_of(&cfg.proc_root, "self", &mount);
     let cgroup_root = cfg.cgroup_root.clone().unwrap_or_else(|| placement::default_root(&mount));
@@ -139,22 +236,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         placement::leave_subtree(&cgroup_root, own, &mount).context("moving the daemon out of its containers' cgroup subtree")?;
     }
     let cgroups: Arc<dyn CgroupOps> = Arc::new(CgroupFs::open(&cgroup_root).context("preparing the cgroup root")?);
-    info!(
-        storage = %cfg.storage_dir.display(),
-        driver = %storage.kind(),
-        cgroup_root = %cgroup_root.display(),
-        controllers = ?cgroups.controllers(),
-        test_hooks = crate::test_hooks::ENABLED,
-        "hoodyd starting"
-    );
-    let info = DaemonInfo {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        storage_driver: storage.kind().to_string(),
-        storage_dir: cfg.storage_dir.display().to_string(),
-        state_dir: cfg.state_dir.display().to_string(),
-        cgroup_root: cgroup_root.display().to_string(),
-        controllers: cgroups.controllers().into_iter().collect(),
-    };
+    Ok((cgroups, cgroup_root))
+}
+
+/// The address pool, the firewall and the runtime over the store, storage and cgroups.
+fn build_runtime(
+    cfg: &Config,
+    store: Store,
+    storage: Arc<dyn hoody_snapshot::StorageDriver>,
+    cgroups: Arc<dyn CgroupOps>,
+) -> anyhow::Result<(Arc<Runtime>, Arc<crate::firewall::Firewall>, hoody_net::addr::Ipv4Net)> {
     let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;
     let net_pool = hoody_net::addr::Pool::new(subnet).map_err(|e| anyhow::anyhow!("--subnet: {e}"))?;
     let table = hoody_net::policy::TableConfig {
@@ -192,6 +283,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         cgroups,
         firewall.clone(),
     );
+    Ok((rt, firewall, subnet))
+}
+
+/// Forwarding on, the fail-closed routing rule, and the subscription to nftables changes
+/// (before the firewall is reconciled, so that a foreign change after it is always seen).
+async fn prepare_network(cfg: &Config, subnet: hoody_net::addr::Ipv4Net) -> anyhow::Result<hoody_net::nft::monitor::TableMonitor> {
     // Routing for containers, then their firewall, before anything of theirs is touched.
     {
         use hoody_net::sysctl::SysctlOps;
@@ -209,19 +306,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     .context("installing the failsafe routing rule")?;
     // Subscribed before the reconciliation: a foreign change after it is always seen.
     let monitor = hoody_net::nft::monitor::TableMonitor::bind().context("subscribing to nftables changes")?;
-    let t = Instant::now();
-    let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
-    info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
-    // The containers' resolver answers before the daemon is ready (names resolve again as soon
-    // as a restarted daemon is up). Without an upstream, containers resolve nothing.
-    let _resolver = match crate::dns::Resolver::start(cfg.dns.clone(), firewall.clone(), subnet).await {
-        Ok(r) => Some(r),
-        Err(e @ crate::dns::DnsError::NoUpstream(_)) => {
-            warn!(error = %e, "containers resolve no names");
-            None
-        }
-        Err(e) => return Err(e).context("starting the containers' resolver"),
-    };
+    Ok(monitor)
+}
+
+/// The store against the kernel and the disk: containers adopted, half-done deletes, freezes,
+/// restores and storage orphans finished, stale links removed, source filters in place.
+async fn reconcile(rt: &Arc<Runtime>, cfg: &Config) -> anyhow::Result<()> {
     let report = rt.adopt().await.context("reconciling state with the kernel")?;
     info!(adopted = report.adopted.len(), vanished = report.vanished.len(), orphans = report.removed_orphans.len(), "state reconciled");
     // Deletes a crash or a failure left half-way are finished before anything is served.
@@ -242,10 +332,21 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Err(e) = rt.ensure_source_filters().await {
         warn!(error = %crate::errors::chain(&e).join(": "), "could not put the source filters on the host ends");
     }
+    Ok(())
+}
+
+/// What runs beside the API: NFLOG, the orphan reaper, exec recovery, the table guard, the
+/// snapshot scheduler.
+async fn start_background_work(
+    rt: &Arc<Runtime>,
+    firewall: Arc<crate::firewall::Firewall>,
+    monitor: hoody_net::nft::monitor::TableMonitor,
+    cfg: &Config,
+) -> anyhow::Result<()> {
     spawn_nflog_reader(firewall, cfg.nflog_group);
     rt.spawn_orphan_reaper();
     // Execs whose shims outlived the last daemon; their clients get a grace to re-attach.
-    let known: std::collections::HashSet<String> = rt.store.all_containers().await?.iter().map(|c| c.id.clone()).collect();
+    let known = rt.container_ids().await?;
     let execs = rt.recover_execs(&known, cfg.exec_reattach_grace);
     info!(running = execs, "exec instances loaded");
     crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
@@ -254,18 +355,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .map(Duration::from_millis)
         .unwrap_or(Duration::from_secs(30));
     rt.spawn_scheduler(tick);
-    if let Some(name) = &cfg.default_image
-        && let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await
-    {
-        warn!(image = %name, error = %crate::errors::chain(&e).join(": "), "the default image could not be built");
-    }
+    Ok(())
+}
+
+/// The API socket, group-owned by `--socket-group` where it exists.
+fn bind_socket(cfg: &Config) -> anyhow::Result<tokio::net::UnixListener> {
     let gid = crate::config::resolve_group(&cfg.socket_group).ok();
     if gid.is_none() {
         warn!(group = %cfg.socket_group, "socket group not found; the socket is root-only");
     }
-    let listener = api::server::bind(&cfg.socket, gid).with_context(|| format!("binding {}", cfg.socket.display()))?;
-    // At boot (the first start since the machine booted), the containers marked autostart; a
-    // restart of the daemon alone leaves stopped containers stopped.
+    api::server::bind(&cfg.socket, gid).with_context(|| format!("binding {}", cfg.socket.display()))
+}
+
+/// At boot (the first start since the machine booted), the containers marked autostart; a
+/// restart of the daemon alone leaves stopped containers stopped. Returns whether this is a
+/// boot.
+async fn begin_autostart_at_boot(rt: &Arc<Runtime>, cfg: &Config) -> anyhow::Result<bool> {
     let boot = match crate::runtime::boot::boot_id(&cfg.proc_root, cfg.boot_id_file.as_deref()) {
         Some(id) => crate::runtime::boot::first_start_since_boot(&cfg.state_dir, &id).context("recording the boot id")?,
         None => {
@@ -276,40 +381,5 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if boot {
         rt.begin_autostart(true, cfg.parallel).await.context("beginning autostart")?;
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState {
-        rt: rt.clone(),
-        started: Instant::now(),
-        info: Arc::new(info),
-        auth,
-        audit: audit.clone(),
-        request_timeout: cfg.request_timeout,
-        parallel: cfg.parallel,
-        state_dir: cfg.state_dir.clone(),
-        state_reserve: cfg.state_reserve,
-        shutdown: stop_tx.clone(),
-    };
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (mut term, mut int) =
-            (signal(SignalKind::terminate()).expect("SIGTERM handler"), signal(SignalKind::interrupt()).expect("SIGINT handler"));
-        let which = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
-        info!(signal = which, "shutting down; containers keep running");
-        let _ = stop_tx.send(true);
-    });
-    info!(socket = %cfg.socket.display(), boot, "listening");
-    // Ready for systemd: state loaded, firewall reconciled, containers adopted, autostart begun.
-    if let Err(e) = crate::notify::notify(&format!("READY=1\nSTATUS=serving on {}", cfg.socket.display())) {
-        warn!(error = %e, "could not notify systemd");
-    }
-    let serve_cfg =
-        api::server::ServeConfig { max_connections: cfg.max_connections, header_timeout: cfg.request_timeout, ..Default::default() };
-    api::server::serve(listener, api::router(state), serve_cfg, stop_rx).await;
-    let _ = crate::notify::notify("STOPPING=1");
-    let _ = std::fs::remove_file(&cfg.socket);
-    if let Err(e) = audit.flush().await {
-        warn!(error = %e, "the audit log could not be synced");
-    }
-    info!("hoodyd stopped");
-    Ok(())
+    Ok(boot)
 }

@@ -5,17 +5,19 @@
 use hoody_e2e::{Driver, World, release_bin_dir};
 
 /// Starts a daemon from `bin` (None: the hooked one) with a fault on the first step of every
-/// create and the audit log switched off; returns (the create's outcome, records audited).
+/// create and the audit log switched off; returns (the create's outcome, records it audited).
 fn create_under_hooks(bin: Option<std::path::PathBuf>) -> (hoody_e2e::Ctl, usize) {
     let mut w = World::new(Driver::Overlay);
     w.kill_daemon();
+    let log = w.state_dir.join("audit.log");
+    let records = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    let before = records();
     w.daemon_bin = bin;
     w.env.push(("HOODY_FAULTS".into(), "fail:create-storage".into()));
     w.env.push(("HOODY_BENCH_NO_AUDIT".into(), "1".into()));
     w.start_daemon();
     let c = w.ctl(&["containers", "create", "--name", "hooked", "--image", "busybox"]);
-    let audited = std::fs::read_to_string(w.state_dir.join("audit.log")).unwrap_or_default().lines().count();
-    (c, audited)
+    (c, records() - before)
 }
 
 #[test]

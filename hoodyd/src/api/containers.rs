@@ -62,7 +62,7 @@ pub async fn get(State(st): State<AppState>, Extension(caller): Extension<Caller
 
 /// The cgroup's numbers (while it runs) and the storage's (where the pool counts them).
 async fn usage(st: &AppState, c: &crate::model::Container) -> Option<Usage> {
-    let cgroup = (c.status == Status::Running).then(|| st.rt.cgroups.usage(&c.id));
+    let cgroup = if c.status == Status::Running { st.rt.cgroup_usage(&c.id).await } else { None };
     let disk = st.rt.disk_usage(c).await;
     let log = st.rt.log_path(&c.id);
     let mut log_bytes = 0;

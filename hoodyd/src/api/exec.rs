@@ -89,7 +89,7 @@ pub async fn exec(
             let (_, mut w) = started.link.into_split();
             feed(&mut w, input).await;
             st.rt.watch_exec_end(&c.id, &id);
-            let (view, _) = st.rt.execs.get(&c.id, &id).ok_or_else(|| ApiError::bad_request("the exec vanished"))?;
+            let (view, _) = st.rt.execs().get(&c.id, &id).ok_or_else(|| ApiError::bad_request("the exec vanished"))?;
             return Ok((StatusCode::CREATED, data(view)).into_response());
         }
         let out = run_captured(&st.rt, started, input).await?;
@@ -131,8 +131,8 @@ pub async fn attach(
     match started {
         Some(started) => upgrade_to_session(st.rt.clone(), on_upgrade, started, view.tty),
         None => {
-            let dir = st.rt.execs.dir_of(&exec_id);
-            let end = st.rt.execs.recorded_end(&exec_id);
+            let dir = st.rt.execs().dir_of(&exec_id);
+            let end = st.rt.execs().recorded_end(&exec_id);
             tokio::spawn(async move {
                 let Ok(up) = on_upgrade.await else { return };
                 let mut io = TokioIo::new(up);
@@ -367,8 +367,8 @@ async fn session<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, rt
         // The shim let go without an exit status: it was writing it, another client attached
         // in this one's place, or it was killed.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let still = rt.execs.get(&container_id, &id).is_some_and(|(v, _)| v.status == crate::runtime::execs::ExecStatus::Running);
-        if still && rt.execs.recorded_end(&id).is_none() {
+        let still = rt.execs().get(&container_id, &id).is_some_and(|(v, _)| v.status == crate::runtime::execs::ExecStatus::Running);
+        if still && rt.execs().recorded_end(&id).is_none() {
             let _ = tx.send(OutFrame::Error("another client attached to this exec".into())).await;
             drop(tx);
             input.abort();
@@ -406,7 +406,7 @@ pub async fn list(
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let rt = st.rt.clone();
-    let list = tokio::task::spawn_blocking(move || rt.execs.list(&c.id))
+    let list = tokio::task::spawn_blocking(move || rt.execs().list(&c.id))
         .await
         .map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?;
     Ok(data(list))
@@ -429,7 +429,7 @@ pub async fn get(
     let c = st.rt.resolve(&id, &caller.filter).await?;
     // Files are read: a detached exec's output may be tens of MiB.
     let (rt, eid) = (st.rt.clone(), exec_id.clone());
-    let (view, out) = tokio::task::spawn_blocking(move || rt.execs.get(&c.id, &eid))
+    let (view, out) = tokio::task::spawn_blocking(move || rt.execs().get(&c.id, &eid))
         .await
         .map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?
         .ok_or_else(|| ApiError::from(crate::runtime::RuntimeError::NotFound(format!("exec {exec_id}"))))?;

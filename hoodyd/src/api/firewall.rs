@@ -176,7 +176,7 @@ pub async fn events(
         return Err(hoody_net::error::Invalid::new("kind", format!("{k:?} is not an event kind (denied, dns, allowed)")).into());
     }
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    let mut ev = st.rt.firewall.events.recent(&c.id);
+    let mut ev = st.rt.firewall_events(&c.id);
     ev.retain(|e| q.kind.as_deref().is_none_or(|k| e.kind == k));
     Ok(data(ev))
 }

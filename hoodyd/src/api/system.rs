@@ -52,7 +52,7 @@ pub async fn openapi() -> impl IntoResponse {
     responses((status = 200, description = "Every container stopped; the daemon exits", body = hoody_api::envelope::Data<hoody_api::system::ShutdownReport>))
 )]
 pub async fn shutdown(State(st): State<AppState>, Query(q): Query<Lifecycle>) -> ApiResult<impl IntoResponse> {
-    let timeout = q.timeout.map(std::time::Duration::from_secs).unwrap_or(st.rt.cfg.stop_timeout);
+    let timeout = q.timeout.map(std::time::Duration::from_secs).unwrap_or(st.rt.stop_timeout());
     let report = st.rt.shutdown_all(timeout, st.parallel).await?;
     // Open requests (this one included) finish; then the daemon exits.
     let _ = st.shutdown.send(true);

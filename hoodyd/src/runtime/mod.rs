@@ -101,17 +101,17 @@ impl std::fmt::Debug for dyn crate::schedule::Clock {
 }
 
 pub struct Runtime {
-    pub cfg: RuntimeConfig,
-    pub store: Store,
-    pub storage: Arc<dyn StorageDriver>,
-    pub cgroups: Arc<dyn CgroupOps>,
-    pub firewall: Arc<crate::firewall::Firewall>,
+    cfg: RuntimeConfig,
+    store: Store,
+    storage: Arc<dyn StorageDriver>,
+    cgroups: Arc<dyn CgroupOps>,
+    firewall: Arc<crate::firewall::Firewall>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     running: Mutex<HashMap<String, monitor::RunningInit>>,
     /// Containers with a restore in progress (a second restore is refused, not queued).
     restoring: Mutex<std::collections::HashSet<String>>,
     /// Exec instances, running and recently finished.
-    pub execs: execs::ExecRegistry,
+    execs: execs::ExecRegistry,
     /// What the autostart of this daemon start did.
     autostart: Mutex<boot::AutostartReport>,
 }
@@ -137,6 +137,33 @@ impl Runtime {
             execs,
             autostart: Mutex::default(),
         })
+    }
+
+    /// Exec instances, running and recently finished (their reads touch files: call them off
+    /// the async workers).
+    pub fn execs(&self) -> &execs::ExecRegistry {
+        &self.execs
+    }
+
+    /// Recent denied attempts, refused queries and connections by name of a container.
+    pub fn firewall_events(&self, id: &str) -> Vec<crate::firewall::events::Event> {
+        self.firewall.events.recent(id)
+    }
+
+    /// Seconds between SIGTERM and the kill when a stop names none.
+    pub fn stop_timeout(&self) -> Duration {
+        self.cfg.stop_timeout
+    }
+
+    /// The cgroup's numbers of a container (files in cgroupfs, read off the async workers).
+    pub async fn cgroup_usage(&self, id: &str) -> Option<crate::cgroup::Usage> {
+        let (cgroups, id) = (self.cgroups.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || cgroups.usage(&id)).await.ok()
+    }
+
+    /// The ids of every container in the store.
+    pub async fn container_ids(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self.store.all_containers().await?.iter().map(|c| c.id.clone()).collect())
     }
 
     /// Serialises lifecycle operations on one container.
