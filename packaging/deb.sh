@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the Debian package target/debian/hoody_<version>-1_amd64.deb: release binaries, the
-# hoodyctl man page and shell completions (generated from its clap definition), the systemd
+# hoodyctl man pages (one per subcommand) and shell completions (generated from its clap definition), the systemd
 # units, sysusers/tmpfiles snippets, the default configuration and the maintainer scripts.
 # Installs cargo-deb (crates.io) when missing; the Debian packages come from `packaging/deps.sh test`.
 #   sudo packaging/deb.sh            then: sudo dpkg -i target/debian/hoody_*.deb
@@ -17,7 +17,8 @@ if grep -q HOODY_FAULTS target/release/hoodyd; then
 fi
 a=target/release/deb-assets
 mkdir -p "$a"
-target/release/hoodyctl man | gzip -9n > "$a/hoodyctl.1.gz"
+# A man page for hoodyctl and one for each of its subcommands (the top page names them).
+rm -rf "$a/man" && target/release/hoodyctl man --dir "$a/man" && gzip -9n "$a"/man/*.1
 target/release/hoodyctl completions bash > "$a/hoodyctl.bash"
 target/release/hoodyctl completions zsh > "$a/_hoodyctl"
 target/release/hoodyctl completions fish > "$a/hoodyctl.fish"

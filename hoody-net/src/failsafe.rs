@@ -121,19 +121,6 @@ impl FailsafeOps for Rtnl {
     }
 }
 
-/// Records what it was asked to ensure.
-#[derive(Default)]
-pub struct RecordingFailsafe {
-    pub calls: Vec<String>,
-}
-
-impl FailsafeOps for RecordingFailsafe {
-    fn ensure(&mut self, subnet: Ipv4Net, mark: u32) -> Result<()> {
-        self.calls.push(format!("from {subnet} not fwmark {mark:#x} prohibit"));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,11 +18,23 @@ use super::Client;
 use super::access::{self, AuditArgs, RealmsCmd, TokensCmd};
 use super::output::{self, Output, emit};
 
+/// The exit statuses (`output::exit_status`), for `--help` and the man page.
+const EXIT_STATUS: &str = "Exit status:
+  0  done
+  1  the daemon or the host failed (a 5xx answer, a broken audit chain, anything else)
+  2  usage: the command line does not parse
+  3  not found: no such container, snapshot, image, exec, rule or token (or one in another realm)
+  4  conflict: the state forbids it now (already running, not running, name taken, in use)
+  5  refused: bad or unacceptable input, not allowed, out of quota or storage (4xx other than 404 and 409, 507)
+  6  the daemon is unreachable (not running, wrong socket, no permission)
+exec (and execs attach) exit with the command's own status once it ran; before that, as above.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hoodyctl",
     version,
-    about = "Client of hoodyd: containers, exec, logs, firewall, snapshots, images, realms, tokens, audit"
+    about = "Client of hoodyd: containers, exec, logs, firewall, snapshots, images, realms, tokens, audit",
+    after_help = EXIT_STATUS
 )]
 pub struct Cli {
     /// Print the answer in the daemon's JSON envelope (the default) or a table for people
@@ -77,9 +89,14 @@ pub enum Cmd {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
+    /// Print the man page (roff), or write one per subcommand into --dir.
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Write hoodyctl.1 and a page for every subcommand (hoodyctl-containers-create.1, …)
+        /// here.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -505,9 +522,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let (container, exec_id) = (container.to_owned(), exec_id.to_owned());
             let tty = match client.exec_instance(&container, &exec_id).await {
                 Ok(v) => v.exec.tty,
-                Err(hoody_api::client::ClientError::Api { error, .. }) => {
-                    output::refused(&error);
-                    return Ok(1);
+                Err(hoody_api::client::ClientError::Api { status, error }) => {
+                    return Ok(output::refused(status, &error));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -528,9 +544,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_complete::generate(shell, &mut Cli::command(), "hoodyctl", &mut std::io::stdout());
             Ok(0)
         }
-        Cmd::Man => {
+        Cmd::Man { dir: None } => {
             use clap::CommandFactory;
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).context("writing the man page")?;
+            Ok(0)
+        }
+        Cmd::Man { dir: Some(dir) } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir).with_context(|| format!("writing the man pages into {}", dir.display()))?;
             Ok(0)
         }
     }
@@ -666,9 +688,8 @@ async fn exec(client: &Client, mut e: ExecArgs) -> anyhow::Result<i32> {
     }
     let (up, exec_id) = match client.exec_stream(&target, &request).await {
         Ok(x) => x,
-        Err(hoody_api::client::ClientError::Api { error, .. }) => {
-            output::refused(&error);
-            return Ok(1);
+        Err(hoody_api::client::ClientError::Api { status, error }) => {
+            return Ok(output::refused(status, &error));
         }
         Err(e) => return Err(e.into()),
     };
@@ -679,9 +700,8 @@ async fn exec(client: &Client, mut e: ExecArgs) -> anyhow::Result<i32> {
 async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
     let mut body = match client.logs(l.target.get()?, &LogsQuery { follow: l.follow, tail: l.tail }).await {
         Ok(b) => b,
-        Err(ClientError::Api { error, .. }) => {
-            output::refused(&error);
-            return Ok(1);
+        Err(ClientError::Api { status, error }) => {
+            return Ok(output::refused(status, &error));
         }
         Err(e) => return Err(e.into()),
     };
@@ -766,6 +786,29 @@ mod tests {
             panic!()
         };
         assert!(on.get().is_err(), "-c and two more arguments");
+    }
+
+    /// Every page a man page refers to (`hoodyctl-containers(1)`) is written beside it.
+    #[test]
+    fn every_man_page_named_is_there() {
+        use clap::CommandFactory;
+        let dir = std::env::temp_dir().join(format!("hoodyctl-man-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        clap_mangen::generate_to(Cli::command(), &dir).unwrap();
+        let pages: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(pages.len() > 40 && pages.contains(&"hoodyctl-snapshots-restore.1".to_string()), "{pages:?}");
+        for p in &pages {
+            let text = std::fs::read_to_string(dir.join(p)).unwrap();
+            for (i, _) in text.match_indices("(1)") {
+                let start = text[..i].rfind(|c: char| c.is_whitespace() || c == ',').map_or(0, |j| j + 1);
+                let named = text[start..i].replace("\\-", "-");
+                if named.starts_with("hoodyctl") {
+                    assert!(pages.contains(&format!("{named}.1")), "{p} names {named}(1), which is not written");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Every subcommand and every argument says what it is in `--help`.

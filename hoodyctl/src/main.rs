@@ -41,7 +41,8 @@ fn main() {
             if let Some(hint) = hint(&e) {
                 eprintln!("hoodyctl: {hint}");
             }
-            1
+            let unreachable = e.chain().any(|c| matches!(c.downcast_ref(), Some(hoody_api::client::ClientError::Connect { .. })));
+            if unreachable { output::EXIT_UNREACHABLE } else { output::EXIT_FAILED }
         }
     };
     // Exit at once: a pending read of stdin must not keep the process alive.

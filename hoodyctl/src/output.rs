@@ -15,14 +15,35 @@ pub fn envelope_on_error(on: bool) {
 }
 
 /// The daemon's refusal: its message and causes on stderr; with an explicit `--output json`
-/// also the envelope on stdout, for programs.
-pub fn refused(error: &hoody_api::envelope::ErrorBody) {
+/// also the envelope on stdout, for programs. Returns the exit status of its class
+/// ([`exit_status`]).
+pub fn refused(status: hyper::StatusCode, error: &hoody_api::envelope::ErrorBody) -> i32 {
     eprintln!("hoodyctl: {}", error.text());
     if ENVELOPE_ON_ERROR.load(std::sync::atomic::Ordering::Relaxed) {
         let env = hoody_api::envelope::ErrorEnvelope { error: error.clone() };
         println!("{}", serde_json::to_string(&env).expect("serialises"));
     }
+    exit_status(status)
 }
+
+/// hoodyctl's exit status by what went wrong (the man page lists them): 1 the daemon or the
+/// host failed (5xx, or anything else), 2 usage (from the argument parser), 3 not found, 4 a
+/// conflict with the state (409), 5 refused (400, 401, 403, 405, 408, 413, 422, 507),
+/// 6 the daemon is unreachable. `exec` passes on its command's status instead.
+pub fn exit_status(status: hyper::StatusCode) -> i32 {
+    match status.as_u16() {
+        404 => EXIT_NOT_FOUND,
+        409 => EXIT_CONFLICT,
+        400..=499 | 507 => EXIT_REFUSED,
+        _ => EXIT_FAILED,
+    }
+}
+
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_NOT_FOUND: i32 = 3;
+pub const EXIT_CONFLICT: i32 = 4;
+pub const EXIT_REFUSED: i32 = 5;
+pub const EXIT_UNREACHABLE: i32 = 6;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -35,9 +56,8 @@ pub enum Output {
 pub(crate) fn emit<T: Serialize>(out: Output, r: Result<T, ClientError>) -> anyhow::Result<i32> {
     let v = match r {
         Ok(v) => v,
-        Err(ClientError::Api { error, .. }) => {
-            refused(&error);
-            return Ok(1);
+        Err(ClientError::Api { status, error }) => {
+            return Ok(refused(status, &error));
         }
         Err(e) => return Err(e.into()),
     };
@@ -170,6 +190,17 @@ pub fn firewall(d: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_statuses_by_class() {
+        use hyper::StatusCode as S;
+        let got: Vec<i32> =
+            [S::NOT_FOUND, S::CONFLICT, S::UNPROCESSABLE_ENTITY, S::FORBIDDEN, S::INSUFFICIENT_STORAGE, S::INTERNAL_SERVER_ERROR]
+                .into_iter()
+                .map(exit_status)
+                .collect();
+        assert_eq!(got, vec![3, 4, 5, 5, 5, 1]);
+    }
 
     #[test]
     fn byte_counts_are_shown_with_units() {

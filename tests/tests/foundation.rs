@@ -124,7 +124,7 @@ fn lifecycle(driver: Driver) {
     assert!(!hoody_e2e::alive(pid1), "init is gone");
     assert!(!cg.exists(), "the cgroup is removed on stop");
     let c = w.ctl(&["containers", "stop", &cid]);
-    assert_eq!(c.code, 1);
+    assert_eq!(c.code, 4, "a conflict with the state exits 4");
     assert!(c.stderr.contains("not running"), "{c:?}");
 
     let c = w.ok(&["containers", "restart", &cid]);
@@ -135,11 +135,11 @@ fn lifecycle(driver: Driver) {
     assert_ne!(c["pid"].as_i64().unwrap(), pid2, "restart of a running container starts a new init");
 
     let c = w.ctl(&["containers", "delete", &cid]);
-    assert_eq!(c.code, 1);
+    assert_eq!(c.code, 4);
     assert!(c.stderr.contains("running"), "{c:?}");
     w.ok(&["containers", "delete", "--force", &cid]);
 
-    assert_eq!(w.ctl(&["containers", "get", &cid]).code, 1);
+    assert_eq!(w.ctl(&["containers", "get", &cid]).code, 3, "not found exits 3");
     assert!(w.ok(&["containers", "list"]).as_array().unwrap().is_empty());
     assert!(!cg.exists(), "cgroup left behind");
     assert!(!w.storage_dir.join("containers").join(&cid).exists(), "storage left behind");
@@ -248,7 +248,7 @@ fn limits_need_their_controllers() {
         let max = std::fs::read_to_string(w.cgroup.join(id(&v)).join("memory.max")).unwrap();
         assert_eq!(max.trim(), (64u64 << 20).to_string());
     } else {
-        assert_eq!(c.code, 1, "{c:?}");
+        assert_eq!(c.code, 5, "a refusal exits 5: {c:?}");
         assert!(c.stderr.contains("memory controller is not available"), "the 422 names the controller: {c:?}");
         assert!(w.ok(&["containers", "list"]).as_array().unwrap().is_empty(), "nothing was created");
     }
@@ -281,7 +281,7 @@ fn exec_streams_and_exit_codes() {
     assert_eq!((d["exit_code"].as_i64(), d["stdout"].as_str(), d["stderr"].as_str()), (Some(4), Some("out\n"), Some("err\n")));
     w.ok(&["containers", "stop", "--timeout", "0", &cid]);
     let r = w.exec(&cid, &["true"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 4);
     assert!(r.stderr.contains("not running"), "{r:?}");
 }
 
@@ -411,7 +411,7 @@ fn image_import_is_confined() {
     std::fs::write(&evil, tarball::build(&[("ok", tarball::Kind::File(b"x")), ("../../../escaped", tarball::Kind::File(b"pwned"))]))
         .unwrap();
     let r = w.ctl(&["images", "import", "evil", &evil.to_string_lossy()]);
-    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.code, 5, "{r:?}");
     assert!(r.stderr.contains("`..`"), "{r:?}");
     assert!(!w.mnt.join("escaped").exists() && !w.storage_dir.join("escaped").exists() && !w.dir.join("escaped").exists());
     let images: Vec<String> =
@@ -468,7 +468,7 @@ fn image_import_is_confined() {
     let d = w.ok(&["images", "import", "fromdir", &rootfs.to_string_lossy()]);
     assert_eq!(d["name"], "fromdir");
     let r = w.ctl(&["images", "delete", "odd"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 4);
     assert!(r.stderr.contains("used by"), "{r:?}");
     w.ok(&["images", "delete", "fromdir"]);
     assert!(!w.storage_dir.join("images/fromdir").exists());
