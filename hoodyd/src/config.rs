@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use hoody_snapshot::driver::DriverChoice;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::Egress;
 
@@ -14,22 +14,27 @@ pub const DEFAULT_CONFIG: &str = "/etc/hoody/hoodyd.toml";
 pub use hoody_api::paths::DEFAULT_SOCKET;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hoody";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-/// Flags of `hoodyd`; each wins over the same key in the config file.
-#[derive(Debug, Default, Parser)]
+/// The settings of `hoodyd`, declared once: each is a flag (`--state-dir`) and a key of the
+/// configuration file (`state_dir = …`); a flag given wins over the file's key, and what
+/// neither gives takes its default ([`Config::load`]).
+#[derive(Debug, Default, Parser, Serialize, Deserialize)]
 #[command(name = "hoodyd", version, about = "hoody daemon: isolated containers with deny-all egress and instant snapshots")]
+#[serde(default, deny_unknown_fields)]
 pub struct Flags {
     /// Print the API's OpenAPI 3.1 document (docs/openapi.json) and exit.
     #[arg(long)]
+    #[serde(skip)]
     pub openapi: bool,
     /// Configuration file (default /etc/hoody/hoodyd.toml, if it exists).
     #[arg(long)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// API socket (mode 0660, group `hoody`).
     #[arg(long)]
@@ -149,58 +154,34 @@ pub struct Flags {
     pub disk_quotas: Option<DiskQuotas>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DiskQuotas {
     Auto,
     Off,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DenyActionArg {
     Reject,
     Drop,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    socket: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    storage_dir: Option<PathBuf>,
-    storage_driver: Option<DriverChoice>,
-    cgroup_root: Option<PathBuf>,
-    subnet: Option<String>,
-    uplink: Option<String>,
-    default_egress: Option<Egress>,
-    log_format: Option<LogFormat>,
-    default_image: Option<String>,
-    busybox: Option<PathBuf>,
-    stop_timeout: Option<u64>,
-    socket_group: Option<String>,
-    admin_group: Option<String>,
-    request_timeout: Option<u64>,
-    delete_retry: Option<u64>,
-    max_connections: Option<usize>,
-    deny_action: Option<DenyActionArg>,
-    nflog_group: Option<u16>,
-    firewall_shards: Option<u16>,
-    dns_upstream: Option<Vec<String>>,
-    dns_rate: Option<u32>,
-    dns_min_ttl: Option<u32>,
-    dns_max_ttl: Option<u32>,
-    dns_grace: Option<u32>,
-    parallel: Option<usize>,
-    default_disk: Option<String>,
-    default_inodes: Option<u64>,
-    log_max_size: Option<String>,
-    exec_reattach_grace: Option<u64>,
-    state_reserve: Option<String>,
-    audit_segment_size: Option<String>,
-    audit_retention: Option<String>,
-    audit_max_space: Option<String>,
-    disk_quotas: Option<DiskQuotas>,
+impl Flags {
+    /// These settings over `file`'s: every one given here wins.
+    fn over(self, file: Flags) -> anyhow::Result<Flags> {
+        let mut merged = serde_json::to_value(&file).context("the configuration file's settings")?;
+        let given = serde_json::to_value(&self).context("the flags")?;
+        for (key, v) in given.as_object().into_iter().flatten() {
+            if !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)) {
+                merged[key] = v.clone();
+            }
+        }
+        let mut out: Flags = serde_json::from_value(merged).context("merging flags and file")?;
+        (out.openapi, out.config) = (self.openapi, self.config);
+        Ok(out)
+    }
 }
 
 /// The resolved configuration.
@@ -248,83 +229,84 @@ impl Config {
         let file = match &flags.config {
             Some(p) => read_file(p)?,
             None if Path::new(DEFAULT_CONFIG).exists() => read_file(Path::new(DEFAULT_CONFIG))?,
-            None => FileConfig::default(),
+            None => Flags::default(),
         };
         Self::merge(flags, file)
     }
 
-    fn merge(f: Flags, file: FileConfig) -> anyhow::Result<Config> {
-        let state_dir = f.state_dir.or(file.state_dir).unwrap_or_else(|| DEFAULT_STATE_DIR.into());
-        let storage_dir = f.storage_dir.or(file.storage_dir).unwrap_or_else(|| state_dir.join("storage"));
+    fn merge(flags: Flags, file: Flags) -> anyhow::Result<Config> {
+        let f = flags.over(file)?;
+        let state_dir = f.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        let storage_dir = f.storage_dir.unwrap_or_else(|| state_dir.join("storage"));
         let cfg = Config {
-            socket: f.socket.or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            socket: f.socket.unwrap_or_else(|| DEFAULT_SOCKET.into()),
             storage_dir,
             state_dir,
-            storage_driver: f.storage_driver.or(file.storage_driver).unwrap_or(DriverChoice::Auto),
-            cgroup_root: f.cgroup_root.or(file.cgroup_root),
-            subnet: f.subnet.or(file.subnet).unwrap_or_else(|| "10.77.0.0/16".into()),
-            uplink: f.uplink.or(file.uplink),
-            default_egress: f.default_egress.or(file.default_egress).unwrap_or(Egress::Deny),
-            log_format: f.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
-            default_image: Some(f.default_image.or(file.default_image).unwrap_or_else(|| "busybox".into())).filter(|s| !s.is_empty()),
-            busybox: f.busybox.or(file.busybox).unwrap_or_else(|| "/bin/busybox".into()),
-            stop_timeout: Duration::from_secs(f.stop_timeout.or(file.stop_timeout).unwrap_or(10)),
-            socket_group: f.socket_group.or(file.socket_group).unwrap_or_else(|| "hoody".into()),
-            admin_group: f.admin_group.or(file.admin_group).filter(|g| !g.is_empty()),
-            request_timeout: Duration::from_secs(f.request_timeout.or(file.request_timeout).unwrap_or(30).max(1)),
-            delete_retry: Duration::from_secs(f.delete_retry.or(file.delete_retry).unwrap_or(30).max(1)),
-            max_connections: f.max_connections.or(file.max_connections).unwrap_or(256).max(1),
+            storage_driver: f.storage_driver.unwrap_or(DriverChoice::Auto),
+            cgroup_root: f.cgroup_root,
+            subnet: f.subnet.unwrap_or_else(|| "10.77.0.0/16".into()),
+            uplink: f.uplink,
+            default_egress: f.default_egress.unwrap_or(Egress::Deny),
+            log_format: f.log_format.unwrap_or(LogFormat::Text),
+            default_image: Some(f.default_image.unwrap_or_else(|| "busybox".into())).filter(|s| !s.is_empty()),
+            busybox: f.busybox.unwrap_or_else(|| "/bin/busybox".into()),
+            stop_timeout: Duration::from_secs(f.stop_timeout.unwrap_or(10)),
+            socket_group: f.socket_group.unwrap_or_else(|| "hoody".into()),
+            admin_group: f.admin_group.filter(|g| !g.is_empty()),
+            request_timeout: Duration::from_secs(f.request_timeout.unwrap_or(30).max(1)),
+            delete_retry: Duration::from_secs(f.delete_retry.unwrap_or(30).max(1)),
+            max_connections: f.max_connections.unwrap_or(256).max(1),
             proc_root: "/proc".into(),
             sys_root: "/sys".into(),
-            deny_action: f.deny_action.or(file.deny_action).unwrap_or(DenyActionArg::Reject),
-            nflog_group: f.nflog_group.or(file.nflog_group).unwrap_or(7023),
-            firewall_shards: match f.firewall_shards.or(file.firewall_shards).unwrap_or(hoody_net::compile::MAX_SHARDS) {
+            deny_action: f.deny_action.unwrap_or(DenyActionArg::Reject),
+            nflog_group: f.nflog_group.unwrap_or(7023),
+            firewall_shards: match f.firewall_shards.unwrap_or(hoody_net::compile::MAX_SHARDS) {
                 n if n.is_power_of_two() && n <= hoody_net::compile::MAX_SHARDS => n,
                 n => bail!("--firewall-shards {n} is not a power of two from 1 to {}", hoody_net::compile::MAX_SHARDS),
             },
             dns: {
-                let up = if f.dns_upstream.is_empty() { file.dns_upstream.unwrap_or_default() } else { f.dns_upstream };
-                let upstreams = up
+                let upstreams = f
+                    .dns_upstream
                     .iter()
                     .map(|s| crate::dns::parse_upstream(s).map_err(|e| anyhow::anyhow!("--dns-upstream {s:?}: {e}")))
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                let min_ttl = f.dns_min_ttl.or(file.dns_min_ttl).unwrap_or(30);
-                let max_ttl = f.dns_max_ttl.or(file.dns_max_ttl).unwrap_or(3600);
+                let min_ttl = f.dns_min_ttl.unwrap_or(30);
+                let max_ttl = f.dns_max_ttl.unwrap_or(3600);
                 if min_ttl > max_ttl {
                     bail!("--dns-min-ttl {min_ttl} is above --dns-max-ttl {max_ttl}");
                 }
                 crate::dns::DnsConfig {
                     upstreams,
-                    rate: f.dns_rate.or(file.dns_rate).unwrap_or(100).max(1),
+                    rate: f.dns_rate.unwrap_or(100).max(1),
                     min_ttl,
                     max_ttl,
-                    grace: f.dns_grace.or(file.dns_grace).unwrap_or(30),
+                    grace: f.dns_grace.unwrap_or(30),
                     resolv_conf: "/etc/resolv.conf".into(),
                     resolved_conf: "/run/systemd/resolve/resolv.conf".into(),
                 }
             },
-            parallel: f.parallel.or(file.parallel).unwrap_or(8).max(1),
-            default_disk: match f.default_disk.or(file.default_disk).filter(|s| !s.is_empty()) {
+            parallel: f.parallel.unwrap_or(8).max(1),
+            default_disk: match f.default_disk.filter(|s| !s.is_empty()) {
                 None => None,
                 Some(s) => match crate::limits::parse_size(&s) {
                     Some(b) if b >= crate::limits::MIN_DISK => Some(b),
                     _ => bail!("--default-disk {s:?} is not a size of at least 1MiB (e.g. 10GiB)"),
                 },
             },
-            default_inodes: match f.default_inodes.or(file.default_inodes) {
+            default_inodes: match f.default_inodes {
                 Some(n) if n < crate::limits::MIN_INODES => bail!("--default-inodes must be at least {}", crate::limits::MIN_INODES),
                 n => n,
             },
             log_max: {
-                let s = f.log_max_size.or(file.log_max_size).unwrap_or_else(|| "8MiB".into());
+                let s = f.log_max_size.unwrap_or_else(|| "8MiB".into());
                 match crate::limits::parse_size(&s) {
                     Some(b) if b >= 64 << 10 => b,
                     _ => bail!("--log-max-size {s:?} is not a size of at least 64KiB (e.g. 8MiB)"),
                 }
             },
-            exec_reattach_grace: Duration::from_secs(f.exec_reattach_grace.or(file.exec_reattach_grace).unwrap_or(30)),
+            exec_reattach_grace: Duration::from_secs(f.exec_reattach_grace.unwrap_or(30)),
             state_reserve: {
-                let s = f.state_reserve.or(file.state_reserve).unwrap_or_else(|| "256MiB".into());
+                let s = f.state_reserve.unwrap_or_else(|| "256MiB".into());
                 match crate::limits::parse_size(&s) {
                     Some(b) => b,
                     None if s.trim() == "0" => 0,
@@ -339,14 +321,14 @@ impl Config {
                         _ => bail!("--{flag} {s:?} is not a size of at least {}", crate::limits::format_size(min)),
                     }
                 };
-                let segment_size = size("audit-segment-size", f.audit_segment_size.or(file.audit_segment_size), "64MiB", 16 << 10)?;
-                let max_space = size("audit-max-space", f.audit_max_space.or(file.audit_max_space), "4GiB", segment_size)?;
-                let r = f.audit_retention.or(file.audit_retention).unwrap_or_else(|| "90d".into());
+                let segment_size = size("audit-segment-size", f.audit_segment_size, "64MiB", 16 << 10)?;
+                let max_space = size("audit-max-space", f.audit_max_space, "4GiB", segment_size)?;
+                let r = f.audit_retention.unwrap_or_else(|| "90d".into());
                 let max_age =
                     crate::schedule::parse_expiry("audit-retention", &r).map_err(|e| anyhow::anyhow!("--audit-retention: {e}"))?;
                 crate::audit::segments::Retention { segment_size, max_age, max_space }
             },
-            disk_quotas: f.disk_quotas.or(file.disk_quotas).unwrap_or(DiskQuotas::Auto) == DiskQuotas::Auto,
+            disk_quotas: f.disk_quotas.unwrap_or(DiskQuotas::Auto) == DiskQuotas::Auto,
             boot_id_file: crate::test_hooks::var("HOODY_BOOT_ID_FILE").map(PathBuf::from),
         };
         let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;
@@ -377,7 +359,7 @@ pub fn resolve_group(g: &str) -> anyhow::Result<u32> {
     }
 }
 
-fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
+fn read_file(p: &Path) -> anyhow::Result<Flags> {
     let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
 }
@@ -388,7 +370,7 @@ mod tests {
 
     #[test]
     fn flags_win_over_file_and_defaults_fill_in() {
-        let file: FileConfig = toml::from_str("state_dir = \"/srv/h\"\nsubnet = \"10.9.0.0/16\"\ndefault_egress = \"allow\"\n").unwrap();
+        let file: Flags = toml::from_str("state_dir = \"/srv/h\"\nsubnet = \"10.9.0.0/16\"\ndefault_egress = \"allow\"\n").unwrap();
         let flags = Flags { subnet: Some("10.1.0.0/16".into()), ..Default::default() };
         let c = Config::merge(flags, file).unwrap();
         assert_eq!(c.subnet, "10.1.0.0/16");
@@ -400,10 +382,21 @@ mod tests {
     }
 
     #[test]
+    fn lists_and_flags_only_settings_layer_too() {
+        let file: Flags = toml::from_str("dns_upstream = [\"198.51.100.53\"]\nstop_timeout = 3\n").unwrap();
+        let c = Config::merge(Flags::default(), file).unwrap();
+        assert_eq!((c.dns.upstreams.len(), c.stop_timeout), (1, Duration::from_secs(3)));
+        let file: Flags = toml::from_str("dns_upstream = [\"198.51.100.53\"]").unwrap();
+        let flags = Flags { dns_upstream: vec!["198.51.100.1".into(), "198.51.100.2:5353".into()], ..Default::default() };
+        assert_eq!(Config::merge(flags, file).unwrap().dns.upstreams.len(), 2, "the flag's list wins");
+        assert!(toml::from_str::<Flags>("config = \"/etc/x\"").is_err(), "the file cannot name another file");
+    }
+
+    #[test]
     fn unknown_keys_and_relative_paths_are_refused() {
-        assert!(toml::from_str::<FileConfig>("sockett = \"/x\"").is_err());
+        assert!(toml::from_str::<Flags>("sockett = \"/x\"").is_err());
         let flags = Flags { state_dir: Some("rel".into()), ..Default::default() };
-        assert!(Config::merge(flags, FileConfig::default()).is_err());
+        assert!(Config::merge(flags, Flags::default()).is_err());
     }
 
     /// The packaged configuration, every commented key uncommented, is a valid configuration
@@ -418,14 +411,14 @@ mod tests {
             .map(|l| format!("{}\n", l.split("  #").next().unwrap_or(l).trim_end()))
             .collect();
         assert!(keys.contains("dns_upstream") && keys.contains("firewall_shards"), "{keys}");
-        let file: FileConfig = toml::from_str(&keys).unwrap_or_else(|e| panic!("{e}\n{keys}"));
+        let file: Flags = toml::from_str(&keys).unwrap_or_else(|e| panic!("{e}\n{keys}"));
         assert!(Config::merge(Flags::default(), file).is_ok());
     }
 
     #[test]
     fn firewall_shards_are_a_power_of_two_up_to_the_maximum() {
-        let with = |n| Config::merge(Flags { firewall_shards: Some(n), ..Default::default() }, FileConfig::default());
-        assert_eq!(Config::merge(Flags::default(), FileConfig::default()).unwrap().firewall_shards, 1024);
+        let with = |n| Config::merge(Flags { firewall_shards: Some(n), ..Default::default() }, Flags::default());
+        assert_eq!(Config::merge(Flags::default(), Flags::default()).unwrap().firewall_shards, 1024);
         assert_eq!(with(16).unwrap().firewall_shards, 16);
         assert_eq!(with(1).unwrap().firewall_shards, 1);
         for bad in [0, 3, 2048] {

@@ -108,6 +108,7 @@ pub fn write_durable(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()>
     std::fs::File::open(dir)?.sync_all()
 }
 
+#[cfg(test)]
 pub fn write_json<T: Serialize>(dir: &Path, name: &str, v: &T) -> std::io::Result<()> {
     write_durable(dir, name, &serde_json::to_vec(v).expect("serialises"))
 }

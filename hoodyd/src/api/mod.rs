@@ -2,22 +2,22 @@
 
 #[cfg(feature = "test-hooks")]
 mod answer_log;
-pub mod audit;
-pub mod body;
-pub mod containers;
-pub mod error;
-pub mod exec;
-pub mod firewall;
-pub mod guard;
-pub mod images;
-pub mod logs;
+pub(crate) mod audit;
+pub(crate) mod body;
+pub(crate) mod containers;
+pub(crate) mod error;
+pub(crate) mod exec;
+pub(crate) mod firewall;
+pub(crate) mod guard;
+pub(crate) mod images;
+pub(crate) mod logs;
 pub mod openapi;
-pub mod query;
-pub mod realms;
-pub mod server;
-pub mod snapshots;
-pub mod system;
-pub mod view;
+pub(crate) mod query;
+pub(crate) mod realms;
+pub(crate) mod server;
+pub(crate) mod snapshots;
+pub(crate) mod system;
+pub(crate) mod view;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -5,6 +5,7 @@
 pub mod fs;
 mod knob;
 pub mod placement;
+#[cfg(test)]
 pub mod recording;
 mod thaw;
 

@@ -17,7 +17,7 @@ use hoody_net::nft::{FirewallOps, KernelElem, verify_elems};
 use hoody_net::policy::{ContainerFirewall, TableConfig};
 use tracing::info;
 
-pub use events::{Event, EventLog};
+pub use events::EventLog;
 
 pub struct Firewall {
     ops: Arc<dyn FirewallOps>,

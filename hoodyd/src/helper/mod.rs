@@ -3,16 +3,16 @@
 //! tokio thread.
 
 mod command;
-pub mod error;
-pub mod exec;
-pub mod exec_shim;
+pub(crate) mod error;
+pub(crate) mod exec;
+pub(crate) mod exec_shim;
 mod fdpass;
 mod net;
 mod rootfs;
-pub mod security;
-pub mod shim;
-pub mod start;
-pub mod sys;
+pub(crate) mod security;
+pub(crate) mod shim;
+pub(crate) mod start;
+pub(crate) mod sys;
 
 /// If `args` name a helper sub-command, runs it and never returns.
 pub fn dispatch(args: &[std::ffi::OsString]) {

@@ -147,6 +147,7 @@ pub fn get_container(conn: &Connection, id: &str) -> Result<Option<Container>> {
     row.map(|r| finish(conn, r)).transpose()
 }
 
+#[cfg(test)]
 /// Ids of the containers named `name` that the filter lets the caller see.
 pub fn find_by_name(conn: &Connection, name: &str, filter: &ContainerFilter) -> Result<Vec<String>> {
     let mut st = conn.prepare_cached("SELECT DISTINCT container_id, realm_id FROM container_realms WHERE name = ?1")?;
@@ -216,11 +217,6 @@ pub fn update_limits(conn: &Connection, id: &str, limits: &crate::limits::Limits
 
 pub fn set_autostart(conn: &Connection, id: &str, autostart: bool) -> Result<()> {
     conn.execute("UPDATE containers SET autostart = ?2 WHERE id = ?1", params![id, autostart])?;
-    Ok(())
-}
-
-pub fn set_egress(conn: &Connection, id: &str, egress: Egress) -> Result<()> {
-    conn.execute("UPDATE containers SET egress = ?2 WHERE id = ?1", params![id, egress.as_str()])?;
     Ok(())
 }
 

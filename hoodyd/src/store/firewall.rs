@@ -87,6 +87,7 @@ fn cook((id, dir, action, proto, peer, ports, description, created_at, cid, fqdn
     Ok((cid, StoredRule { rule: Rule { id, spec }, created_at }))
 }
 
+#[cfg(test)]
 pub fn count_rules(conn: &Connection, container_id: &str) -> Result<usize> {
     Ok(conn.query_row("SELECT COUNT(*) FROM firewall_rules WHERE container_id = ?1", [container_id], |r| r.get::<_, i64>(0))? as usize)
 }
