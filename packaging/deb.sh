@@ -19,8 +19,10 @@ a=target/release/deb-assets
 mkdir -p "$a"
 # A man page for hoodyctl and one for each of its subcommands (the top page names them).
 rm -rf "$a/man" && target/release/hoodyctl man --dir "$a/man" && gzip -9n "$a"/man/*.1
-target/release/hoodyctl completions bash > "$a/hoodyctl.bash"
-target/release/hoodyctl completions zsh > "$a/_hoodyctl"
-target/release/hoodyctl completions fish > "$a/hoodyctl.fish"
+# Dynamic completions: the shell calls hoodyctl back, which completes container, image and
+# snapshot names from the daemon.
+COMPLETE=bash target/release/hoodyctl > "$a/hoodyctl.bash"
+COMPLETE=zsh target/release/hoodyctl > "$a/_hoodyctl"
+COMPLETE=fish target/release/hoodyctl > "$a/hoodyctl.fish"
 cargo deb -p hoodyd --no-build --strip "$@"
 ls -1 target/debian/*.deb

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
+use clap_complete::ArgValueCandidates;
 use futures::TryStreamExt;
 use hoody_api::client::ClientError;
 use hoody_api::common::{Port, Size};
@@ -16,6 +17,7 @@ use hyper::body::Frame;
 
 use super::Client;
 use super::access::{self, AuditArgs, RealmsCmd, TokensCmd};
+use super::complete;
 use super::output::{self, Output, emit};
 
 /// The exit statuses (`output::exit_status`), for `--help` and the man page.
@@ -83,7 +85,8 @@ pub enum Cmd {
     /// The host: stop every container before it goes down.
     #[command(subcommand)]
     System(SystemCmd),
-    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    /// Print static shell completions (bash, zsh, fish, elvish, powershell); `COMPLETE=bash
+    /// hoodyctl` prints the dynamic ones, which complete names from the daemon.
     #[command(hide = true)]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -114,10 +117,10 @@ pub enum SystemCmd {
 #[derive(Debug, Args)]
 pub struct Target {
     /// The container, by id or name.
-    #[arg(short = 'c', long = "container", value_name = "ID")]
+    #[arg(short = 'c', long = "container", value_name = "ID", add = ArgValueCandidates::new(complete::containers))]
     pub container: Option<String>,
     /// The container, by id or name (instead of -c).
-    #[arg(value_name = "ID", conflicts_with = "container")]
+    #[arg(value_name = "ID", conflicts_with = "container", add = ArgValueCandidates::new(complete::containers))]
     pub id: Option<String>,
 }
 
@@ -131,10 +134,10 @@ impl Target {
 #[derive(Debug, Args)]
 pub struct TargetThing {
     /// The container, by id or name.
-    #[arg(short = 'c', long = "container", value_name = "ID")]
+    #[arg(short = 'c', long = "container", value_name = "ID", add = ArgValueCandidates::new(complete::containers))]
     pub container: Option<String>,
     /// The container (unless -c names it), then the snapshot, exec or rule.
-    #[arg(value_name = "[ID] THING", num_args = 1..=2, required = true)]
+    #[arg(value_name = "[ID] THING", num_args = 1..=2, required = true, add = ArgValueCandidates::new(complete::containers_and_snapshots))]
     pub args: Vec<String>,
 }
 
@@ -251,7 +254,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub name: String,
     /// The image its root file system is cloned from (`images list`).
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::images))]
     pub image: String,
     /// Realm the container belongs to (repeatable).
     #[arg(long = "realm", value_name = "ID")]
@@ -289,7 +292,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The container (else the first positional argument).
-    #[arg(short = 'c', long = "container", value_name = "ID")]
+    #[arg(short = 'c', long = "container", value_name = "ID", add = ArgValueCandidates::new(complete::containers))]
     pub container: Option<String>,
     /// Allocate a terminal (interactive programs, Ctrl-C, window size).
     #[arg(short = 't', long)]
@@ -387,7 +390,7 @@ pub enum SnapshotsCmd {
         #[command(flatten)]
         target: Target,
         /// The snapshot to restore.
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(complete::snapshots))]
         name: String,
     },
     /// Delete a snapshot: `snapshots delete [-c] ID NAME`.
@@ -494,11 +497,13 @@ pub enum ImagesCmd {
     /// One image.
     Get {
         /// The image's name.
+        #[arg(add = ArgValueCandidates::new(complete::images))]
         name: String,
     },
     /// Delete an image no container uses.
     Delete {
         /// The image's name.
+        #[arg(add = ArgValueCandidates::new(complete::images))]
         name: String,
     },
 }

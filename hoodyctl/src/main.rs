@@ -3,6 +3,7 @@
 
 mod access;
 mod cli;
+mod complete;
 mod exec;
 mod output;
 mod sys;
@@ -25,7 +26,9 @@ fn hint(e: &anyhow::Error) -> Option<String> {
 }
 
 fn main() {
-    use clap::Parser;
+    use clap::{CommandFactory, Parser};
+    // `COMPLETE=bash hoodyctl`: the shell's registration; then the shell's completion calls.
+    clap_complete::CompleteEnv::with_factory(cli::Cli::command).bin("hoodyctl").completer("hoodyctl").complete();
     let cli = cli::Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -78,10 +78,12 @@ fn cell(v: &Value) -> String {
     }
 }
 
-/// A field's value for people: byte counts (`…_bytes`) with a binary unit.
+/// A field's value for people: byte counts (`bytes`, `…_bytes`) with a binary unit, times
+/// (`…_at`, `time`) without their fraction and zone.
 fn field(key: &str, v: &Value) -> String {
-    match v.as_u64() {
-        Some(b) if key.ends_with("_bytes") => human_size(b),
+    match (v.as_u64(), v.as_str()) {
+        (Some(b), _) if key == "bytes" || key.ends_with("_bytes") => human_size(b),
+        (_, Some(t)) if key == "time" || key.ends_with("_at") => human_time(t),
         _ => cell(v),
     }
 }
@@ -96,16 +98,41 @@ pub fn human_size(b: u64) -> String {
     }
 }
 
-/// Columns shown for a kind of record, chosen by the fields the records have.
+/// Columns shown for a kind of record, chosen by the fields the records have, in the order a
+/// person reads them (the JSON's own order is alphabetical).
 fn columns(first: &serde_json::Map<String, Value>) -> Vec<String> {
-    let pick: &[&str] = if first.contains_key("idmap") {
+    let has = |k: &str| first.contains_key(k);
+    let pick: &[&str] = if has("idmap") {
         &["id", "name", "status", "image", "ipv4", "pid", "created_at"]
-    } else if first.contains_key("driver") && first.contains_key("files") {
+    } else if has("driver") && has("files") {
         &["name", "driver", "files", "bytes", "created_at", "source"]
+    } else if has("scheduled") && has("driver") {
+        &["name", "created_at", "scheduled", "bytes", "paused_ms"]
+    } else if has("started_by") {
+        &["id", "status", "exit_code", "signal", "command", "started_at", "finished_at", "detached", "tty"]
+    } else if has("scopes") {
+        &["id", "realm_ids", "scopes", "description", "created_at", "expires_at"]
+    } else if has("kind") && has("time") {
+        &["time", "kind", "protocol", "source", "destination", "destination_port", "name", "type", "rule_id"]
+    } else if has("seq") && has("prev") {
+        &["seq", "time", "method", "path", "status", "outcome", "container", "peer_uid", "token_id", "duration_us"]
+    } else if has("action") && has("packets") {
+        &["id", "action", "protocol", "destination", "destination_fqdn", "source", "destination_port", "packets", "bytes", "description"]
     } else {
         return first.keys().cloned().collect();
     };
-    pick.iter().map(|s| s.to_string()).collect()
+    pick.iter()
+        .filter(|c| first.contains_key(**c) || !["destination_fqdn", "source", "destination"].contains(c))
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// An RFC 3339 time for people: `2026-12-03 18:08:41` (UTC, to the second).
+fn human_time(s: &str) -> String {
+    match (s.get(..10), s.get(11..19)) {
+        (Some(d), Some(t)) if s.as_bytes().get(10) == Some(&b'T') => format!("{d} {t}"),
+        _ => s.to_owned(),
+    }
 }
 
 /// Renders the `data` of an envelope as a table (arrays) or key/value lines (objects).
@@ -122,7 +149,7 @@ pub fn table(data: &Value) -> String {
         return "(none)\n".into();
     };
     let cols = columns(first);
-    let grid: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| cell(r.get(c).unwrap_or(&Value::Null))).collect()).collect();
+    let grid: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| field(c, r.get(c).unwrap_or(&Value::Null))).collect()).collect();
     let widths: Vec<usize> =
         cols.iter().enumerate().map(|(i, c)| grid.iter().map(|r| r[i].len()).max().unwrap_or(0).max(c.len())).collect();
     let mut out = String::new();
@@ -190,6 +217,15 @@ pub fn firewall(d: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_read_in_a_persons_order_with_units_and_times() {
+        let snaps = serde_json::json!([{"bytes": 3145728, "created_at": "2026-12-03T18:08:41.313Z", "driver": "btrfs", "name": "clean", "scheduled": false}]);
+        let t = table(&snaps);
+        let mut lines = t.lines();
+        assert_eq!(lines.next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NAME", "CREATED_AT", "SCHEDULED", "BYTES", "PAUSED_MS"]);
+        assert_eq!(lines.next().unwrap().split_whitespace().collect::<Vec<_>>(), ["clean", "2026-12-03", "18:08:41", "false", "3MiB", "-"]);
+    }
 
     #[test]
     fn exit_statuses_by_class() {
