@@ -565,6 +565,16 @@ impl World {
         &self.net.as_ref().expect("a world with a network").inet_ns
     }
 
+    /// The typed client of this world's socket (as an administrator).
+    pub fn client(&self) -> hoody_api::client::Client {
+        hoody_api::client::Client { socket: self.socket.clone(), token: None }
+    }
+
+    /// Runs calls of the typed client to their end, on a runtime of their own.
+    pub fn api<T>(&self, f: impl AsyncFnOnce(hoody_api::client::Client) -> T) -> T {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f(self.client()))
+    }
+
     /// The raw HTTP client of this world's socket.
     pub fn http(&self) -> http::Http {
         http::Http { socket: self.socket.clone(), token: None }

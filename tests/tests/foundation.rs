@@ -275,10 +275,12 @@ fn exec_streams_and_exit_codes() {
     assert!(r.contains("0::/exec-"), "in an exec cgroup below the container's cgroup namespace root: {r}");
     assert!(r.contains("Seccomp:\t2") && r.contains("00000000a80425fb"), "{r}");
     // Non-interactive exec without an upgrade: one JSON answer.
-    let reply = w.http().post(&format!("/containers/{cid}/exec"), r#"{"command":["sh","-c","echo out; echo err >&2; exit 4"]}"#);
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let d = &reply.json()["data"];
-    assert_eq!((d["exit_code"].as_i64(), d["stdout"].as_str(), d["stderr"].as_str()), (Some(4), Some("out\n"), Some("err\n")));
+    let req = hoody_api::exec::ExecRequest {
+        command: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 4".into()],
+        ..Default::default()
+    };
+    let d = w.api(async |c| c.exec_json(&cid, &req).await).expect("JSON mode");
+    assert_eq!((d.exit_code, d.stdout.as_deref(), d.stderr.as_deref()), (Some(4), Some("out\n"), Some("err\n")));
     w.ok(&["containers", "stop", "--timeout", "0", &cid]);
     let r = w.exec(&cid, &["true"]);
     assert_eq!(r.code, 4);

@@ -7,8 +7,16 @@
 
 mod quota_common;
 
+use hoody_api::containers::{CreateContainer, LimitsRequest};
+use hoody_api::envelope::ErrorCode;
 use hoody_e2e::{Driver, World, eventually, run};
 use quota_common::*;
+
+/// `{"name": "box", "image": "busybox", "limits": {"inodes": 100}}`.
+fn inode_limited() -> CreateContainer {
+    let limits = LimitsRequest { inodes: Some(100), ..Default::default() };
+    CreateContainer { name: "box".into(), image: "busybox".into(), limits: Some(limits), ..Default::default() }
+}
 
 #[test]
 fn a_tenant_fills_its_quota_while_a_neighbour_writes_on_btrfs() {
@@ -42,8 +50,8 @@ fn a_pool_that_cannot_enforce_a_limit_refuses_it() {
     let r = w.ctl(&["containers", "create", "--name", "box", "--image", "busybox", "--disk", "1GiB"]);
     assert_ne!(r.code, 0, "a disk limit on a pool without project quotas was accepted: {r:?}");
     assert!(r.stderr.contains("limits.disk") && r.stderr.contains("project quotas"), "the refusal says why: {r:?}");
-    let h = w.http().post("/containers", r#"{"name":"box","image":"busybox","limits":{"inodes":100}}"#);
-    assert_eq!(h.status, 422, "{h:?}");
+    let e = w.api(async |c| c.create_container(&inode_limited(), false).await).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Invalid), "{e:?}");
     w.ok(&["containers", "create", "--name", "plain", "--image", "busybox"]);
     let r = w.ctl(&["containers", "set", "plain", "--disk", "1GiB"]);
     assert_ne!(r.code, 0, "{r:?}");
@@ -64,9 +72,9 @@ fn a_pool_that_cannot_enforce_a_limit_refuses_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot enforce"), "{}", String::from_utf8_lossy(&out.stderr));
     // On btrfs, inodes are bytes of metadata: an inode limit is refused, naming the field.
     let b = World::with_quotas(Driver::Btrfs, "1G", &[]);
-    let r = b.http().post("/containers", r#"{"name":"box","image":"busybox","limits":{"inodes":100}}"#);
-    assert_eq!(r.status, 422, "{r:?}");
-    assert!(r.message().contains("limits.inodes"), "{r:?}");
+    let e = b.api(async |c| c.create_container(&inode_limited(), false).await).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Invalid), "{e:?}");
+    assert!(e.to_string().contains("limits.inodes"), "{e:?}");
     eventually("the btrfs world answers", || b.ctl(&["health"]).code == 0);
 }
 

@@ -1,6 +1,9 @@
 //! Snapshots: the AI-safety workflow (lock down, snapshot, let an agent do anything, inspect
 //! what changed, restore), consistency under a steady writer, faults, schedule and expiry.
 
+use hoody_api::client::ClientError;
+use hoody_api::containers::{SnapshotPolicy, UpdateContainer};
+use hoody_api::envelope::ErrorCode;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -185,9 +188,10 @@ fn bad_names_conflicts_and_a_failed_swap() {
     w.stop_daemon();
     w.env.push(("HOODY_FAULTS".into(), "fail:restore-swap".into()));
     w.start_daemon();
-    let r = w.http().request("PATCH", &format!("/containers/{a}/snapshots/base"), b"");
-    assert_eq!(r.status, 500, "{r:?}");
-    assert!(r.body.contains("restore-swap"), "{}", r.body);
+    let e = w.api(async |c| c.restore_snapshot(&a, "base").await).unwrap_err();
+    let ClientError::Api { status, error } = &e else { panic!("{e:?}") };
+    assert_eq!(status.as_u16(), 500, "{e:?}");
+    assert!(error.text().contains("restore-swap"), "{}", error.text());
     let c = w.ok(&["containers", "get", &a]);
     assert_eq!(c["status"], "running", "running again after the failed restore");
     assert_eq!(w.exec(&a, &["cat", "/root/marker"]).stdout, "after-snapshot\n", "still on the previous root");
@@ -254,9 +258,12 @@ fn schedule_and_expiry_with_an_injected_clock() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(snapshot_names(&w, &cid), ["clean-slate", "auto-20260101-060000"]);
     // Bad policies are refused, naming the field.
-    let r = w.http().request("PATCH", &format!("/containers/{cid}"), br#"{"snapshots":{"schedule":"sometimes"}}"#);
-    assert_eq!(r.status, 422);
-    assert!(r.message().contains("snapshots.schedule"), "{}", r.message());
-    let r = w.http().request("PATCH", &format!("/containers/{cid}"), br#"{"expiry":"forever"}"#);
-    assert_eq!(r.status, 422, "{r:?}");
+    let sometimes =
+        UpdateContainer { snapshots: Some(SnapshotPolicy { schedule: Some("sometimes".into()), expiry: None }), ..Default::default() };
+    let e = w.api(async |c| c.update_container(&cid, &sometimes).await).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Invalid), "{e:?}");
+    assert!(e.to_string().contains("snapshots.schedule"), "{e}");
+    let forever = UpdateContainer { expiry: Some("forever".into()), ..Default::default() };
+    let e = w.api(async |c| c.update_container(&cid, &forever).await).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Invalid), "{e:?}");
 }

@@ -4,6 +4,9 @@
 //! as done only once it is recorded; service resumes by itself when space returns, with the
 //! database and the audit chain intact.
 
+use hoody_api::client::ClientError;
+use hoody_api::containers::CreateContainer;
+use hoody_api::envelope::ErrorCode;
 use std::io::Write;
 
 use hoody_e2e::{Driver, World};
@@ -36,11 +39,11 @@ fn below_the_reserve_changes_are_refused_reads_go_on_and_service_resumes() {
     let r = w.ctl(&["containers", "create", "--name", "late", "--image", "busybox"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("reserve"), "{r:?}");
-    let raw = w.http().post("/containers", r#"{"name":"late","image":"busybox"}"#);
-    assert_eq!(raw.status, 507, "{raw:?}");
-    assert_eq!(raw.json()["error"]["code"], "insufficient_storage");
-    let r = w.http().post(&format!("/containers/{keep}/snapshots"), r#"{"alias":"s"}"#);
-    assert_eq!(r.status, 507);
+    let late = CreateContainer { name: "late".into(), image: "busybox".into(), ..Default::default() };
+    let e = w.api(async |c| c.create_container(&late, false).await).unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InsufficientStorage), "{e:?}");
+    let e = w.api(async |c| c.create_snapshot(&keep, "s").await).unwrap_err();
+    assert!(matches!(e, ClientError::Api { status, .. } if status.as_u16() == 507), "{e:?}");
     // Reads go on, and are audited.
     assert_eq!(w.ok(&["containers", "get", &keep])["status"], "running");
     let before = w.ok(&["audit", "--limit", "1"]);
