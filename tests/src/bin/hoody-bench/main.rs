@@ -476,12 +476,16 @@ impl KeepAlive {
     }
 }
 
-/// A world with `n` containers (created, not started) in one realm, and a token of that realm.
-fn api_world(n: usize, audit: bool) -> (World, Vec<String>, String) {
+/// A world with `n` containers (created, not started) in one realm, and a token of that realm;
+/// its daemon without the audit log, or another binary, when asked.
+fn api_world(n: usize, audit: bool, daemon: Option<std::path::PathBuf>) -> (World, Vec<String>, String) {
     let mut w = World::new(Driver::Btrfs);
-    if !audit {
-        w.env.push(("HOODY_BENCH_NO_AUDIT".into(), "1".into()));
+    if !audit || daemon.is_some() {
+        if !audit {
+            w.env.push(("HOODY_BENCH_NO_AUDIT".into(), "1".into()));
+        }
         w.stop_daemon();
+        w.daemon_bin = daemon;
         w.start_daemon();
     }
     let realm = w.ok(&["realms", "create"])["id"].as_str().unwrap().to_owned();
@@ -522,18 +526,22 @@ fn hammer(w: &World, token: Option<&str>, clients: usize, per_client: usize, pat
     (all, rps)
 }
 
-fn api_bench(n: usize, clients: usize) {
-    let (on, on_ids, on_token) = api_world(n, true);
-    let (off, off_ids, off_token) = api_world(n, false);
+/// One daemon the API benchmark measures: what it is, its world, its containers and a token.
+type ApiSide = (&'static str, World, Vec<String>, String);
+
+/// Latencies of the three request kinds on two daemons, rounds alternating between them;
+/// returns per kind the paired ratio of the medians (first / second) and the worst p99 of the
+/// first.
+fn api_rounds(sides: &[ApiSide; 2], clients: usize) -> (Vec<f64>, f64) {
     let rounds = 10;
     let per_client = 50;
     let kinds = ["GET /containers (admin)", "GET /containers/{id} (admin)", "GET /containers/{id} (token)"];
     let mut samples: Vec<[Vec<f64>; 2]> = kinds.iter().map(|_| [vec![], vec![]]).collect();
     let mut rps: Vec<[Vec<f64>; 2]> = kinds.iter().map(|_| [vec![], vec![]]).collect();
-    // Per round and kind, the median with the audit and without (paired, for the ratio).
+    // Per round and kind, the median of each side (paired, for the ratio).
     let mut round_medians: Vec<[Vec<f64>; 2]> = kinds.iter().map(|_| [vec![], vec![]]).collect();
     for _ in 0..rounds {
-        for (side, (w, ids, token)) in [(&on, &on_ids, &on_token), (&off, &off_ids, &off_token)].into_iter().enumerate() {
+        for (side, (_, w, ids, token)) in sides.iter().enumerate() {
             let list = |_: usize| "/containers".to_string();
             let one = |i: usize| format!("/containers/{}", ids[i % ids.len()]);
             for (k, (tok, path)) in
@@ -546,30 +554,55 @@ fn api_bench(n: usize, clients: usize) {
             }
         }
     }
-    println!("## API under load\n");
     println!(
-        "{n} containers in the store, {clients} concurrent clients on keep-alive connections, {rounds} rounds of {} requests per measurement, alternating a daemon with the audit log (as shipped) and one with `HOODY_BENCH_NO_AUDIT=1`.\n",
+        "{} containers in the store, {clients} concurrent clients on keep-alive connections, {rounds} rounds of {} requests per measurement, alternating between the two daemons.\n",
+        sides[0].2.len(),
         clients * per_client
     );
-    println!("| request | audit | median ms | p99 ms | requests/s |\n|---|---|---|---|---|");
-    let mut overheads = vec![];
-    let (mut worst_p99, mut worst_overhead) = (0.0f64, f64::MIN);
+    println!("| request | daemon | median ms | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|---|");
+    let mut ratios = vec![];
+    let mut worst_p99 = 0.0f64;
     for (k, kind) in kinds.iter().enumerate() {
-        for (side, label) in ["on", "off"].into_iter().enumerate() {
+        for (side, (label, ..)) in sides.iter().enumerate() {
             let s = &samples[k][side];
-            println!("| {kind} | {label} | {:.2} | {:.2} | {:.0} |", median(s), percentile(s, 99.0), median(&rps[k][side]));
+            let p50 = percentile(s, 50.0);
+            println!("| {kind} | {label} | {:.2} | {p50:.2} | {:.2} | {:.0} |", median(s), percentile(s, 99.0), median(&rps[k][side]));
         }
         worst_p99 = worst_p99.max(percentile(&samples[k][0], 99.0));
-        let overhead = (paired_ratio(&round_medians[k][0], &round_medians[k][1]) - 1.0) * 100.0;
-        worst_overhead = worst_overhead.max(overhead);
-        overheads.push(format!("{kind}: {overhead:+.0} %"));
+        ratios.push(paired_ratio(&round_medians[k][0], &round_medians[k][1]));
     }
+    (ratios, worst_p99)
+}
+
+fn api_bench(n: usize, clients: usize) {
+    let (on, on_ids, on_token) = api_world(n, true, None);
+    let (off, off_ids, off_token) = api_world(n, false, None);
+    println!("## API under load\n");
+    println!("The daemon with the audit log (as shipped) against one with `HOODY_BENCH_NO_AUDIT=1`.\n");
+    let kinds = ["GET /containers (admin)", "GET /containers/{id} (admin)", "GET /containers/{id} (token)"];
+    let (ratios, worst_p99) = api_rounds(&[("audit on", on, on_ids, on_token), ("audit off", off, off_ids, off_token)], clients);
+    let overheads: Vec<f64> = ratios.iter().map(|r| (r - 1.0) * 100.0).collect();
+    let worst_overhead = overheads.iter().copied().fold(f64::MIN, f64::max);
+    let list: Vec<String> = kinds.iter().zip(&overheads).map(|(k, o)| format!("{k}: {o:+.0} %")).collect();
     println!(
         "\nAudit overhead on the median (median of per-round ratios): {}. Targets: p99 ≤ 10 ms — worst {worst_p99:.2} ms, {}; audit overhead ≤ 20 % of the median — worst {worst_overhead:+.0} %, {}.",
-        overheads.join("; "),
+        list.join("; "),
         verdict(worst_p99 <= 10.0),
         verdict(worst_overhead <= 20.0)
     );
+}
+
+/// This build's daemon against an earlier one (`baseline`, a hoodyd binary), both with the
+/// audit log: what a change did to the API's latency.
+fn api_baseline_bench(baseline: &str, n: usize, clients: usize) {
+    let (now, now_ids, now_token) = api_world(n, true, None);
+    let (then, then_ids, then_token) = api_world(n, true, Some(baseline.into()));
+    println!("## API against the previous build\n");
+    println!("This build's hoodyd against `{baseline}` (the build before), both with the audit log.\n");
+    let kinds = ["GET /containers (admin)", "GET /containers/{id} (admin)", "GET /containers/{id} (token)"];
+    let (ratios, _) = api_rounds(&[("this build", now, now_ids, now_token), ("previous", then, then_ids, then_token)], clients);
+    let list: Vec<String> = kinds.iter().zip(&ratios).map(|(k, r)| format!("{k}: {r:.2}×")).collect();
+    println!("\nThis build / previous, median of per-round ratios of the medians: {}.", list.join("; "));
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -590,6 +623,11 @@ fn main() {
         Some("api") => {
             api_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(16))
         }
+        Some("api-baseline") => api_baseline_bench(
+            args.get(2).expect("usage: hoody-bench api-baseline HOODYD [CONTAINERS] [CLIENTS]"),
+            args.get(3).and_then(|n| n.parse().ok()).unwrap_or(200),
+            args.get(4).and_then(|n| n.parse().ok()).unwrap_or(16),
+        ),
         Some("console") => console::console_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("durability") => durability::durability_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(15)),
         Some("hostile-tree") => hostile_tree::hostile_tree_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),
@@ -602,7 +640,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | durability [ROUNDS] | console [ROUNDS] | api [CONTAINERS] | restart [CONTAINERS]"
+                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | durability [ROUNDS] | console [ROUNDS] | api [CONTAINERS] | api-baseline HOODYD [CONTAINERS] | restart [CONTAINERS]"
             );
             std::process::exit(2);
         }
