@@ -420,7 +420,7 @@ impl World {
             // Debug logs for tests unless the caller says otherwise (benchmarks run at info).
             .env("HOODY_LOG", std::env::var("HOODY_LOG").unwrap_or_else(|_| "debug".into()))
             // Every JSON answer, checked against docs/openapi.json when the world is dropped.
-            .env("HOODY_ANSWER_LOG", self.dir.join(ANSWER_LOG))
+            .env("HOODY_ANSWER_LOG", if CHECK_ANSWERS.load(Ordering::Relaxed) { self.dir.join(ANSWER_LOG) } else { PathBuf::new() })
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -575,6 +575,12 @@ impl World {
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f(self.client()))
     }
 
+    /// [`World::api`] presenting `token`.
+    pub fn api_as<T>(&self, token: &str, f: impl AsyncFnOnce(hoody_api::client::Client) -> T) -> T {
+        let client = hoody_api::client::Client { socket: self.socket.clone(), token: Some(token.to_owned()) };
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f(client))
+    }
+
     /// The raw HTTP client of this world's socket.
     pub fn http(&self) -> http::Http {
         http::Http { socket: self.socket.clone(), token: None }
@@ -619,6 +625,10 @@ pub fn tail(s: &str, n: usize) -> String {
 
 /// The daemon's answers (`HOODY_ANSWER_LOG`), in the world's directory.
 const ANSWER_LOG: &str = "answers.jsonl";
+
+/// Whether daemons log their answers for the schema check (the benchmarks turn it off: it
+/// costs a copy and a write per answer).
+pub static CHECK_ANSWERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 impl Drop for World {
     fn drop(&mut self) {

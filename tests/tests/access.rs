@@ -5,6 +5,11 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use hoody_api::common::Port;
+use hoody_api::containers::CreateContainer;
+use hoody_api::envelope::ErrorCode;
+use hoody_api::firewall::EgressRule;
+use hoody_api::query::AuditQuery;
 use hoody_e2e::http::{Http, Reply};
 use hoody_e2e::{Ctl, Driver, World, sys, tail};
 use serde_json::{Value, json};
@@ -114,22 +119,23 @@ fn a_realm_token_cannot_see_or_touch_another_realm() {
     let (ra, rb) = (new_realm(&w), new_realm(&w));
     let (ta_id, ta) = new_token(&w, &[&ra], &[], &[]);
     let (tb_id, tb) = new_token(&w, &[&rb], &[], &[]);
-    let (ha, hb) = (w.http().with_token(&ta), w.http().with_token(&tb));
+    let ha = w.http().with_token(&ta);
 
     // Each tenant creates in its own realm with its own token (the realm defaults to the token's).
-    let ca = ha.post("/containers?start=true", r#"{"name":"alpha","image":"busybox"}"#);
-    assert_eq!(ca.status, 201, "{ca:?}");
-    assert_eq!(ca.json()["data"]["realm_ids"], json!([ra]));
-    let cb = hb.post("/containers?start=true", r#"{"name":"bravo","image":"busybox"}"#);
-    assert_eq!(cb.status, 201, "{cb:?}");
-    let b = s(&cb.json()["data"], "id");
-    let rule = hb.post(
-        &format!("/containers/{b}/firewall/egress"),
-        r#"{"action":"allow","protocol":"tcp","destination":"203.0.113.10/32","destination_port":"443"}"#,
-    );
-    assert_eq!(rule.status, 201, "{rule:?}");
-    let rule = s(&rule.json()["data"], "id");
-    assert_eq!(hb.post(&format!("/containers/{b}/snapshots"), r#"{"alias":"base"}"#).status, 201);
+    let named = |name: &str| CreateContainer { name: name.into(), image: "busybox".into(), ..Default::default() };
+    let ca = w.api_as(&ta, async |c| c.create_container(&named("alpha"), true).await).expect("alpha");
+    assert_eq!(ca.realm_ids, vec![ra.clone()]);
+    let b = w.api_as(&tb, async |c| c.create_container(&named("bravo"), true).await).expect("bravo").id;
+    let allow = EgressRule {
+        action: "allow".into(),
+        protocol: Some("tcp".into()),
+        destination: Some("203.0.113.10/32".into()),
+        destination_fqdn: None,
+        destination_port: Some(Port::Text("443".into())),
+        description: None,
+    };
+    let rule = w.api_as(&tb, async |c| c.add_egress(&b, &allow).await).expect("rule").id;
+    w.api_as(&tb, async |c| c.create_snapshot(&b, "base").await).expect("snapshot");
     w.sh(&b, "echo tenant-b-secret > /data.txt");
     let before = everything(&w, &b);
 
@@ -145,13 +151,13 @@ fn a_realm_token_cannot_see_or_touch_another_realm() {
         }
     }
     // Lists never include it; creating in realm B is refused like an unknown realm.
-    let list = ha.get("/containers").json();
-    let names: Vec<&str> = list["data"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<String> = w.api_as(&ta, async |c| c.containers().await).expect("list").into_iter().map(|c| c.name).collect();
     assert_eq!(names, ["alpha"]);
-    let into_b = ha.post("/containers", &format!(r#"{{"name":"mole","image":"busybox","realm_ids":["{rb}"]}}"#));
-    assert_eq!(into_b.status, 404, "{into_b:?}");
+    let mole = CreateContainer { realm_ids: vec![rb.clone()], ..named("mole") };
+    let into_b = w.api_as(&ta, async |c| c.create_container(&mole, false).await).unwrap_err();
+    assert_eq!(into_b.code(), Some(ErrorCode::NotFound), "{into_b:?}");
     denials += 1;
-    assert_eq!(ha.get("/realms").json()["data"]["realm_ids"], json!([ra]));
+    assert_eq!(w.api_as(&ta, async |c| c.realms().await).expect("realms").realm_ids, vec![ra.clone()]);
     // Nor through hoodyctl.
     let c = ctl_as(&w, &ta, &["exec", "-c", &b, "--", "cat", "/data.txt"]);
     assert_ne!(c.code, 0);
@@ -164,7 +170,7 @@ fn a_realm_token_cannot_see_or_touch_another_realm() {
     // B is exactly as it was, and still works for its own tenant.
     assert_eq!(everything(&w, &b), before, "realm B's container changed");
     assert_eq!(w.sh(&b, "cat /data.txt").trim(), "tenant-b-secret");
-    assert_eq!(hb.get(&format!("/containers/{b}")).status, 200);
+    assert!(w.api_as(&tb, async |c| c.container(&b).await).is_ok());
 
     // Each denial is in the audit log, as a denial by A's token.
     let records = audit(&w);
@@ -172,13 +178,12 @@ fn a_realm_token_cannot_see_or_touch_another_realm() {
     assert_eq!(denied.len(), denials, "denials recorded: {denied:#?}");
     assert!(denied.iter().all(|r| r["status"] == 404 && r["realm_ids"] == json!([ra])), "{denied:#?}");
     // A's token reads only records of realm A, which never name B's container.
-    let own = ha.get("/audit?limit=10000").json();
-    let own = own["data"].as_array().unwrap();
+    let own = w.api_as(&ta, async |c| c.audit(&AuditQuery { limit: Some(10_000), ..Default::default() }).await).expect("audit");
     assert!(!own.is_empty());
-    assert!(own.iter().all(|r| r["realm_ids"] == json!([ra])), "A sees records of other realms");
-    assert!(own.iter().all(|r| r["token_id"] != json!(tb_id)), "A sees B's requests");
+    assert!(own.iter().all(|r| r.realm_ids == [ra.clone()]), "A sees records of other realms");
+    assert!(own.iter().all(|r| r.token_id.as_ref() != Some(&tb_id)), "A sees B's requests");
     assert!(
-        own.iter().filter(|r| r["path"].as_str().unwrap().contains(&b)).all(|r| r["token_id"] == json!(ta_id) && r["status"] == 404),
+        own.iter().filter(|r| r.path.contains(&b)).all(|r| r.token_id.as_ref() == Some(&ta_id) && r.status == 404),
         "A sees what was done to B's container"
     );
     assert!(!records.iter().any(|r| r["token_id"] == json!(tb_id) && r["outcome"] == "denied"));

@@ -15,7 +15,7 @@ use axum::response::Response;
 
 fn file() -> Option<&'static PathBuf> {
     static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    FILE.get_or_init(|| crate::test_hooks::var("HOODY_ANSWER_LOG").map(PathBuf::from)).as_ref()
+    FILE.get_or_init(|| crate::test_hooks::var("HOODY_ANSWER_LOG").filter(|v| !v.is_empty()).map(PathBuf::from)).as_ref()
 }
 
 pub async fn record(req: Request, next: Next) -> Response {
