@@ -21,3 +21,8 @@ pub mod query;
 pub mod realms;
 pub mod snapshots;
 pub mod system;
+
+/// The README's Rust example of the client, compiled as a doctest (so it cannot rot).
+#[cfg(all(doctest, feature = "client"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;

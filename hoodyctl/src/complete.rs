@@ -30,30 +30,38 @@ pub fn images() -> Vec<CompletionCandidate> {
     ask(|c| async move { c.images().await.map(|v| v.into_iter().map(|i| i.name).collect()).unwrap_or_default() })
 }
 
-/// Container names, then the snapshot names of every container (the container is not known
-/// to the completer: the names of all are offered).
+/// `[ID] THING`: with `-c ID` given, the container's snapshots; else container names and the
+/// snapshot names of every container.
 pub fn containers_and_snapshots() -> Vec<CompletionCandidate> {
-    ask(|c| async move {
-        let Ok(all) = c.containers().await else { return vec![] };
-        let mut names: Vec<String> = all.iter().map(|x| x.name.clone()).collect();
-        for x in &all {
-            if let Ok(snaps) = c.snapshots(&x.id).await {
-                names.extend(snaps.into_iter().map(|s| s.name));
-            }
-        }
-        names.sort();
-        names.dedup();
-        names
+    if container_named().is_some() {
+        return snapshots();
+    }
+    let mut all = containers();
+    all.extend(snapshots());
+    all
+}
+
+/// The container the command line being completed names with `-c ID` / `--container ID`
+/// (the shell passes the words after `--`).
+fn container_named() -> Option<String> {
+    let words: Vec<String> = std::env::args().skip_while(|a| a != "--").skip(1).collect();
+    words.iter().enumerate().find_map(|(i, w)| match w.as_str() {
+        "-c" | "--container" => words.get(i + 1).filter(|v| !v.is_empty()).cloned(),
+        w => w.strip_prefix("--container=").filter(|v| !v.is_empty()).map(str::to_owned),
     })
 }
 
-/// Snapshot names of every container.
+/// Snapshot names: of the container the command line names, else of every container.
 pub fn snapshots() -> Vec<CompletionCandidate> {
+    let only = container_named();
     ask(|c| async move {
-        let Ok(all) = c.containers().await else { return vec![] };
+        let ids = match only {
+            Some(id) => vec![id],
+            None => c.containers().await.map(|v| v.into_iter().map(|x| x.id).collect()).unwrap_or_default(),
+        };
         let mut names = vec![];
-        for x in &all {
-            if let Ok(snaps) = c.snapshots(&x.id).await {
+        for id in &ids {
+            if let Ok(snaps) = c.snapshots(id).await {
                 names.extend(snaps.into_iter().map(|s| s.name));
             }
         }

@@ -63,7 +63,11 @@ fn names_statuses_envelopes_tables_and_completions() {
     assert!(complete(&w, &["hoodyctl", "containers", "get", ""]).contains(&"alpha".to_string()));
     assert!(complete(&w, &["hoodyctl", "exec", "-c", ""]).contains(&"alpha".to_string()));
     assert!(complete(&w, &["hoodyctl", "images", "get", ""]).contains(&"busybox".to_string()));
+    w.ok(&["containers", "create", "--name", "beta", "--image", "busybox"]);
+    w.ok(&["snapshots", "create", "beta", "--alias", "betas"]);
     let snaps = complete(&w, &["hoodyctl", "snapshots", "restore", "-c", "alpha", "--name", ""]);
-    assert!(snaps.contains(&"first".to_string()), "{snaps:?}");
+    assert!(snaps.contains(&"first".to_string()) && !snaps.contains(&"betas".to_string()), "alpha's snapshots only: {snaps:?}");
+    let anyone = complete(&w, &["hoodyctl", "snapshots", "restore", "--name", ""]);
+    assert!(anyone.contains(&"first".to_string()) && anyone.contains(&"betas".to_string()), "{anyone:?}");
     assert!(complete(&w, &["hoodyctl", "containers", "get", "al"]).iter().all(|c| c.starts_with("al")));
 }
