@@ -45,18 +45,7 @@ pub struct ImportReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Imported {
-    pub name: String,
-    pub driver: String,
-    pub created_at: String,
-    pub files: u64,
-    pub bytes: u64,
-    pub source: String,
+    #[serde(flatten)]
+    pub image: Image,
     pub report: ImportReport,
-}
-
-impl Imported {
-    pub fn new(image: Image, report: ImportReport) -> Imported {
-        let Image { name, driver, created_at, files, bytes, source } = image;
-        Imported { name, driver, created_at, files, bytes, source, report }
-    }
 }

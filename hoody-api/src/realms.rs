@@ -59,19 +59,8 @@ pub struct Token {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssuedToken {
-    pub id: String,
-    pub realm_ids: Vec<String>,
-    pub scopes: Vec<String>,
-    pub description: String,
-    pub created_at: String,
-    pub expires_at: Option<String>,
+    #[serde(flatten)]
+    pub record: Token,
     /// The secret, for `Authorization: Bearer …`.
     pub token: String,
-}
-
-impl IssuedToken {
-    pub fn new(t: Token, token: String) -> IssuedToken {
-        let Token { id, realm_ids, scopes, description, created_at, expires_at } = t;
-        IssuedToken { id, realm_ids, scopes, description, created_at, expires_at, token }
-    }
 }

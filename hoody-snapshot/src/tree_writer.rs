@@ -16,7 +16,6 @@ use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags, fchmod, mkdirat, mknodat, utimensat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat};
-use serde::Serialize;
 
 use crate::error::{Result, StorageError};
 use crate::relpath::RelPath;
@@ -39,19 +38,8 @@ pub struct Meta {
     pub mtime: i64,
 }
 
-/// What an import did, returned to the API caller.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ImportReport {
-    pub files: u64,
-    pub directories: u64,
-    pub symlinks: u64,
-    pub hardlinks: u64,
-    pub bytes: u64,
-    /// Entries that were not written (device nodes, sockets), with the reason.
-    pub skipped: Vec<String>,
-    /// Number of entries whose owner was outside 0..65535 and became 65534.
-    pub clamped_owners: u64,
-}
+/// What an import did, returned to the API caller as it is.
+pub use hoody_api::images::ImportReport;
 
 pub struct SafeTreeWriter {
     root: OwnedFd,

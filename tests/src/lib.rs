@@ -572,13 +572,12 @@ impl World {
 
     /// Runs calls of the typed client to their end, on a runtime of their own.
     pub fn api<T>(&self, f: impl AsyncFnOnce(hoody_api::client::Client) -> T) -> T {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f(self.client()))
+        run_client(self.client(), f)
     }
 
     /// [`World::api`] presenting `token`.
     pub fn api_as<T>(&self, token: &str, f: impl AsyncFnOnce(hoody_api::client::Client) -> T) -> T {
-        let client = hoody_api::client::Client { socket: self.socket.clone(), token: Some(token.to_owned()) };
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f(client))
+        run_client(hoody_api::client::Client { socket: self.socket.clone(), token: Some(token.to_owned()) }, f)
     }
 
     /// The raw HTTP client of this world's socket.
@@ -621,6 +620,11 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs `f` with `client` to its end on a current-thread runtime of its own.
+fn run_client<T>(client: hoody_api::client::Client, f: impl AsyncFnOnce(hoody_api::client::Client) -> T) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f(client))
 }
 
 /// The daemon's answers (`HOODY_ANSWER_LOG`), in the world's directory.

@@ -124,7 +124,7 @@ pub fn check_log(text: &str) -> Vec<String> {
         };
         let status = a["status"].as_u64().unwrap_or(0) as u16;
         for v in check(a["route"].as_str(), a["method"].as_str().unwrap_or(""), status, &a["body"]) {
-            bad.push(format!("{v}\n    answer: {}", crate::tail(&a["body"].to_string(), 1).chars().take(600).collect::<String>()));
+            bad.push(format!("{v}\n    answer: {}", a["body"].to_string().chars().take(600).collect::<String>()));
         }
     }
     bad

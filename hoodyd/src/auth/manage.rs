@@ -90,7 +90,7 @@ pub fn new_token(
         created_at: humantime::format_rfc3339_millis(now).to_string(),
         expires_at,
     };
-    Ok((IssuedToken::new(record.view(), token), record))
+    Ok((IssuedToken { record: record.view(), token }, record))
 }
 
 #[cfg(test)]
@@ -129,9 +129,9 @@ mod tests {
         let now = SystemTime::now();
         let (t, record) = new_token(req(&[r1, r1], &["exec", "containers:read", "exec"]), &key, known, now).unwrap();
         assert_eq!(record.realm_ids, vec![r1.to_string()]);
-        assert_eq!(t.scopes, vec!["containers:read".to_string(), "exec".to_string()]);
+        assert_eq!(t.record.scopes, vec!["containers:read".to_string(), "exec".to_string()]);
         let (id, secret) = token::parse(&t.token).unwrap();
-        assert_eq!((id, t.id.as_str()), (record.id.as_str(), record.id.as_str()));
+        assert_eq!((id, t.record.id.as_str()), (record.id.as_str(), record.id.as_str()));
         assert!(key.verify(secret, &record.hash));
         assert!(!serde_json::to_string(&record.view()).unwrap().contains(secret), "the listed token never carries the secret");
 

@@ -189,7 +189,7 @@ impl Auth {
             std::time::SystemTime::now(),
         )?;
         self.db(move |db| store::insert_token(db, &rec)).await?;
-        info!(token = %issued.id, realms = ?issued.realm_ids, scopes = ?issued.scopes, "token created");
+        info!(token = %issued.record.id, realms = ?issued.record.realm_ids, scopes = ?issued.record.scopes, "token created");
         Ok(issued)
     }
 

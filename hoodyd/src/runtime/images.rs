@@ -43,18 +43,6 @@ fn fill(src: ImageSource, w: SafeTreeWriter) -> Result<ImportReport, StorageErro
 
 pub use hoody_api::images::Imported;
 
-fn report_view(r: ImportReport) -> hoody_api::images::ImportReport {
-    hoody_api::images::ImportReport {
-        files: r.files,
-        directories: r.directories,
-        symlinks: r.symlinks,
-        hardlinks: r.hardlinks,
-        bytes: r.bytes,
-        skipped: r.skipped,
-        clamped_owners: r.clamped_owners,
-    }
-}
-
 impl Runtime {
     /// Imports an image. Steps, and what the next start does after a crash at each (rolled
     /// *back*: an image that was not answered is not kept, and its name is free again):
@@ -118,7 +106,7 @@ impl Runtime {
             });
         }
         info!(image = %name, files = rec.files, bytes = rec.bytes, skipped = report.skipped.len(), "image imported");
-        Ok(Imported::new(rec, report_view(report)))
+        Ok(Imported { image: rec, report })
     }
 
     pub async fn list_images(&self) -> Result<Vec<ImageRecord>> {
