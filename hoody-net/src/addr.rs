@@ -74,6 +74,8 @@ impl fmt::Display for NetParseError {
     }
 }
 
+impl std::error::Error for NetParseError {}
+
 impl FromStr for Ipv4Net {
     type Err = NetParseError;
     fn from_str(s: &str) -> Result<Self, NetParseError> {

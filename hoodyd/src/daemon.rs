@@ -84,7 +84,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let storage = open_storage(&cfg).await?;
     let (cgroups, cgroup_root) = open_cgroups(&cfg)?;
     info!(
-        storage = %cfg.storage_dir.display(),
+        storage = %cfg.storage_dir().display(),
         driver = %storage.kind(),
         cgroup_root = %cgroup_root.display(),
         controllers = ?cgroups.controllers(),
@@ -94,7 +94,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let info = DaemonInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         storage_driver: storage.kind().to_string(),
-        storage_dir: cfg.storage_dir.display().to_string(),
+        storage_dir: cfg.storage_dir().display().to_string(),
         state_dir: cfg.state_dir.display().to_string(),
         cgroup_root: cgroup_root.display().to_string(),
         controllers: cgroups.controllers().into_iter().collect(),
@@ -106,7 +106,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
     // The containers' resolver answers before the daemon is ready (names resolve again as soon
     // as a restarted daemon is up). Without an upstream, containers resolve nothing.
-    let _resolver = match crate::dns::Resolver::start(cfg.dns.clone(), firewall.clone(), subnet).await {
+    let _resolver = match crate::dns::Resolver::start(cfg.dns(), firewall.clone(), subnet).await {
         Ok(r) => Some(r),
         Err(e @ crate::dns::DnsError::NoUpstream(_)) => {
             warn!(error = %e, "containers resolve no names");
@@ -116,7 +116,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     reconcile(&rt, &cfg).await?;
     start_background_work(&rt, firewall, monitor, &cfg).await?;
-    if let Some(name) = &cfg.default_image
+    if let Some(name) = cfg.default_image()
         && let Err(e) = rt.ensure_default_image(name, &cfg.busybox).await
     {
         warn!(image = %name, error = %crate::errors::chain(&e).join(": "), "the default image could not be built");
@@ -130,10 +130,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         info: Arc::new(info),
         auth,
         audit: audit.clone(),
-        request_timeout: cfg.request_timeout,
-        parallel: cfg.parallel,
+        request_timeout: cfg.request_timeout(),
+        parallel: cfg.parallel(),
         state_dir: cfg.state_dir.clone(),
-        state_reserve: cfg.state_reserve,
+        state_reserve: cfg.state_reserve(),
         shutdown: stop_tx.clone(),
     };
     tokio::spawn(async move {
@@ -150,7 +150,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         warn!(error = %e, "could not notify systemd");
     }
     let serve_cfg =
-        api::server::ServeConfig { max_connections: cfg.max_connections, header_timeout: cfg.request_timeout, ..Default::default() };
+        api::server::ServeConfig { max_connections: cfg.max_connections(), header_timeout: cfg.request_timeout(), ..Default::default() };
     api::server::serve(listener, api::router(state), serve_cfg, stop_rx).await;
     let _ = crate::notify::notify("STOPPING=1");
     let _ = std::fs::remove_file(&cfg.socket);
@@ -192,11 +192,11 @@ fn open_auth_and_audit(cfg: &Config, store: &Store) -> anyhow::Result<(Arc<crate
         Arc::new(crate::audit::AuditLog::discarding(&audit_path))
     } else {
         Arc::new(
-            crate::audit::AuditLog::open_segmented(&audit_path, Some(cfg.audit))
+            crate::audit::AuditLog::open_segmented(&audit_path, Some(cfg.audit()))
                 .with_context(|| format!("opening the audit log {}", audit_path.display()))?,
         )
     };
-    let admin_gid = match &cfg.admin_group {
+    let admin_gid = match cfg.admin_group() {
         None => None,
         Some(g) => Some(crate::config::resolve_group(g).with_context(|| format!("admin group {g:?}"))?),
     };
@@ -206,18 +206,18 @@ fn open_auth_and_audit(cfg: &Config, store: &Store) -> anyhow::Result<(Arc<crate
 
 /// The storage pool, and whether it can enforce the default disk limits it is given.
 async fn open_storage(cfg: &Config) -> anyhow::Result<Arc<dyn hoody_snapshot::StorageDriver>> {
-    let (choice, dir, sys_root, quotas) = (cfg.storage_driver, cfg.storage_dir.clone(), cfg.sys_root.clone(), cfg.disk_quotas);
+    let (choice, dir, sys_root, quotas) = (cfg.storage_driver, cfg.storage_dir(), cfg.sys_root.clone(), cfg.disk_quotas());
     let storage: Arc<dyn hoody_snapshot::StorageDriver> =
         tokio::task::spawn_blocking(move || hoody_snapshot::open_driver(choice, &dir, &sys_root, quotas))
             .await?
-            .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir.display()))?
+            .with_context(|| format!("opening the storage pool at {}", cfg.storage_dir().display()))?
             .into();
-    if cfg.default_disk.is_some() || cfg.default_inodes.is_some() {
+    if cfg.default_disk().is_some() || cfg.default_inodes.is_some() {
         // A default that cannot be enforced would be a limit silently ignored.
         if let Err(why) = storage.quota_support() {
             anyhow::bail!(
                 "--default-disk/--default-inodes: the storage directory {} cannot enforce them: {why}",
-                cfg.storage_dir.display()
+                cfg.storage_dir().display()
             );
         }
         if cfg.default_inodes.is_some() && !storage.limits_inodes() {
@@ -246,7 +246,7 @@ fn build_runtime(
     storage: Arc<dyn hoody_snapshot::StorageDriver>,
     cgroups: Arc<dyn CgroupOps>,
 ) -> anyhow::Result<(Arc<Runtime>, Arc<crate::firewall::Firewall>, hoody_net::addr::Ipv4Net)> {
-    let subnet: hoody_net::addr::Ipv4Net = cfg.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet {:?}: {e}", cfg.subnet))?;
+    let subnet = cfg.subnet;
     let net_pool = hoody_net::addr::Pool::new(subnet).map_err(|e| anyhow::anyhow!("--subnet: {e}"))?;
     let table = hoody_net::policy::TableConfig {
         subnet,
@@ -265,14 +265,14 @@ fn build_runtime(
             helper: "/proc/self/exe".into(),
             state_dir: cfg.state_dir.clone(),
             proc_root: cfg.proc_root.clone(),
-            stop_timeout: cfg.stop_timeout,
+            stop_timeout: cfg.stop_timeout(),
             id_pool: IdPool::default(),
             default_egress: cfg.default_egress,
             net_pool,
-            default_disk: cfg.default_disk,
+            default_disk: cfg.default_disk(),
             default_inodes: cfg.default_inodes,
-            log_max: cfg.log_max,
-            exec_reattach_grace: cfg.exec_reattach_grace,
+            log_max: cfg.log_max(),
+            exec_reattach_grace: cfg.exec_reattach_grace(),
             clock: match crate::test_hooks::var("HOODY_CLOCK_FILE") {
                 Some(p) => Arc::new(crate::schedule::FileClock::new(p.into())),
                 None => Arc::new(crate::schedule::SystemClock),
@@ -320,7 +320,7 @@ async fn reconcile(rt: &Arc<Runtime>, cfg: &Config) -> anyhow::Result<()> {
         Ok(n) => warn!(containers = n, "some containers could not be deleted yet; retried later"),
         Err(e) => warn!(error = %crate::errors::chain(&e).join(": "), "could not retry pending deletes"),
     }
-    rt.spawn_delete_retries(cfg.delete_retry);
+    rt.spawn_delete_retries(cfg.delete_retry());
     // What a crash left of the storage operations: freezes, restores, orphans (each logged).
     let thawed = rt.thaw_leftover_freezes(&report.adopted).await;
     let restores = rt.finish_interrupted_restores().await.context("finishing interrupted restores")?;
@@ -347,7 +347,7 @@ async fn start_background_work(
     rt.spawn_orphan_reaper();
     // Execs whose shims outlived the last daemon; their clients get a grace to re-attach.
     let known = rt.container_ids().await?;
-    let execs = rt.recover_execs(&known, cfg.exec_reattach_grace);
+    let execs = rt.recover_execs(&known, cfg.exec_reattach_grace());
     info!(running = execs, "exec instances loaded");
     crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
     let tick = crate::test_hooks::var("HOODY_SCHEDULER_TICK_MS")
@@ -379,7 +379,7 @@ async fn begin_autostart_at_boot(rt: &Arc<Runtime>, cfg: &Config) -> anyhow::Res
         }
     };
     if boot {
-        rt.begin_autostart(true, cfg.parallel).await.context("beginning autostart")?;
+        rt.begin_autostart(true, cfg.parallel()).await.context("beginning autostart")?;
     }
     Ok(boot)
 }

@@ -1,15 +1,13 @@
-use clap::Parser;
-
 fn main() {
     // Helper sub-commands run single-threaded, before anything else starts.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     hoodyd::helper::dispatch(&args);
-    let flags = hoodyd::config::Flags::parse();
-    if flags.openapi {
+    let cli = hoodyd::config::CommandLine::parse(args);
+    if cli.config.openapi {
         print!("{}", hoodyd::api::openapi::json());
         return;
     }
-    let cfg = match hoodyd::config::Config::load(flags) {
+    let cfg = match hoodyd::config::Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hoodyd: {e:#}");
