@@ -30,43 +30,63 @@ pub fn images() -> Vec<CompletionCandidate> {
     ask(|c| async move { c.images().await.map(|v| v.into_iter().map(|i| i.name).collect()).unwrap_or_default() })
 }
 
-/// `[ID] THING`: with `-c ID` given, the container's snapshots; else container names and the
-/// snapshot names of every container.
+/// `[ID] THING`: once the command line names a container (`-c ID`, or an earlier word that is
+/// one of the daemon's containers), its snapshots; else container names and the snapshot names of
+/// every container.
 pub fn containers_and_snapshots() -> Vec<CompletionCandidate> {
-    if container_named().is_some() {
-        return snapshots();
-    }
-    let mut all = containers();
-    all.extend(snapshots());
-    all
+    names(true)
 }
 
-/// The container the command line being completed names with `-c ID` / `--container ID`
-/// (the shell passes the words after `--`).
-fn container_named() -> Option<String> {
-    let words: Vec<String> = std::env::args().skip_while(|a| a != "--").skip(1).collect();
+/// Snapshot names: of the container the command line names, else of every container.
+pub fn snapshots() -> Vec<CompletionCandidate> {
+    names(false)
+}
+
+/// The words of the command line being completed (the shell passes them after `--`), the
+/// last one the word being completed.
+fn words() -> Vec<String> {
+    std::env::args().skip_while(|a| a != "--").skip(1).collect()
+}
+
+/// The container a command line names with `-c ID` / `--container ID`.
+fn container_flag(words: &[String]) -> Option<String> {
     words.iter().enumerate().find_map(|(i, w)| match w.as_str() {
         "-c" | "--container" => words.get(i + 1).filter(|v| !v.is_empty()).cloned(),
         w => w.strip_prefix("--container=").filter(|v| !v.is_empty()).map(str::to_owned),
     })
 }
 
-/// Snapshot names: of the container the command line names, else of every container.
-pub fn snapshots() -> Vec<CompletionCandidate> {
-    let only = container_named();
+/// Snapshot names of the container the command line names (by flag, or as an earlier word
+/// that is a container's name or id); when it names none, those of every container, with the
+/// container names too if `with_containers`.
+fn names(with_containers: bool) -> Vec<CompletionCandidate> {
+    let words = words();
+    let flag = container_flag(&words);
+    let before = words.len().saturating_sub(1);
     ask(|c| async move {
-        let ids = match only {
-            Some(id) => vec![id],
-            None => c.containers().await.map(|v| v.into_iter().map(|x| x.id).collect()).unwrap_or_default(),
+        let (named, mut out) = match flag {
+            Some(id) => (vec![id], vec![]),
+            None => {
+                let all = c.containers().await.unwrap_or_default();
+                let given = all.iter().find(|x| words[..before].iter().skip(1).any(|w| *w == x.name || *w == x.id));
+                match given {
+                    Some(x) => (vec![x.id.clone()], vec![]),
+                    None => {
+                        let names = if with_containers { all.iter().map(|x| x.name.clone()).collect() } else { vec![] };
+                        (all.into_iter().map(|x| x.id).collect(), names)
+                    }
+                }
+            }
         };
-        let mut names = vec![];
-        for id in &ids {
-            if let Ok(snaps) = c.snapshots(id).await {
-                names.extend(snaps.into_iter().map(|s| s.name));
+        let mut snaps = vec![];
+        for id in &named {
+            if let Ok(v) = c.snapshots(id).await {
+                snaps.extend(v.into_iter().map(|s| s.name));
             }
         }
-        names.sort();
-        names.dedup();
-        names
+        snaps.sort();
+        snaps.dedup();
+        out.extend(snaps);
+        out
     })
 }

@@ -69,5 +69,10 @@ fn names_statuses_envelopes_tables_and_completions() {
     assert!(snaps.contains(&"first".to_string()) && !snaps.contains(&"betas".to_string()), "alpha's snapshots only: {snaps:?}");
     let anyone = complete(&w, &["hoodyctl", "snapshots", "restore", "--name", ""]);
     assert!(anyone.contains(&"first".to_string()) && anyone.contains(&"betas".to_string()), "{anyone:?}");
+    let positional = complete(&w, &["hoodyctl", "snapshots", "restore", "alpha", "--name", ""]);
+    assert!(positional.contains(&"first".to_string()) && !positional.contains(&"betas".to_string()), "{positional:?}");
+    let second: Vec<String> =
+        complete(&w, &["hoodyctl", "snapshots", "delete", "beta", ""]).into_iter().filter(|c| !c.starts_with('-')).collect();
+    assert_eq!(second, ["betas"], "the container given first, then its snapshots only");
     assert!(complete(&w, &["hoodyctl", "containers", "get", "al"]).iter().all(|c| c.starts_with("al")));
 }
