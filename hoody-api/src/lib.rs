@@ -12,6 +12,7 @@ pub mod client;
 pub mod common;
 pub mod containers;
 pub mod envelope;
+pub mod events;
 pub mod exec;
 pub mod firewall;
 pub mod images;

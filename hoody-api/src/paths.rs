@@ -8,3 +8,6 @@ pub const DEFAULT_SOCKET: &str = "/run/hoody/hoodyd.sock";
 pub const UPGRADE_PROTOCOL: &str = "hoody-exec";
 /// The header of a `101` answer naming the exec instance (to re-attach to it).
 pub const EXEC_ID_HEADER: &str = "x-hoody-exec-id";
+/// On `GET /events`: the seq the stream begins after (`?since=`, or the last one written), so
+/// that a subscriber that reads no event before the stream ends still knows where to resume.
+pub const EVENTS_AFTER_HEADER: &str = "x-hoody-events-after";

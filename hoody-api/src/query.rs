@@ -86,3 +86,21 @@ pub struct AuditQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
 }
+
+/// `GET /events`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Begin after this seq (the last one seen): the events since then first, then new ones.
+    /// Without it, only new events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    /// Only these types, comma-separated: a type (`container.exited`) or a class (`container`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub types: Option<String>,
+    /// Only the events of this container (id or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}

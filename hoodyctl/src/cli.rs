@@ -80,6 +80,8 @@ pub enum Cmd {
     Tokens(TokensCmd),
     /// The audit trail: list records, or --verify its hash chain.
     Audit(AuditArgs),
+    /// Follow the event stream (like `incus monitor`): what changes, as it happens.
+    Events(super::events::EventsArgs),
     /// Ask the daemon whether it is alive (and what autostart did at boot).
     Health,
     /// The host: stop every container before it goes down.
@@ -543,6 +545,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Realms(r) => access::realms(&client, out, r).await,
         Cmd::Tokens(t) => access::tokens(&client, out, t).await,
         Cmd::Audit(a) => access::audit(&client, out, a).await,
+        Cmd::Events(a) => super::events::events(&client, out, a).await,
         Cmd::System(SystemCmd::Shutdown { timeout }) => emit(out, client.shutdown(timeout).await),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;

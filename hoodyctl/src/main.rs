@@ -4,6 +4,7 @@
 mod access;
 mod cli;
 mod complete;
+mod events;
 mod exec;
 mod output;
 mod sys;

@@ -29,7 +29,7 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// Reads denied egress attempts from NFLOG on a dedicated thread (blocking netlink reads).
-fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16) {
+fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16, denied: tokio::sync::mpsc::Sender<(String, String)>) {
     let r = std::thread::Builder::new().name("hoodyd-nflog".into()).spawn(move || {
         let mut l = match hoody_net::nflog::NflogListener::bind(group) {
             Ok(l) => l,
@@ -52,6 +52,12 @@ fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16) {
                             Some((l.name, l.rule_id))
                         } else {
                             tracing::debug!(container = %d.container, destination = %d.destination, port = ?d.destination_port, "egress denied");
+                            let to = match d.destination_port {
+                                Some(p) => format!("{}:{p}/{}", d.destination, d.protocol),
+                                None => format!("{}/{}", d.destination, d.protocol),
+                            };
+                            // Bounded: past it, denials still reach firewall/events, not the stream.
+                            let _ = denied.try_send((d.container.clone(), to));
                             None
                         };
                         fw.events.record(d, crate::time::now(), by_name);
@@ -99,7 +105,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         cgroup_root: cgroup_root.display().to_string(),
         controllers: cgroups.controllers().into_iter().collect(),
     };
-    let (rt, firewall, subnet) = build_runtime(&cfg, store, storage, cgroups)?;
+    let events_path = cfg.state_dir.join("events.db");
+    let events = crate::events::EventLog::open(&events_path).with_context(|| format!("opening {}", events_path.display()))?;
+    let (rt, firewall, subnet) = build_runtime(&cfg, store, storage, cgroups, events)?;
     let monitor = prepare_network(&cfg, subnet).await?;
     let t = Instant::now();
     let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
@@ -145,6 +153,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     info!(socket = %cfg.socket.display(), boot, "listening");
+    rt.events().global(hoody_api::events::EventType::DaemonReady, Default::default());
     // Ready for systemd: state loaded, firewall reconciled, containers adopted, autostart begun.
     if let Err(e) = crate::notify::notify(&format!("READY=1\nSTATUS=serving on {}", cfg.socket.display())) {
         warn!(error = %e, "could not notify systemd");
@@ -154,6 +163,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     api::server::serve(listener, api::router(state), serve_cfg, stop_rx).await;
     let _ = crate::notify::notify("STOPPING=1");
     let _ = std::fs::remove_file(&cfg.socket);
+    let events = rt.events().clone();
+    let _ = tokio::task::spawn_blocking(move || events.flush()).await;
     if let Err(e) = audit.flush().await {
         warn!(error = %e, "the audit log could not be synced");
     }
@@ -245,6 +256,7 @@ fn build_runtime(
     store: Store,
     storage: Arc<dyn hoody_snapshot::StorageDriver>,
     cgroups: Arc<dyn CgroupOps>,
+    events: Arc<crate::events::EventLog>,
 ) -> anyhow::Result<(Arc<Runtime>, Arc<crate::firewall::Firewall>, hoody_net::addr::Ipv4Net)> {
     let subnet = cfg.subnet;
     let net_pool = hoody_net::addr::Pool::new(subnet).map_err(|e| anyhow::anyhow!("--subnet: {e}"))?;
@@ -282,6 +294,7 @@ fn build_runtime(
         storage,
         cgroups,
         firewall.clone(),
+        events,
     );
     Ok((rt, firewall, subnet))
 }
@@ -343,7 +356,15 @@ async fn start_background_work(
     monitor: hoody_net::nft::monitor::TableMonitor,
     cfg: &Config,
 ) -> anyhow::Result<()> {
-    spawn_nflog_reader(firewall, cfg.nflog_group);
+    let (denied_tx, mut denied_rx) = tokio::sync::mpsc::channel::<(String, String)>(1024);
+    spawn_nflog_reader(firewall, cfg.nflog_group, denied_tx);
+    let events_rt = rt.clone();
+    tokio::spawn(async move {
+        while let Some((id, to)) = denied_rx.recv().await {
+            let data = hoody_api::events::EventData { destination: Some(to), count: Some(1), ..Default::default() };
+            events_rt.emit_for(hoody_api::events::EventType::FirewallDenied, &id, data).await;
+        }
+    });
     rt.spawn_orphan_reaper();
     // Execs whose shims outlived the last daemon; their clients get a grace to re-attach.
     let known = rt.container_ids().await?;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub(crate) mod dns;
 pub(crate) mod errors;
+pub(crate) mod events;
 pub(crate) mod exec_record;
 pub(crate) mod fault;
 pub(crate) mod firewall;

@@ -89,6 +89,7 @@ fn validator(route: Option<&str>, method: &str, status: u16) -> Result<Arc<Valid
                 .or_else(|| responses.get("default"))
                 .ok_or(format!("{method} {r}: the document has no {status} answer"))?;
             resp.pointer("/content/application~1json/schema")
+                .or_else(|| resp.pointer("/content/application~1x-ndjson/schema"))
                 .cloned()
                 .ok_or(format!("{method} {r}: the document's {status} answer has no JSON body, the daemon sent one"))?
         }

@@ -16,7 +16,7 @@ use crate::containers::{Container, CreateContainer, Restored, UpdateContainer};
 use crate::exec::{ExecDetail, ExecRequest, ExecResult, ExecView};
 use crate::firewall::{EgressRule, Firewall, FirewallEvent, FirewallPatch, IngressRule, Rule};
 use crate::images::{Image, ImportPath, Imported};
-use crate::query::{AuditQuery, DiffQuery, FirewallEventsQuery, Lifecycle, LogsQuery};
+use crate::query::{AuditQuery, DiffQuery, EventsQuery, FirewallEventsQuery, Lifecycle, LogsQuery};
 use crate::realms::{CreateRealm, CreateToken, IssuedToken, Realm, Realms, Token};
 use crate::snapshots::{CreateSnapshot, Diff, Snapshot};
 use crate::system::{Health, ShutdownReport};
@@ -102,6 +102,13 @@ impl Client {
     /// the container stops).
     pub async fn logs(&self, id: &str, q: &LogsQuery) -> Result<Incoming, ClientError> {
         self.stream(&with_query(format!("{}/logs", container(id)), q)?).await
+    }
+
+    /// `GET /events`: the event stream, open until the daemon ends it.
+    pub async fn events(&self, q: &EventsQuery) -> Result<super::EventStream, ClientError> {
+        let resp = self.stream_response(&with_query("/events".into(), q)?).await?;
+        let after = resp.headers().get(crate::paths::EVENTS_AFTER_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
+        Ok(super::EventStream::new(resp.into_body(), after))
     }
 
     /// `POST /containers/{id}/snapshots`.

@@ -19,6 +19,8 @@ use crate::exec::ExecRequest;
 use crate::paths::{DEFAULT_SOCKET, EXEC_ID_HEADER, PREFIX, UPGRADE_PROTOCOL};
 
 mod endpoints;
+mod events;
+pub use events::EventStream;
 
 pub type ReqBody = BoxBody<Bytes, std::io::Error>;
 
@@ -162,10 +164,15 @@ impl Client {
 
     /// A request whose answer is a stream (logs): the body once the status says success.
     pub async fn stream(&self, path: &str) -> Result<Incoming, ClientError> {
+        Ok(self.stream_response(path).await?.into_body())
+    }
+
+    /// A streamed GET's answer, its headers with it (the error envelope when it failed).
+    pub(crate) async fn stream_response(&self, path: &str) -> Result<Response<Incoming>, ClientError> {
         let resp = self.send(self.request_builder(Method::GET, path).body(full(Bytes::new()))?).await?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(resp.into_body());
+            return Ok(resp);
         }
         let body = resp.into_body().collect().await?.to_bytes();
         Err(Answer { status, body }.data::<serde_json::Value>().expect_err("a failed status"))

@@ -50,7 +50,7 @@ impl ApiError {
     pub fn too_large(m: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, m)
     }
-    fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
+    pub(crate) fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
         let mut chain = crate::errors::chain(e);
         let message = chain.remove(0);
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: ErrorCode::Internal, message, details: chain, denied: false }

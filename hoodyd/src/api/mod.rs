@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod body;
 pub(crate) mod containers;
 pub(crate) mod error;
+pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod firewall;
 pub(crate) mod guard;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(system::openapi))
         .route("/api/v1/metrics", get(system::metrics))
         .route("/api/v1/system/shutdown", post(system::shutdown))
+        .route("/api/v1/events", get(events::events))
         .route("/api/v1/containers", post(containers::create).get(containers::list))
         .route("/api/v1/containers/{id}", get(containers::get).delete(containers::delete).patch(containers::update))
         .route("/api/v1/containers/{id}/snapshots", post(snapshots::create).get(snapshots::list))

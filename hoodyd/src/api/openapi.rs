@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::{Content, RefOr};
 
-use super::{audit, containers, exec, firewall, images, logs, realms, snapshots, system};
+use super::{audit, containers, events, exec, firewall, images, logs, realms, snapshots, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{audit, containers, exec, firewall, images, logs, realms, snapshots, 
         description = "The API of hoodyd over its Unix socket. Every JSON answer is `{\"data\": …}` (2xx) or `{\"error\": {\"code\", \"message\", \"details\"}}` (4xx, 5xx); administrators are identified by their peer credentials, tenants by `Authorization: Bearer TOKEN`. docs/API.md says more."
     ),
     paths(
-        system::health, system::metrics, system::openapi, system::shutdown,
+        system::health, system::metrics, system::openapi, system::shutdown, events::events,
         containers::create, containers::list, containers::get, containers::update, containers::delete,
         containers::start, containers::stop, containers::restart, logs::logs,
         snapshots::create, snapshots::list, snapshots::delete, snapshots::restore, snapshots::diff,
@@ -38,6 +38,7 @@ use super::{audit, containers, exec, firewall, images, logs, realms, snapshots, 
         (name = "images", description = "Root file system images"),
         (name = "realms", description = "Realms and tokens (administrators)"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "events", description = "The event stream: what changed, as it happens, resumable"),
     )
 )]
 struct Doc;

@@ -58,6 +58,7 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["realms", ..] => Need::Admin,
         ["tokens", ..] => Need::Admin,
         ["audit"] if read => Need::Caller,
+        ["events"] if read => Need::Scope(Scope::ContainersRead),
         ["audit", ..] => Need::Admin,
         ["images", ..] if read => Need::Scope(Scope::ContainersRead),
         ["images", ..] => Need::Admin,

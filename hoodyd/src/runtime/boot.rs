@@ -82,7 +82,7 @@ impl Runtime {
             let (rt, gate) = (self.clone(), gate.clone());
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
-                let r = rt.stop(&c.id, Some(timeout)).await;
+                let r = rt.stop_because(&c.id, Some(timeout), "shutdown").await;
                 (c, r)
             });
         }

@@ -17,6 +17,8 @@ use tracing::{info, warn};
 
 use super::lifecycle::fault;
 use super::{Result, Runtime, RuntimeError, io_err};
+use hoody_api::events::{EventData, EventType};
+
 use crate::model::{Action, Container, Status, check_transition};
 use crate::store;
 
@@ -41,6 +43,7 @@ impl Runtime {
         drop(guard);
         self.forget_lock(id);
         info!(container = %c.id, name = %c.name, "container deleted");
+        self.emit(EventType::ContainerDeleted, &c, EventData::default());
         Ok(c)
     }
 
@@ -99,6 +102,7 @@ impl Runtime {
                 Ok(()) => {
                     self.forget_lock(&c.id);
                     info!(container = %c.id, name = %c.name, "container deleted (retried)");
+                    self.emit(EventType::ContainerDeleted, &c, EventData::default());
                 }
                 Err(_) => left += 1,
             }

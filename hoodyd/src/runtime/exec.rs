@@ -3,6 +3,7 @@
 //! `<id>/exec-<exec_id>` (no controllers enabled there: the container's limits still hold), so
 //! that its whole process tree can be signalled and killed.
 
+use hoody_api::events::{EventData, EventType};
 use std::time::Duration;
 
 use crate::exec_record::{self as rec, ExecEnd, ExecRecord, ShimPids, ShimSpec};
@@ -141,6 +142,7 @@ impl Runtime {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(io_err("write the exec's record")(e));
         }
+        let view_command = view.command.clone();
         self.execs.start(view, cap);
         let d = dir.clone();
         let detach = req.detach;
@@ -164,6 +166,8 @@ impl Runtime {
                 return Err(e);
             }
         };
+        let data = EventData { exec_id: Some(exec_id.clone()), command: Some(view_command), ..Default::default() };
+        self.emit(EventType::ExecStarted, &c, data);
         Ok(Started { id: exec_id, container_id: c.id.clone(), link, helper_pid, cgroup, dir, kill_grace, cap })
     }
 
@@ -206,7 +210,18 @@ impl Runtime {
     /// container stops). Returns the end as recorded.
     pub fn exec_finished(self: &std::sync::Arc<Self>, id: &str, cgroup: &str) -> Option<ExecEnd> {
         let end = self.execs.recorded_end(id);
-        self.execs.finish(id, end.as_ref());
+        if self.execs.finish(id, end.as_ref())
+            && let Some((container, _)) = cgroup.split_once('/')
+        {
+            let data = EventData {
+                exec_id: Some(id.to_owned()),
+                exit_code: end.as_ref().and_then(|e| e.exit_code),
+                signal: end.as_ref().and_then(|e| e.signal),
+                ..Default::default()
+            };
+            let (rt, container) = (self.clone(), container.to_owned());
+            tokio::spawn(async move { rt.emit_for(EventType::ExecExited, &container, data).await });
+        }
         // The helper was just reaped: the kernel may report the cgroup populated a moment more.
         let (rt, cg) = (self.clone(), cgroup.to_owned());
         tokio::spawn(async move {

@@ -94,10 +94,16 @@ impl ExecRegistry {
     }
 
     /// Records how it ended (`None`: it ended without a record, its shim killed).
-    pub fn finish(&self, id: &str, end: Option<&ExecEnd>) {
+    /// Records the end of `id`; true when it was running until now (its first end).
+    pub fn finish(&self, id: &str, end: Option<&ExecEnd>) -> bool {
         let mut m = self.lock();
-        if let Some(e) = m.get_mut(id) {
-            Self::finish_entry(e, end, Instant::now());
+        match m.get_mut(id) {
+            Some(e) => {
+                let first = e.view.status == ExecStatus::Running;
+                Self::finish_entry(e, end, Instant::now());
+                first
+            }
+            None => false,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Importing, listing and deleting images.
 
+use hoody_api::events::{EventData, EventType};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -106,6 +107,7 @@ impl Runtime {
             });
         }
         info!(image = %name, files = rec.files, bytes = rec.bytes, skipped = report.skipped.len(), "image imported");
+        self.events.global(EventType::ImageImported, EventData { name: Some(name.to_owned()), ..Default::default() });
         Ok(Imported { image: rec, report })
     }
 
@@ -134,6 +136,7 @@ impl Runtime {
         let storage = self.storage.clone();
         let key = name.to_owned();
         tokio::task::spawn_blocking(move || storage.delete_image(&key)).await??;
+        self.events.global(EventType::ImageDeleted, EventData { name: Some(name.to_owned()), ..Default::default() });
         Ok(img)
     }
 

@@ -1,5 +1,6 @@
 //! create, start, stop, restart, delete.
 
+use hoody_api::events::{EventData, EventType};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,6 +202,7 @@ impl Runtime {
             firewall_us = t_fw.as_micros() as u64,
             "container created"
         );
+        self.emit(EventType::ContainerCreated, &c, EventData { image: Some(c.image.clone()), ..Default::default() });
         drop(_guard);
         if start {
             return self.start(&c.id).await;
@@ -273,14 +275,21 @@ impl Runtime {
             total_us = t0.elapsed().as_micros() as u64,
             "container started"
         );
+        self.emit(EventType::ContainerStarted, c, EventData::default());
         Ok(())
     }
 
     pub async fn stop(self: &Arc<Self>, id: &str, timeout: Option<Duration>) -> Result<Container> {
+        self.stop_because(id, timeout, "api").await
+    }
+
+    /// A stop whose `container.stopped` event gives `reason` (`api`, `shutdown`).
+    pub(crate) async fn stop_because(self: &Arc<Self>, id: &str, timeout: Option<Duration>, reason: &str) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
         check_transition(c.status, Action::Stop).map_err(RuntimeError::Conflict)?;
         self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout)).await?;
+        self.emit(EventType::ContainerStopped, &c, stopped_by(reason));
         self.get(id).await
     }
 
@@ -331,6 +340,7 @@ impl Runtime {
         check_transition(c.status, Action::Restart).map_err(RuntimeError::Conflict)?;
         if c.status == Status::Running {
             self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout)).await?;
+            self.emit(EventType::ContainerStopped, &c, stopped_by("restart"));
         }
         let c = self.get(id).await?;
         self.start_locked(&c).await?;
@@ -380,6 +390,18 @@ impl Runtime {
             self.set_snapshot_policy(&c.id, schedule, expiry).await?;
         }
         info!(container = %c.id, "container updated");
+        let mut fields = vec![];
+        for (given, name) in [(req.limits.is_some(), "limits"), (req.autostart.is_some(), "autostart"), (policy.is_some(), "snapshots")] {
+            if given {
+                fields.push(name.to_owned());
+            }
+        }
+        self.emit(EventType::ContainerUpdated, &c, EventData { fields: Some(fields), ..Default::default() });
         self.get(id).await
     }
+}
+
+/// The data of `container.stopped`: why (`api`, `restart`, `shutdown`, `restore`).
+pub(crate) fn stopped_by(reason: &str) -> EventData {
+    EventData { reason: Some(reason.to_owned()), ..Default::default() }
 }

@@ -5,6 +5,7 @@ pub mod adopt;
 pub mod boot;
 pub mod deletion;
 pub mod disk;
+mod emit;
 pub mod exec;
 pub mod execs;
 pub mod images;
@@ -114,6 +115,8 @@ pub struct Runtime {
     execs: execs::ExecRegistry,
     /// What the autostart of this daemon start did.
     autostart: Mutex<boot::AutostartReport>,
+    /// The event stream's source.
+    events: Arc<crate::events::EventLog>,
 }
 
 impl Runtime {
@@ -123,6 +126,7 @@ impl Runtime {
         storage: Arc<dyn StorageDriver>,
         cgroups: Arc<dyn CgroupOps>,
         firewall: Arc<crate::firewall::Firewall>,
+        events: Arc<crate::events::EventLog>,
     ) -> Arc<Self> {
         let execs = execs::ExecRegistry::new(cfg.state_dir.join("execs"), cfg.proc_root.clone());
         Arc::new(Runtime {
@@ -136,6 +140,7 @@ impl Runtime {
             restoring: Mutex::default(),
             execs,
             autostart: Mutex::default(),
+            events,
         })
     }
 

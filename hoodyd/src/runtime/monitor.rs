@@ -10,6 +10,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use hoody_api::events::{EventData, EventType};
+
 use super::{Runtime, now};
 use crate::helper::sys;
 
@@ -40,10 +42,8 @@ impl Runtime {
                     }
                 }
             }
-            let exit = match sys::waitid_pidfd(afd.get_ref().as_fd(), true) {
-                Ok(e) => e.map(|e| e.as_code()),
-                Err(_) => None, // adopted: not our child, its parent reaps it
-            };
+            // Adopted: not our child (its parent reaps it), so no status.
+            let exit = sys::waitid_pidfd(afd.get_ref().as_fd(), true).unwrap_or_default();
             rt.on_exit(&id, pid, exit).await;
             {
                 let mut running = rt.running.lock().expect("poisoned");
@@ -70,17 +70,30 @@ impl Runtime {
         });
     }
 
-    async fn on_exit(self: &Arc<Self>, id: &str, pid: i32, exit: Option<i32>) {
-        info!(container = %id, pid, exit_code = ?exit, "container init exited");
+    async fn on_exit(self: &Arc<Self>, id: &str, pid: i32, how: Option<sys::Exit>) {
+        let exit = how.map(sys::Exit::as_code);
+        info!(container = %id, pid, exit_code = exit, "container init exited");
         // Cleaned up first, recorded second: a container the API calls stopped has no cgroup
         // left (and a crash in between is settled by adoption, which finds the init gone).
+        // Whether the OOM killer struck is read from the cgroup before it goes.
         let cg = self.cgroups.clone();
         let key = id.to_owned();
-        match tokio::task::spawn_blocking(move || cg.remove(&key)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(container = %id, error = %e, "could not remove the cgroup"),
-            Err(e) => warn!(container = %id, error = %e, "cgroup removal task failed"),
-        }
+        let oom_killed = match tokio::task::spawn_blocking(move || {
+            let oom = cg.usage(&key).oom_kills;
+            (oom, cg.remove(&key))
+        })
+        .await
+        {
+            Ok((oom, Ok(()))) => oom.map(|n| n > 0),
+            Ok((oom, Err(e))) => {
+                warn!(container = %id, error = %e, "could not remove the cgroup");
+                oom.map(|n| n > 0)
+            }
+            Err(e) => {
+                warn!(container = %id, error = %e, "cgroup removal task failed");
+                None
+            }
+        };
         // Recorded as soon as the state store can take it (a full state file system refuses
         // writes for a while): until then the container reads as running and a stop says the
         // record could not be written.
@@ -88,7 +101,16 @@ impl Runtime {
         loop {
             let (key, at) = (id.to_owned(), now());
             match self.store.call(move |c| crate::store::mark_stopped(c, &key, Some(pid), exit, &at)).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    let (exit_code, signal) = match how {
+                        Some(sys::Exit::Code(c)) => (Some(c), None),
+                        Some(sys::Exit::Signal(s)) => (None, Some(s)),
+                        None => (None, None),
+                    };
+                    let data = EventData { exit_code, signal, oom_killed: Some(oom_killed.unwrap_or(false)), ..Default::default() };
+                    self.emit_for(EventType::ContainerExited, id, data).await;
+                    break;
+                }
                 Err(e) => {
                     warn!(container = %id, error = %e, retry_ms = wait.as_millis() as u64, "could not record the exit; retrying");
                     tokio::time::sleep(wait).await;

@@ -1,5 +1,6 @@
 //! Firewall operations of the API, and the network parts of start-up reconciliation.
 
+use hoody_api::events::{EventData, EventType};
 use std::sync::Arc;
 
 use hoody_net::policy::{ContainerFirewall, EgressPolicy};
@@ -84,6 +85,11 @@ impl Runtime {
             return Err(e.into());
         }
         info!(container = %c.id, rule = %stored.rule.id, direction = ?stored.rule.spec.direction, "firewall rule added");
+        let change = match stored.rule.spec.direction {
+            Direction::Egress => "egress_rule_added",
+            Direction::Ingress => "ingress_rule_added",
+        };
+        self.emit(EventType::FirewallChanged, c, changed(change, Some(&stored.rule.id)));
         Ok(view(&stored, None))
     }
 
@@ -104,6 +110,11 @@ impl Runtime {
         let (cid, rid) = (c.id.clone(), rule_id.to_owned());
         self.store.call(move |db| store::delete_rule(db, &cid, &rid)).await?;
         info!(container = %c.id, rule = %rule_id, "firewall rule deleted");
+        let change = match direction {
+            Direction::Egress => "egress_rule_deleted",
+            Direction::Ingress => "ingress_rule_deleted",
+        };
+        self.emit(EventType::FirewallChanged, c, changed(change, Some(rule_id)));
         Ok(())
     }
 
@@ -118,6 +129,7 @@ impl Runtime {
         let cid = c.id.clone();
         self.store.call(move |db| store::reset_firewall(db, &cid)).await?;
         info!(container = %c.id, "firewall reset to deny-all");
+        self.emit(EventType::FirewallChanged, c, changed("reset", None));
         Ok(())
     }
 
@@ -134,6 +146,7 @@ impl Runtime {
         let (cid, egress, mode) = (c.id.clone(), after.egress, after.dns);
         self.store.call(move |db| store::set_firewall_policy(db, &cid, egress, mode)).await?;
         info!(container = %c.id, policy = egress.as_str(), dns = mode.as_str(), "firewall policy changed");
+        self.emit(EventType::FirewallChanged, c, changed("patched", None));
         Ok(())
     }
 
@@ -229,4 +242,9 @@ impl Runtime {
         }
         Ok(removed)
     }
+}
+
+/// The data of `firewall.changed`.
+fn changed(change: &str, rule_id: Option<&str>) -> EventData {
+    EventData { change: Some(change.to_owned()), rule_id: rule_id.map(str::to_owned), ..Default::default() }
 }

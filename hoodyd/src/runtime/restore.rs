@@ -17,6 +17,7 @@
 //! A refusal or failure before step 4 puts the container back as it was (running again if it
 //! was); the intent is cleared.
 
+use hoody_api::events::EventType;
 use std::sync::Arc;
 
 use tracing::{info, warn};
@@ -66,6 +67,7 @@ impl Runtime {
             return Err(e);
         }
         info!(container = %c.id, snapshot = %name, restarted = intent.was_running, "snapshot restored");
+        self.emit(EventType::SnapshotRestored, &c, super::emit::snapshot(name));
         self.get(&c.id).await
     }
 
@@ -100,6 +102,7 @@ impl Runtime {
     async fn run_restore(self: &Arc<Self>, c: &Container, intent: &RestoreIntent) -> Result<()> {
         if self.running_init(&c.id).is_some() {
             self.stop_locked(c, self.cfg.stop_timeout).await?;
+            self.emit(EventType::ContainerStopped, c, super::lifecycle::stopped_by("restore"));
         }
         fault("restore-stopped")?;
         let (storage, id, n, disk, token) =

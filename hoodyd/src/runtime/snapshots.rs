@@ -2,6 +2,7 @@
 //! snapshot), restorable (a running container is stopped, restored and started again), and
 //! comparable (diff against the live root or another snapshot). Plus the scheduler.
 
+use hoody_api::events::EventType;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -119,6 +120,7 @@ impl Runtime {
             });
         }
         info!(container = %c.id, snapshot = %name, scheduled, paused_ms = ?paused, "snapshot taken");
+        self.emit(EventType::SnapshotCreated, &c, super::emit::snapshot(name));
         Ok(self.view(rec))
     }
 
@@ -126,6 +128,11 @@ impl Runtime {
     /// 2. its row; answer. After a crash between them the next start removes the row (rolled
     /// *forward*: a retry would finish it anyway); one left on disk with no row is removed.
     pub async fn delete_snapshot(&self, c: &Container, name: &str) -> Result<()> {
+        self.remove_snapshot(c, name, EventType::SnapshotDeleted).await
+    }
+
+    /// Deletes snapshot `name`, telling the event stream it was `deleted` or `expired`.
+    async fn remove_snapshot(&self, c: &Container, name: &str, event: EventType) -> Result<()> {
         let _guard = self.lock(&c.id).await;
         self.refuse_deleting(c).await?;
         self.snapshot_record(c, name).await?;
@@ -138,6 +145,7 @@ impl Runtime {
         let (id, n) = (c.id.clone(), name.to_owned());
         self.store.call(move |db| store::delete_snapshot(db, &id, &n)).await?;
         info!(container = %c.id, snapshot = %name, "snapshot deleted");
+        self.emit(event, c, super::emit::snapshot(name));
         Ok(())
     }
 
@@ -205,7 +213,7 @@ impl Runtime {
             for action in schedule::plan(now, schedule, expiry, &snaps) {
                 let r = match &action {
                     Action::Take(name) => self.create_snapshot(&c, name, true).await.map(drop),
-                    Action::Expire(name) => self.delete_snapshot(&c, name).await,
+                    Action::Expire(name) => self.remove_snapshot(&c, name, EventType::SnapshotExpired).await,
                 };
                 match r {
                     Ok(()) => info!(container = %id, ?action, "scheduled snapshot action done"),

@@ -71,7 +71,9 @@ async fn repair(rt: &Arc<Runtime>, who: &str, more: usize) {
         match rt.reconcile_firewall().await {
             Ok(Reconciled::InPlace) => return,
             Ok(Reconciled::Rebuilt) => {
-                warn!(by = %who, further_commits = more, attempt, "another process changed table inet hoody; rebuilt it from the state store")
+                warn!(by = %who, further_commits = more, attempt, "another process changed table inet hoody; rebuilt it from the state store");
+                let data = hoody_api::events::EventData { reason: Some(format!("changed by {who}")), ..Default::default() };
+                rt.events().global(hoody_api::events::EventType::FirewallTableRepaired, data);
             }
             Err(e) => {
                 warn!(by = %who, error = %crate::errors::chain(&e).join(": "), "could not restore table inet hoody");

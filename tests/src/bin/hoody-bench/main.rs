@@ -631,7 +631,11 @@ fn main() {
             api_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(16))
         }
         Some("api-baseline") => api_baseline_bench(
-            args.get(2).expect("usage: hoody-bench api-baseline HOODYD [CONTAINERS] [CLIENTS]"),
+            &args
+                .get(2)
+                .cloned()
+                .or_else(|| std::env::var("HOODY_BENCH_BASELINE_BIN").ok())
+                .expect("usage: hoody-bench api-baseline HOODYD [CONTAINERS] [CLIENTS] (or HOODY_BENCH_BASELINE_BIN=HOODYD)"),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(200),
             args.get(4).and_then(|n| n.parse().ok()).unwrap_or(16),
         ),
