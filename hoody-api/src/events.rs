@@ -185,6 +185,15 @@ pub struct EventData {
     /// container.updated: the members the update changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,
+    /// operation.*: the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// operation.done: `succeeded`, `failed` or `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// operation.progress: how far it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::operations::Progress>,
     /// container.stopped: `api` (a stop request), `shutdown` (the host's), `restore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -16,6 +16,7 @@ pub mod events;
 pub mod exec;
 pub mod firewall;
 pub mod images;
+pub mod operations;
 pub mod paths;
 pub mod proto;
 pub mod query;

@@ -64,6 +64,20 @@ pub struct ImportQuery {
     /// The image's name (required for an upload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Answer 202 with an operation at once and import in the background.
+    #[serde(default, rename = "async", skip_serializing_if = "std::ops::Not::not")]
+    pub in_background: bool,
+}
+
+/// `PATCH /containers/{id}/snapshots/{name}` (restore).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct RestoreQuery {
+    /// Answer 202 with an operation at once and restore in the background.
+    #[serde(default, rename = "async", skip_serializing_if = "std::ops::Not::not")]
+    pub in_background: bool,
 }
 
 /// `GET /audit`.

@@ -82,6 +82,9 @@ pub enum Cmd {
     Audit(AuditArgs),
     /// Follow the event stream (like `incus monitor`): what changes, as it happens.
     Events(super::events::EventsArgs),
+    /// Long work begun in the background: list, follow, cancel.
+    #[command(subcommand)]
+    Operations(super::operations::OperationsCmd),
     /// Ask the daemon whether it is alive (and what autostart did at boot).
     Health,
     /// The host: stop every container before it goes down.
@@ -394,6 +397,9 @@ pub enum SnapshotsCmd {
         /// The snapshot to restore.
         #[arg(long, add = ArgValueCandidates::new(complete::snapshots))]
         name: String,
+        /// Print the operation at once and leave the restore running.
+        #[arg(long = "async")]
+        in_background: bool,
     },
     /// Delete a snapshot: `snapshots delete [-c] ID NAME`.
     Delete(TargetThing),
@@ -493,6 +499,10 @@ pub enum ImagesCmd {
         name: String,
         /// A tarball (uploaded) or a directory (imported by the daemon from this host).
         path: PathBuf,
+        /// Print the operation at once and leave the import running (on a terminal the import
+        /// runs as an operation anyway, with a progress line).
+        #[arg(long = "async")]
+        in_background: bool,
     },
     /// Every image.
     List,
@@ -546,6 +556,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Tokens(t) => access::tokens(&client, out, t).await,
         Cmd::Audit(a) => access::audit(&client, out, a).await,
         Cmd::Events(a) => super::events::events(&client, out, a).await,
+        Cmd::Operations(o) => super::operations::operations(&client, out, o).await,
         Cmd::System(SystemCmd::Shutdown { timeout }) => emit(out, client.shutdown(timeout).await),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
@@ -579,7 +590,17 @@ async fn snapshots(client: &Client, out: Output, cmd: SnapshotsCmd) -> anyhow::R
             }
             emit(out, d)
         }
-        SnapshotsCmd::Restore { target, name } => emit(out, client.restore_snapshot(target.get()?, &name).await),
+        SnapshotsCmd::Restore { target, name, in_background } => {
+            let id = target.get()?;
+            if !(in_background || super::operations::show_progress()) {
+                return emit(out, client.restore_snapshot(id, &name).await);
+            }
+            match client.restore_snapshot_async(id, &name).await {
+                Ok(op) if in_background => emit(out, Ok(op)),
+                Ok(op) => super::operations::follow(client, out, op).await,
+                Err(e) => emit(out, Err::<(), _>(e)),
+            }
+        }
         SnapshotsCmd::Delete(on) => {
             let (container, name) = on.get()?;
             emit(out, client.delete_snapshot(container, name).await)
@@ -726,20 +747,48 @@ async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
 
 async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<i32> {
     match cmd {
-        ImagesCmd::Import { name, path } => {
+        ImagesCmd::Import { name, path, in_background } => {
             let path = std::path::absolute(&path).with_context(|| format!("resolving {}", path.display()))?;
             let md = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
-            if md.is_dir() {
-                return emit(out, client.import_image_path(&name, &path.to_string_lossy()).await);
+            let as_operation = in_background || super::operations::show_progress();
+            let started = if md.is_dir() {
+                if !as_operation {
+                    return emit(out, client.import_image_path(&name, &path.to_string_lossy()).await);
+                }
+                client.import_image_path_async(&name, &path.to_string_lossy()).await
+            } else {
+                let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_ok(Frame::data);
+                let body = BodyExt::boxed(StreamBody::new(stream));
+                if !as_operation {
+                    return emit(out, client.import_image_tar(&name, body, Some(md.len())).await);
+                }
+                client.import_image_tar_async(&name, body, Some(md.len())).await
+            };
+            match started {
+                // The upload goes on on its own connection: --async waits for it to be sent.
+                Ok(op) if in_background => {
+                    let op = wait_sent(client, op).await?;
+                    emit(out, Ok(op))
+                }
+                Ok(op) => super::operations::follow(client, out, op).await,
+                Err(e) => emit(out, Err::<(), _>(e)),
             }
-            let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
-            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_ok(Frame::data);
-            emit(out, client.import_image_tar(&name, BodyExt::boxed(StreamBody::new(stream)), Some(md.len())).await)
         }
         ImagesCmd::List => emit(out, client.images().await),
         ImagesCmd::Get { name } => emit(out, client.image(&name).await),
         ImagesCmd::Delete { name } => emit(out, client.delete_image(&name).await),
     }
+}
+
+/// An upload's operation once its body is all sent (the process must not exit before), or once
+/// it ended: hoodyctl leaves, the import runs on.
+async fn wait_sent(client: &Client, mut op: hoody_api::operations::Operation) -> anyhow::Result<hoody_api::operations::Operation> {
+    while !op.status.is_done() && op.progress.total.is_some_and(|t| op.progress.bytes < t) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        op = client.operation(&op.id).await?;
+    }
+    Ok(op)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod cli;
 mod complete;
 mod events;
 mod exec;
+mod operations;
 mod output;
 mod sys;
 

@@ -143,6 +143,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         state_dir: cfg.state_dir.clone(),
         state_reserve: cfg.state_reserve(),
         shutdown: stop_tx.clone(),
+        operations: crate::operations::Operations::new(rt.events().clone()),
     };
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};

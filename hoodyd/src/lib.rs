@@ -19,6 +19,7 @@ pub(crate) mod ids;
 pub(crate) mod limits;
 pub(crate) mod model;
 pub(crate) mod notify;
+pub(crate) mod operations;
 pub(crate) mod procfs;
 pub use hoody_api::proto;
 pub(crate) mod runtime;

@@ -16,6 +16,7 @@ use crate::containers::{Container, CreateContainer, Restored, UpdateContainer};
 use crate::exec::{ExecDetail, ExecRequest, ExecResult, ExecView};
 use crate::firewall::{EgressRule, Firewall, FirewallEvent, FirewallPatch, IngressRule, Rule};
 use crate::images::{Image, ImportPath, Imported};
+use crate::operations::{Accepted, Operation};
 use crate::query::{AuditQuery, DiffQuery, EventsQuery, FirewallEventsQuery, Lifecycle, LogsQuery};
 use crate::realms::{CreateRealm, CreateToken, IssuedToken, Realm, Realms, Token};
 use crate::snapshots::{CreateSnapshot, Diff, Snapshot};
@@ -254,6 +255,48 @@ impl Client {
         let status = resp.status();
         let body: Bytes = resp.into_body().collect().await?.to_bytes();
         Answer { status, body }.data()
+    }
+
+    /// `POST /images?name=NAME&async=true` with a tar stream: the operation, at once; the body
+    /// goes on being sent on this connection while the daemon imports it.
+    pub async fn import_image_tar_async(&self, name: &str, body: ReqBody, len: Option<u64>) -> Result<Operation, ClientError> {
+        let mut b = self
+            .request_builder(Method::POST, &format!("/images?name={}&async=true", enc(name)))
+            .header(header::CONTENT_TYPE, "application/x-tar");
+        if let Some(n) = len {
+            b = b.header(header::CONTENT_LENGTH, n);
+        }
+        let resp = self.send(b.body(body)?).await?;
+        let status = resp.status();
+        let body: Bytes = resp.into_body().collect().await?.to_bytes();
+        Answer { status, body }.data::<Accepted>().map(|a| a.operation)
+    }
+
+    /// `POST /images?async=true` with `{"name", "path"}`: the operation, at once.
+    pub async fn import_image_path_async(&self, name: &str, path: &str) -> Result<Operation, ClientError> {
+        let body = ImportPath { name: name.to_owned(), path: path.to_owned() };
+        self.typed::<Accepted>(Method::POST, "/images?async=true", Some(&body)).await.map(|a| a.operation)
+    }
+
+    /// `PATCH /containers/{id}/snapshots/{name}?async=true`: the restore's operation, at once.
+    pub async fn restore_snapshot_async(&self, id: &str, name: &str) -> Result<Operation, ClientError> {
+        let path = format!("{}/snapshots/{}?async=true", container(id), enc(name));
+        self.typed::<Accepted>(Method::PATCH, &path, NONE).await.map(|a| a.operation)
+    }
+
+    /// `GET /operations`.
+    pub async fn operations(&self) -> Result<Vec<Operation>, ClientError> {
+        self.typed(Method::GET, "/operations", NONE).await
+    }
+
+    /// `GET /operations/{operation_id}`.
+    pub async fn operation(&self, id: &str) -> Result<Operation, ClientError> {
+        self.typed(Method::GET, &format!("/operations/{}", enc(id)), NONE).await
+    }
+
+    /// `DELETE /operations/{operation_id}`: cancel a running import.
+    pub async fn cancel_operation(&self, id: &str) -> Result<Operation, ClientError> {
+        self.typed(Method::DELETE, &format!("/operations/{}", enc(id)), NONE).await
     }
 
     /// `GET /images`.

@@ -55,6 +55,10 @@ impl ApiError {
         let message = chain.remove(0);
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: ErrorCode::Internal, message, details: chain, denied: false }
     }
+    /// The status and envelope body, for an operation that failed in the background.
+    pub fn body(&self) -> (u16, ErrorBody) {
+        (self.status.as_u16(), ErrorBody { code: self.code, message: self.message.clone(), details: self.details.clone() })
+    }
     /// Marks the error as a refusal for who the caller is.
     pub fn denied(mut self) -> Self {
         self.denied = true;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -14,7 +14,9 @@ use super::AppState;
 use super::body::{MAX_JSON_BODY, parse, read_capped};
 use super::error::{ApiError, ApiResult, data};
 use super::query::Query;
+use crate::operations::Counting;
 use crate::runtime::images::ImageSource;
+use hoody_api::operations::{Accepted, OperationKind, OperationResult};
 
 use hoody_api::images::ImportPath;
 use hoody_api::query::ImportQuery;
@@ -26,9 +28,15 @@ use hoody_api::query::ImportQuery;
     operation_id = "image_import",
     params(hoody_api::query::ImportQuery),
     request_body(description = "A tar (plain, gzip or zstd) with ?name=, or JSON {\"name\", \"path\"} for a path on the host (administrators)", content((String = "application/x-tar"), (hoody_api::images::ImportPath = "application/json"))),
-    responses((status = 201, description = "Imported", body = hoody_api::envelope::Data<hoody_api::images::Imported>))
+    responses(
+        (status = 201, description = "Imported", body = hoody_api::envelope::Data<hoody_api::images::Imported>),
+        (status = 202, description = "With ?async=true: the operation that imports (GET /operations/{operation_id})", body = hoody_api::envelope::Data<hoody_api::operations::Accepted>)
+    )
 )]
-pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<impl IntoResponse> {
+pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<Response> {
+    if q.in_background {
+        return import_in_background(st, q, req).await;
+    }
     let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     let imported = if is_json {
         let body = read_capped(req, MAX_JSON_BODY).await?;
@@ -45,7 +53,43 @@ pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, re
         let reader = SyncIoBridge::new(StreamReader::new(stream));
         st.rt.import_image(&name, ImageSource::Tar(Box::new(reader))).await?
     };
-    Ok((StatusCode::CREATED, data(imported)))
+    Ok((StatusCode::CREATED, data(imported)).into_response())
+}
+
+/// `?async=true`: 202 and the operation at once; the import (an upload's body read as it
+/// arrives, counted against its Content-Length) runs on.
+async fn import_in_background(st: AppState, q: ImportQuery, req: Request) -> ApiResult<Response> {
+    let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let total = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    let (name, src, total) = if is_json {
+        let body = read_capped(req, MAX_JSON_BODY).await?;
+        let p: ImportPath = parse(&body)?;
+        let path = PathBuf::from(&p.path);
+        if !path.is_absolute() {
+            return Err(ApiError::invalid("path: must be an absolute path on the host"));
+        }
+        crate::ids::validate_image_name("name", &p.name)?;
+        (p.name, Err(path), None)
+    } else {
+        let name = q.name.ok_or_else(|| ApiError::invalid("name: the query parameter ?name= is required for an upload"))?;
+        crate::ids::validate_image_name("name", &name)?;
+        let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
+        (name, Ok(SyncIoBridge::new(StreamReader::new(stream))), total)
+    };
+    if st.rt.get_image(&name).await.is_ok() {
+        return Err(ApiError::conflict(format!("image {name:?} already exists")));
+    }
+    let (op, handle) = st.operations.start(OperationKind::ImageImport, &name, None, total);
+    let src = match src {
+        Ok(reader) => ImageSource::Tar(Box::new(Counting::new(reader, handle.clone()))),
+        Err(path) => ImageSource::Path(path),
+    };
+    let rt = st.rt.clone();
+    tokio::spawn(async move {
+        let r = rt.import_image(&name, src).await;
+        handle.finish(r.map(|i| OperationResult::Imported(Box::new(i))).map_err(|e| ApiError::from(e).body()));
+    });
+    Ok((StatusCode::ACCEPTED, data(Accepted { operation: op })).into_response())
 }
 
 #[utoipa::path(

@@ -13,6 +13,7 @@ pub(crate) mod guard;
 pub(crate) mod images;
 pub(crate) mod logs;
 pub mod openapi;
+pub(crate) mod operations;
 pub(crate) mod query;
 pub(crate) mod realms;
 pub(crate) mod server;
@@ -50,6 +51,8 @@ pub struct AppState {
     /// The state file system and the free space kept on it (`--state-reserve`).
     pub state_dir: std::path::PathBuf,
     pub state_reserve: u64,
+    /// Background work begun with `?async=true`.
+    pub operations: std::sync::Arc<crate::operations::Operations>,
     /// Flipped to true to stop serving and exit (`POST /system/shutdown`).
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -73,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/metrics", get(system::metrics))
         .route("/api/v1/system/shutdown", post(system::shutdown))
         .route("/api/v1/events", get(events::events))
+        .route("/api/v1/operations", get(operations::list))
+        .route("/api/v1/operations/{operation_id}", get(operations::get).delete(operations::cancel))
         .route("/api/v1/containers", post(containers::create).get(containers::list))
         .route("/api/v1/containers/{id}", get(containers::get).delete(containers::delete).patch(containers::update))
         .route("/api/v1/containers/{id}/snapshots", post(snapshots::create).get(snapshots::list))

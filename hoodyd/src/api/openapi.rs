@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::{Content, RefOr};
 
-use super::{audit, containers, events, exec, firewall, images, logs, realms, snapshots, system};
+use super::{audit, containers, events, exec, firewall, images, logs, operations, realms, snapshots, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use super::{audit, containers, events, exec, firewall, images, logs, realms, sna
     ),
     paths(
         system::health, system::metrics, system::openapi, system::shutdown, events::events,
+        operations::list, operations::get, operations::cancel,
         containers::create, containers::list, containers::get, containers::update, containers::delete,
         containers::start, containers::stop, containers::restart, logs::logs,
         snapshots::create, snapshots::list, snapshots::delete, snapshots::restore, snapshots::diff,
@@ -38,6 +39,7 @@ use super::{audit, containers, events, exec, firewall, images, logs, realms, sna
         (name = "images", description = "Root file system images"),
         (name = "realms", description = "Realms and tokens (administrators)"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "operations", description = "Long work begun with ?async=true: status, progress, result, cancel"),
         (name = "events", description = "The event stream: what changed, as it happens, resumable"),
     )
 )]
@@ -104,7 +106,7 @@ mod tests {
                 names.insert(seg.to_owned());
             }
         }
-        let allowed: BTreeSet<String> = ["{id}", "{name}", "{rule_id}", "{exec_id}"].map(String::from).into();
+        let allowed: BTreeSet<String> = ["{id}", "{name}", "{rule_id}", "{exec_id}", "{operation_id}"].map(String::from).into();
         assert_eq!(names, allowed);
         let text = json();
         for host_fact in ["/run/hoody", "/var/lib/hoody", env!("CARGO_MANIFEST_DIR"), ".sock"] {

@@ -2,15 +2,17 @@
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
-use super::error::{ApiResult, data};
+use super::error::{ApiError, ApiResult, data};
 use super::query::Query;
 use super::{AppState, Caller, view};
 
 use hoody_api::common::Deleted;
-use hoody_api::query::DiffQuery;
+use hoody_api::containers::Restored;
+use hoody_api::operations::{Accepted, OperationKind, OperationResult};
+use hoody_api::query::{DiffQuery, RestoreQuery};
 use hoody_api::snapshots::CreateSnapshot;
 
 #[utoipa::path(
@@ -75,16 +77,33 @@ pub async fn delete(
     tag = "snapshots",
     operation_id = "snapshot_restore",
     params(("id" = String, Path, description = "Container id or name"), ("name" = String, Path, description = "Snapshot name")),
-    responses((status = 200, description = "Restored (a running container is stopped, restored and started again)", body = hoody_api::envelope::Data<hoody_api::containers::Restored>))
+    params(hoody_api::query::RestoreQuery),
+    responses(
+        (status = 200, description = "Restored (a running container is stopped, restored and started again)", body = hoody_api::envelope::Data<hoody_api::containers::Restored>),
+        (status = 202, description = "With ?async=true: the operation that restores (GET /operations/{operation_id})", body = hoody_api::envelope::Data<hoody_api::operations::Accepted>)
+    )
 )]
 pub async fn restore(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
-) -> ApiResult<impl IntoResponse> {
+    Query(q): Query<RestoreQuery>,
+) -> ApiResult<Response> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
+    if q.in_background {
+        // What the synchronous request would refuse at once is refused here too.
+        st.rt.snapshot_exists(&c, &name).await?;
+        let (op, handle) = st.operations.start(OperationKind::SnapshotRestore, &name, Some((&c.id, &c.realm_ids)), None);
+        let rt = st.rt.clone();
+        tokio::spawn(async move {
+            let r = rt.restore_snapshot(&c, &name).await;
+            let r = r.map(|c| OperationResult::Restored(Box::new(Restored { restored: name, container: view::container(&c, None) })));
+            handle.finish(r.map_err(|e| ApiError::from(e).body()));
+        });
+        return Ok((StatusCode::ACCEPTED, data(Accepted { operation: op })).into_response());
+    }
     let c = st.rt.restore_snapshot(&c, &name).await?;
-    Ok(data(hoody_api::containers::Restored { restored: name, container: view::container(&c, None) }))
+    Ok(data(Restored { restored: name, container: view::container(&c, None) }).into_response())
 }
 
 #[utoipa::path(

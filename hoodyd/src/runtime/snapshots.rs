@@ -55,6 +55,11 @@ impl Runtime {
         self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.ok_or_else(|| RuntimeError::NotFound(format!("snapshot {name}")))
     }
 
+    /// Refuses, as a restore would, a snapshot that is not recorded.
+    pub async fn snapshot_exists(&self, c: &Container, name: &str) -> Result<()> {
+        self.snapshot_record(c, name).await.map(drop)
+    }
+
     /// Takes a snapshot named `name`; a running container is frozen while it is taken.
     ///
     /// Steps, and what the next start does after a crash at each (rolled *back*: a snapshot
