@@ -205,7 +205,17 @@ impl Runtime {
         self.emit(EventType::ContainerCreated, &c, EventData { image: Some(c.image.clone()), ..Default::default() });
         drop(_guard);
         if start {
-            return self.start(&c.id).await;
+            // Create-and-start is one request: if the start fails, the container goes again
+            // (its row, address, id range, storage and firewall), so a retry starts afresh.
+            return match self.start(&c.id).await {
+                Ok(c) => Ok(c),
+                Err(e) => {
+                    if let Err(d) = self.delete(&c.id, true).await {
+                        warn!(container = %c.id, error = %crate::errors::chain(&d).join(": "), "could not remove a container whose start failed");
+                    }
+                    Err(e)
+                }
+            };
         }
         Ok(c)
     }
