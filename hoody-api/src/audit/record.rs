@@ -25,6 +25,10 @@ pub struct Record {
     /// ok, client_error, denied, server_error.
     pub outcome: String,
     pub duration_us: u64,
+    /// The request's `X-Request-Id` (the caller's, or the one the daemon gave it), also on the
+    /// answer. Records written before it existed have none (and hash as they did).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request_id: Option<String>,
     /// Hash of the previous record.
     pub prev: String,
     /// SHA-256 of this record with `hash` left out.
@@ -84,6 +88,7 @@ mod tests {
             status: 404,
             outcome: "denied".into(),
             duration_us: 3,
+            request_id: None,
             prev: GENESIS.into(),
             hash: None,
         };

@@ -186,6 +186,7 @@ mod tests {
                     status: 200,
                     outcome: "ok".into(),
                     duration_us: 5,
+                    request_id: None,
                     prev: prev.clone(),
                     hash: None,
                 };

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
-use super::error::{ApiResult, data};
+use super::error::{ApiError, ApiResult, data};
+use super::guard::AuditSubject;
 use super::query::{Lifecycle, Query};
 use super::{AppState, Caller, view};
 use hoody_api::common::Deleted;
@@ -29,10 +30,21 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     Query(q): Query<Lifecycle>,
     JsonBody(mut req): JsonBody<CreateContainer>,
-) -> ApiResult<impl IntoResponse> {
-    st.auth.check_create_realms(&caller, &mut req.realm_ids).await?;
-    let c = st.rt.create(req, q.start).await?;
-    Ok((StatusCode::CREATED, data(view::container(&c, None))))
+) -> Response {
+    let asked = AuditSubject { container: req.name.clone(), realm_ids: req.realm_ids.clone() };
+    let created = async {
+        st.auth.check_create_realms(&caller, &mut req.realm_ids).await?;
+        Ok::<_, ApiError>(st.rt.create(req, q.start).await?)
+    };
+    let (mut answer, subject) = match created.await {
+        Ok(c) => {
+            let subject = AuditSubject { container: c.id.clone(), realm_ids: c.realm_ids.clone() };
+            ((StatusCode::CREATED, data(view::container(&c, None))).into_response(), subject)
+        }
+        Err(e) => (e.into_response(), asked),
+    };
+    answer.extensions_mut().insert(subject);
+    answer
 }
 
 #[utoipa::path(

@@ -19,6 +19,29 @@ use crate::auth::Caller;
 use crate::auth::scopes::{self, Need};
 use crate::runtime::RuntimeError;
 
+/// Set on an answer about a container its path does not name (a create): the new container's
+/// id — or, when the create was refused, the name it asked for — and its realms, so that its
+/// audit record names it (`hoodyctl audit -c NAME` finds creates and refusals too).
+#[derive(Clone, Debug)]
+pub struct AuditSubject {
+    pub container: String,
+    pub realm_ids: Vec<String>,
+}
+
+/// The header that ties an answer to its audit record.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a sensible one (1–128 visible ASCII characters), else
+/// a fresh id.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(crate::ids::new_id)
+}
+
 /// What the gate learnt about a request, for its audit record.
 #[derive(Default)]
 struct Seen {
@@ -126,6 +149,7 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let time = crate::time::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
+    let request_id = request_id(&req);
     let mut seen = Seen::default();
     let (peer_uid, peer_pid, response) = match req.extensions().get::<Peer>().copied() {
         None => (u32::MAX, None, ApiError::forbidden("no peer credentials on this connection").denied().into_response()),
@@ -136,6 +160,12 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
     };
     let status = response.status();
     seen.denied = response.extensions().get::<Denied>().is_some();
+    if let Some(subject) = response.extensions().get::<AuditSubject>() {
+        seen.container.get_or_insert_with(|| subject.container.clone());
+        if seen.realm_ids.is_empty() {
+            seen.realm_ids.clone_from(&subject.realm_ids);
+        }
+    }
     let record = Record {
         seq: 0,
         time,
@@ -149,13 +179,14 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
         container: seen.container,
         status: status.as_u16(),
         duration_us: started.elapsed().as_micros() as u64,
+        request_id: Some(request_id.clone()),
         prev: String::new(),
         hash: None,
     };
     if record.outcome == "denied" {
         warn!(uid = peer_uid, token = ?record.token_id, method = %record.method, path = %record.path, status = record.status, "request denied");
     }
-    match st.audit.append(record).await {
+    let mut response = match st.audit.append(record).await {
         Ok(_) => response,
         Err(e) => {
             // No answer leaves without its record.
@@ -167,7 +198,11 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
             )
             .into_response()
         }
+    };
+    if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
     }
+    response
 }
 
 #[cfg(test)]

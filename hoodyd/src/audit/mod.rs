@@ -165,6 +165,7 @@ mod tests {
             status: 200,
             outcome: "ok".into(),
             duration_us: 1,
+            request_id: None,
             prev: String::new(),
             hash: None,
         }
