@@ -26,6 +26,9 @@ pub struct ErrorBody {
     /// The cause chain, outermost first.
     #[serde(default)]
     pub details: Vec<String>,
+    /// `invalid`: the JSON path (`limits.memory`) or query parameter (`?type`) at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ErrorBody {
@@ -44,8 +47,6 @@ impl ErrorBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// 400: a body, query or path that does not parse.
-    BadRequest,
     /// 401: no valid token where one is needed.
     Unauthorized,
     /// 403: the token lacks the scope, or the endpoint is for administrators.
@@ -56,11 +57,26 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 408: the request body did not arrive in time.
     RequestTimeout,
-    /// 409: the state forbids it now.
+    /// 409: a container, image or snapshot of that name exists already.
+    AlreadyExists,
+    /// 409: the container runs already (start).
+    AlreadyRunning,
+    /// 409: the container does not run (stop, exec, attach).
+    NotRunning,
+    /// 409: deleting a running container needs `?force=true`.
+    NeedsForce,
+    /// 409: something uses it (an image containers were created from).
+    InUse,
+    /// 409: the same work is under way (a restore of this container, a retry of a request
+    /// still running, an exec still starting).
+    InProgress,
+    /// 409: some other state forbids it now (the container is being deleted, a name shared by
+    /// containers of several realms, an operation that ended).
     Conflict,
     /// 413: a JSON body over the limit.
     PayloadTooLarge,
-    /// 422: well-formed but not acceptable; the message names the field.
+    /// 400: a body, query or path that does not parse (malformed JSON, an unknown field or
+    /// query parameter); 422: well-formed but not acceptable. `field` names where.
     Invalid,
     /// 500: a failure of the host; `details` carries the cause chain.
     Internal,
@@ -80,13 +96,18 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
-        ErrorCode::BadRequest,
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::RequestTimeout,
+        ErrorCode::AlreadyExists,
+        ErrorCode::AlreadyRunning,
+        ErrorCode::NotRunning,
+        ErrorCode::NeedsForce,
+        ErrorCode::InUse,
+        ErrorCode::InProgress,
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::Invalid,
@@ -101,12 +122,17 @@ impl ErrorCode {
     /// As it is written on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::AlreadyRunning => "already_running",
+            ErrorCode::NotRunning => "not_running",
+            ErrorCode::NeedsForce => "needs_force",
+            ErrorCode::InUse => "in_use",
+            ErrorCode::InProgress => "in_progress",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Invalid => "invalid",

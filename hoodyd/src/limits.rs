@@ -39,7 +39,7 @@ pub const MAX_PIDS: u64 = 4_194_304;
 pub const CPU_PERIOD_US: u64 = 100_000;
 
 /// A validation failure: the field (dotted path) and what is wrong with it.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FieldError {
     pub field: String,

@@ -1,6 +1,7 @@
 //! The container as the daemon knows it, and its lifecycle rules (the request bodies are
 //! `hoody_api::containers`).
 
+use hoody_api::envelope::ErrorCode;
 use std::net::Ipv4Addr;
 
 use crate::limits::{FieldError, Limits};
@@ -29,15 +30,15 @@ pub enum Action {
     Change,
 }
 
-/// Whether `action` is allowed in `status`; the error is the conflict message (409).
-pub fn check_transition(status: Status, action: Action) -> Result<(), String> {
+/// Whether `action` is allowed in `status`; the error is the refusal (409): its code and message.
+pub fn check_transition(status: Status, action: Action) -> Result<(), (ErrorCode, String)> {
     match (action, status) {
         (Action::Delete { .. }, Status::Deleting) => Ok(()),
-        (_, Status::Deleting) => Err("the container is being deleted".into()),
-        (Action::Start, Status::Running) => Err("the container is already running".into()),
-        (Action::Stop, Status::Created | Status::Stopped) => Err("the container is not running".into()),
+        (_, Status::Deleting) => Err((ErrorCode::Conflict, "the container is being deleted".into())),
+        (Action::Start, Status::Running) => Err((ErrorCode::AlreadyRunning, "the container is already running".into())),
+        (Action::Stop, Status::Created | Status::Stopped) => Err((ErrorCode::NotRunning, "the container is not running".into())),
         (Action::Delete { force: false }, Status::Running) => {
-            Err("the container is running: stop it first or delete with ?force=true".into())
+            Err((ErrorCode::NeedsForce, "the container is running: stop it first or delete with ?force=true".into()))
         }
         _ => Ok(()),
     }

@@ -250,7 +250,10 @@ mod tests {
         assert_eq!(ops.get(&op.id, &Some(vec!["r2".into()])), None, "another realm's");
         assert!(ops.get(&op.id, &Some(realms.clone())).is_some());
         assert!(matches!(ops.cancel(&op.id, &None), Err(CancelError::NotCancellable)));
-        h.finish(Err((500, ErrorBody { code: hoody_api::envelope::ErrorCode::Internal, message: "x".into(), details: vec![] })));
+        h.finish(Err((
+            500,
+            ErrorBody { code: hoody_api::envelope::ErrorCode::Internal, message: "x".into(), details: vec![], field: None },
+        )));
         assert_eq!(ops.get(&op.id, &None).unwrap().status, OperationStatus::Failed);
 
         let (imp, h) = ops.start(OperationKind::ImageImport, "img", None, Some(10));
@@ -261,7 +264,10 @@ mod tests {
         assert_eq!(ops.get(&imp.id, &None).unwrap().progress.bytes, 4);
         ops.cancel(&imp.id, &None).unwrap();
         assert!(r.read(&mut buf).is_err(), "a cancelled import's reader fails");
-        h.finish(Err((500, ErrorBody { code: hoody_api::envelope::ErrorCode::Internal, message: "cancelled".into(), details: vec![] })));
+        h.finish(Err((
+            500,
+            ErrorBody { code: hoody_api::envelope::ErrorCode::Internal, message: "cancelled".into(), details: vec![], field: None },
+        )));
         assert_eq!(ops.get(&imp.id, &None).unwrap().status, OperationStatus::Cancelled);
         assert!(matches!(ops.cancel(&imp.id, &None), Err(CancelError::Done { .. })));
         assert_eq!(ops.list(&None).len(), 2);

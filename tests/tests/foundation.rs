@@ -195,6 +195,13 @@ fn expect(r: Reply, status: u16, needle: &str) {
     assert!(m.contains(needle), "message {m:?} does not name {needle:?}");
 }
 
+/// A refusal with `status` and `code` whose `field` member is `field`.
+fn refused(r: Reply, status: u16, code: &str, field: Option<&str>) {
+    assert_eq!(r.status, status, "{r:?}");
+    let e = &r.json()["error"];
+    assert_eq!((e["code"].as_str(), e["field"].as_str()), (Some(code), field), "{r:?}");
+}
+
 #[test]
 fn bad_input_is_refused_and_leaves_nothing() {
     let w = World::new(Driver::Overlay);
@@ -203,6 +210,20 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let before = census(&w);
     let h = w.http();
     expect(h.post("/containers", r#"{"name":"Bad_Name","image":"busybox"}"#), 422, "name");
+    // Codes a program can branch on, and the field at fault.
+    refused(h.post("/containers", r#"{"name":"Bad_Name","image":"busybox"}"#), 422, "invalid", Some("name"));
+    refused(h.post("/containers", r#"{"name":"dup","image":"busybox"}"#), 409, "already_exists", None);
+    refused(h.post("/containers", r#"{"name":"ok1","image":"busybox""#), 400, "invalid", None);
+    refused(h.post("/containers", r#"{"name":"ok1","image":"busybox","colour":"red"}"#), 422, "invalid", Some("colour"));
+    refused(h.post("/containers", r#"{"name":"ok1","image":"busybox","limits":{"memory":"lots"}}"#), 422, "invalid", Some("limits.memory"));
+    refused(h.post("/containers", r#"{"name":"ok1","image":"busybox","env":["NOEQUALS"]}"#), 422, "invalid", Some("env[0]"));
+    refused(h.post("/containers?colour=red", r#"{"name":"ok1","image":"busybox"}"#), 400, "invalid", Some("?colour"));
+    refused(h.post(&format!("/containers/{}/start", id(&running)), ""), 409, "already_running", None);
+    refused(h.request("DELETE", &format!("/containers/{}", id(&running)), b""), 409, "needs_force", None);
+    refused(h.post("/containers/dup/stop", ""), 409, "not_running", None);
+    refused(h.post("/containers/dup/exec", r#"{"command":["true"]}"#), 409, "not_running", None);
+    refused(h.request("DELETE", "/images/busybox", b""), 409, "in_use", None);
+    refused(h.get("/containers/doesnotexist"), 404, "not_found", None);
     expect(h.post("/containers", r#"{"name":"-x","image":"busybox"}"#), 422, "name");
     expect(h.post("/containers", &format!(r#"{{"name":"{}","image":"busybox"}}"#, "a".repeat(64))), 422, "name");
     expect(h.post("/containers", r#"{"name":"dup","image":"busybox"}"#), 409, "dup");
@@ -223,14 +244,12 @@ fn bad_input_is_refused_and_leaves_nothing() {
     expect(h.get("/containers/doesnotexist"), 404, "doesnotexist");
     expect(h.get("/nosuchendpoint"), 404, "no such endpoint");
     expect(h.request("PUT", "/containers", b""), 405, "not allowed");
-    // A command that cannot run: refused as bad input, with nothing left running.
+    // A command that cannot run: refused as bad input, and the create-and-start leaves nothing.
     let r = h.post("/containers?start=true", r#"{"name":"nocmd","image":"busybox","command":["/no/such/binary"]}"#);
     assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(r.json()["error"]["field"], "command", "{r:?}");
     assert!(r.message().contains("command"), "{r:?}");
-    let nocmd = w.ok(&["containers", "get", "nocmd"]);
-    assert_eq!(nocmd["status"], "created");
-    assert!(!w.cgroup.join(id(&nocmd)).exists(), "a failed start leaves no cgroup");
-    w.ok(&["containers", "delete", "nocmd"]);
+    assert_eq!(w.ctl(&["containers", "get", "nocmd"]).code, 3, "a create whose start failed leaves no container");
     assert_eq!(census(&w), before, "a refused request left something behind");
     assert_eq!(w.ok(&["containers", "get", "busy"])["status"], "running");
 }

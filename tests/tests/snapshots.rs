@@ -162,7 +162,8 @@ fn bad_names_conflicts_and_a_failed_swap() {
     let r = h.post(&format!("/containers/{a}/snapshots"), r#"{"alias":"Bad Name"}"#);
     assert_eq!(r.status, 422, "{r:?}");
     assert!(r.message().contains("alias"));
-    assert_eq!(h.post(&format!("/containers/{a}/snapshots"), r#"{"alias":"base"}"#).status, 409);
+    let dup = h.post(&format!("/containers/{a}/snapshots"), r#"{"alias":"base"}"#);
+    assert_eq!((dup.status, dup.json()["error"]["code"].as_str()), (409, Some("already_exists")), "{dup:?}");
     assert_eq!(h.post(&format!("/containers/{a}/snapshots"), r#"{"alias":"x","extra":1}"#).status, 422);
     let pid_a = w.ok(&["containers", "get", &a])["pid"].clone();
     // Unknown snapshot: 404, and the container was not stopped for it.
@@ -181,6 +182,7 @@ fn bad_names_conflicts_and_a_failed_swap() {
     let second = h.request("PATCH", &format!("/containers/{a}/snapshots/base"), b"");
     assert_eq!(second.status, 409, "{second:?}");
     assert!(second.message().contains("in progress"));
+    assert_eq!(second.json()["error"]["code"], "in_progress", "{second:?}");
     assert_eq!(first.join().unwrap().status, 200);
 
     // The swap fails half-way: the container stays on its previous root, and runs again.

@@ -90,6 +90,7 @@ impl Answer {
             code: ErrorCode::Unknown,
             message: format!("HTTP {}: {}", self.status, String::from_utf8_lossy(&self.body)),
             details: vec![],
+            field: None,
         });
         Err(ClientError::Api { status: self.status, error })
     }

@@ -24,8 +24,24 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
                     Err(ApiError::bad_request(format!("malformed JSON: {inner}")))
                 }
-                serde_json::error::Category::Data if path == "." => Err(ApiError::invalid(format!("{inner}"))),
-                serde_json::error::Category::Data => Err(ApiError::invalid(format!("{path}: {inner}"))),
+                serde_json::error::Category::Data => {
+                    // An unknown or missing member is named by the message; a wrong one by its path.
+                    let msg = inner.to_string();
+                    let named = super::error::named_field(&msg);
+                    let field = match (path.as_str(), named) {
+                        (".", Some(n)) => Some(n),
+                        (".", None) => None,
+                        // The path already ends with an unknown member; a missing one is named only by the message.
+                        (p, Some(n)) if msg.starts_with("missing field") => Some(format!("{p}.{n}")),
+                        (p, _) => Some(p.to_owned()),
+                    };
+                    let message = if path == "." { msg } else { format!("{path}: {msg}") };
+                    let e = ApiError::invalid(message);
+                    Err(match field {
+                        Some(f) => e.field(f),
+                        None => e,
+                    })
+                }
             }
         }
     }

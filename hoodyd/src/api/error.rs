@@ -20,6 +20,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Vec<String>,
+    /// `invalid`: the JSON path or query parameter at fault.
+    pub field: Option<String>,
     /// Refused for who the caller is (the audit log's outcome "denied"); never shown.
     pub denied: bool,
 }
@@ -30,10 +32,10 @@ pub struct Denied;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: vec![], denied: false }
+        ApiError { status, code, message: message.into(), details: vec![], field: None, denied: false }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, m)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, m)
     }
     pub fn invalid(m: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid, m)
@@ -53,11 +55,30 @@ impl ApiError {
     pub(crate) fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
         let mut chain = crate::errors::chain(e);
         let message = chain.remove(0);
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: ErrorCode::Internal, message, details: chain, denied: false }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: ErrorCode::Internal,
+            message,
+            details: chain,
+            field: None,
+            denied: false,
+        }
     }
     /// The status and envelope body, for an operation that failed in the background.
     pub fn body(&self) -> (u16, ErrorBody) {
-        (self.status.as_u16(), ErrorBody { code: self.code, message: self.message.clone(), details: self.details.clone() })
+        (self.status.as_u16(), self.envelope_body())
+    }
+    fn envelope_body(&self) -> ErrorBody {
+        ErrorBody { code: self.code, message: self.message.clone(), details: self.details.clone(), field: self.field.clone() }
+    }
+    /// Names the JSON path or query parameter at fault.
+    pub fn field(mut self, f: impl Into<String>) -> Self {
+        self.field = Some(f.into());
+        self
+    }
+    /// A refusal for the state the resource is in (409), with the code that says which.
+    pub fn state(code: ErrorCode, m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, m)
     }
     /// Marks the error as a refusal for who the caller is.
     pub fn denied(mut self) -> Self {
@@ -94,7 +115,8 @@ impl From<crate::auth::AuthError> for ApiError {
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        ApiError::invalid(e.to_string())
+        let field = e.field.clone();
+        ApiError::invalid(e.to_string()).field(field)
     }
 }
 
@@ -103,12 +125,14 @@ impl From<RuntimeError> for ApiError {
         match &e {
             RuntimeError::NotFound(_) | RuntimeError::ImageNotFound(_) => ApiError::not_found(e.to_string()),
             RuntimeError::Conflict(m) => ApiError::conflict(m.clone()),
-            RuntimeError::Invalid(f) => ApiError::invalid(f.to_string()),
+            RuntimeError::State(code, m) => ApiError::state(*code, m.clone()),
+            RuntimeError::Invalid(f) => ApiError::from(f.clone()),
             RuntimeError::Helper { kind: FailureKind::Exec, message, causes } => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: ErrorCode::Invalid,
                 message: format!("command: {message}"),
                 details: causes.clone(),
+                field: Some("command".into()),
                 denied: false,
             },
             RuntimeError::Helper { message, causes, .. } => ApiError {
@@ -116,6 +140,7 @@ impl From<RuntimeError> for ApiError {
                 code: ErrorCode::Internal,
                 message: message.clone(),
                 details: causes.clone(),
+                field: None,
                 denied: false,
             },
             RuntimeError::Cgroup(c @ CgroupError::MissingController { .. }) => ApiError::invalid("").with_chain(c),
@@ -123,7 +148,7 @@ impl From<RuntimeError> for ApiError {
                 StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => ApiError::invalid("").with_chain(s),
                 StorageError::Archive(_) => ApiError::bad_request("").with_chain(s),
                 StorageError::ImageExists(_) | StorageError::ContainerExists(_) | StorageError::SnapshotExists(_) => {
-                    ApiError::conflict("").with_chain(s)
+                    ApiError::state(ErrorCode::AlreadyExists, "").with_chain(s)
                 }
                 StorageError::ImageNotFound(_) | StorageError::SnapshotNotFound(_) => ApiError::not_found("").with_chain(s),
                 StorageError::QuotaExceeded(_) => {
@@ -132,10 +157,12 @@ impl From<RuntimeError> for ApiError {
                 StorageError::QuotaUnsupported(_) => ApiError::invalid("").with_chain(s),
                 _ => ApiError::internal(&e),
             },
-            RuntimeError::Store(StoreError::NameTaken { .. } | StoreError::ImageTaken(_)) => ApiError::conflict("").with_chain(&e),
+            RuntimeError::Store(StoreError::NameTaken { .. } | StoreError::ImageTaken(_)) => {
+                ApiError::state(ErrorCode::AlreadyExists, "").with_chain(&e)
+            }
             RuntimeError::Firewall(hoody_net::NetError::Invalid(i)) => ApiError::invalid(i.to_string()),
             RuntimeError::Store(StoreError::RuleNotFound(_)) => ApiError::not_found(e.to_string()),
-            RuntimeError::Store(StoreError::SnapshotTaken(_)) => ApiError::conflict(e.to_string()),
+            RuntimeError::Store(StoreError::SnapshotTaken(_)) => ApiError::state(ErrorCode::AlreadyExists, e.to_string()),
             RuntimeError::Store(StoreError::IdsExhausted | StoreError::AddressesExhausted(_)) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::Exhausted, e.to_string())
             }
@@ -149,13 +176,19 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, details = ?self.details, "request failed");
         }
-        let body = ErrorEnvelope { error: ErrorBody { code: self.code, message: self.message.clone(), details: self.details.clone() } };
+        let body = ErrorEnvelope { error: self.envelope_body() };
         let mut r = (self.status, Json(body)).into_response();
         if self.denied {
             r.extensions_mut().insert(Denied);
         }
         r
     }
+}
+
+/// The member a serde message names (`unknown field \`foo\`, expected …` → `foo`).
+pub fn named_field(msg: &str) -> Option<String> {
+    let rest = msg.split_once("field `")?.1;
+    Some(rest.split_once('`')?.0.to_owned())
 }
 
 /// Success envelope.

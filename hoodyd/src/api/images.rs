@@ -77,7 +77,7 @@ async fn import_in_background(st: AppState, q: ImportQuery, req: Request) -> Api
         (name, Ok(SyncIoBridge::new(StreamReader::new(stream))), total)
     };
     if st.rt.get_image(&name).await.is_ok() {
-        return Err(ApiError::conflict(format!("image {name:?} already exists")));
+        return Err(ApiError::state(hoody_api::envelope::ErrorCode::AlreadyExists, format!("image {name:?} already exists")));
     }
     let (op, handle) = st.operations.start(OperationKind::ImageImport, &name, None, total);
     let src = match src {

@@ -13,7 +13,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(q).map(Query).map_err(|e| ApiError::bad_request(format!("query string: {e}")))
+        serde_urlencoded::from_str(q).map(Query).map_err(|e| {
+            let msg = e.to_string();
+            let e = ApiError::bad_request(format!("query string: {msg}"));
+            match super::error::named_field(&msg) {
+                Some(f) => e.field(format!("?{f}")),
+                None => e,
+            }
+        })
     }
 }
 

@@ -92,7 +92,9 @@ impl Runtime {
             match r {
                 Ok(_) => report.stopped.push(c.id),
                 // Stopped meanwhile by someone else: that is what was wanted.
-                Err(super::RuntimeError::Conflict(_)) if self.get(&c.id).await.is_ok_and(|c| c.status != Status::Running) => {
+                Err(super::RuntimeError::State(..) | super::RuntimeError::Conflict(_))
+                    if self.get(&c.id).await.is_ok_and(|c| c.status != Status::Running) =>
+                {
                     report.stopped.push(c.id)
                 }
                 Err(e) => {

@@ -26,7 +26,7 @@ impl Runtime {
     pub async fn delete(self: &Arc<Self>, id: &str, force: bool) -> Result<Container> {
         let guard = self.lock(id).await;
         let c = self.get(id).await?;
-        check_transition(c.status, Action::Delete { force }).map_err(RuntimeError::Conflict)?;
+        check_transition(c.status, Action::Delete { force })?;
         if c.status == Status::Running {
             self.stop_locked(&c, Duration::ZERO).await?;
         }
@@ -82,7 +82,7 @@ impl Runtime {
     /// `check_transition(c.status, Action::Change)`.
     pub(crate) async fn refuse_deleting(&self, c: &Container) -> Result<()> {
         let now = self.get(&c.id).await?;
-        check_transition(now.status, Action::Change).map_err(RuntimeError::Conflict)
+        Ok(check_transition(now.status, Action::Change)?)
     }
 
     /// Retries every delete that failed half-way (or was interrupted by a crash); returns how

@@ -76,7 +76,7 @@ impl Runtime {
         }
         let c = self.get(id).await?;
         let (Status::Running, Some(pid), Some(start)) = (c.status, c.pid, c.pid_start) else {
-            return Err(RuntimeError::Conflict("the container is not running".into()));
+            return Err(RuntimeError::State(hoody_api::envelope::ErrorCode::NotRunning, "the container is not running".into()));
         };
         let mut env = c.env.clone();
         if req.tty {
@@ -185,7 +185,8 @@ impl Runtime {
         let dir = self.execs.dir_of(exec_id);
         let record: ExecRecord =
             rec::read_json(&dir, rec::RECORD).ok_or_else(|| RuntimeError::NotFound(format!("the record of exec {exec_id}")))?;
-        let pids: ShimPids = rec::read_json(&dir, rec::PIDS).ok_or_else(|| RuntimeError::Conflict("the exec is still starting".into()))?;
+        let pids: ShimPids = rec::read_json(&dir, rec::PIDS)
+            .ok_or_else(|| RuntimeError::State(hoody_api::envelope::ErrorCode::InProgress, "the exec is still starting".into()))?;
         let link = match tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await {
             Ok(l) => l,
             // It ended in the meantime.

@@ -55,7 +55,7 @@ impl Runtime {
         ids::validate_image_name("name", name)?;
         let key = name.to_owned();
         if self.store.call(move |db| store::get_image(db, &key)).await?.is_some() {
-            return Err(RuntimeError::Conflict(format!("image {name:?} already exists")));
+            return Err(RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, format!("image {name:?} already exists")));
         }
         let source = describe(&src);
         let storage = self.storage.clone();
@@ -85,7 +85,9 @@ impl Runtime {
         })
         .await?
         .map_err(|e| match e {
-            StorageError::ImageExists(n) => RuntimeError::Conflict(format!("image {n:?} already exists")),
+            StorageError::ImageExists(n) => {
+                RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, format!("image {n:?} already exists"))
+            }
             e => e.into(),
         })?;
         let rec = ImageRecord {
@@ -102,7 +104,7 @@ impl Runtime {
             let n = name.to_owned();
             let _ = tokio::task::spawn_blocking(move || storage.delete_image(&n)).await;
             return Err(match e {
-                StoreError::ImageTaken(_) => RuntimeError::Conflict(e.to_string()),
+                StoreError::ImageTaken(_) => RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, e.to_string()),
                 e => e.into(),
             });
         }
@@ -128,7 +130,10 @@ impl Runtime {
         let key = name.to_owned();
         let users = self.store.call(move |db| store::image_users(db, &key)).await?;
         if users > 0 {
-            return Err(RuntimeError::Conflict(format!("image {name:?} is used by {users} container(s)")));
+            return Err(RuntimeError::State(
+                hoody_api::envelope::ErrorCode::InUse,
+                format!("image {name:?} is used by {users} container(s)"),
+            ));
         }
         let key = name.to_owned();
         self.store.call(move |db| store::delete_image(db, &key)).await?;

@@ -176,7 +176,7 @@ impl Runtime {
             Err(e) => {
                 let _ = undo(self, c.id.clone()).await;
                 return Err(match e {
-                    StoreError::NameTaken { .. } => RuntimeError::Conflict(e.to_string()),
+                    StoreError::NameTaken { .. } => RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, e.to_string()),
                     e => e.into(),
                 });
             }
@@ -223,7 +223,7 @@ impl Runtime {
     pub async fn start(self: &Arc<Self>, id: &str) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
-        check_transition(c.status, Action::Start).map_err(RuntimeError::Conflict)?;
+        check_transition(c.status, Action::Start)?;
         self.start_locked(&c).await?;
         self.get(id).await
     }
@@ -297,7 +297,7 @@ impl Runtime {
     pub(crate) async fn stop_because(self: &Arc<Self>, id: &str, timeout: Option<Duration>, reason: &str) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
-        check_transition(c.status, Action::Stop).map_err(RuntimeError::Conflict)?;
+        check_transition(c.status, Action::Stop)?;
         self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout)).await?;
         self.emit(EventType::ContainerStopped, &c, stopped_by(reason));
         self.get(id).await
@@ -347,7 +347,7 @@ impl Runtime {
     pub async fn restart(self: &Arc<Self>, id: &str, timeout: Option<Duration>) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
-        check_transition(c.status, Action::Restart).map_err(RuntimeError::Conflict)?;
+        check_transition(c.status, Action::Restart)?;
         if c.status == Status::Running {
             self.stop_locked(&c, timeout.unwrap_or(self.cfg.stop_timeout)).await?;
             self.emit(EventType::ContainerStopped, &c, stopped_by("restart"));
@@ -361,7 +361,7 @@ impl Runtime {
     pub async fn update(self: &Arc<Self>, id: &str, req: crate::model::UpdateContainer) -> Result<Container> {
         let _guard = self.lock(id).await;
         let c = self.get(id).await?;
-        check_transition(c.status, Action::Change).map_err(RuntimeError::Conflict)?;
+        check_transition(c.status, Action::Change)?;
         let limits = match &req.limits {
             Some(l) => {
                 let l = c.limits.merged(l.validate("limits")?);

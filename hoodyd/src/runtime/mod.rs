@@ -42,6 +42,9 @@ pub enum RuntimeError {
     ImageNotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A refusal for the state something is in, with the code that says which (409).
+    #[error("{1}")]
+    State(hoody_api::envelope::ErrorCode, String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
     #[error("storage")]
@@ -62,6 +65,13 @@ pub enum RuntimeError {
     Join(#[from] tokio::task::JoinError),
     #[error("firewall")]
     Firewall(#[from] hoody_net::NetError),
+}
+
+impl From<(hoody_api::envelope::ErrorCode, String)> for RuntimeError {
+    /// A refused state transition ([`crate::model::check_transition`]).
+    fn from((code, message): (hoody_api::envelope::ErrorCode, String)) -> Self {
+        RuntimeError::State(code, message)
+    }
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -42,7 +42,10 @@ impl Runtime {
     /// running again if it was).
     pub async fn restore_snapshot(self: &Arc<Self>, c: &Container, name: &str) -> Result<Container> {
         if !self.restoring.lock().expect("poisoned").insert(c.id.clone()) {
-            return Err(RuntimeError::Conflict(format!("a restore of {} is already in progress", c.id)));
+            return Err(RuntimeError::State(
+                hoody_api::envelope::ErrorCode::InProgress,
+                format!("a restore of {} is already in progress", c.id),
+            ));
         }
         let _mark = RestoreMark(self, c.id.clone());
         self.snapshot_record(c, name).await?;
@@ -51,7 +54,7 @@ impl Runtime {
         }
         let _guard = self.lock(&c.id).await;
         let c = self.get(&c.id).await?;
-        crate::model::check_transition(c.status, crate::model::Action::Change).map_err(RuntimeError::Conflict)?;
+        crate::model::check_transition(c.status, crate::model::Action::Change)?;
         let intent = RestoreIntent {
             container_id: c.id.clone(),
             snapshot: name.to_owned(),

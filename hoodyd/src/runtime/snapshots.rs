@@ -74,10 +74,10 @@ impl Runtime {
         crate::ids::validate_name("alias", name)?;
         let _guard = self.lock(&c.id).await;
         let c = self.get(&c.id).await?;
-        crate::model::check_transition(c.status, crate::model::Action::Change).map_err(RuntimeError::Conflict)?;
+        crate::model::check_transition(c.status, crate::model::Action::Change)?;
         let (id, n) = (c.id.clone(), name.to_owned());
         if self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.is_some() {
-            return Err(RuntimeError::Conflict(format!("snapshot {name:?} already exists")));
+            return Err(RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, format!("snapshot {name:?} already exists")));
         }
         let running = c.status == Status::Running && self.running_init_pid(&c.id).is_some();
         let budget = self.snapshot_budget(&c).await?;
@@ -120,7 +120,7 @@ impl Runtime {
             let (storage, id, n) = (self.storage.clone(), c.id.clone(), name.to_owned());
             let _ = tokio::task::spawn_blocking(move || storage.delete_snapshot(&id, &n)).await;
             return Err(match e {
-                StoreError::SnapshotTaken(_) => RuntimeError::Conflict(e.to_string()),
+                StoreError::SnapshotTaken(_) => RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, e.to_string()),
                 e => e.into(),
             });
         }
