@@ -95,10 +95,22 @@ pub struct AuditQuery {
     /// A container id or name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
-    /// At most this many records (1 to 10,000; default 1,000): the first after `after`, else
-    /// the latest.
+    /// At most this many records (1 to 10,000; default 1,000): with `order=asc` the first
+    /// after `after` (the next page's cursor in `X-Next-Cursor`), with `order=desc` the latest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// `asc` (the default): oldest first; `desc`: newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Order>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
 }
 
 /// `GET /events`.
@@ -117,4 +129,59 @@ pub struct EventsQuery {
     /// Only the events of this container (id or name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+}
+
+/// `GET /containers`: filters and a page, oldest first; the next page's cursor is in the
+/// answer's `X-Next-Cursor` header when more follow (so `data` stays a plain array).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ContainersQuery {
+    /// Only containers in this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::containers::Status>,
+    /// Only containers in this realm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Only containers made from this image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// At most this many (1 to 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Begin after this cursor (the `X-Next-Cursor` of the page before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `GET /images`, `GET /containers/{id}/snapshots`: a page, oldest first (`X-Next-Cursor`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// At most this many (1 to 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Begin after this cursor (the `X-Next-Cursor` of the page before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `GET /tokens`: a realm's, a page, oldest first (`X-Next-Cursor`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct TokensQuery {
+    /// Only tokens of this realm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// At most this many (1 to 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Begin after this cursor (the `X-Next-Cursor` of the page before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }

@@ -69,9 +69,12 @@ pub struct AuditArgs {
     /// Records about one container (id or name).
     #[arg(long, short = 'c')]
     pub container: Option<String>,
-    /// At most this many records (the latest).
+    /// At most this many records (the first ones; with --newest the latest).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Newest first: the latest --limit records.
+    #[arg(long)]
+    pub newest: bool,
 }
 
 pub async fn realms(client: &Client, out: Output, cmd: RealmsCmd) -> anyhow::Result<i32> {
@@ -137,6 +140,7 @@ pub async fn audit(client: &Client, out: Output, a: AuditArgs) -> anyhow::Result
         };
         return report(out, &r);
     }
-    let q = AuditQuery { since: a.since, container: a.container, limit: a.limit, ..Default::default() };
+    let order = a.newest.then_some(hoody_api::query::Order::Desc);
+    let q = AuditQuery { since: a.since, container: a.container, limit: a.limit, order, ..Default::default() };
     emit(out, client.audit(&q).await)
 }

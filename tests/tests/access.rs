@@ -344,8 +344,15 @@ fn the_audit_chain_detects_edits_removals_reorders_and_cuts() {
         (last["method"].as_str(), last["path"].as_str(), last["status"].as_u64()),
         (Some("POST"), Some("/api/v1/containers"), Some(400))
     );
-    let created = recs.iter().find(|x| x["container"].is_null() && x["status"] == 201 && x["token_id"].is_string()).expect("the create");
+    let created = recs
+        .iter()
+        .find(|x| x["container"] == c.as_str() && x["status"] == 201 && x["token_id"].is_string())
+        .expect("the create names its container");
     assert_eq!(created["realm_ids"], json!([r]));
+    assert!(
+        w.ok(&["audit", "-c", &c]).as_array().unwrap().iter().any(|x| x["status"] == 201 && x["method"] == "POST"),
+        "audit -c finds the create"
+    );
     assert!(recs.iter().all(|x| x["time"].is_string() && x["peer_uid"] == 0 && x["duration_us"].is_u64() && x["hash"].is_string()));
     assert!(w.ok(&["audit", "-c", &c]).as_array().is_some());
     let log_path = w.state_dir.join("audit.log");

@@ -14,7 +14,7 @@ use crate::audit::record::Record;
 const MAX_LIMIT: usize = 10_000;
 const DEFAULT_LIMIT: usize = 1_000;
 
-use hoody_api::query::AuditQuery;
+use hoody_api::query::{AuditQuery, Order};
 
 /// The earliest record time wanted, in the log's own format (which sorts as text).
 fn since_bound(s: &str) -> Result<String, ApiError> {
@@ -41,7 +41,7 @@ pub async fn list(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<AuditQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::response::Response> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(format!("limit: must be 1 to {MAX_LIMIT}")));
@@ -78,14 +78,20 @@ pub async fn list(
             format!("reading the audit log: {e}"),
         )
     })?;
-    // Paging forward keeps the first records; otherwise the latest ones.
-    let page: Vec<Record> = if q.after.is_some() {
-        records.into_iter().take(limit).collect()
-    } else {
-        let skip = records.len().saturating_sub(limit);
-        records.into_iter().skip(skip).collect()
-    };
-    Ok(data(page))
+    // Oldest first, a page at a time; or the latest, newest first.
+    Ok(match q.order.unwrap_or_default() {
+        Order::Asc => {
+            let more = records.len() > limit;
+            let page: Vec<Record> = records.into_iter().take(limit).collect();
+            let next = if more { page.last().map(|r| r.seq.to_string()) } else { None };
+            super::pages::answer(page, next)
+        }
+        Order::Desc => {
+            let skip = records.len().saturating_sub(limit);
+            let page: Vec<Record> = records.into_iter().skip(skip).rev().collect();
+            data(page).into_response()
+        }
+    })
 }
 
 #[utoipa::path(

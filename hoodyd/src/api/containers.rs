@@ -9,10 +9,12 @@ use axum::response::{IntoResponse, Response};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult, data};
 use super::guard::AuditSubject;
+use super::pages;
 use super::query::{Lifecycle, Query};
 use super::{AppState, Caller, view};
 use hoody_api::common::Deleted;
 use hoody_api::containers::Usage;
+use hoody_api::query::ContainersQuery;
 
 use crate::model::{CreateContainer, Status};
 
@@ -52,11 +54,25 @@ pub async fn create(
     path = "/api/v1/containers",
     tag = "containers",
     operation_id = "container_list",
-    responses((status = 200, description = "The containers the caller sees", body = hoody_api::envelope::Data<Vec<hoody_api::containers::Container>>))
+    params(hoody_api::query::ContainersQuery),
+    responses((status = 200, description = "The containers the caller sees, oldest first (the next page's cursor in X-Next-Cursor)", body = hoody_api::envelope::Data<Vec<hoody_api::containers::Container>>))
 )]
-pub async fn list(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<impl IntoResponse> {
-    let all = st.rt.list(&caller.filter).await?;
-    Ok(data(all.iter().map(|c| view::container(c, None)).collect::<Vec<_>>()))
+pub async fn list(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ContainersQuery>,
+) -> ApiResult<Response> {
+    let all: Vec<_> = st
+        .rt
+        .list(&caller.filter)
+        .await?
+        .into_iter()
+        .filter(|c| q.status.is_none_or(|s| c.status == s))
+        .filter(|c| q.realm.as_ref().is_none_or(|r| c.realm_ids.contains(r)))
+        .filter(|c| q.image.as_ref().is_none_or(|i| &c.image == i))
+        .collect();
+    let (page, next) = pages::page(all, |c| pages::key(&c.created_at, &c.id), q.after.as_deref(), q.limit)?;
+    Ok(pages::answer(page.iter().map(|c| view::container(c, None)).collect::<Vec<_>>(), next))
 }
 
 #[utoipa::path(

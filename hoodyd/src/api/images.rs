@@ -97,10 +97,13 @@ async fn import_in_background(st: AppState, q: ImportQuery, req: Request) -> Api
     path = "/api/v1/images",
     tag = "images",
     operation_id = "image_list",
-    responses((status = 200, description = "Every image", body = hoody_api::envelope::Data<Vec<hoody_api::images::Image>>))
+    params(hoody_api::query::PageQuery),
+    responses((status = 200, description = "Every image, oldest first (the next page's cursor in X-Next-Cursor)", body = hoody_api::envelope::Data<Vec<hoody_api::images::Image>>))
 )]
-pub async fn list(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
-    Ok(data(st.rt.list_images().await?))
+pub async fn list(State(st): State<AppState>, Query(q): Query<hoody_api::query::PageQuery>) -> ApiResult<Response> {
+    let all = st.rt.list_images().await?;
+    let (page, next) = super::pages::page(all, |i| super::pages::key(&i.created_at, &i.name), q.after.as_deref(), q.limit)?;
+    Ok(super::pages::answer(page, next))
 }
 
 #[utoipa::path(

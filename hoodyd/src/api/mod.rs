@@ -14,6 +14,7 @@ pub(crate) mod images;
 pub(crate) mod logs;
 pub mod openapi;
 pub(crate) mod operations;
+pub(crate) mod pages;
 pub(crate) mod query;
 pub(crate) mod realms;
 pub(crate) mod server;

@@ -54,10 +54,23 @@ pub async fn create_token(State(st): State<AppState>, JsonBody(req): JsonBody<Cr
     path = "/api/v1/tokens",
     tag = "realms",
     operation_id = "token_list",
-    responses((status = 200, description = "Every token (never a secret)", body = hoody_api::envelope::Data<Vec<hoody_api::realms::Token>>))
+    params(hoody_api::query::TokensQuery),
+    responses((status = 200, description = "Every token (never a secret), oldest first (the next page's cursor in X-Next-Cursor)", body = hoody_api::envelope::Data<Vec<hoody_api::realms::Token>>))
 )]
-pub async fn list_tokens(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
-    Ok(data(st.auth.list_tokens().await?.iter().map(|t| t.view()).collect::<Vec<_>>()))
+pub async fn list_tokens(
+    State(st): State<AppState>,
+    super::query::Query(q): super::query::Query<hoody_api::query::TokensQuery>,
+) -> ApiResult<axum::response::Response> {
+    let all: Vec<_> = st
+        .auth
+        .list_tokens()
+        .await?
+        .iter()
+        .map(|t| t.view())
+        .filter(|t| q.realm.as_ref().is_none_or(|r| t.realm_ids.contains(r)))
+        .collect();
+    let (page, next) = super::pages::page(all, |t| super::pages::key(&t.created_at, &t.id), q.after.as_deref(), q.limit)?;
+    Ok(super::pages::answer(page, next))
 }
 
 #[utoipa::path(

@@ -12,7 +12,7 @@ use super::{AppState, Caller, view};
 use hoody_api::common::Deleted;
 use hoody_api::containers::Restored;
 use hoody_api::operations::{Accepted, OperationKind, OperationResult};
-use hoody_api::query::{DiffQuery, RestoreQuery};
+use hoody_api::query::{DiffQuery, PageQuery, RestoreQuery};
 use hoody_api::snapshots::CreateSnapshot;
 
 #[utoipa::path(
@@ -40,16 +40,19 @@ pub async fn create(
     path = "/api/v1/containers/{id}/snapshots",
     tag = "snapshots",
     operation_id = "snapshot_list",
-    params(("id" = String, Path, description = "Container id or name")),
-    responses((status = 200, description = "Oldest first", body = hoody_api::envelope::Data<Vec<hoody_api::snapshots::Snapshot>>))
+    params(("id" = String, Path, description = "Container id or name"), hoody_api::query::PageQuery),
+    responses((status = 200, description = "Oldest first (the next page's cursor in X-Next-Cursor)", body = hoody_api::envelope::Data<Vec<hoody_api::snapshots::Snapshot>>))
 )]
 pub async fn list(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Response> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok(data(st.rt.list_snapshots(&c).await?))
+    let all = st.rt.list_snapshots(&c).await?;
+    let (page, next) = super::pages::page(all, |s| super::pages::key(&s.created_at, &s.name), q.after.as_deref(), q.limit)?;
+    Ok(super::pages::answer(page, next))
 }
 
 #[utoipa::path(
