@@ -131,6 +131,10 @@ pub struct EventsQuery {
     pub container: Option<String>,
 }
 
+// The page members (`limit`, `after`) are repeated in each list's query rather than flattened
+// in: serde's flatten hands serde_urlencoded's values over as strings (a number no longer
+// parses) and cannot be combined with deny_unknown_fields.
+
 /// `GET /containers`: filters and a page, oldest first; the next page's cursor is in the
 /// answer's `X-Next-Cursor` header when more follow (so `data` stays a plain array).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

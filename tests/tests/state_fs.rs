@@ -46,7 +46,7 @@ fn below_the_reserve_changes_are_refused_reads_go_on_and_service_resumes() {
     assert!(matches!(e, ClientError::Api { status, .. } if status.as_u16() == 507), "{e:?}");
     // Reads go on, and are audited.
     assert_eq!(w.ok(&["containers", "get", &keep])["status"], "running");
-    let before = w.ok(&["audit", "--limit", "1"]);
+    let before = w.ok(&["audit", "--newest", "--limit", "1"]);
     assert!(before.to_string().contains(&keep) || before["data"].is_array(), "{before}");
     // A stop (it frees, it does not fill) is done and recorded.
     w.ok(&["containers", "stop", "--timeout", "0", &keep]);

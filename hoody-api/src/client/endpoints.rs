@@ -246,30 +246,25 @@ impl Client {
     /// `POST /images?name=NAME` with a tar stream (plain, gzip or zstd) as the body; `len` is
     /// sent as its Content-Length when known.
     pub async fn import_image_tar(&self, name: &str, body: ReqBody, len: Option<u64>) -> Result<Imported, ClientError> {
-        let mut b =
-            self.request_builder(Method::POST, &format!("/images?name={}", enc(name))).header(header::CONTENT_TYPE, "application/x-tar");
+        self.upload(&format!("/images?name={}", enc(name)), body, len).await?.data()
+    }
+
+    /// `POST path` with a tar stream as the body (its Content-Length when known).
+    async fn upload(&self, path: &str, body: ReqBody, len: Option<u64>) -> Result<Answer, ClientError> {
+        let mut b = self.request_builder(Method::POST, path).header(header::CONTENT_TYPE, "application/x-tar");
         if let Some(n) = len {
             b = b.header(header::CONTENT_LENGTH, n);
         }
         let resp = self.send(b.body(body)?).await?;
         let status = resp.status();
         let body: Bytes = resp.into_body().collect().await?.to_bytes();
-        Answer { status, body }.data()
+        Ok(Answer { status, body })
     }
 
     /// `POST /images?name=NAME&async=true` with a tar stream: the operation, at once; the body
     /// goes on being sent on this connection while the daemon imports it.
     pub async fn import_image_tar_async(&self, name: &str, body: ReqBody, len: Option<u64>) -> Result<Operation, ClientError> {
-        let mut b = self
-            .request_builder(Method::POST, &format!("/images?name={}&async=true", enc(name)))
-            .header(header::CONTENT_TYPE, "application/x-tar");
-        if let Some(n) = len {
-            b = b.header(header::CONTENT_LENGTH, n);
-        }
-        let resp = self.send(b.body(body)?).await?;
-        let status = resp.status();
-        let body: Bytes = resp.into_body().collect().await?.to_bytes();
-        Answer { status, body }.data::<Accepted>().map(|a| a.operation)
+        self.upload(&format!("/images?name={}&async=true", enc(name)), body, len).await?.data::<Accepted>().map(|a| a.operation)
     }
 
     /// `POST /images?async=true` with `{"name", "path"}`: the operation, at once.
