@@ -14,7 +14,9 @@ use super::AppState;
 use super::body::{MAX_JSON_BODY, parse, read_capped};
 use super::error::{ApiError, ApiResult, data};
 use super::query::Query;
-use crate::operations::Counting;
+use std::io::Read;
+
+use crate::operations::{Counting, Handle};
 use crate::runtime::images::ImageSource;
 use hoody_api::operations::{Accepted, OperationKind, OperationResult};
 
@@ -34,62 +36,65 @@ use hoody_api::query::ImportQuery;
     )
 )]
 pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<Response> {
-    if q.in_background {
-        return import_in_background(st, q, req).await;
+    let in_background = q.in_background;
+    let (name, source) = read_request(q, req).await?;
+    if !in_background {
+        let imported = st.rt.import_image(&name, source.into_image_source(None)).await?;
+        return Ok((StatusCode::CREATED, data(imported)).into_response());
     }
-    let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
-    let imported = if is_json {
-        let body = read_capped(req, MAX_JSON_BODY).await?;
-        let p: ImportPath = parse(&body)?;
-        let path = PathBuf::from(&p.path);
-        if !path.is_absolute() {
-            return Err(ApiError::invalid("path: must be an absolute path on the host"));
-        }
-        st.rt.import_image(&p.name, ImageSource::Path(path)).await?
-    } else {
-        let name = q.name.ok_or_else(|| ApiError::invalid("name: the query parameter ?name= is required for an upload"))?;
-        crate::ids::validate_image_name("name", &name)?;
-        let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
-        let reader = SyncIoBridge::new(StreamReader::new(stream));
-        st.rt.import_image(&name, ImageSource::Tar(Box::new(reader))).await?
+    // `?async=true`: 202 and the operation at once (what the import would refuse at once is
+    // refused here); the import, an upload's body read as it arrives, runs on.
+    st.rt.check_new_image(&name).await?;
+    let total = match &source {
+        Source::Upload(_, len) => *len,
+        Source::Path(_) => None,
     };
-    Ok((StatusCode::CREATED, data(imported)).into_response())
-}
-
-/// `?async=true`: 202 and the operation at once; the import (an upload's body read as it
-/// arrives, counted against its Content-Length) runs on.
-async fn import_in_background(st: AppState, q: ImportQuery, req: Request) -> ApiResult<Response> {
-    let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
-    let total = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-    let (name, src, total) = if is_json {
-        let body = read_capped(req, MAX_JSON_BODY).await?;
-        let p: ImportPath = parse(&body)?;
-        let path = PathBuf::from(&p.path);
-        if !path.is_absolute() {
-            return Err(ApiError::invalid("path: must be an absolute path on the host"));
-        }
-        crate::ids::validate_image_name("name", &p.name)?;
-        (p.name, Err(path), None)
-    } else {
-        let name = q.name.ok_or_else(|| ApiError::invalid("name: the query parameter ?name= is required for an upload"))?;
-        crate::ids::validate_image_name("name", &name)?;
-        let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
-        (name, Ok(SyncIoBridge::new(StreamReader::new(stream))), total)
-    };
-    if st.rt.get_image(&name).await.is_ok() {
-        return Err(ApiError::state(hoody_api::envelope::ErrorCode::AlreadyExists, format!("image {name:?} already exists")));
-    }
     let (op, handle) = st.operations.start(OperationKind::ImageImport, &name, None, total);
-    let src = match src {
-        Ok(reader) => ImageSource::Tar(Box::new(Counting::new(reader, handle.clone()))),
-        Err(path) => ImageSource::Path(path),
-    };
+    let src = source.into_image_source(Some(&handle));
     let rt = st.rt.clone();
     tokio::spawn(async move {
         let r = rt.import_image(&name, src).await;
         handle.finish(r.map(|i| OperationResult::Imported(Box::new(i))).map_err(|e| ApiError::from(e).body()));
     });
     Ok((StatusCode::ACCEPTED, data(Accepted { operation: op })).into_response())
+}
+
+/// Where an import request's tree comes from.
+enum Source {
+    /// The body, as a blocking reader, and its Content-Length.
+    Upload(Box<dyn Read + Send>, Option<u64>),
+    /// A directory or tar file on the host.
+    Path(PathBuf),
+}
+
+impl Source {
+    /// The runtime's source; an upload's bytes are counted into `op` when there is one.
+    fn into_image_source(self, op: Option<&Handle>) -> ImageSource {
+        match (self, op) {
+            (Source::Upload(r, _), Some(h)) => ImageSource::Tar(Box::new(Counting::new(r, h.clone()))),
+            (Source::Upload(r, _), None) => ImageSource::Tar(r),
+            (Source::Path(p), _) => ImageSource::Path(p),
+        }
+    }
+}
+
+/// The image's name and its source: JSON `{"name", "path"}`, or an upload with `?name=`.
+async fn read_request(q: ImportQuery, req: Request) -> ApiResult<(String, Source)> {
+    let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        let body = read_capped(req, MAX_JSON_BODY).await?;
+        let p: ImportPath = parse(&body)?;
+        let path = PathBuf::from(&p.path);
+        if !path.is_absolute() {
+            return Err(ApiError::invalid("path: must be an absolute path on the host").field("path"));
+        }
+        return Ok((p.name, Source::Path(path)));
+    }
+    let name = q.name.ok_or_else(|| ApiError::invalid("name: the query parameter ?name= is required for an upload").field("?name"))?;
+    crate::ids::validate_image_name("name", &name)?;
+    let len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
+    Ok((name, Source::Upload(Box::new(SyncIoBridge::new(StreamReader::new(stream))), len)))
 }
 
 #[utoipa::path(

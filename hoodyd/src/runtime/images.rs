@@ -52,11 +52,7 @@ impl Runtime {
     /// 3. the pool synced — an image on disk with no row is removed;
     /// 4. the row; answer.
     pub async fn import_image(&self, name: &str, src: ImageSource) -> Result<Imported> {
-        ids::validate_image_name("name", name)?;
-        let key = name.to_owned();
-        if self.store.call(move |db| store::get_image(db, &key)).await?.is_some() {
-            return Err(RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, format!("image {name:?} already exists")));
-        }
+        self.check_new_image(name).await?;
         let source = describe(&src);
         let storage = self.storage.clone();
         let n = name.to_owned();
@@ -111,6 +107,16 @@ impl Runtime {
         info!(image = %name, files = rec.files, bytes = rec.bytes, skipped = report.skipped.len(), "image imported");
         self.events.global(EventType::ImageImported, EventData { name: Some(name.to_owned()), ..Default::default() });
         Ok(Imported { image: rec, report })
+    }
+
+    /// Refuses a name that is not an image name, or one an image has already.
+    pub async fn check_new_image(&self, name: &str) -> Result<()> {
+        ids::validate_image_name("name", name)?;
+        let key = name.to_owned();
+        if self.store.call(move |db| store::get_image(db, &key)).await?.is_some() {
+            return Err(RuntimeError::State(hoody_api::envelope::ErrorCode::AlreadyExists, format!("image {name:?} already exists")));
+        }
+        Ok(())
     }
 
     pub async fn list_images(&self) -> Result<Vec<ImageRecord>> {
