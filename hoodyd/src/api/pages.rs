@@ -25,7 +25,7 @@ pub fn page<T>(
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(format!("limit: must be 1 to {MAX_LIMIT}")).field("?limit"));
     }
-    items.sort_by_key(|t| key(t));
+    items.sort_by_cached_key(|t| key(t));
     if let Some(a) = after {
         items.retain(|t| key(t).as_str() > a);
     }

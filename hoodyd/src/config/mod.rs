@@ -98,7 +98,7 @@ pub struct Config {
     delete_retry: Span,
     /// Open API connections at most; more are refused.
     #[arg(long, default_value_t = 256)]
-    max_connections: u64,
+    max_connections: usize,
     /// NFLOG group denied egress attempts are logged to (read back for firewall/events).
     #[arg(long, default_value_t = 7023)]
     pub nflog_group: u16,
@@ -125,7 +125,7 @@ pub struct Config {
     dns_grace: u32,
     /// Containers started (at boot) or stopped (at host shutdown) at the same time, at most.
     #[arg(long, default_value_t = 8)]
-    parallel: u64,
+    parallel: usize,
     /// `limits.disk` of containers whose create request gives none (e.g. 10GiB, at least 1MiB):
     /// bounds every container's disk. The storage directory must be able to enforce it.
     #[arg(long)]
@@ -278,7 +278,7 @@ impl Config {
         if !(self.firewall_shards.is_power_of_two() && self.firewall_shards <= max) {
             bail!("--firewall-shards {} is not a power of two from 1 to {max}", self.firewall_shards);
         }
-        for (flag, v) in [("max-connections", self.max_connections), ("parallel", self.parallel), ("dns-rate", self.dns_rate.into())] {
+        for (flag, v) in [("max-connections", self.max_connections), ("parallel", self.parallel), ("dns-rate", self.dns_rate as usize)] {
             if v == 0 {
                 bail!("--{flag} must be at least 1");
             }
@@ -329,11 +329,11 @@ impl Config {
     }
 
     pub fn max_connections(&self) -> usize {
-        usize::try_from(self.max_connections).unwrap_or(usize::MAX)
+        self.max_connections
     }
 
     pub fn parallel(&self) -> usize {
-        usize::try_from(self.parallel).unwrap_or(usize::MAX)
+        self.parallel
     }
 
     pub fn default_disk(&self) -> Option<u64> {
