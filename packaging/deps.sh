@@ -28,7 +28,9 @@ case "$mode" in
     test) modes="run test" ;;
     bench) modes="run test bench" ;;
 esac
-want=$(awk -v modes=" $modes " '!/^#/ && NF >= 2 && index(modes, " " $1 " ") && $2 != "-" { print $2 }' "$here/deps.list")
+want=$(awk -v modes=" $modes " '!/^#/ && NF >= 2 && index(modes, " " $1 " ") && $2 != "-" && $2 !~ /!$/ { print $2 }' "$here/deps.list")
+# "PACKAGE PATH" pairs of the programs taken out of a package without installing it.
+extract=$(awk -v modes=" $modes " '!/^#/ && NF >= 3 && index(modes, " " $1 " ") && $2 ~ /!$/ { sub(/!$/, "", $2); for (i = 3; i <= NF; i++) print $2, $i }' "$here/deps.list")
 
 missing=""
 for p in $want; do
@@ -50,6 +52,28 @@ if [ -n "$missing" ]; then
             { echo "deps: $p is still not installed" >&2; exit 1; }
     done
 fi
+
+# Programs out of packages that are downloaded, never installed: usr/bin/NAME of PACKAGE's .deb.
+echo "$extract" | while read -r pkg dest; do
+    [ -n "$pkg" ] || continue
+    [ -x "$dest" ] && continue
+    if [ -n "$check_only" ]; then
+        echo "deps: missing $dest (from the package $pkg; packaging/deps.sh $mode extracts it)" >&2
+        exit 1
+    fi
+    [ "$(id -u)" = 0 ] || { echo "deps: missing $dest; run as root to extract it from $pkg" >&2; exit 1; }
+    echo "deps ($mode): extracting $dest from $pkg (not installed)" >&2
+    tmp=$(mktemp -d)
+    chmod 0755 "$tmp"
+    # apt's download user must be able to write there; a first run may need the lists.
+    chown _apt "$tmp" 2>/dev/null || true
+    (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>&1) ||
+        { apt-get update -qq && (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null); }
+    dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+    install -D -m 0755 "$tmp/root/usr/bin/$(basename "$dest")" "$dest"
+    rm -rf "$tmp"
+    [ -x "$dest" ] || { echo "deps: $dest is still missing" >&2; exit 1; }
+done
 
 # The Rust toolchain: the one the caller will find (packaging/toolchain.sh), at least the
 # workspace's rust-version.

@@ -11,3 +11,10 @@ pub const EXEC_ID_HEADER: &str = "x-hoody-exec-id";
 /// On `GET /events`: the seq the stream begins after (`?since=`, or the last one written), so
 /// that a subscriber that reads no event before the stream ends still knows where to resume.
 pub const EVENTS_AFTER_HEADER: &str = "x-hoody-events-after";
+
+/// A request header: answer this mutating request once; a retry with the same key and the
+/// same request gets the first answer (24 hours), with another request 422.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// An answer header: `true` on the kept first answer given to a retry.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";

@@ -39,6 +39,16 @@ pub enum FailsafeRule {
     Prohibit { source: Ipv4Net },
 }
 
+impl std::fmt::Display for FailsafeRule {
+    /// As `ip rule` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailsafeRule::Marked { source, mark } => write!(f, "{PREF_MARKED}: from {source} fwmark {mark:#x} lookup main"),
+            FailsafeRule::Prohibit { source } => write!(f, "{PREF_PROHIBIT}: from {source} prohibit"),
+        }
+    }
+}
+
 /// The rules for `subnet`, in the order they are added (the route for marked traffic first, so
 /// installing them never refuses marked traffic for a moment).
 pub fn wanted(subnet: Ipv4Net, mark: u32) -> Vec<FailsafeRule> {
@@ -94,7 +104,7 @@ impl FailsafeOps for Rtnl {
         for (r, m) in existing.into_iter().filter(|(r, _)| stale.contains(r)) {
             let h = self.handle();
             self.block_on(async move { h.rule().del(m).execute().await }).map_err(nl("delete rule"))?;
-            info!(rule = ?r, "removed a stale failsafe routing rule");
+            info!(rule = %r, "removed a stale failsafe routing rule");
         }
         for r in &add {
             let h = self.handle();
@@ -112,7 +122,7 @@ impl FailsafeOps for Rtnl {
                 FailsafeRule::Prohibit { .. } => req.priority(PREF_PROHIBIT).action(RuleAction::Prohibit),
             };
             self.block_on(async move { req.execute().await }).map_err(nl("add rule"))?;
-            info!(rule = ?r, "failsafe routing rule added");
+            info!(rule = %r, "failsafe routing rule added");
         }
         if add.is_empty() {
             debug!(source = %subnet, "failsafe routing rules in place");

@@ -30,6 +30,18 @@ pub trait LinkOps {
     /// Lets only IPv4 from `addr` (and ARP) in through `ifname`, with a tc classifier on the
     /// interface itself (see `source_filter`); idempotent.
     fn pin_source(&mut self, ifname: &str, addr: Ipv4Addr) -> Result<()>;
+    /// The kernel's traffic counters of every link whose name starts with `prefix`, in one
+    /// dump.
+    fn link_stats(&mut self, prefix: &str) -> Result<Vec<(String, LinkStats)>>;
+}
+
+/// What a link counted since it was made (the host end: `rx` is what the container sent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
 }
 
 /// rtnetlink on a private single-threaded runtime (blocking calls; for helpers and blocking
@@ -131,7 +143,7 @@ impl LinkOps for Rtnl {
         let msg = b.build();
         let h = self.handle.clone();
         self.rt.block_on(async move { h.route().add(msg).replace().execute().await }).map_err(nl("add route", ifname))?;
-        debug!(iface = ifname, %dst, ?via, "route added");
+        debug!(iface = ifname, %dst, via = %via.map(|v| v.to_string()).unwrap_or_else(|| "on-link".into()), "route added");
         Ok(())
     }
 
@@ -163,6 +175,30 @@ impl LinkOps for Rtnl {
                 })
             })
             .filter(|n| n.starts_with(prefix))
+            .collect())
+    }
+
+    fn link_stats(&mut self, prefix: &str) -> Result<Vec<(String, LinkStats)>> {
+        use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+        let h = self.handle.clone();
+        let msgs: Vec<LinkMessage> =
+            self.rt.block_on(async move { h.link().get().execute().try_collect().await }).map_err(nl("stats", prefix))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| {
+                let (mut name, mut stats) = (None, LinkStats::default());
+                for a in m.attributes {
+                    match a {
+                        LinkAttribute::IfName(n) => name = Some(n),
+                        LinkAttribute::Stats64(s) => {
+                            stats =
+                                LinkStats { rx_bytes: s.rx_bytes, rx_packets: s.rx_packets, tx_bytes: s.tx_bytes, tx_packets: s.tx_packets }
+                        }
+                        _ => {}
+                    }
+                }
+                name.filter(|n| n.starts_with(prefix)).map(|n| (n, stats))
+            })
             .collect())
     }
 
@@ -212,5 +248,8 @@ impl LinkOps for RecordingLinks {
     fn pin_source(&mut self, ifname: &str, addr: Ipv4Addr) -> Result<()> {
         self.calls.push(format!("pin {ifname} {addr}"));
         Ok(())
+    }
+    fn link_stats(&mut self, prefix: &str) -> Result<Vec<(String, LinkStats)>> {
+        Ok(self.links_with_prefix(prefix)?.into_iter().map(|n| (n, LinkStats::default())).collect())
     }
 }

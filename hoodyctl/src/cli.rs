@@ -47,6 +47,11 @@ pub struct Cli {
     /// The daemon's socket (default $HOODY_SOCKET, else /run/hoody/hoodyd.sock).
     #[arg(long, global = true)]
     pub socket: Option<PathBuf>,
+    /// Send KEY as the Idempotency-Key of the request if it changes something: running the
+    /// same command again with the same key (a retry after a lost answer) prints the first
+    /// answer and changes nothing more; the same key with another request is refused.
+    #[arg(long, global = true, env = "HOODY_IDEMPOTENCY_KEY", value_name = "KEY")]
+    pub idempotency_key: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -522,7 +527,7 @@ pub enum ImagesCmd {
 
 /// Runs the command line; returns the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let client = Client::from_env(cli.socket.clone());
+    let client = Client::from_env(cli.socket.clone()).with_idempotency_key(cli.idempotency_key.clone());
     output::envelope_on_error(cli.output == Some(Output::Json));
     let out = cli.output.unwrap_or(Output::Json);
     match cli.cmd {

@@ -51,7 +51,7 @@ fn spawn_nflog_reader(fw: Arc<crate::firewall::Firewall>, group: u16, denied: to
                             tracing::debug!(container = %d.container, name = %l.name, destination = %d.destination, "connection by name");
                             Some((l.name, l.rule_id))
                         } else {
-                            tracing::debug!(container = %d.container, destination = %d.destination, port = ?d.destination_port, "egress denied");
+                            tracing::debug!(container = %d.container, destination = %d.destination, port = d.destination_port, "egress denied");
                             let to = match d.destination_port {
                                 Some(p) => format!("{}:{p}/{}", d.destination, d.protocol),
                                 None => format!("{}/{}", d.destination, d.protocol),
@@ -87,13 +87,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let _lock = lock_state_dir(&cfg)?;
     let store = Store::open(&cfg.state_dir.join("hoody.db"))?;
     let (auth, audit) = open_auth_and_audit(&cfg, &store)?;
+    let keys = Arc::new(
+        crate::api::idempotency::Keys::open(store.clone(), std::time::Duration::from_secs(24 * 3600))
+            .context("opening the kept answers of idempotent requests")?,
+    );
     let storage = open_storage(&cfg).await?;
     let (cgroups, cgroup_root) = open_cgroups(&cfg)?;
     info!(
         storage = %cfg.storage_dir().display(),
         driver = %storage.kind(),
         cgroup_root = %cgroup_root.display(),
-        controllers = ?cgroups.controllers(),
+        controllers = %cgroups.controllers().into_iter().collect::<Vec<_>>().join(","),
         test_hooks = crate::test_hooks::ENABLED,
         "hoodyd starting"
     );
@@ -111,7 +115,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let monitor = prepare_network(&cfg, subnet).await?;
     let t = Instant::now();
     let how = rt.reconcile_firewall().await.context("reconciling the firewall (table inet hoody)")?;
-    info!(result = ?how, elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
+    info!(result = %format!("{how:?}").to_lowercase(), elapsed_ms = t.elapsed().as_millis() as u64, "firewall in place");
     // The containers' resolver answers before the daemon is ready (names resolve again as soon
     // as a restarted daemon is up). Without an upstream, containers resolve nothing.
     let _resolver = match crate::dns::Resolver::start(cfg.dns(), firewall.clone(), subnet).await {
@@ -132,6 +136,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = bind_socket(&cfg)?;
     let boot = begin_autostart_at_boot(&rt, &cfg).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = api::slots::Slots::new(cfg.connection_caps());
+    let is_admin: api::server::IsAdmin = {
+        let auth = auth.clone();
+        Arc::new(move |peer| auth.is_administrator(peer))
+    };
     let state = AppState {
         rt: rt.clone(),
         started: Instant::now(),
@@ -144,6 +153,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         state_reserve: cfg.state_reserve(),
         shutdown: stop_tx.clone(),
         operations: crate::operations::Operations::new(rt.events().clone()),
+        keys,
+        slots: slots.clone(),
+        metrics: Arc::default(),
     };
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -159,8 +171,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Err(e) = crate::notify::notify(&format!("READY=1\nSTATUS=serving on {}", cfg.socket.display())) {
         warn!(error = %e, "could not notify systemd");
     }
-    let serve_cfg =
-        api::server::ServeConfig { max_connections: cfg.max_connections(), header_timeout: cfg.request_timeout(), ..Default::default() };
+    let serve_cfg = api::server::ServeConfig {
+        slots,
+        is_admin,
+        header_timeout: cfg.request_timeout(),
+        shutdown_grace: std::time::Duration::from_secs(5),
+    };
     api::server::serve(listener, api::router(state), serve_cfg, stop_rx).await;
     let _ = crate::notify::notify("STOPPING=1");
     let _ = std::fs::remove_file(&cfg.socket);

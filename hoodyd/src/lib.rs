@@ -17,6 +17,7 @@ pub mod helper;
 pub(crate) mod idmap;
 pub(crate) mod ids;
 pub(crate) mod limits;
+pub(crate) mod metrics;
 pub(crate) mod model;
 pub(crate) mod notify;
 pub(crate) mod operations;

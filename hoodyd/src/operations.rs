@@ -28,12 +28,15 @@ struct Entry {
     /// The realms of the container it works on (none: administrators only).
     realm_ids: Vec<String>,
     cancel: Arc<AtomicBool>,
+    started: Instant,
     finished: Option<Instant>,
 }
 
 pub struct Operations {
     entries: Mutex<HashMap<String, Entry>>,
     events: Arc<EventLog>,
+    /// How long finished operations took, by kind and how they ended.
+    durations: crate::metrics::histogram::HistogramVec,
 }
 
 /// Why a cancel was refused.
@@ -60,9 +63,23 @@ fn status_name(s: OperationStatus) -> &'static str {
     }
 }
 
+/// An operation kind as the API names it (`image_import`).
+fn kind_name(k: OperationKind) -> String {
+    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 impl Operations {
+    /// How long finished operations took: by (kind, status).
+    pub fn durations(&self) -> &crate::metrics::histogram::HistogramVec {
+        &self.durations
+    }
+
     pub fn new(events: Arc<EventLog>) -> Arc<Operations> {
-        Arc::new(Operations { entries: Mutex::default(), events })
+        Arc::new(Operations {
+            entries: Mutex::default(),
+            events,
+            durations: crate::metrics::histogram::HistogramVec::new(crate::metrics::histogram::OPERATION_BOUNDS),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -95,7 +112,7 @@ impl Operations {
         let realm_ids = on.map(|(_, r)| r.to_vec()).unwrap_or_default();
         let mut m = self.lock();
         prune(&mut m);
-        m.insert(op.id.clone(), Entry { op: op.clone(), realm_ids, cancel: cancel.clone(), finished: None });
+        m.insert(op.id.clone(), Entry { op: op.clone(), realm_ids, cancel: cancel.clone(), started: Instant::now(), finished: None });
         drop(m);
         let handle = Handle {
             id: op.id.clone(),
@@ -202,8 +219,9 @@ impl Handle {
                 e.op.error_status = Some(status);
             }
         }
-        let (op, realms) = (e.op.clone(), e.realm_ids.clone());
+        let (op, realms, took) = (e.op.clone(), e.realm_ids.clone(), e.started.elapsed());
         drop(m);
+        self.ops.durations.observe(vec![kind_name(op.kind), status_name(op.status).to_owned()], took.as_secs_f64());
         let data = EventData { status: Some(status_name(op.status).to_owned()), progress: Some(op.progress), ..Default::default() };
         self.ops.emit(EventType::OperationDone, &op, &realms, data);
     }

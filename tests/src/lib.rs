@@ -567,7 +567,7 @@ impl World {
 
     /// The typed client of this world's socket (as an administrator).
     pub fn client(&self) -> hoody_api::client::Client {
-        hoody_api::client::Client { socket: self.socket.clone(), token: None }
+        hoody_api::client::Client { socket: self.socket.clone(), token: None, idempotency_key: None }
     }
 
     /// Runs calls of the typed client to their end, on a runtime of their own.
@@ -577,7 +577,7 @@ impl World {
 
     /// [`World::api`] presenting `token`.
     pub fn api_as<T>(&self, token: &str, f: impl AsyncFnOnce(hoody_api::client::Client) -> T) -> T {
-        run_client(hoody_api::client::Client { socket: self.socket.clone(), token: Some(token.to_owned()) }, f)
+        run_client(hoody_api::client::Client { socket: self.socket.clone(), token: Some(token.to_owned()), idempotency_key: None }, f)
     }
 
     /// The raw HTTP client of this world's socket.

@@ -43,3 +43,24 @@ pub fn in_cgroup(cmd: &mut Command, procs: std::fs::File) {
         });
     }
 }
+
+/// Opens `n` connections to the Unix socket at `path` as `uid`:`gid` (what the daemon's
+/// SO_PEERCRED sees), from a thread of its own whose credentials alone change: the raw
+/// setresgid/setresuid system calls act on the calling thread (glibc's wrappers would change
+/// every thread of the test process). Each connection's result, in order.
+pub fn connect_as(path: &std::path::Path, uid: u32, gid: u32, n: usize) -> Vec<std::io::Result<std::os::unix::net::UnixStream>> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        // SAFETY: plain system calls on the calling thread's credentials, with integer
+        // arguments; the thread ends after it connected and never gives its rights back.
+        let changed = unsafe {
+            libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) == 0
+                && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+                && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+        };
+        assert!(changed, "changing the thread's credentials: {}", std::io::Error::last_os_error());
+        (0..n).map(|_| std::os::unix::net::UnixStream::connect(&path)).collect()
+    })
+    .join()
+    .expect("the connecting thread")
+}

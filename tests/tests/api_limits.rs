@@ -75,3 +75,102 @@ fn slow_idle_and_excess_clients_are_cut_off() {
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(h.get("/health").status, 200);
 }
+
+/// What each connection was told by now: `Some(answer)` when refused at once, `None` when
+/// taken in (nothing to read yet).
+fn told(conns: &mut [UnixStream]) -> Vec<Option<String>> {
+    std::thread::sleep(Duration::from_millis(500));
+    conns
+        .iter_mut()
+        .map(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                Err(e) => Some(e.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// hoodyctl as `uid` in the socket's group, with `token` if given.
+fn ctl_as_user(w: &World, uid: u32, token: Option<&str>, args: &[&str]) -> (i32, String) {
+    let mut cmd = w.hoodyctl();
+    cmd.args(args).stdin(std::process::Stdio::null());
+    if let Some(t) = token {
+        cmd.env("HOODY_TOKEN", t);
+    }
+    hoody_e2e::sys::as_user(&mut cmd, uid, 64242, &[]);
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn one_peer_cannot_shut_out_the_others_and_streams_have_their_own_cap() {
+    let w = World::with_flags(
+        Driver::Overlay,
+        &["--socket-group", "64242", "--max-connections", "40", "--max-connections-per-peer", "8", "--max-streams", "3"],
+    );
+    let realm = w.ok(&["realms", "create", "--description", "tenant"])["id"].as_str().unwrap().to_owned();
+    let token = w.ok(&["tokens", "create", "--realm", &realm])["token"].as_str().unwrap().to_owned();
+    // 300 idle connections from one uid: eight are taken in, the rest refused at once, naming it.
+    let mut idle: Vec<UnixStream> = hoody_e2e::sys::connect_as(&w.socket, 64260, 64242, 300).into_iter().map(Result::unwrap).collect();
+    let answers = told(&mut idle);
+    assert_eq!(answers.iter().filter(|a| a.is_none()).count(), 8, "the peer's cap");
+    let refusal = answers.iter().flatten().next().unwrap();
+    assert!(refusal.starts_with("HTTP/1.1 503") && refusal.contains("from uid 64260 (at most 8)"), "{refusal}");
+    // Another client and an administrator are served meanwhile; the same uid is not.
+    assert_eq!(ctl_as_user(&w, 64261, Some(&token), &["containers", "list"]).0, 0);
+    assert_eq!(w.ctl(&["health"]).code, 0);
+    let (code, out) = ctl_as_user(&w, 64260, Some(&token), &["containers", "list"]);
+    assert!(code != 0 && out.contains("from uid 64260"), "{code} {out}");
+    // Other uids fill what is left but for the administrators' room (40 / 8 = 5): 8 + 27.
+    let mut crowd = Vec::new();
+    for uid in 64270..64275 {
+        crowd.extend(hoody_e2e::sys::connect_as(&w.socket, uid, 64242, 8).into_iter().map(Result::unwrap));
+    }
+    let answers = told(&mut crowd);
+    assert_eq!(answers.iter().filter(|a| a.is_none()).count(), 27, "up to the room kept for administrators");
+    assert!(answers.iter().flatten().all(|a| a.contains("too many open connections")), "{answers:?}");
+    let (code, out) = ctl_as_user(&w, 64261, Some(&token), &["containers", "list"]);
+    assert!(code != 0 && out.contains("too many open connections"), "{code} {out}");
+    assert_eq!(w.ctl(&["health"]).code, 0, "an administrator is still served");
+    drop((idle, crowd));
+    // Streams: three event streams are open (and hold no connection slot), a fourth is refused,
+    // requests are served; when one ends, another may begin.
+    let h = w.http();
+    let open_stream = || {
+        let mut s = UnixStream::connect(&w.socket).unwrap();
+        s.write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: hoodyd\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        (s, String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut streams = Vec::new();
+    while streams.len() < 3 {
+        let (s, head) = open_stream();
+        if head.starts_with("HTTP/1.1 200") {
+            streams.push(s);
+        } else {
+            // The refused connections above may still be closing.
+            assert!(Instant::now() < deadline, "{head}");
+        }
+    }
+    let (_, head) = open_stream();
+    assert!(head.starts_with("HTTP/1.1 503") && head.contains("too many open streams"), "{head}");
+    let r = h.get("/containers");
+    assert_eq!(r.status, 200, "{r:?}");
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, head) = open_stream();
+        if head.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a stream slot stayed taken after its stream ended: {head}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -143,3 +143,86 @@ fn lists_filter_and_page_and_refuse_unknown_parameters() {
     let n: Vec<u64> = newest.as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert!(n[0] > n[1], "{n:?}");
 }
+
+/// Sends the head of a request and `part` of its body, then waits: a request still running.
+fn begun(w: &World, path: &str, headers: &str, len: usize, part: &str) -> std::os::unix::net::UnixStream {
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(&w.socket).unwrap();
+    let req = format!(
+        "POST /api/v1{path} HTTP/1.1\r\nHost: hoody\r\nConnection: close\r\n{headers}Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n{part}"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    s
+}
+
+#[test]
+fn a_retried_create_with_the_same_key_makes_one_container() {
+    let mut w = World::new(Driver::Overlay);
+    // Through hoodyctl: the same command twice with the same key prints the same container.
+    let create = ["--idempotency-key", "create-app-7f3a", "containers", "create", "--name", "app", "--image", "busybox"];
+    let first = w.ok(&create);
+    let second = w.ok(&create);
+    assert_eq!(first, second, "the retry's answer is the first one");
+    let all = w.ok(&["containers", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 1, "one container: {all:#}");
+    // Through the socket: the retry is marked, carries its own request id, and its audit record
+    // names the container the first one made.
+    let body = r#"{"name": "web", "image": "busybox"}"#;
+    let (status, head) = raw(&w, "POST", "/containers", "Idempotency-Key: k-web\r\nX-Request-Id: web-1\r\n", body);
+    assert_eq!((status, header(&head, "idempotent-replayed")), (201, None), "{head}");
+    let (status, head) = raw(&w, "POST", "/containers", "Idempotency-Key: k-web\r\nX-Request-Id: web-2\r\n", body);
+    assert_eq!((status, header(&head, "idempotent-replayed"), header(&head, "x-request-id")), (201, Some("true"), Some("web-2")), "{head}");
+    let web = w.ok(&["containers", "get", "web"])["id"].as_str().unwrap().to_owned();
+    let records = w.ok(&["audit", "-c", "web"]);
+    let retry = records.as_array().unwrap().iter().find(|r| r["request_id"] == "web-2").expect("the retry's record");
+    assert_eq!((retry["container"].as_str(), retry["status"].as_u64()), (Some(web.as_str()), Some(201)), "{records:#}");
+    // The same key with another body, path or method is refused naming the header; the
+    // container is not made.
+    let (status, _) = raw(&w, "POST", "/containers", "Idempotency-Key: k-web\r\n", r#"{"name": "other", "image": "busybox"}"#);
+    assert_eq!(status, 422);
+    let refused = w.ctl(&["--idempotency-key", "k-web", "containers", "create", "--name", "other", "--image", "busybox"]);
+    assert_eq!(refused.code, 5, "{refused:?}");
+    assert!(refused.stdout.contains("\"field\": \"Idempotency-Key\"") || refused.stderr.contains("Idempotency-Key"), "{refused:?}");
+    assert_eq!(w.ctl(&["containers", "get", "other"]).code, 3, "no container from the refused retry");
+    // An answer that is a refusal is kept too: the retry of a create whose name was taken
+    // gets the same 409, even once the name is free.
+    let taken = ["--idempotency-key", "k-taken", "containers", "create", "--name", "app", "--image", "busybox"];
+    assert_eq!(w.ctl(&taken).code, 4);
+    w.ok(&["containers", "delete", "app"]);
+    assert_eq!(w.ctl(&taken).code, 4, "the first answer, not a second create");
+    assert_eq!(w.ctl(&["containers", "get", "app"]).code, 3);
+    // Keys are the caller's own: a token's "k-web" is not the administrator's.
+    let realm = w.ok(&["realms", "create", "--description", "tenant"])["id"].as_str().unwrap().to_owned();
+    let token = w.ok(&["tokens", "create", "--realm", &realm])["token"].as_str().unwrap().to_owned();
+    let (status, _) = raw(
+        &w,
+        "POST",
+        "/containers",
+        &format!("Authorization: Bearer {token}\r\nIdempotency-Key: k-web\r\n"),
+        &format!(r#"{{"name": "web", "image": "busybox", "realm_ids": ["{realm}"]}}"#),
+    );
+    assert_eq!(status, 201, "another caller's key of the same name is not consulted");
+    // While the first request with a key runs, a retry is 409 in_progress; a first request
+    // whose body broke off leaves the key free.
+    let slow = begun(&w, "/images?name=slow", "Idempotency-Key: k-slow\r\n", 4096, "not yet all");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, head) = raw(&w, "POST", "/images?name=slow", "Idempotency-Key: k-slow\r\n", "");
+    assert_eq!(status, 409, "{head}");
+    drop(slow);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = raw(&w, "POST", "/images?name=slow", "Idempotency-Key: k-slow\r\n", "");
+        if status != 409 {
+            assert!((400..500).contains(&status), "the retry ran (the key was free again): {status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the key stays held after its request broke off");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Kept answers are in the state database: a restarted daemon gives them again.
+    w.stop_daemon();
+    w.start_daemon();
+    assert_eq!(w.ok(&create), first, "the first answer after a restart");
+    let (status, head) = raw(&w, "POST", "/containers", "Idempotency-Key: k-web\r\n", body);
+    assert_eq!((status, header(&head, "idempotent-replayed")), (201, Some("true")), "{head}");
+}

@@ -110,6 +110,9 @@ pub fn enc(s: &str) -> String {
 pub struct Client {
     pub socket: PathBuf,
     pub token: Option<String>,
+    /// Sent as `Idempotency-Key` on every request that changes something: a retry of the
+    /// same request with the same key gets the first answer, never a second effect.
+    pub idempotency_key: Option<String>,
 }
 
 impl Client {
@@ -117,14 +120,25 @@ impl Client {
     pub fn from_env(socket: Option<PathBuf>) -> Client {
         let socket = socket.or_else(|| std::env::var_os("HOODY_SOCKET").map(PathBuf::from)).unwrap_or_else(|| DEFAULT_SOCKET.into());
         let token = std::env::var("HOODY_TOKEN").ok().filter(|t| !t.is_empty());
-        Client { socket, token }
+        Client { socket, token, idempotency_key: None }
+    }
+
+    /// The same client, sending `key` as the `Idempotency-Key` of its mutating requests.
+    pub fn with_idempotency_key(mut self, key: Option<String>) -> Client {
+        self.idempotency_key = key;
+        self
     }
 
     /// A request to `path` (below the API's prefix) with the token.
     pub fn request_builder(&self, method: Method, path: &str) -> hyper::http::request::Builder {
-        let mut b = Request::builder().method(method).uri(format!("{PREFIX}{path}")).header(header::HOST, "hoodyd");
+        let mut b = Request::builder().method(method.clone()).uri(format!("{PREFIX}{path}")).header(header::HOST, "hoodyd");
         if let Some(t) = &self.token {
             b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(k) = &self.idempotency_key
+            && !matches!(method, Method::GET | Method::HEAD)
+        {
+            b = b.header(crate::paths::IDEMPOTENCY_KEY, k);
         }
         b
     }

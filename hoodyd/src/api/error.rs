@@ -174,13 +174,14 @@ impl From<RuntimeError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(status = %self.status, message = %self.message, details = ?self.details, "request failed");
+            tracing::error!(status = %self.status, message = %self.message, details = %self.details.join(": "), "request failed");
         }
         let body = ErrorEnvelope { error: self.envelope_body() };
         let mut r = (self.status, Json(body)).into_response();
         if self.denied {
             r.extensions_mut().insert(Denied);
         }
+        r.extensions_mut().insert(self.code);
         r
     }
 }

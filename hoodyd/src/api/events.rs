@@ -40,6 +40,7 @@ pub async fn events(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<EventsQuery>,
+    gate: super::slots::StreamGate,
 ) -> ApiResult<impl IntoResponse> {
     let container = match &q.container {
         None => None,
@@ -63,6 +64,7 @@ pub async fn events(
             (Phase::Live { last }, last)
         }
     };
+    let slot = gate.begin()?;
     let shutdown = st.shutdown.subscribe();
     let state = Stream { log, live, filter, phase: start, first: true, shutdown };
     let body = futures::stream::unfold(state, |mut s| async move {
@@ -75,7 +77,7 @@ pub async fn events(
         Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), s))
     });
     let headers = [(header::CONTENT_TYPE, "application/x-ndjson".to_owned()), (EVENTS_AFTER.clone(), after.to_string())];
-    Ok((headers, Body::from_stream(body)))
+    Ok(([super::slots::CLOSE], headers, Body::from_stream(slot.hold(body))))
 }
 
 fn internal(e: EventDbError) -> ApiError {

@@ -61,6 +61,7 @@ pub async fn exec(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    gate: super::slots::StreamGate,
     mut req: Request,
 ) -> ApiResult<Response> {
     let on_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
@@ -82,6 +83,8 @@ pub async fn exec(
             return Err(ApiError::bad_request(format!("a terminal needs an upgraded connection (Upgrade: {UPGRADE_PROTOCOL})")));
         }
         let detach = ereq.detach;
+        // A command that runs as long as it likes is a stream too (no connection slot).
+        let slot = if detach { None } else { Some(gate.begin()?) };
         let started = st.rt.exec(&c.id, ereq, started_by(&caller)).await?;
         if detach {
             // Its shim keeps the output; the input is given and the connection let go.
@@ -93,14 +96,16 @@ pub async fn exec(
             return Ok((StatusCode::CREATED, data(view)).into_response());
         }
         let out = run_captured(&st.rt, started, input).await?;
-        return Ok(data(out).into_response());
+        drop(slot);
+        return Ok(([super::slots::CLOSE], data(out)).into_response());
     };
     if ereq.detach {
         return Err(ApiError::bad_request("a detached exec has no stream: send it without an upgrade"));
     }
+    let slot = gate.begin()?;
     let started = st.rt.exec(&c.id, ereq, started_by(&caller)).await?;
     let answer = switching(&started.id);
-    upgrade_to_session(st.rt.clone(), on_upgrade, started, tty);
+    upgrade_to_session(st.rt.clone(), on_upgrade, started, tty, slot);
     Ok(answer)
 }
 
@@ -119,21 +124,24 @@ pub async fn attach(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, exec_id)): Path<(String, String)>,
+    gate: super::slots::StreamGate,
     mut req: Request,
 ) -> ApiResult<Response> {
     if !wants_upgrade(&req) {
         return Err(ApiError::bad_request(format!("attaching needs an upgraded connection (Upgrade: {UPGRADE_PROTOCOL})")));
     }
+    let slot = gate.begin()?;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let (view, started) = st.rt.exec_reattach(&c.id, &exec_id).await?;
     let answer = switching(&exec_id);
     match started {
-        Some(started) => upgrade_to_session(st.rt.clone(), on_upgrade, started, view.tty),
+        Some(started) => upgrade_to_session(st.rt.clone(), on_upgrade, started, view.tty, slot),
         None => {
             let dir = st.rt.execs().dir_of(&exec_id);
             let end = st.rt.execs().recorded_end(&exec_id);
             tokio::spawn(async move {
+                let _held = slot;
                 let Ok(up) = on_upgrade.await else { return };
                 let mut io = TokioIo::new(up);
                 let read = tokio::task::spawn_blocking(move || [rec::STDOUT, rec::STDERR].map(|n| rec::read_output(&dir, n, CAPTURE_MAX)));
@@ -155,8 +163,15 @@ pub async fn attach(
     Ok(answer)
 }
 
-fn upgrade_to_session(rt: std::sync::Arc<Runtime>, on_upgrade: hyper::upgrade::OnUpgrade, started: Started, tty: bool) {
+fn upgrade_to_session(
+    rt: std::sync::Arc<Runtime>,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    started: Started,
+    tty: bool,
+    slot: super::slots::StreamSlot,
+) {
     tokio::spawn(async move {
+        let _held = slot;
         match on_upgrade.await {
             Ok(up) => session(TokioIo::new(up), rt, started, tty).await,
             Err(e) => {

@@ -112,9 +112,14 @@ async fn decide(st: &AppState, peer: Peer, mut req: Request, next: Next, seen: &
             return unknown().denied().into_response();
         }
     }
+    // Keys are the caller's own: the token's, or an administrator's uid's.
+    let scope = match &caller.token {
+        Some(t) => format!("token:{}", t.id),
+        None => format!("uid:{}", caller.peer.uid),
+    };
     req.extensions_mut().insert::<Caller>(caller);
     req.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + st.request_timeout));
-    next.run(req).await
+    super::idempotency::run(&st.keys, scope, req, next).await
 }
 
 /// Refuses a request that would change state while the state file system has less free space
@@ -149,6 +154,8 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let time = crate::time::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
+    let metric_method = method.clone();
     let request_id = request_id(&req);
     let mut seen = Seen::default();
     let (peer_uid, peer_pid, response) = match req.extensions().get::<Peer>().copied() {
@@ -184,7 +191,7 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
         hash: None,
     };
     if record.outcome == "denied" {
-        warn!(uid = peer_uid, token = ?record.token_id, method = %record.method, path = %record.path, status = record.status, "request denied");
+        warn!(uid = peer_uid, token = record.token_id.as_deref(), method = %record.method, path = %record.path, status = record.status, "request denied");
     }
     let mut response = match st.audit.append(record).await {
         Ok(_) => response,
@@ -199,6 +206,8 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
             .into_response()
         }
     };
+    // Unmatched paths are one route: a scanner's paths must not become label values.
+    st.metrics.request(route.as_deref().unwrap_or("unmatched"), &metric_method, status.as_u16(), started.elapsed().as_secs_f64());
     if let Ok(v) = header::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, v);
     }

@@ -82,6 +82,7 @@ pub async fn logs(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
+    gate: super::slots::StreamGate,
 ) -> ApiResult<impl IntoResponse> {
     let c = st.rt.resolve(&id, &caller.filter).await?;
     let path = st.rt.log_path(&c.id);
@@ -104,6 +105,7 @@ pub async fn logs(
     let rt = st.rt.clone();
     let cid = c.id.clone();
     let follow = q.follow;
+    let slot = if follow { Some(gate.begin()?) } else { None };
     let stream = futures::stream::unfold((earlier, file, ino, false), move |(mut earlier, mut file, mut ino, done)| {
         let rt = rt.clone();
         let cid = cid.clone();
@@ -156,5 +158,9 @@ pub async fn logs(
             }
         }
     });
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)))
+    let body = match slot {
+        Some(slot) => Body::from_stream(slot.hold(stream)),
+        None => Body::from_stream(stream),
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], [super::slots::CLOSE], body))
 }

@@ -10,14 +10,17 @@ pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod firewall;
 pub(crate) mod guard;
+pub(crate) mod idempotency;
 pub(crate) mod images;
 pub(crate) mod logs;
+pub(crate) mod metrics;
 pub mod openapi;
 pub(crate) mod operations;
 pub(crate) mod pages;
 pub(crate) mod query;
 pub(crate) mod realms;
 pub(crate) mod server;
+pub(crate) mod slots;
 pub(crate) mod snapshots;
 pub(crate) mod system;
 pub(crate) mod view;
@@ -54,6 +57,12 @@ pub struct AppState {
     pub state_reserve: u64,
     /// Background work begun with `?async=true`.
     pub operations: std::sync::Arc<crate::operations::Operations>,
+    /// Requests counted as they are answered.
+    pub metrics: Arc<crate::metrics::ApiMetrics>,
+    /// Open connections and streams, and their caps.
+    pub slots: Arc<slots::Slots>,
+    /// The answers kept for retries with an `Idempotency-Key`.
+    pub keys: Arc<idempotency::Keys>,
     /// Flipped to true to stop serving and exit (`POST /system/shutdown`).
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -74,7 +83,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/api/v1/health", get(system::health))
         .route("/api/v1/openapi.json", get(system::openapi))
-        .route("/api/v1/metrics", get(system::metrics))
+        .route("/api/v1/metrics", get(metrics::metrics))
         .route("/api/v1/system/shutdown", post(system::shutdown))
         .route("/api/v1/events", get(events::events))
         .route("/api/v1/operations", get(operations::list))

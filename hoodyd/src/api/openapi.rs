@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::{Content, RefOr};
 
-use super::{audit, containers, events, exec, firewall, images, logs, operations, realms, snapshots, system};
+use super::{audit, containers, events, exec, firewall, images, logs, metrics, operations, realms, snapshots, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{audit, containers, events, exec, firewall, images, logs, operations,
         description = "The API of hoodyd over its Unix socket. Every JSON answer is `{\"data\": …}` (2xx) or `{\"error\": {\"code\", \"message\", \"details\"}}` (4xx, 5xx); administrators are identified by their peer credentials, tenants by `Authorization: Bearer TOKEN`. docs/API.md says more."
     ),
     paths(
-        system::health, system::metrics, system::openapi, system::shutdown, events::events,
+        system::health, metrics::metrics, system::openapi, system::shutdown, events::events,
         operations::list, operations::get, operations::cancel,
         containers::create, containers::list, containers::get, containers::update, containers::delete,
         containers::start, containers::stop, containers::restart, logs::logs,
@@ -59,10 +59,62 @@ impl utoipa::Modify for ErrorAnswers {
             )
         };
         for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete, &mut item.put].into_iter().flatten() {
+            let ops =
+                [(&mut item.get, false), (&mut item.post, true), (&mut item.patch, true), (&mut item.delete, true), (&mut item.put, true)];
+            for (op, mutating) in ops.into_iter().filter_map(|(op, m)| Some((op.as_mut()?, m))) {
                 op.responses.responses.insert("4XX".into(), answer("Refused: the error envelope; `code` says why"));
                 op.responses.responses.insert("5XX".into(), answer("The host failed: the error envelope with the cause chain"));
+                conventions(op, mutating);
             }
+        }
+    }
+}
+
+/// A string header or parameter schema.
+fn text() -> RefOr<utoipa::openapi::schema::Schema> {
+    RefOr::T(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).into())
+}
+
+/// The headers every operation takes and answers with (docs/API.md, *Conventions*): the
+/// request id both ways, the idempotency key on what changes something, the next page's
+/// cursor on lists.
+fn conventions(op: &mut utoipa::openapi::path::Operation, mutating: bool) {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let param = |name: &str, what: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(what))
+            .schema(Some(text()))
+            .build()
+    };
+    let params = op.parameters.get_or_insert_with(Vec::new);
+    let lists = params.iter().any(|p| matches!(p, RefOr::T(p) if p.name == "after"));
+    params.push(RefOr::T(param(
+        "X-Request-Id",
+        "Ties the answer to its audit record (1–128 visible ASCII characters); the daemon gives one when absent or unfit.",
+    )));
+    if mutating {
+        params.push(RefOr::T(param(
+            "Idempotency-Key",
+            "Answer this request once: a retry with the same key and request gets the first answer (24 hours), with another request 422, while the first runs 409 in_progress.",
+        )));
+    }
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(r) = response else { continue };
+        let header = |what: &str| RefOr::T(HeaderBuilder::new().schema(Some(text())).description(Some(what)).build());
+        r.headers.insert("X-Request-Id".into(), header("The request's id, as in its audit record."));
+        if mutating && status.starts_with('2') {
+            r.headers.insert(
+                "Idempotent-Replayed".into(),
+                header("`true` when this is the kept first answer to a retry with the same Idempotency-Key."),
+            );
+        }
+        if lists && status == "200" {
+            r.headers.insert("X-Next-Cursor".into(), header("Present when more items follow: the next page's `after`."));
         }
     }
 }

@@ -16,26 +16,32 @@ use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::UnixListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
+use super::slots::Slots;
 pub use crate::auth::Peer;
 
-/// The answer of a connection over the limit.
-const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 84\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open connections\",\"details\":[]}}\n";
-
-#[derive(Clone, Debug)]
-pub struct ServeConfig {
-    pub max_connections: usize,
-    pub header_timeout: Duration,
-    pub shutdown_grace: Duration,
+/// The answer of a connection over a limit, written without waiting on the client.
+fn too_many(message: &str) -> Vec<u8> {
+    let body = format!("{{\"error\":{{\"code\":\"unavailable\",\"message\":\"{message}\",\"details\":[]}}}}\n");
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig { max_connections: 256, header_timeout: Duration::from_secs(10), shutdown_grace: Duration::from_secs(5) }
-    }
+/// Whether a peer is an administrator (room is kept for them within the connection cap).
+pub type IsAdmin = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub slots: Arc<Slots>,
+    pub is_admin: IsAdmin,
+    pub header_timeout: Duration,
+    pub shutdown_grace: Duration,
 }
 
 /// Binds the API socket at `path` with mode 0660 and group `gid`.
@@ -70,7 +76,6 @@ pub fn bind(path: &Path, gid: Option<u32>) -> io::Result<UnixListener> {
 /// Serves `router` on `listener` until `shutdown` flips to true, then lets open requests finish
 /// for the grace period.
 pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let (conn_stop_tx, conn_stop) = watch::channel(false);
     loop {
         let (stream, _) = tokio::select! {
@@ -84,12 +89,6 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
             },
             _ = shutdown.wait_for(|s| *s) => break,
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(limit = cfg.max_connections, "connection refused: too many open connections");
-            // A best-effort answer (never waiting on the client), so it knows why.
-            let _ = stream.try_write(TOO_MANY);
-            continue;
-        };
         let peer = match stream.peer_cred() {
             Ok(c) => Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() },
             Err(e) => {
@@ -100,9 +99,24 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
         let router = router.clone();
         let mut stop = conn_stop.clone();
         let header_timeout = cfg.header_timeout;
+        let (slots, is_admin) = (cfg.slots.clone(), cfg.is_admin.clone());
         tokio::spawn(async move {
+            // Root needs no look at /proc; anyone else's groups are read off the blocking pool.
+            let admin = peer.uid == 0 || tokio::task::spawn_blocking(move || is_admin(&peer)).await.unwrap_or(false);
+            let slot = match slots.admit(peer.uid, admin) {
+                Ok(s) => Arc::new(s),
+                Err(refused) => {
+                    let message = refused.message();
+                    warn!(uid = peer.uid, reason = %message, "connection refused");
+                    // A best-effort answer (never waiting on the client), so it knows why.
+                    let _ = stream.try_write(&too_many(&message));
+                    return;
+                }
+            };
+            let held = slot.clone();
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(peer);
+                req.extensions_mut().insert(held.clone());
                 let router = router.clone();
                 async move { Ok::<_, Infallible>(router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
             });
@@ -125,13 +139,13 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
             }
-            drop(permit);
+            drop(slot);
         });
     }
     info!("no longer accepting connections");
     let _ = conn_stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace;
-    while slots.available_permits() < cfg.max_connections && tokio::time::Instant::now() < deadline {
+    while cfg.slots.connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -140,7 +154,8 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
 mod tests {
     #[test]
     fn the_refusal_is_well_formed() {
-        let text = std::str::from_utf8(super::TOO_MANY).unwrap();
+        let bytes = super::too_many("too many open connections from uid 7 (at most 64)");
+        let text = std::str::from_utf8(&bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         let len: usize = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
         assert_eq!(len, body.len());

@@ -91,9 +91,14 @@ impl Auth {
     }
 
     /// Identifies the caller from its credentials and `Authorization` header.
+    /// Whether a peer without a token is an administrator: root or a member of the admin group.
+    pub fn is_administrator(&self, peer: &Peer) -> bool {
+        peer.uid == 0 || self.in_admin_group(peer)
+    }
+
     pub async fn identify(&self, peer: Peer, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let Some(header) = authorization else {
-            if peer.uid == 0 || self.in_admin_group(&peer) {
+            if self.is_administrator(&peer) {
                 return Ok(Caller::admin(peer));
             }
             return Err(unauthorized(
@@ -189,7 +194,7 @@ impl Auth {
             std::time::SystemTime::now(),
         )?;
         self.db(move |db| store::insert_token(db, &rec)).await?;
-        info!(token = %issued.record.id, realms = ?issued.record.realm_ids, scopes = ?issued.record.scopes, "token created");
+        info!(token = %issued.record.id, realms = %issued.record.realm_ids.join(","), scopes = %serde_json::to_string(&issued.record.scopes).unwrap_or_default(), "token created");
         Ok(issued)
     }
 

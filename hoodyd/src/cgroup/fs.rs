@@ -45,8 +45,8 @@ impl CgroupFs {
             return Err(CgroupError::NotCgroup2(root.into()));
         }
         enable_along(root);
-        let controllers = read(&root.join("cgroup.subtree_control"))?.split_whitespace().map(str::to_owned).collect();
-        debug!(root = %root.display(), ?controllers, "cgroup root ready");
+        let controllers: BTreeSet<String> = read(&root.join("cgroup.subtree_control"))?.split_whitespace().map(str::to_owned).collect();
+        debug!(root = %root.display(), controllers = %controllers.iter().cloned().collect::<Vec<String>>().join(","), "cgroup root ready");
         Ok(CgroupFs { root: root.into(), controllers })
     }
 
@@ -85,9 +85,9 @@ fn enable_along(root: &Path) {
             continue;
         }
         match write(&dir.join("cgroup.subtree_control"), &missing.join(" ")) {
-            Ok(()) => debug!(cgroup = %dir.display(), enabled = ?missing, "controllers enabled for children"),
+            Ok(()) => debug!(cgroup = %dir.display(), enabled = %missing.join(" "), "controllers enabled for children"),
             Err(e) => {
-                warn!(cgroup = %dir.display(), wanted = ?missing, error = %crate::errors::chain(&e).join(": "), "could not enable controllers")
+                warn!(cgroup = %dir.display(), wanted = %missing.join(" "), error = %crate::errors::chain(&e).join(": "), "could not enable controllers")
             }
         }
     }

@@ -96,9 +96,18 @@ pub struct Config {
     /// `deleting`, keeping its address and id range, until its storage is gone; at least 1s).
     #[arg(long, default_value = "30")]
     delete_retry: Span,
-    /// Open API connections at most; more are refused.
+    /// Open API connections at most; more are refused (503). An eighth of them is kept for
+    /// administrators (root, the admin group); long-lived streams do not count.
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
+    /// Open API connections one uid other than an administrator may hold (by its peer
+    /// credentials); more are refused (503), so one client cannot shut the others out.
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_peer: usize,
+    /// Long-lived streams open at most — exec sessions, `logs --follow`, event streams; a
+    /// request that becomes one gives its connection slot back. More are refused (503).
+    #[arg(long, default_value_t = 1024)]
+    max_streams: usize,
     /// NFLOG group denied egress attempts are logged to (read back for firewall/events).
     #[arg(long, default_value_t = 7023)]
     pub nflog_group: u16,
@@ -278,7 +287,13 @@ impl Config {
         if !(self.firewall_shards.is_power_of_two() && self.firewall_shards <= max) {
             bail!("--firewall-shards {} is not a power of two from 1 to {max}", self.firewall_shards);
         }
-        for (flag, v) in [("max-connections", self.max_connections), ("parallel", self.parallel), ("dns-rate", self.dns_rate as usize)] {
+        for (flag, v) in [
+            ("max-connections", self.max_connections),
+            ("max-connections-per-peer", self.max_connections_per_peer),
+            ("max-streams", self.max_streams),
+            ("parallel", self.parallel),
+            ("dns-rate", self.dns_rate as usize),
+        ] {
             if v == 0 {
                 bail!("--{flag} must be at least 1");
             }
@@ -328,8 +343,9 @@ impl Config {
         self.exec_reattach_grace.0
     }
 
-    pub fn max_connections(&self) -> usize {
-        self.max_connections
+    /// The caps on connections and streams.
+    pub fn connection_caps(&self) -> crate::api::slots::Caps {
+        crate::api::slots::Caps { connections: self.max_connections, per_peer: self.max_connections_per_peer, streams: self.max_streams }
     }
 
     pub fn parallel(&self) -> usize {

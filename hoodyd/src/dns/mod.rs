@@ -81,7 +81,7 @@ impl Resolver {
         forbidden.extend(host_addresses().into_iter().filter_map(|a| Ipv4Net::new(a, 32)));
         let rates = rate::Limits::new(cfg.rate);
         let r = Arc::new(Resolver { cfg, upstreams, firewall, rates, forbidden });
-        tracing::info!(listen = %addr, upstreams = ?r.upstreams, "resolver listening");
+        tracing::info!(listen = %addr, upstreams = %r.upstreams.iter().map(ToString::to_string).collect::<Vec<_>>().join(","), "resolver listening");
         listen::serve(r.clone(), udp, tcp);
         Ok(r)
     }

@@ -140,6 +140,11 @@ impl EventLog {
         self.live.subscribe()
     }
 
+    /// Streams subscribed now.
+    pub fn subscribers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
     /// Up to `limit` written events after `seq`, and the lowest seq the file still holds
     /// (blocking: call it off the async workers).
     pub fn after(&self, seq: u64, limit: usize) -> Result<(Vec<Event>, Option<u64>), EventDbError> {

@@ -105,7 +105,7 @@ impl Runtime {
             cols: req.cols.unwrap_or(80),
             proc_root: self.cfg.proc_root.clone(),
         };
-        tracing::debug!(container = %c.id, exec = %exec_id, command = ?spec.command, tty = spec.tty, "exec");
+        tracing::debug!(container = %c.id, exec = %exec_id, command = %serde_json::to_string(&spec.command).unwrap_or_default(), tty = spec.tty, "exec");
         let cap = req.max_output_bytes.unwrap_or(CAPTURE_LIMIT).min(CAPTURE_MAX);
         let view = ExecView {
             id: exec_id.clone(),

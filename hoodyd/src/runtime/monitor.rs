@@ -66,7 +66,12 @@ impl Runtime {
                 g.retain_ready();
             }
             let exit = sys::waitid_pidfd(afd.get_ref().as_fd(), true);
-            tracing::debug!(container = %id, pid, ?exit, "shim exited");
+            let exit = match exit {
+                Ok(Some(e)) => format!("status {}", e.as_code()),
+                Ok(None) => "not yet".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::debug!(container = %id, pid, exit = %exit, "shim exited");
         });
     }
 

@@ -84,7 +84,7 @@ impl Runtime {
             let _ = self.store.call(move |db| store::delete_rule(db, &cid, &rid)).await;
             return Err(e.into());
         }
-        info!(container = %c.id, rule = %stored.rule.id, direction = ?stored.rule.spec.direction, "firewall rule added");
+        info!(container = %c.id, rule = %stored.rule.id, direction = %format!("{:?}", stored.rule.spec.direction).to_lowercase(), "firewall rule added");
         let change = match stored.rule.spec.direction {
             Direction::Egress => "egress_rule_added",
             Direction::Ingress => "ingress_rule_added",
@@ -214,6 +214,16 @@ impl Runtime {
         })
         .await??;
         Ok(n)
+    }
+
+    /// The traffic counters of every container's host end, by interface name.
+    pub async fn link_stats(&self) -> Result<std::collections::HashMap<String, hoody_net::netlink::LinkStats>> {
+        let stats = tokio::task::spawn_blocking(|| -> Result<_, hoody_net::NetError> {
+            use hoody_net::netlink::LinkOps;
+            hoody_net::netlink::Rtnl::open()?.link_stats(hoody_net::names::IFACE_PREFIX)
+        })
+        .await??;
+        Ok(stats.into_iter().collect())
     }
 
     pub async fn remove_stale_links(self: &Arc<Self>) -> Result<Vec<String>> {

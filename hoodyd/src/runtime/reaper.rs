@@ -45,7 +45,12 @@ pub fn reap_orphans(proc_root: &Path, me: i32, skip: &HashSet<i32>) -> usize {
         }
         let flags = nix::sys::wait::WaitPidFlag::WNOHANG;
         if let Ok(s) = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(flags)) {
-            tracing::debug!(pid, status = ?s, "reaped an orphan of a container");
+            let status = match s {
+                nix::sys::wait::WaitStatus::Exited(_, code) => format!("exited {code}"),
+                nix::sys::wait::WaitStatus::Signaled(_, sig, _) => format!("killed by {}", sig.as_str()),
+                _ => "still running".to_owned(),
+            };
+            tracing::debug!(pid, status = %status, "reaped an orphan of a container");
             n += 1;
         }
     }

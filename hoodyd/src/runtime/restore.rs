@@ -179,7 +179,7 @@ impl Runtime {
             };
             match r {
                 Ok(()) => {
-                    info!(container = %c.id, snapshot = %intent.snapshot, phase = ?intent.phase, running = intent.was_running, "repair: finished an interrupted restore");
+                    info!(container = %c.id, snapshot = %intent.snapshot, phase = %format!("{:?}", intent.phase).to_lowercase(), running = intent.was_running, "repair: finished an interrupted restore");
                     repaired.push(format!("restore:{}:{}", c.id, intent.snapshot));
                 }
                 Err(e) => {

@@ -124,7 +124,7 @@ impl Runtime {
                 e => e.into(),
             });
         }
-        info!(container = %c.id, snapshot = %name, scheduled, paused_ms = ?paused, "snapshot taken");
+        info!(container = %c.id, snapshot = %name, scheduled, paused_ms = paused, "snapshot taken");
         self.emit(EventType::SnapshotCreated, &c, super::emit::snapshot(name));
         Ok(self.view(rec))
     }
@@ -221,9 +221,9 @@ impl Runtime {
                     Action::Expire(name) => self.remove_snapshot(&c, name, EventType::SnapshotExpired).await,
                 };
                 match r {
-                    Ok(()) => info!(container = %id, ?action, "scheduled snapshot action done"),
+                    Ok(()) => info!(container = %id, action = %action_text(&action), "scheduled snapshot action done"),
                     Err(e) => {
-                        warn!(container = %id, ?action, error = %crate::errors::chain(&e).join(": "), "scheduled snapshot action failed")
+                        warn!(container = %id, action = %action_text(&action), error = %crate::errors::chain(&e).join(": "), "scheduled snapshot action failed")
                     }
                 }
             }
@@ -242,5 +242,13 @@ impl Runtime {
                 tokio::time::sleep(tick).await;
             }
         });
+    }
+}
+
+/// A scheduled action, for the log.
+fn action_text(a: &Action) -> String {
+    match a {
+        Action::Take(name) => format!("take {name}"),
+        Action::Expire(name) => format!("expire {name}"),
     }
 }

@@ -3,6 +3,7 @@
 
 mod containers;
 mod firewall;
+mod idempotency;
 mod images;
 mod realms;
 mod restores;
@@ -142,6 +143,7 @@ impl Store {
 
 pub use containers::*;
 pub use firewall::*;
+pub use idempotency::*;
 pub use images::*;
 pub use realms::*;
 pub use restores::*;

@@ -116,6 +116,25 @@ const MIGRATIONS: &[&str] = &[
     UPDATE containers SET dns = 'open' WHERE egress = 'allow';
     ALTER TABLE firewall_rules ADD COLUMN fqdn TEXT;
     "#,
+    // 9: answers kept for retries with the same Idempotency-Key (24 h), per caller.
+    r#"
+    CREATE TABLE idempotency (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        created_unix INTEGER NOT NULL,
+        done INTEGER NOT NULL,
+        body_len INTEGER NOT NULL DEFAULT 0,
+        body_sha BLOB,
+        body_complete INTEGER NOT NULL DEFAULT 0,
+        status INTEGER,
+        headers TEXT,
+        response BLOB,
+        subject TEXT,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE INDEX idempotency_created ON idempotency (created_unix);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -258,6 +277,27 @@ mod tests {
         assert_eq!(crate::store::list_rules(&conn, &locked.id).unwrap()[1].rule, by_name);
         crate::store::set_firewall_policy(&conn, &open.id, crate::model::Egress::Allow, DnsMode::Off).unwrap();
         assert_eq!(crate::store::get_container(&conn, &open.id).unwrap().unwrap().dns, DnsMode::Off);
+    }
+
+    /// A database as the last release (schema 8) left it keeps its containers and gains the
+    /// table of kept answers, which then holds one.
+    #[test]
+    fn a_release_8_database_migrates_and_keeps_answers() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..8] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 8).unwrap();
+        conn.execute_batch(
+            "INSERT INTO containers (id, name, image, limits, egress, autostart, command, env, idmap_base, idmap_size, ipv4, status, created_at)
+                 VALUES ('0123456789abcdef01234567', 'app', 'busybox', '{}', 'deny', 0, '[]', '[]', 1048576, 65536, '10.0.0.2', 'stopped', 't');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert!(crate::store::get_container(&conn, "0123456789abcdef01234567").unwrap().is_some());
+        use crate::store::{Claim, claim_key};
+        assert_eq!(claim_key(&mut conn, "uid:0", "k", "POST /containers", 10, 0).unwrap(), Claim::New);
+        assert!(matches!(claim_key(&mut conn, "uid:0", "k", "POST /containers", 11, 0).unwrap(), Claim::Running { .. }));
     }
 
     /// A deleted snapshot's charge passes to the next newer one; the newest's is dropped.
