@@ -18,3 +18,6 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// An answer header: `true` on the kept first answer given to a retry.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// An answer header of lists: the next page's `after`, present when more items follow.
+pub const NEXT_CURSOR: &str = "x-next-cursor";

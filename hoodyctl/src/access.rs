@@ -46,8 +46,15 @@ pub enum TokensCmd {
         #[arg(long)]
         expires_in: Option<String>,
     },
-    /// List tokens (never their secrets).
-    List,
+    /// List tokens (never their secrets), oldest first: all, or a realm's; a page at a time
+    /// with --limit.
+    List {
+        /// Only tokens of this realm.
+        #[arg(long)]
+        realm: Option<String>,
+        #[command(flatten)]
+        page: super::pages::PageArgs,
+    },
     /// Revoke a token: its next request is refused.
     Delete {
         /// The token's id.
@@ -96,7 +103,10 @@ pub async fn tokens(client: &Client, out: Output, cmd: TokensCmd) -> anyhow::Res
             };
             emit(out, client.create_token(&CreateToken { realm_ids: realms, scopes, description, expires_at }).await)
         }
-        TokensCmd::List => emit(out, client.tokens().await),
+        TokensCmd::List { realm, page } => {
+            let q = hoody_api::query::TokensQuery { realm, limit: page.limit, after: page.after };
+            super::pages::emit_page(out, client.tokens_page(&q).await)
+        }
         TokensCmd::Delete { id } => emit(out, client.delete_token(&id).await),
     }
 }

@@ -163,12 +163,47 @@ impl TargetThing {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct ListContainers {
+    /// Only containers in this state.
+    #[arg(long, value_parser = ["created", "running", "stopped", "deleting"])]
+    pub status: Option<String>,
+    /// Only containers of this realm.
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Only containers made from this image.
+    #[arg(long)]
+    pub image: Option<String>,
+    #[command(flatten)]
+    pub page: super::pages::PageArgs,
+}
+
+impl ListContainers {
+    fn query(&self) -> anyhow::Result<hoody_api::query::ContainersQuery> {
+        let status = match &self.status {
+            Some(s) => Some(
+                serde_json::from_value(serde_json::Value::String(s.clone()))
+                    .map_err(|_| anyhow!("--status {s}: one of created, running, stopped, deleting"))?,
+            ),
+            None => None,
+        };
+        Ok(hoody_api::query::ContainersQuery {
+            status,
+            realm: self.realm.clone(),
+            image: self.image.clone(),
+            limit: self.page.limit,
+            after: self.page.after.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ContainersCmd {
     /// Create a container (and start it with --start).
     Create(Box<CreateArgs>),
-    /// List containers.
-    List,
+    /// List containers, oldest first: all, or those of a status, realm or image, a page at a
+    /// time with --limit.
+    List(ListContainers),
     /// Show one container with its status, address, limits and usage.
     Get(Target),
     /// Start a created or stopped container.
@@ -384,8 +419,13 @@ pub enum SnapshotsCmd {
         #[arg(long, alias = "name")]
         alias: String,
     },
-    /// The container's snapshots, oldest first.
-    List(Target),
+    /// The container's snapshots, oldest first (a page at a time with --limit).
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        page: super::pages::PageArgs,
+    },
     /// Paths added, modified and deleted since a snapshot (or between two):
     /// `snapshots diff [-c] ID NAME [--to OTHER]`.
     Diff {
@@ -509,8 +549,8 @@ pub enum ImagesCmd {
         #[arg(long = "async")]
         in_background: bool,
     },
-    /// Every image.
-    List,
+    /// Every image, by name (a page at a time with --limit).
+    List(super::pages::PageArgs),
     /// One image.
     Get {
         /// The image's name.
@@ -585,7 +625,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 async fn snapshots(client: &Client, out: Output, cmd: SnapshotsCmd) -> anyhow::Result<i32> {
     match cmd {
         SnapshotsCmd::Create { target, alias } => emit(out, client.create_snapshot(target.get()?, &alias).await),
-        SnapshotsCmd::List(t) => emit(out, client.snapshots(t.get()?).await),
+        SnapshotsCmd::List { target, page } => super::pages::emit_page(out, client.snapshots_page(target.get()?, &page.query()).await),
         SnapshotsCmd::Diff { on, to } => {
             let (container, name) = on.get()?;
             let d = client.diff(container, name, to.as_deref()).await;
@@ -683,7 +723,7 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
             };
             emit(out, client.create_container(&req, c.start).await)
         }
-        ContainersCmd::List => emit(out, client.containers().await),
+        ContainersCmd::List(l) => super::pages::emit_page(out, client.containers_page(&l.query()?).await),
         ContainersCmd::Get(t) => emit(out, client.container(t.get()?).await),
         ContainersCmd::Start(t) => emit(out, client.start(t.get()?).await),
         ContainersCmd::Stop { target, timeout } => emit(out, client.stop(target.get()?, timeout).await),
@@ -780,7 +820,7 @@ async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<
                 Err(e) => emit(out, Err::<(), _>(e)),
             }
         }
-        ImagesCmd::List => emit(out, client.images().await),
+        ImagesCmd::List(page) => super::pages::emit_page(out, client.images_page(&page.query()).await),
         ImagesCmd::Get { name } => emit(out, client.image(&name).await),
         ImagesCmd::Delete { name } => emit(out, client.delete_image(&name).await),
     }

@@ -8,6 +8,7 @@ mod events;
 mod exec;
 mod operations;
 mod output;
+mod pages;
 mod sys;
 
 pub use hoody_api::client::{Answer, Client, full};

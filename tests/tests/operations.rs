@@ -158,4 +158,29 @@ fn a_cancelled_import_leaves_nothing_and_a_restore_runs_in_the_background() {
     assert_eq!(r.code, 3, "{r:?}");
     let listed = w.ok(&["operations", "list"]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    // While a restore runs (its container ignores SIGTERM, so the stop takes the daemon's whole
+    // --stop-timeout), a second one is refused at once, asynchronous or not: 409 in_progress,
+    // not a 202 whose operation then fails.
+    w.ok(&[
+        "containers",
+        "create",
+        "--name",
+        "stubborn",
+        "--image",
+        "busybox",
+        "--start",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+    ]);
+    w.ok(&["snapshots", "create", "stubborn", "--alias", "s1"]);
+    let first = w.ok(&["snapshots", "restore", "stubborn", "--name", "s1", "--async"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = w.http().request("PATCH", "/containers/stubborn/snapshots/s1?async=true", b"");
+    assert_eq!((second.status, second.json()["error"]["code"].as_str()), (409, Some("in_progress")), "{second:?}");
+    let sync = w.ctl(&["snapshots", "restore", "stubborn", "--name", "s1"]);
+    assert_eq!(sync.code, 4, "{sync:?}");
+    assert_eq!(operation(&w, first["id"].as_str().unwrap())["status"], "running", "the first restore was not hurried");
+    assert_eq!(wait_done(&w, first["id"].as_str().unwrap())["status"], "succeeded");
 }

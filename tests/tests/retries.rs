@@ -75,7 +75,49 @@ fn every_answer_carries_its_request_id_and_every_record_names_its_container() {
     assert_eq!((created["container"].as_str(), created["status"].as_u64()), (Some(id.as_str()), Some(201)), "the create names the new id");
     let bad = w.ok(&["audit", "-c", "bad"]);
     assert!(bad.as_array().unwrap().iter().any(|r| rid(r) == "create-bad" && r["status"] == 422), "{bad:#}");
-    assert!(w.ok(&["audit", "--verify"])["ok"].as_bool().unwrap(), "the chain verifies with the new member");
+    // Records name the snapshot and the rule they concern: a create's from its answer or body,
+    // the others' from their path.
+    w.ok(&["snapshots", "create", "app", "--alias", "s1"]);
+    let taken = w.ctl(&["snapshots", "create", "app", "--alias", "s1"]);
+    assert_eq!(taken.code, 4);
+    let rule = w.ok(&[
+        "firewall",
+        "egress",
+        "create",
+        "-c",
+        "app",
+        "--action",
+        "allow",
+        "--protocol",
+        "tcp",
+        "--destination",
+        "203.0.113.10/32",
+        "--destination-port",
+        "443",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.ok(&["firewall", "egress", "delete", "-c", "app", &rule]);
+    w.ok(&["snapshots", "delete", "app", "s1"]);
+    let records = w.ok(&["audit", "-c", "app"]);
+    let find = |method: &str, tail: &str, status: u64| {
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["method"] == method && r["path"].as_str().unwrap().ends_with(tail) && r["status"] == status)
+            .cloned()
+    };
+    for (method, tail, status) in [("POST", "/snapshots", 201), ("POST", "/snapshots", 409), ("DELETE", "/snapshots/s1", 200)] {
+        let r = find(method, tail, status).unwrap_or_else(|| panic!("{method} {tail} {status}: {records:#}"));
+        assert_eq!(r["snapshot"], "s1", "{r}");
+    }
+    for (method, tail, status) in [("POST", "/firewall/egress", 201), ("DELETE", &format!("/firewall/egress/{rule}") as &str, 200)] {
+        let r = find(method, tail, status).unwrap_or_else(|| panic!("{method} {tail}: {records:#}"));
+        assert_eq!(r["rule_id"].as_str(), Some(rule.as_str()), "{r}");
+    }
+    assert!(w.ok(&["audit", "--verify"])["ok"].as_bool().unwrap(), "the chain verifies with the new members");
 }
 
 /// `GET path`: (status, the answer's head, its JSON).
@@ -142,6 +184,31 @@ fn lists_filter_and_page_and_refuse_unknown_parameters() {
     let newest = w.ok(&["audit", "--newest", "--limit", "2"]);
     let n: Vec<u64> = newest.as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert!(n[0] > n[1], "{n:?}");
+    // hoodyctl: the same filters and pages; the next page's --after on stderr.
+    let names =
+        |v: &serde_json::Value| -> Vec<String> { v.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect() };
+    assert_eq!(names(&w.ok(&["containers", "list", "--status", "running"])), ["c1", "c3"]);
+    assert_eq!(names(&w.ok(&["containers", "list", "--image", "other"])), Vec::<String>::new());
+    let mut seen = vec![];
+    let mut args = vec!["containers".to_owned(), "list".into(), "--limit".into(), "2".into()];
+    loop {
+        let r = w.ctl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(r.code, 0, "{r:?}");
+        seen.extend(names(&r.json()["data"]));
+        match r.stderr.split_once("--after ") {
+            Some((_, c)) => {
+                args.truncate(4);
+                args.extend(["--after".into(), c.trim().to_owned()]);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["c0", "c1", "c2", "c3", "c4"]);
+    let r = w.ctl(&["snapshots", "list", "c0", "--limit", "2"]);
+    assert!(r.code == 0 && r.stderr.contains("more follow"), "{r:?}");
+    assert_eq!(w.ctl(&["containers", "list", "--status", "exploded"]).code, 2, "refused before it is sent");
+    assert_eq!(w.ok(&["images", "list", "--limit", "1"]).as_array().unwrap().len(), 1);
+    assert_eq!(w.ok(&["tokens", "list", "--realm", "aaaaaaaaaaaaaaaaaaaaaaaa"]), serde_json::json!([]));
 }
 
 /// Sends the head of a request and `part` of its body, then waits: a request still running.

@@ -21,6 +21,13 @@ pub struct Record {
     pub method: String,
     pub path: String,
     pub container: Option<String>,
+    /// The snapshot the request concerns (its path's, or the one a create named). Records
+    /// written before it existed have none (and hash as they did).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub snapshot: Option<String>,
+    /// The firewall rule the request concerns (its path's, or the one a create made); likewise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rule_id: Option<String>,
     pub status: u16,
     /// ok, client_error, denied, server_error.
     pub outcome: String,
@@ -89,6 +96,8 @@ mod tests {
             outcome: "denied".into(),
             duration_us: 3,
             request_id: None,
+            snapshot: None,
+            rule_id: None,
             prev: GENESIS.into(),
             hash: None,
         };

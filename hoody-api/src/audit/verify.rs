@@ -187,6 +187,8 @@ mod tests {
                     outcome: "ok".into(),
                     duration_us: 5,
                     request_id: None,
+                    snapshot: None,
+                    rule_id: None,
                     prev: prev.clone(),
                     hash: None,
                 };

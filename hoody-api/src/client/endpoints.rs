@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::{Method, header};
 use serde::Serialize;
 
-use super::{Answer, Client, ClientError, ReqBody, enc};
+use super::{Answer, Client, ClientError, Page, ReqBody, enc};
 use crate::audit::record::Record;
 use crate::audit::verify::Report;
 use crate::common::Deleted;
@@ -17,7 +17,9 @@ use crate::exec::{ExecDetail, ExecRequest, ExecResult, ExecView};
 use crate::firewall::{EgressRule, Firewall, FirewallEvent, FirewallPatch, IngressRule, Rule};
 use crate::images::{Image, ImportPath, Imported};
 use crate::operations::{Accepted, Operation};
-use crate::query::{AuditQuery, DiffQuery, EventsQuery, FirewallEventsQuery, Lifecycle, LogsQuery};
+use crate::query::{
+    AuditQuery, ContainersQuery, DiffQuery, EventsQuery, FirewallEventsQuery, Lifecycle, LogsQuery, PageQuery, TokensQuery,
+};
 use crate::realms::{CreateRealm, CreateToken, IssuedToken, Realm, Realms, Token};
 use crate::snapshots::{CreateSnapshot, Diff, Snapshot};
 use crate::system::{Health, ShutdownReport};
@@ -64,6 +66,11 @@ impl Client {
     /// `GET /containers`.
     pub async fn containers(&self) -> Result<Vec<Container>, ClientError> {
         self.typed(Method::GET, "/containers", NONE).await
+    }
+
+    /// `GET /containers?status=&realm=&image=&limit=&after=`: one page, oldest first.
+    pub async fn containers_page(&self, q: &ContainersQuery) -> Result<Page<Container>, ClientError> {
+        self.page(&with_query("/containers".into(), q)?).await
     }
 
     /// `GET /containers/{id}` (with its usage).
@@ -121,6 +128,11 @@ impl Client {
     /// `GET /containers/{id}/snapshots`.
     pub async fn snapshots(&self, id: &str) -> Result<Vec<Snapshot>, ClientError> {
         self.typed(Method::GET, &format!("{}/snapshots", container(id)), NONE).await
+    }
+
+    /// `GET /containers/{id}/snapshots?limit=&after=`: one page, oldest first.
+    pub async fn snapshots_page(&self, id: &str, q: &PageQuery) -> Result<Page<Snapshot>, ClientError> {
+        self.page(&with_query(format!("{}/snapshots", container(id)), q)?).await
     }
 
     /// `DELETE /containers/{id}/snapshots/{name}`.
@@ -221,6 +233,11 @@ impl Client {
         self.typed(Method::GET, "/tokens", NONE).await
     }
 
+    /// `GET /tokens?realm=&limit=&after=`: one page, oldest first.
+    pub async fn tokens_page(&self, q: &TokensQuery) -> Result<Page<Token>, ClientError> {
+        self.page(&with_query("/tokens".into(), q)?).await
+    }
+
     /// `DELETE /tokens/{id}`.
     pub async fn delete_token(&self, id: &str) -> Result<Deleted, ClientError> {
         self.typed(Method::DELETE, &format!("/tokens/{}", enc(id)), NONE).await
@@ -297,6 +314,11 @@ impl Client {
     /// `GET /images`.
     pub async fn images(&self) -> Result<Vec<Image>, ClientError> {
         self.typed(Method::GET, "/images", NONE).await
+    }
+
+    /// `GET /images?limit=&after=`: one page, oldest first.
+    pub async fn images_page(&self, q: &PageQuery) -> Result<Page<Image>, ClientError> {
+        self.page(&with_query("/images".into(), q)?).await
     }
 
     /// `GET /images/{name}`.

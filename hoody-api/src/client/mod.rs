@@ -96,6 +96,14 @@ impl Answer {
     }
 }
 
+/// One page of a list: its items and, when more follow, the next page's cursor (the answer's
+/// `X-Next-Cursor`, to give as `after`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
 pub fn full(b: impl Into<Bytes>) -> ReqBody {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
@@ -175,6 +183,15 @@ impl Client {
     pub async fn typed<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T, ClientError> {
         let json = body.map(serde_json::to_value).transpose()?;
         self.call(method, path, json).await?.data()
+    }
+
+    /// `GET path` of a list: one page and the cursor of the next.
+    pub(crate) async fn page<T: DeserializeOwned>(&self, path: &str) -> Result<Page<T>, ClientError> {
+        let resp = self.send(self.request_builder(Method::GET, path).body(full(Bytes::new()))?).await?;
+        let next = resp.headers().get(crate::paths::NEXT_CURSOR).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(Page { items: Answer { status, body }.data()?, next })
     }
 
     /// A request whose answer is a stream (logs): the body once the status says success.

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult, data};
-use super::guard::AuditSubject;
 use super::pages;
 use super::query::{Lifecycle, Query};
+use super::subject::AuditSubject;
 use super::{AppState, Caller, view};
 use hoody_api::common::Deleted;
 use hoody_api::containers::Usage;
@@ -33,14 +33,14 @@ pub async fn create(
     Query(q): Query<Lifecycle>,
     JsonBody(mut req): JsonBody<CreateContainer>,
 ) -> Response {
-    let asked = AuditSubject { container: req.name.clone(), realm_ids: req.realm_ids.clone() };
+    let asked = AuditSubject { container: req.name.clone(), realm_ids: req.realm_ids.clone(), ..Default::default() };
     let created = async {
         st.auth.check_create_realms(&caller, &mut req.realm_ids).await?;
         Ok::<_, ApiError>(st.rt.create(req, q.start).await?)
     };
     let (mut answer, subject) = match created.await {
         Ok(c) => {
-            let subject = AuditSubject { container: c.id.clone(), realm_ids: c.realm_ids.clone() };
+            let subject = AuditSubject { container: c.id.clone(), realm_ids: c.realm_ids.clone(), ..Default::default() };
             ((StatusCode::CREATED, data(view::container(&c, None))).into_response(), subject)
         }
         Err(e) => (e.into_response(), asked),

@@ -2,7 +2,7 @@
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use hoody_api::common::Deleted;
 use hoody_api::firewall::FirewallPatch as PatchRequest;
 use hoody_api::query::FirewallEventsQuery as EventsQuery;
@@ -10,6 +10,7 @@ use hoody_net::rules::{Direction, EgressRequest, IngressRequest, ValidateRule};
 
 use super::body::JsonBody;
 use super::error::{ApiResult, data};
+use super::subject::AuditSubject;
 use super::{AppState, Caller};
 
 #[utoipa::path(
@@ -89,7 +90,15 @@ pub async fn add_egress(
 ) -> ApiResult<impl IntoResponse> {
     let spec = req.validate()?;
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok((StatusCode::CREATED, data(st.rt.add_rule(&c, spec).await?)))
+    made_rule(st.rt.add_rule(&c, spec).await?, &c.id)
+}
+
+/// A created rule's answer, naming the rule for its audit record.
+fn made_rule(rule: hoody_api::firewall::Rule, container: &str) -> ApiResult<Response> {
+    let subject = AuditSubject { container: container.to_owned(), rule_id: Some(rule.id.clone()), ..Default::default() };
+    let mut answer = (StatusCode::CREATED, data(rule)).into_response();
+    answer.extensions_mut().insert(subject);
+    Ok(answer)
 }
 
 #[utoipa::path(
@@ -109,7 +118,7 @@ pub async fn add_ingress(
 ) -> ApiResult<impl IntoResponse> {
     let spec = req.validate()?;
     let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok((StatusCode::CREATED, data(st.rt.add_rule(&c, spec).await?)))
+    made_rule(st.rt.add_rule(&c, spec).await?, &c.id)
 }
 
 async fn delete(

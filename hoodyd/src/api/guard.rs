@@ -19,14 +19,7 @@ use crate::auth::Caller;
 use crate::auth::scopes::{self, Need};
 use crate::runtime::RuntimeError;
 
-/// Set on an answer about a container its path does not name (a create): the new container's
-/// id — or, when the create was refused, the name it asked for — and its realms, so that its
-/// audit record names it (`hoodyctl audit -c NAME` finds creates and refusals too).
-#[derive(Clone, Debug)]
-pub struct AuditSubject {
-    pub container: String,
-    pub realm_ids: Vec<String>,
-}
+use super::subject::AuditSubject;
 
 /// The header that ties an answer to its audit record.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -48,6 +41,8 @@ struct Seen {
     token_id: Option<String>,
     realm_ids: Vec<String>,
     container: Option<String>,
+    snapshot: Option<String>,
+    rule_id: Option<String>,
     /// The request was refused for who the caller is (401, 403, 404 for another realm's
     /// container).
     denied: bool,
@@ -167,8 +162,16 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
     };
     let status = response.status();
     seen.denied = response.extensions().get::<Denied>().is_some();
+    seen.snapshot = crate::auth::scopes::snapshot_ref(&path).map(str::to_owned);
+    seen.rule_id = crate::auth::scopes::rule_ref(&path).map(str::to_owned);
     if let Some(subject) = response.extensions().get::<AuditSubject>() {
         seen.container.get_or_insert_with(|| subject.container.clone());
+        if seen.snapshot.is_none() {
+            seen.snapshot.clone_from(&subject.snapshot);
+        }
+        if seen.rule_id.is_none() {
+            seen.rule_id.clone_from(&subject.rule_id);
+        }
         if seen.realm_ids.is_empty() {
             seen.realm_ids.clone_from(&subject.realm_ids);
         }
@@ -184,6 +187,8 @@ pub async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Resp
         method,
         path,
         container: seen.container,
+        snapshot: seen.snapshot,
+        rule_id: seen.rule_id,
         status: status.as_u16(),
         duration_us: started.elapsed().as_micros() as u64,
         request_id: Some(request_id.clone()),

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::body::BodyDeadline;
 use super::error::{ApiError, ErrorCode};
-use super::guard::AuditSubject;
+use super::subject::AuditSubject;
 use crate::store::{BodySeen, Claim, KeptAnswer, Store};
 
 use hoody_api::paths::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED as REPLAYED};
@@ -151,8 +151,8 @@ async fn replay(req: Request, target: &str, kept: KeptAnswer) -> Response {
         }
     }
     r.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
-    if let Some((container, realm_ids)) = kept.subject {
-        r.extensions_mut().insert(AuditSubject { container, realm_ids });
+    if let Some(subject) = kept.subject.and_then(|s| serde_json::from_str::<AuditSubject>(&s).ok()) {
+        r.extensions_mut().insert(subject);
     }
     r
 }
@@ -279,7 +279,7 @@ async fn keep(keys: &Keys, scope: String, key: String, target: String, seen: &Ar
         .filter(|(n, _)| !NOT_KEPT.contains(&n.as_str()))
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let subject = parts.extensions.get::<AuditSubject>().map(|s| (s.container.clone(), s.realm_ids.clone()));
+    let subject = parts.extensions.get::<AuditSubject>().map(|s| serde_json::to_string(s).expect("a subject serialises"));
     let kept = KeptAnswer { target, body, status: parts.status.as_u16(), headers, response: bytes.to_vec(), subject };
     let store = keys.store.clone();
     // The answer leaves only once it is kept: a retry after a lost answer must find it.

@@ -22,6 +22,7 @@ pub(crate) mod realms;
 pub(crate) mod server;
 pub(crate) mod slots;
 pub(crate) mod snapshots;
+pub(crate) mod subject;
 pub(crate) mod system;
 pub(crate) mod view;
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::error::{ApiError, data};
 
-pub const NEXT_CURSOR: &str = "x-next-cursor";
+pub use hoody_api::paths::NEXT_CURSOR;
 /// Items a page holds at most (and by default).
 pub const MAX_LIMIT: usize = 10_000;
 

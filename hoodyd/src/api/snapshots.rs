@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult, data};
 use super::query::Query;
+use super::subject::AuditSubject;
 use super::{AppState, Caller, view};
 
 use hoody_api::common::Deleted;
@@ -29,10 +30,16 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CreateSnapshot>,
-) -> ApiResult<impl IntoResponse> {
-    crate::ids::validate_name("alias", &req.alias)?;
-    let c = st.rt.resolve(&id, &caller.filter).await?;
-    Ok((StatusCode::CREATED, data(st.rt.create_snapshot(&c, &req.alias, false).await?)))
+) -> Response {
+    let made = async {
+        crate::ids::validate_name("alias", &req.alias)?;
+        let c = st.rt.resolve(&id, &caller.filter).await?;
+        Ok::<_, ApiError>((StatusCode::CREATED, data(st.rt.create_snapshot(&c, &req.alias, false).await?)))
+    };
+    let mut answer = made.await.into_response();
+    // Taken or refused, the record names the snapshot asked for.
+    answer.extensions_mut().insert(AuditSubject { container: id, snapshot: Some(req.alias), ..Default::default() });
+    answer
 }
 
 #[utoipa::path(
@@ -96,10 +103,11 @@ pub async fn restore(
     if q.in_background {
         // What the synchronous request would refuse at once is refused here too.
         st.rt.snapshot_exists(&c, &name).await?;
+        let claim = st.rt.claim_restore(&c.id)?;
         let (op, handle) = st.operations.start(OperationKind::SnapshotRestore, &name, Some((&c.id, &c.realm_ids)), None);
         let rt = st.rt.clone();
         tokio::spawn(async move {
-            let r = rt.restore_snapshot(&c, &name).await;
+            let r = rt.restore_claimed(claim, &c, &name).await;
             let r = r.map(|c| OperationResult::Restored(Box::new(Restored { restored: name, container: view::container(&c, None) })));
             handle.finish(r.map_err(|e| ApiError::from(e).body()));
         });

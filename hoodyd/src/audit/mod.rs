@@ -166,6 +166,8 @@ mod tests {
             outcome: "ok".into(),
             duration_us: 1,
             request_id: None,
+            snapshot: None,
+            rule_id: None,
             prev: String::new(),
             hash: None,
         }

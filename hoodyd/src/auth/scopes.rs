@@ -81,9 +81,37 @@ pub fn container_ref(path: &str) -> Option<&str> {
     (it.next() == Some("containers")).then(|| it.next()).flatten()
 }
 
+/// The snapshot a path names: `/containers/{id}/snapshots/{name}[/…]`.
+pub fn snapshot_ref(path: &str) -> Option<&str> {
+    let parts: Vec<&str> = path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        ["containers", _, "snapshots", name, ..] => Some(name),
+        _ => None,
+    }
+}
+
+/// The firewall rule a path names: `/containers/{id}/firewall/{egress|ingress}/{rule_id}`.
+pub fn rule_ref(path: &str) -> Option<&str> {
+    let parts: Vec<&str> = path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        ["containers", _, "firewall", "egress" | "ingress", id] => Some(id),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshots_and_rules_named_by_paths() {
+        assert_eq!(snapshot_ref("/api/v1/containers/app/snapshots/s1"), Some("s1"));
+        assert_eq!(snapshot_ref("/api/v1/containers/app/snapshots/s1/diff"), Some("s1"));
+        assert_eq!(snapshot_ref("/api/v1/containers/app/snapshots"), None);
+        assert_eq!(rule_ref("/api/v1/containers/app/firewall/egress/r1"), Some("r1"));
+        assert_eq!(rule_ref("/api/v1/containers/app/firewall/egress"), None);
+        assert_eq!(rule_ref("/api/v1/containers/app/firewall/events"), None);
+    }
 
     #[test]
     fn table() {

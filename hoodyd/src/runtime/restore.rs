@@ -27,27 +27,39 @@ use super::{Result, Runtime, RuntimeError};
 use crate::model::{Container, Status};
 use crate::store::{self, RestoreIntent, RestorePhase};
 
-/// Clears the in-progress mark of a restore when it ends, however it ends.
-struct RestoreMark<'a>(&'a Runtime, String);
+/// The in-progress mark of a container's restore, cleared when the restore ends, however it
+/// ends (a second restore meanwhile is refused, not queued).
+pub struct RestoreClaim(Arc<Runtime>, String);
 
-impl Drop for RestoreMark<'_> {
+impl Drop for RestoreClaim {
     fn drop(&mut self) {
         self.0.restoring.lock().expect("poisoned").remove(&self.1);
     }
 }
 
 impl Runtime {
+    /// Marks a restore of container `id` as in progress: 409 `in_progress` when one is.
+    pub fn claim_restore(self: &Arc<Self>, id: &str) -> Result<RestoreClaim> {
+        if !self.restoring.lock().expect("poisoned").insert(id.to_owned()) {
+            return Err(RuntimeError::State(
+                hoody_api::envelope::ErrorCode::InProgress,
+                format!("a restore of {id} is already in progress"),
+            ));
+        }
+        Ok(RestoreClaim(self.clone(), id.to_owned()))
+    }
+
     /// Restores snapshot `name`: checked first; a running container is stopped, restored and
     /// started again. A failure before the swap leaves the container on its previous root (and
     /// running again if it was).
     pub async fn restore_snapshot(self: &Arc<Self>, c: &Container, name: &str) -> Result<Container> {
-        if !self.restoring.lock().expect("poisoned").insert(c.id.clone()) {
-            return Err(RuntimeError::State(
-                hoody_api::envelope::ErrorCode::InProgress,
-                format!("a restore of {} is already in progress", c.id),
-            ));
-        }
-        let _mark = RestoreMark(self, c.id.clone());
+        let claim = self.claim_restore(&c.id)?;
+        self.restore_claimed(claim, c, name).await
+    }
+
+    /// [`Runtime::restore_snapshot`] under a claim taken before (an asynchronous restore
+    /// claims before it answers, so a second one is refused at once).
+    pub async fn restore_claimed(self: &Arc<Self>, _claim: RestoreClaim, c: &Container, name: &str) -> Result<Container> {
         self.snapshot_record(c, name).await?;
         if !self.storage.has_snapshot(&c.id, name) {
             return Err(RuntimeError::Conflict(format!("snapshot {name:?} is recorded but its files are gone; it cannot be restored")));

@@ -24,8 +24,9 @@ pub struct KeptAnswer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub response: Vec<u8>,
-    /// The container a create named, for the retry's audit record: id and realms.
-    pub subject: Option<(String, Vec<String>)>,
+    /// What the first answer's audit record named beyond its path (a created container, its
+    /// realms, a snapshot or rule), as JSON, for the retry's record.
+    pub subject: Option<String>,
 }
 
 /// What a key holds when a request with it arrives.
@@ -79,10 +80,6 @@ pub fn claim_key(conn: &mut Connection, scope: &str, key: &str, target: &str, no
             let sha256: [u8; 32] = sha.and_then(|s| s.try_into().ok()).ok_or_else(|| corrupt("body digest"))?;
             let headers: Vec<(String, String)> =
                 serde_json::from_str(headers.as_deref().unwrap_or("[]")).map_err(|_| corrupt("headers"))?;
-            let subject = match subject {
-                Some(s) => Some(serde_json::from_str(&s).map_err(|_| corrupt("subject"))?),
-                None => None,
-            };
             Claim::Done(Box::new(KeptAnswer {
                 target,
                 body: BodySeen { len: len as u64, sha256, complete },
@@ -100,12 +97,11 @@ pub fn claim_key(conn: &mut Connection, scope: &str, key: &str, target: &str, no
 /// Keeps the first answer under a key this request claimed.
 pub fn keep_answer(conn: &Connection, scope: &str, key: &str, a: &KeptAnswer) -> Result<()> {
     let headers = serde_json::to_string(&a.headers).expect("strings serialize");
-    let subject = a.subject.as_ref().map(|s| serde_json::to_string(s).expect("strings serialize"));
     conn.execute(
         "UPDATE idempotency SET done = 1, body_len = ?3, body_sha = ?4, body_complete = ?5, status = ?6, headers = ?7,
                 response = ?8, subject = ?9
           WHERE scope = ?1 AND key = ?2 AND done = 0",
-        params![scope, key, a.body.len as i64, a.body.sha256.as_slice(), a.body.complete, a.status as i64, headers, a.response, subject],
+        params![scope, key, a.body.len as i64, a.body.sha256.as_slice(), a.body.complete, a.status as i64, headers, a.response, a.subject],
     )?;
     Ok(())
 }
@@ -137,7 +133,7 @@ mod tests {
             status: 201,
             headers: vec![("content-type".into(), "application/json".into())],
             response: b"{}".to_vec(),
-            subject: Some(("c1".into(), vec!["r1".into()])),
+            subject: Some(r#"{"container":"c1","realm_ids":["r1"]}"#.into()),
         }
     }
 

@@ -6,6 +6,7 @@
 //!   hoody-bench exec [ROUNDS]     exec true vs nsenter and crun exec; 16 concurrent clients
 //!   hoody-bench dns [ROUNDS]      queries through the resolver vs dnsmasq straight; conn/s by name
 //!   hoody-bench api [N]           GET latency and throughput with N containers, 16 clients, audit on/off
+//!   hoody-bench events [N]        API latency with N event subscribers attached vs none; events/s delivered
 //!   hoody-bench restart [N]       daemon restart and boot with N running containers
 //!   hoody-bench console [N]       1 GiB of console output through the shim vs into a file; shim memory
 //!   hoody-bench durability [N]    snapshot and restore with and without the sync before the answer
@@ -19,6 +20,7 @@ mod console;
 mod density;
 mod dns;
 mod durability;
+mod events;
 mod exec;
 mod hostile_tree;
 mod packets;
@@ -451,11 +453,13 @@ impl KeepAlive {
         KeepAlive { r: BufReader::new(std::os::unix::net::UnixStream::connect(socket).expect("connect")), token: token.map(str::to_owned) }
     }
 
-    /// GET `path`; returns the status and the round trip in ms.
-    fn get(&mut self, path: &str) -> (u16, f64) {
+    /// `method path` with a JSON `body` (none when empty); the status and the round trip in ms.
+    fn request(&mut self, method: &str, path: &str, body: &str) -> (u16, f64) {
         let auth = self.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let sent =
+            if body.is_empty() { String::new() } else { format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()) };
         let t = Instant::now();
-        write!(self.r.get_mut(), "GET /api/v1{path} HTTP/1.1\r\nHost: hoodyd\r\n{auth}\r\n").expect("write");
+        write!(self.r.get_mut(), "{method} /api/v1{path} HTTP/1.1\r\nHost: hoodyd\r\n{auth}{sent}\r\n{body}").expect("write");
         let mut line = String::new();
         self.r.read_line(&mut line).expect("status line");
         let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -509,6 +513,19 @@ fn api_world(n: usize, audit: bool, daemon: Option<std::path::PathBuf>) -> (Worl
 /// `clients` threads, each on its own keep-alive connection, each sending `per_client` GETs of
 /// `path(i)`; returns every latency and the requests per second.
 fn hammer(w: &World, token: Option<&str>, clients: usize, per_client: usize, path: &(dyn Fn(usize) -> String + Sync)) -> (Vec<f64>, f64) {
+    hammer_with(w, token, clients, per_client, "GET", "", path)
+}
+
+/// [`hammer`] with any method and JSON body.
+fn hammer_with(
+    w: &World,
+    token: Option<&str>,
+    clients: usize,
+    per_client: usize,
+    method: &str,
+    body: &str,
+    path: &(dyn Fn(usize) -> String + Sync),
+) -> (Vec<f64>, f64) {
     let t = Instant::now();
     let all: Vec<f64> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..clients)
@@ -517,7 +534,7 @@ fn hammer(w: &World, token: Option<&str>, clients: usize, per_client: usize, pat
                     let mut k = KeepAlive::connect(&w.socket, token);
                     (0..per_client)
                         .map(|i| {
-                            let (status, ms) = k.get(&path(c * per_client + i));
+                            let (status, ms) = k.request(method, &path(c * per_client + i), body);
                             assert_eq!(status, 200);
                             ms
                         })
@@ -639,6 +656,7 @@ fn main() {
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(200),
             args.get(4).and_then(|n| n.parse().ok()).unwrap_or(16),
         ),
+        Some("events") => events::events_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100)),
         Some("console") => console::console_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("durability") => durability::durability_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(15)),
         Some("hostile-tree") => hostile_tree::hostile_tree_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10)),
@@ -651,7 +669,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | durability [ROUNDS] | console [ROUNDS] | api [CONTAINERS] | api-baseline HOODYD [CONTAINERS] | restart [CONTAINERS]"
+                "usage: hoody-bench lifecycle [N] | firewall [RULES_PER_CONTAINER] | snapshots | quotas [ROUNDS] | hostile-tree [ROUNDS] | durability [ROUNDS] | console [ROUNDS] | api [CONTAINERS] | events [SUBSCRIBERS] | api-baseline HOODYD [CONTAINERS] | restart [CONTAINERS]"
             );
             std::process::exit(2);
         }
