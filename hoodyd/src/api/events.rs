@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use hoody_api::events::{Event, EventLine, Gap, GapType};
+use hoody_api::events::{EventLine, Gap, GapType};
 use hoody_api::query::EventsQuery;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -66,15 +66,10 @@ pub async fn events(
     };
     let slot = gate.begin()?;
     let shutdown = st.shutdown.subscribe();
-    let state = Stream { log, live, filter, phase: start, first: true, shutdown };
+    let state = Stream { log, live, filter, phase: start, first: true, shutdown, wrote: None };
     let body = futures::stream::unfold(state, |mut s| async move {
-        let lines = s.next().await?;
-        let mut out = Vec::new();
-        for l in lines {
-            serde_json::to_writer(&mut out, &l).expect("an event serialises");
-            out.push(b'\n');
-        }
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), s))
+        let chunk = s.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), s))
     });
     let headers = [(header::CONTENT_TYPE, "application/x-ndjson".to_owned()), (EVENTS_AFTER.clone(), after.to_string())];
     Ok(([super::slots::CLOSE], headers, Body::from_stream(slot.hold(body))))
@@ -82,6 +77,25 @@ pub async fn events(
 
 fn internal(e: EventDbError) -> ApiError {
     ApiError::internal(&e)
+}
+
+/// Live events taken into one write at most.
+const DRAIN: usize = 1024;
+/// A subscriber written to less than this long ago waits out the rest before its next write,
+/// taking in whatever was published meanwhile: a quiet stream gets each event at once, a busy
+/// one at most fifty writes a second instead of one per event (each write wakes the
+/// subscriber; a hundred of them woken for every change would cost the daemon the CPU its
+/// requests need).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// NDJSON of `l`.
+fn lines(l: &[EventLine]) -> Bytes {
+    let mut out = Vec::new();
+    for line in l {
+        serde_json::to_writer(&mut out, line).expect("an event serialises");
+        out.push(b'\n');
+    }
+    out.into()
 }
 
 enum Phase {
@@ -98,16 +112,18 @@ enum Phase {
 
 struct Stream {
     log: Arc<EventLog>,
-    live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    live: tokio::sync::broadcast::Receiver<Arc<crate::events::Published>>,
     filter: Filter,
     phase: Phase,
     first: bool,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// When this stream was last written to.
+    wrote: Option<tokio::time::Instant>,
 }
 
 impl Stream {
     /// The next lines to send (`None`: the stream ends).
-    async fn next(&mut self) -> Option<Vec<EventLine>> {
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
             match self.phase {
                 Phase::Done => return None,
@@ -129,37 +145,70 @@ impl Stream {
                     out.extend(page.into_iter().filter(|e| self.filter.admits(e)).map(|e| EventLine::Event(Box::new(e))));
                     self.phase = if full { Phase::Backlog { after: last } } else { Phase::Live { last } };
                     if !out.is_empty() {
-                        return Some(out);
+                        return Some(lines(&out));
                     }
                 }
                 Phase::Live { last } => {
-                    let got = tokio::select! {
+                    let first = tokio::select! {
                         r = self.live.recv() => r,
                         _ = self.shutdown.wait_for(|s| *s) => {
                             self.phase = Phase::Done;
                             return None;
                         }
                     };
-                    match got {
-                        Ok(e) if e.seq <= last => {}
-                        Ok(e) => {
-                            self.phase = Phase::Live { last: e.seq };
-                            if self.filter.admits(&e) {
-                                return Some(vec![EventLine::Event(Box::new((*e).clone()))]);
+                    if let Some(at) = self.wrote
+                        && at.elapsed() < LINGER
+                    {
+                        tokio::time::sleep_until(at + LINGER).await;
+                    }
+                    // What else is published already goes in the same write: a busy daemon's
+                    // subscribers take their events in few writes, each line serialised once.
+                    let mut out = bytes::BytesMut::new();
+                    let mut last = last;
+                    let mut got = Some(first);
+                    let mut taken = 0;
+                    while let Some(r) = got.take() {
+                        match r {
+                            Ok(e) if e.seq <= last => {}
+                            Ok(e) => {
+                                last = e.seq;
+                                if self.filter.admits(&e.event) {
+                                    out.extend_from_slice(&e.line);
+                                }
+                            }
+                            Err(RecvError::Lagged(_)) => {
+                                // Too slow: what it missed, then the end.
+                                let log = self.log.clone();
+                                let to =
+                                    tokio::task::spawn_blocking(move || log.last_seq()).await.ok().and_then(Result::ok).unwrap_or(last + 1);
+                                self.phase = Phase::Done;
+                                out.extend_from_slice(&lines(&[EventLine::Gap(Gap {
+                                    kind: GapType::Gap,
+                                    from: last + 1,
+                                    to: to.max(last + 1),
+                                })]));
+                                return Some(out.freeze());
+                            }
+                            Err(RecvError::Closed) => {
+                                self.phase = Phase::Done;
+                                return (!out.is_empty()).then(|| out.freeze());
                             }
                         }
-                        Err(RecvError::Lagged(_)) => {
-                            // Too slow: what it missed, then the end.
-                            let log = self.log.clone();
-                            let to =
-                                tokio::task::spawn_blocking(move || log.last_seq()).await.ok().and_then(Result::ok).unwrap_or(last + 1);
-                            self.phase = Phase::Done;
-                            return Some(vec![EventLine::Gap(Gap { kind: GapType::Gap, from: last + 1, to: to.max(last + 1) })]);
+                        taken += 1;
+                        if taken < DRAIN {
+                            use tokio::sync::broadcast::error::TryRecvError;
+                            got = match self.live.try_recv() {
+                                Ok(e) => Some(Ok(e)),
+                                Err(TryRecvError::Empty) => None,
+                                Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                                Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                            };
                         }
-                        Err(RecvError::Closed) => {
-                            self.phase = Phase::Done;
-                            return None;
-                        }
+                    }
+                    self.phase = Phase::Live { last };
+                    if !out.is_empty() {
+                        self.wrote = Some(tokio::time::Instant::now());
+                        return Some(out.freeze());
                     }
                 }
             }

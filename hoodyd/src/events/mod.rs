@@ -43,7 +43,7 @@ enum Msg {
 
 pub struct EventLog {
     queue: mpsc::Sender<Msg>,
-    live: broadcast::Sender<Arc<Event>>,
+    live: broadcast::Sender<Arc<Published>>,
     /// For subscribers' backlogs (WAL: reads go on beside the writer).
     reader: Mutex<db::EventDb>,
 }
@@ -96,7 +96,7 @@ impl EventLog {
                         }
                         since_prune += events.len();
                         for e in events {
-                            let _ = publish.send(Arc::new(e));
+                            let _ = publish.send(Arc::new(Published::new(e)));
                         }
                     }
                     if since_prune >= 1000.min(keep as usize).max(1) {
@@ -136,7 +136,7 @@ impl EventLog {
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.live.subscribe()
     }
 
@@ -158,6 +158,28 @@ impl EventLog {
     }
 }
 
+/// An event as published: with its NDJSON line, serialised once for every subscriber.
+pub struct Published {
+    pub event: Event,
+    pub line: bytes::Bytes,
+}
+
+impl Published {
+    fn new(event: Event) -> Published {
+        let mut line = serde_json::to_vec(&event).expect("an event serialises");
+        line.push(b'\n');
+        Published { event, line: line.into() }
+    }
+}
+
+impl std::ops::Deref for Published {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +198,8 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap().seq, 2);
         let (written, oldest) = log.after(0, 10).unwrap();
         assert_eq!((written.len(), oldest), (2, Some(1)));
-        assert_eq!(written[0], *first, "what was published is what was written");
+        assert_eq!(written[0], first.event, "what was published is what was written");
+        assert_eq!(first.line, [serde_json::to_vec(&written[0]).unwrap(), b"\n".to_vec()].concat());
         drop(log);
         let again = EventLog::open(&path).unwrap();
         again.global(EventType::DaemonReady, EventData::default());
