@@ -70,7 +70,12 @@ impl std::str::FromStr for Egress {
 #[serde(deny_unknown_fields)]
 pub struct CreateContainer {
     pub name: String,
+    /// The image to make it from (a fork's is its source's: leave it out).
+    #[serde(default)]
     pub image: String,
+    /// Where its root comes from when not from `image`: a snapshot of another container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ContainerSource>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub realm_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,6 +94,21 @@ pub struct CreateContainer {
     /// Snapshot schedule and expiry (`{"schedule": "daily", "expiry": "90d"}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<SnapshotPolicy>,
+}
+
+/// `{"container": ID, "snapshot": NAME}`: fork that snapshot (its root, limits, egress policy
+/// and rules, command and environment, unless the request gives its own); or `{"image": NAME}`,
+/// the same as `image`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// `{"schedule": "daily" | "hourly" | "weekly" | "@every 15m", "expiry": "90d"}`; in a request,

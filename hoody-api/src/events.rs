@@ -168,6 +168,10 @@ pub struct EventData {
     /// container.created: its image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// container.created of a fork: the container it was forked from (the snapshot is in
+    /// `snapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// firewall.changed: what changed (`egress_rule_added`, `egress_rule_deleted`,
     /// `ingress_rule_added`, `ingress_rule_deleted`, `patched`, `reset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

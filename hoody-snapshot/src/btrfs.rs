@@ -63,6 +63,30 @@ pub(crate) fn is_subvolume(path: &Path) -> bool {
 }
 
 impl BtrfsDriver {
+    /// Container `id`'s root as a writable snapshot of the subvolume `from` (an image or a
+    /// snapshot: O(1)), bounded by `limits` before anything can write to it; nothing is left
+    /// when it fails.
+    fn root_from(&self, from: &Path, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
+        let quota = crate::quota::quota_for(&self.quota, limits)?;
+        let dir = self.container_dir(id);
+        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
+            _ => StorageError::io("create directory", &dir)(e),
+        })?;
+        let subvol = dir.join("rootfs");
+        if let Err(e) = snapshot(from, &subvol, false) {
+            let _ = fs::remove_dir(&dir);
+            return Err(e);
+        }
+        if let Some(q) = quota
+            && let Err(e) = q.set_limit(&subvol, limits.disk)
+        {
+            let _ = self.delete_container(id);
+            return Err(e);
+        }
+        Ok(ContainerRoot::Btrfs { subvol })
+    }
+
     pub fn new(root: PathBuf, quota: std::result::Result<BtrfsQuota, String>) -> Self {
         if let Err(e) = &quota {
             tracing::warn!(path = %root.display(), reason = %e, "btrfs quotas are off: disk limits are refused");
@@ -119,29 +143,19 @@ impl StorageDriver for BtrfsDriver {
     }
 
     fn create_container(&self, image: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
-        let quota = crate::quota::quota_for(&self.quota, limits)?;
         let img = self.image_path(image);
         if !img.is_dir() {
             return Err(StorageError::ImageNotFound(image.to_owned()));
         }
-        let dir = self.container_dir(id);
-        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => StorageError::ContainerExists(id.to_owned()),
-            _ => StorageError::io("create directory", &dir)(e),
-        })?;
-        let subvol = dir.join("rootfs");
-        if let Err(e) = snapshot(&img, &subvol, false) {
-            let _ = fs::remove_dir(&dir);
-            return Err(e);
+        self.root_from(&img, id, limits)
+    }
+
+    fn fork_container(&self, _image: &str, source: &str, snapshot_name: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
+        let snap = self.snapshots_dir(source).join(snapshot_name);
+        if !snap.is_dir() {
+            return Err(StorageError::SnapshotNotFound(snapshot_name.to_owned()));
         }
-        // Bounded before anything can write to it.
-        if let Some(q) = quota
-            && let Err(e) = q.set_limit(&subvol, limits.disk)
-        {
-            let _ = self.delete_container(id);
-            return Err(e);
-        }
-        Ok(ContainerRoot::Btrfs { subvol })
+        self.root_from(&snap, id, limits)
     }
 
     fn container_root(&self, _image: &str, id: &str) -> ContainerRoot {

@@ -56,6 +56,11 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// Creates the private root filesystem of container `id` from `image`, bounded by `limits`
     /// from the start.
     fn create_container(&self, image: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot>;
+    /// Creates container `id`'s root from snapshot `snapshot` of container `source` (both of
+    /// `image`): on btrfs a writable snapshot of it (O(1)), on overlay a copy of its upper layer
+    /// over the same image, counted against `limits` as the copy is written. Bounded by
+    /// `limits` from the start; nothing is left when it fails.
+    fn fork_container(&self, image: &str, source: &str, snapshot: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot>;
     /// The layout of an existing container root.
     fn container_root(&self, image: &str, id: &str) -> ContainerRoot;
     /// Deletes everything the pool holds for container `id` (idempotent).

@@ -107,6 +107,28 @@ impl StorageDriver for OverlayDriver {
         Ok(ContainerRoot::Overlay { lower, dir })
     }
 
+    fn fork_container(&self, image: &str, source: &str, snapshot: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
+        let snap = self.snapshots_dir(source).join(snapshot).join("upper");
+        if !snap.is_dir() {
+            return Err(StorageError::SnapshotNotFound(snapshot.to_owned()));
+        }
+        let root = self.create_container(image, id, limits)?;
+        let upper = self.container_dir(id).join("upper");
+        // The snapshot's upper layer (whiteouts and opaque directories with it) replaces the
+        // empty one, written as any writer is, so the new root's limits hold for the copy.
+        let copied = fs::remove_dir(&upper)
+            .map_err(StorageError::io("remove directory", &upper))
+            .and_then(|_| quota::without_resource_override(|| crate::copy::copy_tree(&snap, &upper)));
+        if let Err(e) = copied {
+            let _ = self.delete_container(id);
+            if self.quota.is_ok() && quota::is_quota_error(&e) {
+                return Err(StorageError::QuotaExceeded(format!("the snapshot does not fit in the new container's limits.disk ({e})")));
+            }
+            return Err(e);
+        }
+        Ok(root)
+    }
+
     fn container_root(&self, image: &str, id: &str) -> ContainerRoot {
         ContainerRoot::Overlay { lower: self.image_path(image), dir: self.container_dir(id) }
     }

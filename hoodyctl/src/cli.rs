@@ -9,7 +9,7 @@ use clap_complete::ArgValueCandidates;
 use futures::TryStreamExt;
 use hoody_api::client::ClientError;
 use hoody_api::common::{Port, Size};
-use hoody_api::containers::{CreateContainer, LimitsRequest, SnapshotPolicy, UpdateContainer};
+use hoody_api::containers::{ContainerSource, CreateContainer, LimitsRequest, SnapshotPolicy, UpdateContainer};
 use hoody_api::firewall::{EgressRule, Firewall, FirewallPatch, IngressRule};
 use hoody_api::query::LogsQuery;
 use http_body_util::{BodyExt, StreamBody};
@@ -299,8 +299,13 @@ pub struct CreateArgs {
     #[arg(long)]
     pub name: String,
     /// The image its root file system is cloned from (`images list`).
-    #[arg(long, add = ArgValueCandidates::new(complete::images))]
-    pub image: String,
+    #[arg(long, add = ArgValueCandidates::new(complete::images), required_unless_present = "from")]
+    pub image: Option<String>,
+    /// Fork a snapshot of another container: CONTAINER/SNAPSHOT. Its root is a clone of that
+    /// snapshot (O(1) on btrfs, a copy on overlay); its limits, egress policy and rules,
+    /// command and environment are the source's unless given here.
+    #[arg(long, value_name = "CONTAINER/SNAPSHOT", conflicts_with = "image")]
+    pub from: Option<String>,
     /// Realm the container belongs to (repeatable).
     #[arg(long = "realm", value_name = "ID")]
     pub realms: Vec<String>,
@@ -704,6 +709,16 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
     }
 }
 
+/// `--from CONTAINER/SNAPSHOT` as a create's source.
+fn fork_source(from: &str) -> anyhow::Result<ContainerSource> {
+    match from.split_once('/') {
+        Some((container, snapshot)) if !container.is_empty() && !snapshot.is_empty() && !snapshot.contains('/') => {
+            Ok(ContainerSource { container: Some(container.to_owned()), snapshot: Some(snapshot.to_owned()), image: None })
+        }
+        _ => Err(anyhow!("--from: CONTAINER/SNAPSHOT, e.g. --from app/ready (got {from:?})")),
+    }
+}
+
 async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow::Result<i32> {
     match cmd {
         ContainersCmd::Create(c) => {
@@ -711,7 +726,8 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
             let req = CreateContainer {
                 limits: c.limits.to_request(),
                 name: c.name,
-                image: c.image,
+                image: c.image.unwrap_or_default(),
+                source: c.from.as_deref().map(fork_source).transpose()?,
                 realm_ids: c.realms,
                 project_id: c.project_id,
                 egress: c.egress.as_deref().map(str::parse).transpose().map_err(|e: String| anyhow!("--egress: {e}"))?,

@@ -12,6 +12,7 @@ use super::pages;
 use super::query::{Lifecycle, Query};
 use super::subject::AuditSubject;
 use super::{AppState, Caller, view};
+use crate::runtime::lifecycle::Fork;
 use hoody_api::common::Deleted;
 use hoody_api::containers::Usage;
 use hoody_api::query::ContainersQuery;
@@ -36,7 +37,8 @@ pub async fn create(
     let asked = AuditSubject { container: req.name.clone(), realm_ids: req.realm_ids.clone(), ..Default::default() };
     let created = async {
         st.auth.check_create_realms(&caller, &mut req.realm_ids).await?;
-        Ok::<_, ApiError>(st.rt.create(req, q.start).await?)
+        let fork = source(&st, &caller, &mut req).await?;
+        Ok::<_, ApiError>(st.rt.create_from(req, q.start, fork).await?)
     };
     let (mut answer, subject) = match created.await {
         Ok(c) => {
@@ -47,6 +49,30 @@ pub async fn create(
     };
     answer.extensions_mut().insert(subject);
     answer
+}
+
+/// What `source` asks for: a fork of a snapshot of a container the caller may see (checked
+/// before anything is made), or an image.
+async fn source(st: &AppState, caller: &Caller, req: &mut hoody_api::containers::CreateContainer) -> Result<Option<Fork>, ApiError> {
+    let Some(src) = req.source.take() else { return Ok(None) };
+    if let Some(image) = src.image {
+        if src.container.is_some() || src.snapshot.is_some() {
+            return Err(ApiError::invalid("source is an image or a container's snapshot, not both").field("source"));
+        }
+        if !req.image.is_empty() && req.image != image {
+            return Err(ApiError::invalid("image and source.image name different images").field("source.image"));
+        }
+        req.image = image;
+        return Ok(None);
+    }
+    let (Some(container), Some(snapshot)) = (src.container, src.snapshot) else {
+        return Err(
+            ApiError::invalid("a fork names the container and its snapshot: {\"container\": ID, \"snapshot\": NAME}").field("source")
+        );
+    };
+    let source = st.rt.resolve(&container, &caller.filter).await?;
+    st.rt.snapshot_exists(&source, &snapshot).await?;
+    Ok(Some(Fork { source, snapshot }))
 }
 
 #[utoipa::path(

@@ -51,6 +51,21 @@ pub(super) fn fault(step: &'static str) -> Result<()> {
 /// Upper bound on waiting for a killed cgroup's init to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
+/// Where a fork comes from: the source container (one the caller may see) and its snapshot.
+pub struct Fork {
+    pub source: Container,
+    pub snapshot: String,
+}
+
+/// A fork's environment: the source's, with the defaults that name the container (its
+/// hostname) made the fork's.
+fn fork_env(source: &[String], name: &str) -> Vec<String> {
+    let mut env = crate::spec::default_env(name);
+    let keys: Vec<String> = env.iter().map(|kv| kv.split('=').next().unwrap_or_default().to_owned()).collect();
+    env.extend(source.iter().filter(|kv| !keys.iter().any(|k| kv.starts_with(&format!("{k}=")))).cloned());
+    env
+}
+
 impl Runtime {
     /// Validates a create request into a record (no side effects).
     pub(crate) fn validate_create(&self, req: CreateContainer) -> Result<Container> {
@@ -119,7 +134,52 @@ impl Runtime {
     }
 
     pub async fn create(self: &Arc<Self>, req: CreateContainer, start: bool) -> Result<Container> {
+        self.create_from(req, start, None).await
+    }
+
+    /// Creates a container, from its image or (`fork`) from a snapshot of another: then its
+    /// root is that snapshot's (an O(1) clone on btrfs, a copy on overlay), and its limits,
+    /// egress policy, DNS mode, egress and ingress rules, command and environment are the
+    /// source's unless the request gives its own (a request's `egress` means its own policy
+    /// and no copied rules; its `limits` replace only the limits they set). Its id, uid range,
+    /// address and firewall are its own.
+    pub async fn create_from(self: &Arc<Self>, mut req: CreateContainer, start: bool, fork: Option<Fork>) -> Result<Container> {
+        if let Some(f) = &fork {
+            if req.image.is_empty() {
+                req.image.clone_from(&f.source.image);
+            } else if req.image != f.source.image {
+                return Err(FieldError::new("image", format!("a fork's image is its source's ({:?})", f.source.image)).into());
+            }
+        }
+        let asked_limits = match (&fork, &req.limits) {
+            (Some(_), Some(l)) => Some(l.validate("limits")?),
+            _ => None,
+        };
+        let given = (req.egress.is_some(), req.command.is_some(), req.env.is_some());
         let mut c = self.validate_create(req)?;
+        let mut rules = vec![];
+        if let Some(Fork { source: s, .. }) = &fork {
+            // The source's limits, with what the request sets in their place.
+            c.limits = match asked_limits {
+                Some(l) => s.limits.merged(l),
+                None => s.limits,
+            };
+            if !given.0 {
+                (c.egress, c.dns) = (s.egress, s.dns);
+                let sid = s.id.clone();
+                rules = self.store.call(move |db| store::list_rules(db, &sid)).await?;
+                for r in &mut rules {
+                    r.rule.id = ids::new_id();
+                    r.created_at.clone_from(&c.created_at);
+                }
+            }
+            if !given.1 {
+                c.command.clone_from(&s.command);
+            }
+            if !given.2 {
+                c.env = fork_env(&s.env, &c.name);
+            }
+        }
         let image = c.image.clone();
         if self.store.call(move |db| store::get_image(db, &image)).await?.is_none() {
             return Err(FieldError::new("image", format!("no image named {:?} (see GET /images)", c.image)).into());
@@ -143,7 +203,12 @@ impl Runtime {
         let storage = self.storage.clone();
         let (image, id, disk) = (c.image.clone(), c.id.clone(), c.limits.disk_limits());
         let t = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || storage.create_container(&image, &id, &disk)).await??;
+        let from = fork.as_ref().map(|f| (f.source.id.clone(), f.snapshot.clone()));
+        tokio::task::spawn_blocking(move || match from {
+            Some((source, snapshot)) => storage.fork_container(&image, &source, &snapshot, &id, &disk),
+            None => storage.create_container(&image, &id, &disk),
+        })
+        .await??;
         let t_storage = t.elapsed();
         fault("create-storage")?;
         let state = self.container_state_dir(&c.id);
@@ -162,10 +227,10 @@ impl Runtime {
             return Err(io_err("create the container state directory")(e));
         }
         fault("create-state-dir")?;
-        let record = c.clone();
+        let (record, copied) = (c.clone(), rules.iter().map(|r| r.rule.clone()).collect::<Vec<_>>());
         let (pool, net) = (self.cfg.id_pool, self.cfg.net_pool);
         let t = std::time::Instant::now();
-        let inserted = self.store.call(move |db| store::insert_container(db, &record, pool, net)).await;
+        let inserted = self.store.call(move |db| store::insert_container_with_rules(db, &record, &copied, pool, net)).await;
         let t_store = t.elapsed();
         fault("create-record")?;
         match inserted {
@@ -183,7 +248,7 @@ impl Runtime {
         }
         // Its firewall exists before it can ever run: deny-all unless the request said allow.
         let t = std::time::Instant::now();
-        let installed = self.firewall.install(&self.firewall_of(&c, vec![])).await;
+        let installed = self.firewall.install(&self.firewall_of(&c, rules)).await;
         let t_fw = t.elapsed();
         if let Err(e) = installed {
             let cid = c.id.clone();
@@ -202,7 +267,13 @@ impl Runtime {
             firewall_us = t_fw.as_micros() as u64,
             "container created"
         );
-        self.emit(EventType::ContainerCreated, &c, EventData { image: Some(c.image.clone()), ..Default::default() });
+        let data = EventData {
+            image: Some(c.image.clone()),
+            source: fork.as_ref().map(|f| f.source.id.clone()),
+            snapshot: fork.as_ref().map(|f| f.snapshot.clone()),
+            ..Default::default()
+        };
+        self.emit(EventType::ContainerCreated, &c, data);
         drop(_guard);
         if start {
             // Create-and-start is one request: if the start fails, the container goes again

@@ -74,7 +74,20 @@ pub struct ContainerFilter {
 
 /// Inserts a new container, allocating its id range and its IPv4 address in the same
 /// transaction (the record's `idmap` and `ipv4` are ignored); returns what was allocated.
+#[cfg(test)]
 pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net: hoody_net::addr::Pool) -> Result<(IdMap, Ipv4Addr)> {
+    insert_container_with_rules(conn, c, &[], pool, net)
+}
+
+/// [`insert_container`] with its firewall `rules` (a fork's, copied from its source) in the
+/// same transaction.
+pub fn insert_container_with_rules(
+    conn: &mut Connection,
+    c: &Container,
+    rules: &[hoody_net::rules::Rule],
+    pool: IdPool,
+    net: hoody_net::addr::Pool,
+) -> Result<(IdMap, Ipv4Addr)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let used: BTreeSet<u32> = {
         let mut st = tx.prepare("SELECT idmap_base FROM containers")?;
@@ -129,6 +142,9 @@ pub fn insert_container(conn: &mut Connection, c: &Container, pool: IdPool, net:
             return Err(StoreError::NameTaken { name: c.name.clone(), realm: realm.to_owned() });
         }
         r?;
+    }
+    for r in rules {
+        super::insert_rule(&tx, &c.id, r, &c.created_at)?;
     }
     tx.commit()?;
     Ok((IdMap { host_base: base, size: RANGE }, ip))
