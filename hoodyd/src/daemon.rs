@@ -387,6 +387,7 @@ async fn start_background_work(
     let known = rt.container_ids().await?;
     let execs = rt.recover_execs(&known, cfg.exec_reattach_grace());
     info!(running = execs, "exec instances loaded");
+    rt.start_exec_spares().await?;
     crate::runtime::table_guard::spawn(monitor, rt.clone(), cfg.proc_root.clone());
     let tick = crate::test_hooks::var("HOODY_SCHEDULER_TICK_MS")
         .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))

@@ -465,3 +465,69 @@ fn the_typed_client_runs_execs_and_reads_their_instances_and_errors() {
         assert_eq!(gone.code(), Some(ErrorCode::NotFound), "{gone}");
     });
 }
+
+/// The pids of the spare exec shims waiting now (`hoodyd __exec-shim --spare …` in the shims'
+/// cgroup that keep no exec yet: no exec directory names them).
+fn spares(w: &World) -> Vec<i32> {
+    let kept: Vec<i32> = std::fs::read_dir(w.state_dir.join("execs"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("shim.json")).ok())
+                .filter_map(|s| serde_json::from_str::<serde_json::Value>(&s).ok()?["shim_pid"].as_i64())
+                .map(|p| p as i32)
+                .collect()
+        })
+        .unwrap_or_default();
+    std::fs::read_to_string(w.cgroup.join("shims/cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .filter(|p| {
+            let argv = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let argv: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+            argv.get(1) == Some(&&b"__exec-shim"[..]) && argv.get(2) == Some(&&b"--spare"[..])
+        })
+        .filter(|p| !kept.contains(p))
+        .collect()
+}
+
+#[test]
+fn an_exec_is_kept_by_a_spare_shim_and_spares_never_outlive_the_daemon() {
+    let mut w = World::new(Driver::Overlay);
+    let c = id(&w.running("warm"));
+    let wait_for = |w: &World, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = spares(w);
+            if s.len() == n {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "spares {s:?}, not {n}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let ready = wait_for(&w, 2);
+    // The exec's shim is one of them, and another is started behind it.
+    let d = w.ok(&["exec", "-d", "-c", &c, "--", "sleep", "30"]);
+    let dir = w.state_dir.join("execs").join(d["id"].as_str().unwrap());
+    let pids: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("shim.json")).unwrap()).unwrap();
+    let shim = pids["shim_pid"].as_i64().unwrap() as i32;
+    assert!(ready.contains(&shim), "the exec's shim {shim} was not one of the spares {ready:?}");
+    let now = wait_for(&w, 2);
+    assert!(!now.contains(&shim), "{now:?}");
+    assert_eq!(w.exec(&c, &["echo", "warm"]).stdout, "warm\n");
+    // A spare holds nothing of any container: without its daemon it ends, the exec's shim runs on.
+    let waiting = wait_for(&w, 2);
+    w.kill_daemon();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alive = |p: &i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s[s.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'))
+    };
+    while waiting.iter().any(alive) {
+        assert!(Instant::now() < deadline, "spares outlived their daemon: {waiting:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(alive(&shim), "the exec's shim went with the daemon");
+    w.start_daemon();
+    assert_eq!(w.ok(&["execs", "get", "-c", &c, d["id"].as_str().unwrap()])["status"], "running");
+}

@@ -85,7 +85,7 @@ pub async fn exec(
         let detach = ereq.detach;
         // A command that runs as long as it likes is a stream too (no connection slot).
         let slot = if detach { None } else { Some(gate.begin()?) };
-        let started = st.rt.exec(&c.id, ereq, started_by(&caller)).await?;
+        let started = st.rt.exec(&c, ereq, started_by(&caller)).await?;
         if detach {
             // Its shim keeps the output; the input is given and the connection let go.
             let id = started.id.clone();
@@ -103,7 +103,7 @@ pub async fn exec(
         return Err(ApiError::bad_request("a detached exec has no stream: send it without an upgrade"));
     }
     let slot = gate.begin()?;
-    let started = st.rt.exec(&c.id, ereq, started_by(&caller)).await?;
+    let started = st.rt.exec(&c, ereq, started_by(&caller)).await?;
     let answer = switching(&started.id);
     upgrade_to_session(st.rt.clone(), on_upgrade, started, tty, slot);
     Ok(answer)

@@ -44,8 +44,17 @@ const DRAIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShimReady {
-    Ready { shim_pid: i32, helper_pid: i32 },
-    Failed { message: String },
+    Ready {
+        shim_pid: i32,
+        helper_pid: i32,
+    },
+    /// A spare (`--spare`) is in the shims' cgroup and waits for its directory on stdin.
+    Spare {
+        shim_pid: i32,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 struct Link {
@@ -235,22 +244,67 @@ fn fail(message: String) -> ! {
 }
 
 pub fn main(args: &[std::ffi::OsString]) -> ! {
-    let Some(dir) = args.get(2).map(PathBuf::from) else { fail("usage: hoodyd __exec-shim DIR".into()) };
-    let Some(record) = rec::read_json::<ExecRecord>(&dir, rec::RECORD) else { fail(format!("no exec record in {}", dir.display())) };
-    let spec = record.shim;
-    // Outside the container's cgroup and the daemon's process group: it outlives both. Born in
-    // the shims' cgroup (CLONE_INTO_CGROUP), not moved there: a move waits for the kernel's
-    // cgroup lock and an RCU grace period, and moves of concurrent execs queue on it.
-    let shims =
-        File::open(&spec.shim_cgroup).unwrap_or_else(|e| fail(format!("opening the shims' cgroup {}: {e}", spec.shim_cgroup.display())));
+    match args.get(2) {
+        Some(a) if a == "--spare" => {
+            let Some(cgroup) = args.get(3) else { fail("usage: hoodyd __exec-shim --spare SHIMS_CGROUP".into()) };
+            spare(Path::new(cgroup))
+        }
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let record = read_record(&dir);
+            enter_shims_cgroup(&record.shim.shim_cgroup);
+            run(dir, record)
+        }
+        None => fail("usage: hoodyd __exec-shim DIR".into()),
+    }
+}
+
+fn read_record(dir: &Path) -> ExecRecord {
+    rec::read_json::<ExecRecord>(dir, rec::RECORD).unwrap_or_else(|| fail(format!("no exec record in {}", dir.display())))
+}
+
+/// Goes on as a child born in the shims' cgroup; this process (the daemon's child only to
+/// start the shim) exits. Outside the container's cgroup and the daemon's process group, the
+/// shim outlives both. Born there (CLONE_INTO_CGROUP), not moved: a move waits for the
+/// kernel's cgroup lock and an RCU grace period, and moves of concurrent execs queue on it.
+/// The daemon reaps the shim itself (re-parented to the daemon, a subreaper) by the pid it
+/// reports.
+fn enter_shims_cgroup(cgroup: &Path) {
+    let shims = File::open(cgroup).unwrap_or_else(|e| fail(format!("opening the shims' cgroup {}: {e}", cgroup.display())));
     match super::sys::clone3(0, Some(std::os::fd::AsFd::as_fd(&shims))) {
-        // This process was the daemon's child only to start the shim; the daemon reaps the
-        // shim itself (it is re-parented to the daemon, a subreaper) by the pid it reports.
         Ok(super::sys::Forked::Parent { .. }) => std::process::exit(0),
         Ok(super::sys::Forked::Child) => {}
-        Err(e) => fail(format!("starting in the shims' cgroup {}: {e}", spec.shim_cgroup.display())),
+        Err(e) => fail(format!("starting in the shims' cgroup {}: {e}", cgroup.display())),
     }
-    drop(shims);
+}
+
+/// A spare (see the daemon's `runtime::exec_spares`): in the shims' cgroup at once, then it
+/// waits for the line naming its exec's directory; it ends when its stdin closes first.
+fn spare(cgroup: &Path) -> ! {
+    enter_shims_cgroup(cgroup);
+    let line = serde_json::to_string(&ShimReady::Spare { shim_pid: std::process::id() as i32 }).expect("serialises");
+    let mut stdout = std::io::stdout();
+    if writeln!(stdout, "{line}").and_then(|_| stdout.flush()).is_err() {
+        std::process::exit(0);
+    }
+    let mut dir = String::new();
+    match std::io::stdin().read_line(&mut dir) {
+        Ok(_) if dir.ends_with('\n') => {}
+        _ => std::process::exit(0),
+    }
+    dir.pop();
+    // Nothing more comes on stdin; the exec's own stdin is a pipe of its own.
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = super::sys::dup_to(std::os::fd::AsFd::as_fd(&null), 0);
+    }
+    let dir = PathBuf::from(dir);
+    let record = read_record(&dir);
+    run(dir, record)
+}
+
+/// The shim of the exec whose directory is `dir`, in the shims' cgroup already.
+fn run(dir: PathBuf, record: ExecRecord) -> ! {
+    let spec = record.shim;
     let _ = nix::unistd::setsid();
     if let Err(e) = super::sys::set_child_subreaper() {
         fail(format!("becoming a child subreaper: {e}"));

@@ -53,9 +53,11 @@ fn parse_user(u: &str) -> Option<(u32, u32)> {
 }
 
 impl Runtime {
-    /// Starts the command as a new exec instance; the caller relays the child's stdio and
-    /// calls [`Runtime::exec_finished`] when it ends.
-    pub async fn exec(&self, id: &str, req: ExecRequest, by: StartedBy) -> Result<Started> {
+    /// Starts the command as a new exec instance in container `c` (as the caller just read
+    /// it: a container that stopped since is refused by the helper, which checks the init's
+    /// pid and start time); the caller relays the child's stdio and calls
+    /// [`Runtime::exec_finished`] when it ends.
+    pub async fn exec(self: &std::sync::Arc<Self>, c: &crate::model::Container, req: ExecRequest, by: StartedBy) -> Result<Started> {
         let timeout = seconds("timeout", req.timeout)?;
         let kill_grace = seconds("kill_grace", req.kill_grace)?.unwrap_or(KILL_GRACE);
         if req.stdin.is_some() && req.stdin_base64.is_some() {
@@ -74,7 +76,6 @@ impl Runtime {
         if !cwd.starts_with('/') || cwd.contains('\0') {
             return Err(FieldError::new("cwd", "must be an absolute path").into());
         }
-        let c = self.get(id).await?;
         let (Status::Running, Some(pid), Some(start)) = (c.status, c.pid, c.pid_start) else {
             return Err(RuntimeError::State(hoody_api::envelope::ErrorCode::NotRunning, "the container is not running".into()));
         };
@@ -126,7 +127,13 @@ impl Runtime {
         let record = ExecRecord {
             view: view.clone(),
             kill_grace_ms: kill_grace.as_millis() as u64,
-            shim: ShimSpec { exec: spec, shim_cgroup, detached: req.detach, cap, timeout_ms: timeout.map(|t| t.as_millis().max(1) as u64) },
+            shim: ShimSpec {
+                exec: spec,
+                shim_cgroup: shim_cgroup.clone(),
+                detached: req.detach,
+                cap,
+                timeout_ms: timeout.map(|t| t.as_millis().max(1) as u64),
+            },
         };
         let dir = self.execs.dir_of(&exec_id);
         // Step 1: the record (a restart finds the instance by it), made durable while step 2,
@@ -148,7 +155,7 @@ impl Runtime {
         let detach = req.detach;
         let synced = detach.then(|| tokio::task::spawn_blocking(move || rec::sync_created(&d)));
         let started = async {
-            let helper_pid = self.spawn_exec_shim(&dir).await?;
+            let helper_pid = self.spawn_exec_shim(&dir, &shim_cgroup).await?;
             super::lifecycle::fault("exec-spawned")?;
             let link = tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await.map_err(io_err("attach to the exec's shim"))?;
             if let Some(synced) = synced {
@@ -167,7 +174,7 @@ impl Runtime {
             }
         };
         let data = EventData { exec_id: Some(exec_id.clone()), command: Some(view_command), ..Default::default() };
-        self.emit(EventType::ExecStarted, &c, data);
+        self.emit(EventType::ExecStarted, c, data);
         Ok(Started { id: exec_id, container_id: c.id.clone(), link, helper_pid, cgroup, dir, kill_grace, cap })
     }
 

@@ -2,6 +2,7 @@
 //! clone/unshare/setns ever runs on a tokio worker thread.
 
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -45,11 +46,56 @@ impl Runtime {
         }
     }
 
-    /// Starts `hoodyd __exec-shim DIR` (see [`crate::helper::exec_shim`]) and waits until it
-    /// runs the exec helper; returns the helper's pid. The process spawned only starts the shim
-    /// (in the shims' cgroup) and exits; the shim, re-parented to this subreaper, is reaped
-    /// here when it exits while this daemon runs.
-    pub(crate) async fn spawn_exec_shim(&self, dir: &std::path::Path) -> Result<i32> {
+    /// Starts the shim of the exec whose directory is `dir` (see [`crate::helper::exec_shim`])
+    /// and waits until it runs the exec helper; returns the helper's pid. A spare shim takes it
+    /// when one is ready (another is started behind it); else `hoodyd __exec-shim DIR` starts
+    /// one cold: the process spawned only starts the shim (in the shims' cgroup) and exits. The
+    /// shim, re-parented to this subreaper, is reaped here when it exits while this daemon runs.
+    pub(crate) async fn spawn_exec_shim(self: &Arc<Self>, dir: &std::path::Path, shim_cgroup: &std::path::Path) -> Result<i32> {
+        let handed = self.spares.hand(dir).await;
+        self.refill_exec_spares(shim_cgroup);
+        // A spare's end is collected by the waiter started when it became ready.
+        let (out, cold) = match handed {
+            Some(super::exec_spares::Handed::Answer(out)) => (out, false),
+            Some(super::exec_spares::Handed::Gone) | None => (self.cold_exec_shim(dir).await?, true),
+        };
+        match serde_json::from_slice::<ShimReady>(&out) {
+            Ok(ShimReady::Ready { shim_pid, helper_pid }) => {
+                if cold {
+                    self.reap_shim(&format!("exec {}", dir.display()), shim_pid);
+                }
+                Ok(helper_pid)
+            }
+            Ok(ShimReady::Failed { message }) => {
+                Err(RuntimeError::Helper { kind: crate::spec::FailureKind::Setup, message, causes: vec![] })
+            }
+            _ => Err(RuntimeError::Helper {
+                kind: crate::spec::FailureKind::Setup,
+                message: "the exec shim ended without an answer".into(),
+                causes: vec![String::from_utf8_lossy(&out).into_owned()],
+            }),
+        }
+    }
+
+    /// Starts the spare exec shims, so that the first exec finds one ready.
+    pub async fn start_exec_spares(self: &Arc<Self>) -> Result<()> {
+        let cg = self.cgroups.clone();
+        let shim_cgroup = tokio::task::spawn_blocking(move || cg.shim_cgroup()).await??;
+        self.refill_exec_spares(&shim_cgroup);
+        Ok(())
+    }
+
+    fn refill_exec_spares(self: &Arc<Self>, shim_cgroup: &std::path::Path) {
+        let rt = Arc::downgrade(self);
+        self.spares.refill(shim_cgroup, move |pid| {
+            if let Some(rt) = rt.upgrade() {
+                rt.reap_shim("spare", pid);
+            }
+        });
+    }
+
+    /// `hoodyd __exec-shim DIR`: what it wrote on stdout (empty if nothing within 30 s).
+    async fn cold_exec_shim(&self, dir: &std::path::Path) -> Result<Vec<u8>> {
         let mut child = self
             .helper("__exec-shim")
             .arg(dir)
@@ -64,19 +110,9 @@ impl Runtime {
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        match (read, serde_json::from_slice::<ShimReady>(&out)) {
-            (Ok(Ok(_)), Ok(ShimReady::Ready { shim_pid, helper_pid })) => {
-                self.reap_shim(&format!("exec {}", dir.display()), shim_pid);
-                Ok(helper_pid)
-            }
-            (_, Ok(ShimReady::Failed { message })) => {
-                Err(RuntimeError::Helper { kind: crate::spec::FailureKind::Setup, message, causes: vec![] })
-            }
-            _ => Err(RuntimeError::Helper {
-                kind: crate::spec::FailureKind::Setup,
-                message: "the exec shim ended without an answer".into(),
-                causes: vec![String::from_utf8_lossy(&out).into_owned()],
-            }),
+        if !matches!(read, Ok(Ok(_))) {
+            out.clear();
         }
+        Ok(out)
     }
 }

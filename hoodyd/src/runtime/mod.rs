@@ -7,6 +7,7 @@ pub mod deletion;
 pub mod disk;
 mod emit;
 pub mod exec;
+mod exec_spares;
 pub mod execs;
 pub mod images;
 pub mod launch;
@@ -127,6 +128,8 @@ pub struct Runtime {
     autostart: Mutex<boot::AutostartReport>,
     /// The event stream's source.
     events: Arc<crate::events::EventLog>,
+    /// Exec shims started ahead of time.
+    spares: Arc<exec_spares::Spares>,
 }
 
 impl Runtime {
@@ -139,6 +142,9 @@ impl Runtime {
         events: Arc<crate::events::EventLog>,
     ) -> Arc<Self> {
         let execs = execs::ExecRegistry::new(cfg.state_dir.join("execs"), cfg.proc_root.clone());
+        // HOODY_EXEC_SPARES (test hook): how many spares to keep, for the benchmark's side by side.
+        let kept = crate::test_hooks::var("HOODY_EXEC_SPARES").and_then(|v| v.to_str()?.parse().ok()).unwrap_or(exec_spares::SPARES);
+        let spares = exec_spares::Spares::new(cfg.helper.clone(), kept);
         Arc::new(Runtime {
             cfg,
             store,
@@ -151,6 +157,7 @@ impl Runtime {
             execs,
             autostart: Mutex::default(),
             events,
+            spares,
         })
     }
 

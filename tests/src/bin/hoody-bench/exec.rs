@@ -13,6 +13,15 @@ pub fn exec_bench(rounds: usize) {
     let http = w.http();
     let c = w.ok(&["containers", "create", "--name", "target", "--image", "busybox", "--start"]);
     let (cid, pid) = (c["id"].as_str().expect("id").to_owned(), c["pid"].as_i64().expect("pid").to_string());
+    // The same daemon keeping no spare exec shims (every shim started cold), side by side.
+    let mut cold = World::new(Driver::Btrfs);
+    cold.env.push(("HOODY_EXEC_SPARES".into(), "0".into()));
+    cold.stop_daemon();
+    cold.start_daemon();
+    let cold_http = cold.http();
+    let cold_cid =
+        cold.ok(&["containers", "create", "--name", "target", "--image", "busybox", "--start"])["id"].as_str().expect("id").to_owned();
+    let cold_socket = cold.socket.display().to_string();
     let bundle = super::peers::oci_bundle(&w.dir.join("crun"), &super::peers::shifted_rootfs(&w), None);
     let state = w.dir.join("crun-state").display().to_string();
     let mut runner = super::peers::Runner::spawn(&w.host_ns);
@@ -25,6 +34,7 @@ pub fn exec_bench(rounds: usize) {
     let hoodyctl = hoody_e2e::bin_dir().join("hoodyctl").display().to_string();
     let socket = w.socket.display().to_string();
     let (mut json, mut ctl, mut ns, mut cr) = (vec![], vec![], vec![], vec![]);
+    let (mut json_cold, mut ctl_cold) = (vec![], vec![]);
     for _ in 0..rounds {
         let t = Instant::now();
         let r = http.post(&format!("/containers/{cid}/exec"), r#"{"command":["true"]}"#);
@@ -33,12 +43,19 @@ pub fn exec_bench(rounds: usize) {
         ctl.push(runner.time(&[&hoodyctl, "--socket", &socket, "exec", "-c", &cid, "--", "true"]));
         ns.push(runner.time(&["nsenter", "--all", "-t", &pid, "true"]));
         cr.push(crun(&mut runner, &["exec", "peer", "true"]));
+        let t = Instant::now();
+        let r = cold_http.post(&format!("/containers/{cold_cid}/exec"), r#"{"command":["true"]}"#);
+        json_cold.push(ms(t.elapsed()));
+        assert_eq!((r.status, r.json()["data"]["exit_code"].as_i64()), (200, Some(0)), "{r:?}");
+        ctl_cold.push(runner.time(&[&hoodyctl, "--socket", &cold_socket, "exec", "-c", &cold_cid, "--", "true"]));
     }
     crun(&mut runner, &["delete", "-f", "peer"]);
     drop(runner);
     let rows = vec![
         Row { what: "exec true (to its exit status)".into(), tool: "hoody, JSON over the socket".into(), samples: json.clone() },
         Row { what: "exec true (to its exit status)".into(), tool: "hoodyctl exec".into(), samples: ctl.clone() },
+        Row { what: "exec true (to its exit status)".into(), tool: "hoody, JSON, no spare shims".into(), samples: json_cold.clone() },
+        Row { what: "exec true (to its exit status)".into(), tool: "hoodyctl exec, no spare shims".into(), samples: ctl_cold.clone() },
         Row { what: "exec true (to its exit status)".into(), tool: "nsenter --all -t PID (floor)".into(), samples: ns.clone() },
         Row { what: "exec true (to its exit status)".into(), tool: "crun exec".into(), samples: cr.clone() },
     ];
@@ -53,6 +70,13 @@ pub fn exec_bench(rounds: usize) {
         median(&ctl),
         percentile(&ctl, 95.0)
     );
+    println!(
+        "Spare shims against none (every shim started cold), paired: JSON mode {:.2}×, hoodyctl exec {:.2}×; without them hoodyctl exec / nsenter {:.2}×.\n",
+        paired_ratio(&json, &json_cold),
+        paired_ratio(&ctl, &ctl_cold),
+        paired_ratio(&ctl_cold, &ns)
+    );
+    drop(cold);
     // Throughput: 16 clients, each running `true` in a loop for 5 s.
     let deadline = Instant::now() + Duration::from_secs(5);
     let t0 = Instant::now();
