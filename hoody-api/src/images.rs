@@ -9,8 +9,21 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct ImportPath {
     pub name: String,
-    /// An absolute path on the host.
+    /// An absolute path on the host (administrators); or give `from`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
+    /// Publish a snapshot of a container as the image: its whole tree as the container saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<SnapshotRef>,
+}
+
+/// `{"container": ID or name, "snapshot": NAME}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRef {
+    pub container: String,
+    pub snapshot: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -158,6 +158,20 @@ impl StorageDriver for BtrfsDriver {
         self.root_from(&snap, id, limits)
     }
 
+    fn read_snapshot(
+        &self,
+        _image: &str,
+        id: &str,
+        snapshot: &str,
+        read: &mut (dyn FnMut(&Path) -> Result<crate::ImportReport> + Send),
+    ) -> Result<crate::ImportReport> {
+        let snap = self.snapshots_dir(id).join(snapshot);
+        if !snap.is_dir() {
+            return Err(StorageError::SnapshotNotFound(snapshot.to_owned()));
+        }
+        read(&snap)
+    }
+
     fn container_root(&self, _image: &str, id: &str) -> ContainerRoot {
         ContainerRoot::Btrfs { subvol: self.container_dir(id).join("rootfs") }
     }

@@ -61,6 +61,17 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// over the same image, counted against `limits` as the copy is written. Bounded by
     /// `limits` from the start; nothing is left when it fails.
     fn fork_container(&self, image: &str, source: &str, snapshot: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot>;
+    /// Reads snapshot `snapshot` of container `id` (made from `image`) as the container saw
+    /// it: `read` is given the path of its whole tree, read-only, for as long as it runs (on
+    /// btrfs the snapshot itself; on overlay its upper layer merged over the image, mounted
+    /// where only `read`'s thread sees it).
+    fn read_snapshot(
+        &self,
+        image: &str,
+        id: &str,
+        snapshot: &str,
+        read: &mut (dyn FnMut(&Path) -> Result<crate::ImportReport> + Send),
+    ) -> Result<crate::ImportReport>;
     /// The layout of an existing container root.
     fn container_root(&self, image: &str, id: &str) -> ContainerRoot;
     /// Deletes everything the pool holds for container `id` (idempotent).

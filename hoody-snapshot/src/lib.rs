@@ -22,6 +22,7 @@ pub mod quota;
 mod quota_sys;
 pub mod relpath;
 mod restore_mark;
+pub mod snapshot_view;
 mod sys;
 pub mod tree_writer;
 

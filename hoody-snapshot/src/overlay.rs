@@ -129,6 +129,24 @@ impl StorageDriver for OverlayDriver {
         Ok(root)
     }
 
+    fn read_snapshot(
+        &self,
+        image: &str,
+        id: &str,
+        snapshot: &str,
+        read: &mut (dyn FnMut(&Path) -> Result<crate::ImportReport> + Send),
+    ) -> Result<crate::ImportReport> {
+        let upper = self.snapshots_dir(id).join(snapshot).join("upper");
+        if !upper.is_dir() {
+            return Err(StorageError::SnapshotNotFound(snapshot.to_owned()));
+        }
+        // The mount point is a staging entry: a crash leaves it to the start-up reconcile.
+        let at = self.stage_image()?;
+        let r = crate::snapshot_view::with_overlay_view(&self.image_path(image), &upper, &at, |view| read(view));
+        self.discard_staged(&at);
+        r
+    }
+
     fn container_root(&self, image: &str, id: &str) -> ContainerRoot {
         ContainerRoot::Overlay { lower: self.image_path(image), dir: self.container_dir(id) }
     }

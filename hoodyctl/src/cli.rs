@@ -554,6 +554,14 @@ pub enum ImagesCmd {
         #[arg(long = "async")]
         in_background: bool,
     },
+    /// Publish a snapshot of a container as an image: its whole tree as the container saw it.
+    Publish {
+        /// The image's name.
+        name: String,
+        /// The snapshot: CONTAINER/SNAPSHOT.
+        #[arg(long, value_name = "CONTAINER/SNAPSHOT")]
+        from: String,
+    },
     /// Every image, by name (a page at a time with --limit).
     List(super::pages::PageArgs),
     /// One image.
@@ -709,14 +717,20 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
     }
 }
 
-/// `--from CONTAINER/SNAPSHOT` as a create's source.
-fn fork_source(from: &str) -> anyhow::Result<ContainerSource> {
+/// `--from CONTAINER/SNAPSHOT`: the container and the snapshot.
+fn snapshot_ref(from: &str) -> anyhow::Result<(String, String)> {
     match from.split_once('/') {
         Some((container, snapshot)) if !container.is_empty() && !snapshot.is_empty() && !snapshot.contains('/') => {
-            Ok(ContainerSource { container: Some(container.to_owned()), snapshot: Some(snapshot.to_owned()), image: None })
+            Ok((container.to_owned(), snapshot.to_owned()))
         }
         _ => Err(anyhow!("--from: CONTAINER/SNAPSHOT, e.g. --from app/ready (got {from:?})")),
     }
+}
+
+/// `--from CONTAINER/SNAPSHOT` as a create's source.
+fn fork_source(from: &str) -> anyhow::Result<ContainerSource> {
+    let (container, snapshot) = snapshot_ref(from)?;
+    Ok(ContainerSource { container: Some(container), snapshot: Some(snapshot), image: None })
 }
 
 async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow::Result<i32> {
@@ -835,6 +849,10 @@ async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<
                 Ok(op) => super::operations::follow(client, out, op).await,
                 Err(e) => emit(out, Err::<(), _>(e)),
             }
+        }
+        ImagesCmd::Publish { name, from } => {
+            let (container, snapshot) = snapshot_ref(&from)?;
+            emit(out, client.publish_snapshot(&name, &container, &snapshot).await)
         }
         ImagesCmd::List(page) => super::pages::emit_page(out, client.images_page(&page.query()).await),
         ImagesCmd::Get { name } => emit(out, client.image(&name).await),

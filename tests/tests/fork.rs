@@ -174,3 +174,77 @@ fn a_fork_keeps_the_source_limits_unless_told() {
     assert_eq!(more["limits"]["snapshots_disk_bytes"], 300 << 20, "{more}");
     assert_eq!(same["limits"]["disk_bytes"], 200 << 20, "{same}");
 }
+
+/// A snapshot published as an image: its tree as the container saw it (deletions and replaced
+/// directories included), an image like any other, nothing mounted or staged left behind.
+fn published(driver: Driver) {
+    let w = World::new(driver);
+    let base = w.running("base");
+    let bid = id(&base);
+    w.sh(
+        &bid,
+        "mkdir -p /srv && echo prepared > /srv/state && rm /bin/vi && rm -rf /usr/sbin && mkdir /usr/sbin && echo x > /usr/sbin/only",
+    );
+    w.ok(&["snapshots", "create", "-c", &bid, "--alias", "ready"]);
+    w.sh(&bid, "echo later > /srv/state");
+    let img = w.ok(&["images", "publish", "prepared", "--from", "base/ready"]);
+    assert_eq!(img["name"], "prepared", "{img}");
+    assert!(img["files"].as_u64().unwrap() > 100, "{img}");
+    assert_eq!(img["source"], format!("snapshot:{bid}/ready"), "{img}");
+
+    // Nothing mounted or staged is left.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let storage = w.storage_dir.display().to_string();
+    assert!(!mounts.lines().any(|l| l.contains(&format!("{storage}/images"))), "a mount is left: {mounts}");
+    let mut images: Vec<String> =
+        std::fs::read_dir(w.storage_dir.join("images")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    images.sort();
+    assert_eq!(images, ["busybox", "prepared"], "staging left behind");
+    // On disk: an overlay image holds no whiteouts; a btrfs image is a read-only subvolume.
+    let root = w.storage_dir.join("images/prepared");
+    match driver {
+        Driver::Overlay => {
+            use std::os::unix::fs::FileTypeExt;
+            let mut stack = vec![root.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let e = e.unwrap();
+                    let t = e.file_type().unwrap();
+                    assert!(!t.is_char_device(), "a whiteout in the image: {}", e.path().display());
+                    if t.is_dir() {
+                        stack.push(e.path());
+                    }
+                }
+            }
+            assert!(!root.join("bin/vi").exists() && root.join("bin/sh").exists());
+        }
+        Driver::Btrfs => {
+            let out = Command::new("btrfs").args(["property", "get", "-ts"]).arg(&root).arg("ro").output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ro=true", "{out:?}");
+        }
+    }
+
+    // Containers made from it have the snapshot's tree; the source can go.
+    w.ok(&["containers", "delete", &bid, "--force"]);
+    for name in ["one", "two"] {
+        let c = id(&w.ok(&["containers", "create", "--name", name, "--image", "prepared", "--start"]));
+        assert_eq!(w.sh(&c, "cat /srv/state; test -e /bin/vi && echo vi; ls /usr/sbin"), "prepared\nonly\n");
+    }
+    // Refused: an unknown snapshot, a name taken.
+    let c = w.ctl(&["images", "publish", "other", "--from", "one/missing"]);
+    assert_eq!(c.code, 3, "{c:?}");
+    let one = id(&w.ok(&["containers", "get", "one"]));
+    w.ok(&["snapshots", "create", "-c", &one, "--alias", "s"]);
+    let c = w.ctl(&["images", "publish", "prepared", "--from", "one/s"]);
+    assert_eq!(c.code, 4, "{c:?}");
+}
+
+#[test]
+fn a_published_snapshot_is_an_image_of_its_tree_on_btrfs() {
+    published(Driver::Btrfs);
+}
+
+#[test]
+fn a_published_snapshot_is_an_image_of_its_tree_on_overlay() {
+    published(Driver::Overlay);
+}

@@ -15,7 +15,7 @@ use crate::common::Deleted;
 use crate::containers::{Container, CreateContainer, Restored, UpdateContainer};
 use crate::exec::{ExecDetail, ExecRequest, ExecResult, ExecView};
 use crate::firewall::{EgressRule, Firewall, FirewallEvent, FirewallPatch, IngressRule, Rule};
-use crate::images::{Image, ImportPath, Imported};
+use crate::images::{Image, ImportPath, Imported, SnapshotRef};
 use crate::operations::{Accepted, Operation};
 use crate::query::{
     AuditQuery, ContainersQuery, DiffQuery, EventsQuery, FirewallEventsQuery, Lifecycle, LogsQuery, PageQuery, TokensQuery,
@@ -256,7 +256,15 @@ impl Client {
     /// `POST /images` with `{"name", "path"}`: a directory or tar file on the daemon's host
     /// (administrators).
     pub async fn import_image_path(&self, name: &str, path: &str) -> Result<Imported, ClientError> {
-        let body = ImportPath { name: name.to_owned(), path: path.to_owned() };
+        let body = ImportPath { name: name.to_owned(), path: path.to_owned(), from: None };
+        self.typed(Method::POST, "/images", Some(&body)).await
+    }
+
+    /// `POST /images` with `{"name", "from": {"container", "snapshot"}}`: publishes that
+    /// snapshot as image `name` (administrators).
+    pub async fn publish_snapshot(&self, name: &str, container: &str, snapshot: &str) -> Result<Imported, ClientError> {
+        let from = SnapshotRef { container: container.to_owned(), snapshot: snapshot.to_owned() };
+        let body = ImportPath { name: name.to_owned(), path: String::new(), from: Some(from) };
         self.typed(Method::POST, "/images", Some(&body)).await
     }
 
@@ -286,7 +294,7 @@ impl Client {
 
     /// `POST /images?async=true` with `{"name", "path"}`: the operation, at once.
     pub async fn import_image_path_async(&self, name: &str, path: &str) -> Result<Operation, ClientError> {
-        let body = ImportPath { name: name.to_owned(), path: path.to_owned() };
+        let body = ImportPath { name: name.to_owned(), path: path.to_owned(), from: None };
         self.typed::<Accepted>(Method::POST, "/images?async=true", Some(&body)).await.map(|a| a.operation)
     }
 

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::AppState;
 use super::body::{MAX_JSON_BODY, parse, read_capped};
 use super::error::{ApiError, ApiResult, data};
 use super::query::Query;
+use super::{AppState, Caller};
+use axum::Extension;
 use std::io::Read;
 
 use crate::operations::{Counting, Handle};
@@ -35,9 +36,14 @@ use hoody_api::query::ImportQuery;
         (status = 202, description = "With ?async=true: the operation that imports (GET /operations/{operation_id})", body = hoody_api::envelope::Data<hoody_api::operations::Accepted>)
     )
 )]
-pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<Response> {
+pub async fn import(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ImportQuery>,
+    req: Request,
+) -> ApiResult<Response> {
     let in_background = q.in_background;
-    let (name, source) = read_request(q, req).await?;
+    let (name, source) = read_request(&st, &caller, q, req).await?;
     if !in_background {
         let imported = st.rt.import_image(&name, source.into_image_source(None)).await?;
         return Ok((StatusCode::CREATED, data(imported)).into_response());
@@ -47,7 +53,7 @@ pub async fn import(State(st): State<AppState>, Query(q): Query<ImportQuery>, re
     st.rt.check_new_image(&name).await?;
     let total = match &source {
         Source::Upload(_, len) => *len,
-        Source::Path(_) => None,
+        Source::Path(_) | Source::Snapshot { .. } => None,
     };
     let (op, handle) = st.operations.start(OperationKind::ImageImport, &name, None, total);
     let src = source.into_image_source(Some(&handle));
@@ -65,6 +71,8 @@ enum Source {
     Upload(Box<dyn Read + Send>, Option<u64>),
     /// A directory or tar file on the host.
     Path(PathBuf),
+    /// A snapshot of a container the caller may see.
+    Snapshot { image: String, container: String, snapshot: String },
 }
 
 impl Source {
@@ -74,16 +82,25 @@ impl Source {
             (Source::Upload(r, _), Some(h)) => ImageSource::Tar(Box::new(Counting::new(r, h.clone()))),
             (Source::Upload(r, _), None) => ImageSource::Tar(r),
             (Source::Path(p), _) => ImageSource::Path(p),
+            (Source::Snapshot { image, container, snapshot }, _) => ImageSource::Snapshot { image, container, snapshot },
         }
     }
 }
 
 /// The image's name and its source: JSON `{"name", "path"}`, or an upload with `?name=`.
-async fn read_request(q: ImportQuery, req: Request) -> ApiResult<(String, Source)> {
+async fn read_request(st: &AppState, caller: &Caller, q: ImportQuery, req: Request) -> ApiResult<(String, Source)> {
     let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     if is_json {
         let body = read_capped(req, MAX_JSON_BODY).await?;
         let p: ImportPath = parse(&body)?;
+        if let Some(from) = p.from {
+            if !p.path.is_empty() {
+                return Err(ApiError::invalid("give path or from, not both").field("from"));
+            }
+            let c = st.rt.resolve(&from.container, &caller.filter).await?;
+            st.rt.snapshot_exists(&c, &from.snapshot).await?;
+            return Ok((p.name, Source::Snapshot { image: c.image, container: c.id, snapshot: from.snapshot }));
+        }
         let path = PathBuf::from(&p.path);
         if !path.is_absolute() {
             return Err(ApiError::invalid("path: must be an absolute path on the host").field("path"));

@@ -19,6 +19,8 @@ pub enum ImageSource {
     Path(PathBuf),
     /// The host's static busybox binary.
     Busybox(PathBuf),
+    /// A snapshot of a container, published: its whole tree as the container saw it.
+    Snapshot { image: String, container: String, snapshot: String },
 }
 
 fn describe(src: &ImageSource) -> String {
@@ -26,10 +28,11 @@ fn describe(src: &ImageSource) -> String {
         ImageSource::Tar(_) => "upload".into(),
         ImageSource::Path(p) => p.display().to_string(),
         ImageSource::Busybox(p) => format!("busybox:{}", p.display()),
+        ImageSource::Snapshot { container, snapshot, .. } => format!("snapshot:{container}/{snapshot}"),
     }
 }
 
-fn fill(src: ImageSource, w: SafeTreeWriter) -> Result<ImportReport, StorageError> {
+fn fill(storage: &dyn hoody_snapshot::StorageDriver, src: ImageSource, w: SafeTreeWriter) -> Result<ImportReport, StorageError> {
     match src {
         ImageSource::Tar(r) => hoody_snapshot::import_tar::import_tar(r, w),
         ImageSource::Path(p) if p.is_dir() => hoody_snapshot::import_dir::import_dir(&p, w),
@@ -39,6 +42,13 @@ fn fill(src: ImageSource, w: SafeTreeWriter) -> Result<ImportReport, StorageErro
         }
         ImageSource::Path(p) => Err(StorageError::NotImportable(p)),
         ImageSource::Busybox(p) => hoody_snapshot::busybox::build(&p, w),
+        // Read through the same writer as any import: the tree is the tenant's.
+        ImageSource::Snapshot { image, container, snapshot } => {
+            let mut w = Some(w);
+            storage.read_snapshot(&image, &container, &snapshot, &mut |view| {
+                hoody_snapshot::import_dir::import_dir(view, w.take().expect("a snapshot is read once"))
+            })
+        }
     }
 }
 
@@ -59,7 +69,7 @@ impl Runtime {
         let report = tokio::task::spawn_blocking(move || -> Result<ImportReport, StorageError> {
             let staged = storage.stage_image()?;
             let r = SafeTreeWriter::new(&staged, OwnerPolicy::Preserve)
-                .and_then(|w| fill(src, w))
+                .and_then(|w| fill(&*storage, src, w))
                 .and_then(|r| {
                     crate::fault::check("image-staged")
                         .map(|_| r)
