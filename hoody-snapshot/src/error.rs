@@ -33,6 +33,9 @@ pub enum StorageError {
     Archive(#[source] io::Error),
     #[error("{path} is not a directory or a tar archive", path = .0.display())]
     NotImportable(PathBuf),
+    /// The archive is not a root file system: what it is instead.
+    #[error("not a root file system: {0}")]
+    NotARootFs(String),
     #[error("{0}")]
     QuotaExceeded(String),
     #[error("the storage directory cannot enforce disk limits: {0}")]

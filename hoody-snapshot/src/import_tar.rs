@@ -36,9 +36,11 @@ pub fn import_tar(input: impl Read, mut writer: SafeTreeWriter) -> Result<Import
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(StorageError::Archive)?),
     };
     let mut archive = tar::Archive::new(reader);
+    let mut kind_of = ArchiveKind::default();
     for entry in archive.entries().map_err(StorageError::Archive)? {
         let mut entry = entry.map_err(StorageError::Archive)?;
         let raw = entry.path().map_err(StorageError::Archive)?.into_owned();
+        kind_of.saw(&raw);
         let hdr = entry.header();
         let meta = Meta {
             mode: hdr.mode().map_err(StorageError::Archive)?,
@@ -70,7 +72,46 @@ pub fn import_tar(input: impl Read, mut writer: SafeTreeWriter) -> Result<Import
             other => writer.skip(&raw, &format!("unsupported entry type {other:?}")),
         }
     }
+    kind_of.check()?;
     writer.finish()
+}
+
+/// What the top of an archive says it is.
+#[derive(Default)]
+struct ArchiveKind {
+    entries: usize,
+    top: std::collections::BTreeSet<String>,
+}
+
+impl ArchiveKind {
+    fn saw(&mut self, raw: &Path) {
+        self.entries += 1;
+        let mut parts = raw.components().filter(|c| !matches!(c, std::path::Component::CurDir | std::path::Component::RootDir));
+        if let Some(first) = parts.next() {
+            self.top.insert(first.as_os_str().to_string_lossy().into_owned());
+        }
+    }
+
+    /// Refuses an archive that is not a root file system, saying what it is.
+    fn check(&self) -> Result<()> {
+        let has = |n: &str| self.top.contains(n);
+        if self.entries == 0 {
+            return Err(StorageError::NotARootFs("the archive is empty".into()));
+        }
+        if has("oci-layout") && has("index.json") {
+            return Err(StorageError::NotARootFs(
+                "this is an OCI image layout (oci-layout, index.json, blobs/): give a root file system tarball (for example `skopeo copy` then `umoci unpack`, or `docker export` of a container)".into(),
+            ));
+        }
+        if has("manifest.json")
+            && (has("repositories") || has("blobs") || self.top.iter().any(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())))
+        {
+            return Err(StorageError::NotARootFs(
+                "this is a `docker save` archive (manifest.json with image layers): give a root file system tarball (`docker export` of a container made from the image)".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn link_name<R: Read>(entry: &tar::Entry<'_, R>, raw: &Path) -> Result<std::path::PathBuf> {
@@ -141,6 +182,31 @@ mod tests {
         assert_eq!(std::fs::read_link(root.join("bin/s")).unwrap(), Path::new("sh"));
         assert_eq!(r.files, 2);
         assert_eq!(r.hardlinks, 1);
+    }
+
+    #[test]
+    fn what_is_not_a_root_file_system_is_refused_saying_what_it_is() {
+        let not = |t: &[u8]| match extract(t).1 {
+            Err(StorageError::NotARootFs(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(not(b""), "the archive is empty");
+        assert_eq!(not(&raw_tar(&[])), "the archive is empty");
+        let oci = raw_tar(&[
+            ("oci-layout", EntryType::Regular, "", b"{\"imageLayoutVersion\": \"1.0.0\"}"),
+            ("index.json", EntryType::Regular, "", b"{}"),
+            ("blobs/sha256/", EntryType::Directory, "", b""),
+        ]);
+        assert!(not(&oci).starts_with("this is an OCI image layout"));
+        let docker = raw_tar(&[
+            ("manifest.json", EntryType::Regular, "", b"[]"),
+            ("repositories", EntryType::Regular, "", b"{}"),
+            ("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/layer.tar", EntryType::Regular, "", b""),
+        ]);
+        assert!(not(&docker).starts_with("this is a `docker save` archive"));
+        // A root file system that merely has a manifest.json of its own is one.
+        let rootfs = raw_tar(&[("manifest.json", EntryType::Regular, "", b"[]"), ("bin/sh", EntryType::Regular, "", b"#!")]);
+        extract(&rootfs).1.unwrap();
     }
 
     #[test]

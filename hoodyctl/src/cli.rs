@@ -547,7 +547,8 @@ pub enum ImagesCmd {
     Import {
         /// The image's name.
         name: String,
-        /// A tarball (uploaded) or a directory (imported by the daemon from this host).
+        /// A tarball (uploaded), `-` for a tarball on standard input, or a directory (imported
+        /// by the daemon from this host).
         path: PathBuf,
         /// Print the operation at once and leave the import running (on a terminal the import
         /// runs as an operation anyway, with a progress line).
@@ -823,9 +824,16 @@ async fn logs(client: &Client, l: LogsArgs) -> anyhow::Result<i32> {
 async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<i32> {
     match cmd {
         ImagesCmd::Import { name, path, in_background } => {
+            if path.as_os_str() == "-" {
+                // Standard input: streamed as it comes, its length unknown.
+                let stream = tokio_util::io::ReaderStream::with_capacity(tokio::io::stdin(), 256 * 1024).map_ok(Frame::data);
+                return emit(out, client.import_image_tar(&name, BodyExt::boxed(StreamBody::new(stream)), None).await);
+            }
             let path = std::path::absolute(&path).with_context(|| format!("resolving {}", path.display()))?;
             let md = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
             let as_operation = in_background || super::operations::show_progress();
+            // A pipe or a device (`/dev/stdin`) has no length to send.
+            let len = md.is_file().then_some(md.len());
             let started = if md.is_dir() {
                 if !as_operation {
                     return emit(out, client.import_image_path(&name, &path.to_string_lossy()).await);
@@ -836,9 +844,9 @@ async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<
                 let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_ok(Frame::data);
                 let body = BodyExt::boxed(StreamBody::new(stream));
                 if !as_operation {
-                    return emit(out, client.import_image_tar(&name, body, Some(md.len())).await);
+                    return emit(out, client.import_image_tar(&name, body, len).await);
                 }
-                client.import_image_tar_async(&name, body, Some(md.len())).await
+                client.import_image_tar_async(&name, body, len).await
             };
             match started {
                 // The upload goes on on its own connection: --async waits for it to be sent.

@@ -501,4 +501,29 @@ fn image_import_is_confined() {
     w.ok(&["images", "import", "bb", &tgz.to_string_lossy()]);
     let c = w.ok(&["containers", "create", "--name", "bb", "--image", "bb", "--start"]);
     assert_eq!(w.sh(&id(&c), "cat /proc/1/comm").trim(), "init");
+
+    // From standard input (`-`, and `/dev/stdin` from a pipe: no length to send).
+    let bytes = std::fs::read(&tgz).unwrap();
+    let piped = w.ctl_with_input(&["images", "import", "piped", "-"], &bytes);
+    assert_eq!(piped.code, 0, "{piped:?}");
+    assert_eq!(piped.json()["data"]["files"], w.ok(&["images", "get", "bb"])["files"], "{piped:?}");
+    let devstdin = w.ctl_with_input(&["images", "import", "devstdin", "/dev/stdin"], &bytes);
+    assert_eq!(devstdin.code, 0, "{devstdin:?}");
+    // What is not a root file system is refused, saying what it is, and leaves no image.
+    let empty = w.ctl_with_input(&["images", "import", "empty", "-"], b"");
+    assert!(empty.code != 0 && empty.stderr.contains("the archive is empty"), "{empty:?}");
+    let oci = dir.join("oci.tar");
+    let layout = dir.join("oci");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
+    std::fs::write(layout.join("index.json"), r#"{"schemaVersion": 2, "manifests": []}"#).unwrap();
+    run("tar", &["-C", &layout.to_string_lossy(), "-cf", &oci.to_string_lossy(), "."]);
+    let r = w.ctl(&["images", "import", "oci", &oci.to_string_lossy()]);
+    assert!(r.code != 0 && r.stderr.contains("OCI image layout"), "{r:?}");
+    let names: Vec<String> = w.ok(&["images", "list"]).as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_owned()).collect();
+    assert!(!names.iter().any(|n| n == "empty" || n == "oci"), "{names:?}");
+    let mut staged: Vec<String> =
+        std::fs::read_dir(w.storage_dir.join("images")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    staged.retain(|n| !names.contains(n));
+    assert!(staged.is_empty(), "left in the pool: {staged:?}");
 }

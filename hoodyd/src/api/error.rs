@@ -145,7 +145,9 @@ impl From<RuntimeError> for ApiError {
             },
             RuntimeError::Cgroup(c @ CgroupError::MissingController { .. }) => ApiError::invalid("").with_chain(c),
             RuntimeError::Storage(s) => match s {
-                StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) => ApiError::invalid("").with_chain(s),
+                StorageError::UnsafeEntry { .. } | StorageError::NotImportable(_) | StorageError::NotARootFs(_) => {
+                    ApiError::invalid("").with_chain(s)
+                }
                 StorageError::Archive(_) => ApiError::bad_request("").with_chain(s),
                 StorageError::ImageExists(_) | StorageError::ContainerExists(_) | StorageError::SnapshotExists(_) => {
                     ApiError::state(ErrorCode::AlreadyExists, "").with_chain(s)

@@ -23,6 +23,9 @@ use tracing::{debug, info, warn};
 use super::slots::Slots;
 pub use crate::auth::Peer;
 
+/// How long a refused connection is given to send its request before it is answered.
+const REFUSAL_WAIT: Duration = Duration::from_millis(250);
+
 /// The answer of a connection over a limit, written without waiting on the client.
 fn too_many(message: &str) -> Vec<u8> {
     let body = format!("{{\"error\":{{\"code\":\"unavailable\",\"message\":\"{message}\",\"details\":[]}}}}\n");
@@ -108,8 +111,31 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
                 Err(refused) => {
                     let message = refused.message();
                     warn!(uid = peer.uid, reason = %message, "connection refused");
-                    // A best-effort answer (never waiting on the client), so it knows why.
-                    let _ = stream.try_write(&too_many(&message));
+                    // A best-effort answer, so it knows why: after its request when that comes
+                    // within a moment (an HTTP client that is answered before it has written
+                    // its request reports a broken connection, not the answer), never waiting
+                    // longer, never reading more than a request head.
+                    // The connection is then kept, reading and dropping what comes, until the
+                    // client closes it or the moment is over: a client still writing its
+                    // request would otherwise see a broken pipe instead of the answer.
+                    let deadline = tokio::time::Instant::now() + REFUSAL_WAIT;
+                    let mut scratch = [0u8; 16 * 1024];
+                    let mut answered = false;
+                    while let Ok(Ok(())) = tokio::time::timeout_at(deadline, stream.readable()).await {
+                        match stream.try_read(&mut scratch) {
+                            Ok(0) => break,
+                            Ok(_) if !answered => {
+                                answered = true;
+                                let _ = stream.try_write(&too_many(&message));
+                            }
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(_) => break,
+                        }
+                    }
+                    if !answered {
+                        let _ = stream.try_write(&too_many(&message));
+                    }
                     return;
                 }
             };
