@@ -39,7 +39,8 @@ trap 'kill $vm $fresh 2>/dev/null || true' INT TERM
 
 echo "== privileged end-to-end tests (host)"
 host=0
-cargo test -p hoody-e2e -- --test-threads "${HOODY_TEST_THREADS:-2}" || host=$?
+# --no-fail-fast: a failing test binary does not hide the ones after it.
+cargo test -p hoody-e2e --no-fail-fast -- --test-threads "${HOODY_TEST_THREADS:-2}" || host=$?
 
 echo "== systemd boot test (the .deb in a Debian guest booted twice by systemd; beside the VM lane)"
 boot=0

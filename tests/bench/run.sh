@@ -4,7 +4,7 @@
 # Sections: peers (start vs podman, crun, runc, lxc-execute, systemd-nspawn), lifecycle (50 in a
 # row vs crun, image size), density (200 running), restart (100 running), packets (conn/s with
 # 10 vs 1,000 containers), firewall (rule changes 1 → 1,000 containers), dns (queries through the
-# resolver vs dnsmasq straight, conn/s by name), exec (vs nsenter and crun exec), snapshots, quotas (btrfs
+# resolver vs dnsmasq straight, conn/s by name), exec (vs nsenter and crun exec), fork (from a snapshot vs from the image), snapshots, quotas (btrfs
 # qgroups vs none), api, events (API latency with 100 subscribers vs none), api-baseline (with
 # HOODY_BENCH_BASELINE=REV, below).
 # Default: all. Installs the peers from Debian's packages first.
@@ -18,7 +18,7 @@ sh packaging/deps.sh bench
 # audit log off to measure its cost), in the tests' target directory of its own
 # (tests/src/lib.rs); the benchmark finds it beside itself.
 cargo build --release --bins --features hoodyd/test-hooks --target-dir target/hooked
-sections=${*:-peers lifecycle density restart packets firewall dns exec snapshots quotas hostile-tree console api events}
+sections=${*:-peers lifecycle density restart packets firewall dns exec fork snapshots quotas hostile-tree console api events}
 # HOODY_BENCH_BASELINE=REV (a commit or tag) adds the api-baseline section: the API's latency
 # against hoodyd as built from REV (exported with git archive, built in target/baseline).
 if [ -n "${HOODY_BENCH_BASELINE:-}" ]; then

@@ -22,6 +22,7 @@ mod dns;
 mod durability;
 mod events;
 mod exec;
+mod fork;
 mod hostile_tree;
 mod packets;
 mod peers;
@@ -640,6 +641,7 @@ fn main() {
         Some("density") => density::density_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)),
         Some("packets") => packets::packet_bench(5),
         Some("exec") => exec::exec_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(200)),
+        Some("fork") => fork::fork_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100)),
         Some("dns") => dns::dns_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("peers") => peers::peers_bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(30)),
         Some("lifecycle") => lifecycle(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50)),
