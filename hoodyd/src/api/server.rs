@@ -23,8 +23,30 @@ use tracing::{debug, info, warn};
 use super::slots::Slots;
 pub use crate::auth::Peer;
 
-/// How long a refused connection is given to send its request before it is answered.
-const REFUSAL_WAIT: Duration = Duration::from_millis(250);
+/// How long a refused connection is given to send its request before it is answered, and how
+/// long it is kept in all.
+const REFUSAL_WAIT: Duration = Duration::from_millis(500);
+const REFUSAL_LINGER: Duration = Duration::from_millis(1000);
+/// Refused connections kept open at once to be answered after their request.
+const MAX_LINGERING: usize = 256;
+
+static LINGERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A refused connection's place among those kept to be answered after their request.
+struct Lingering;
+
+impl Lingering {
+    fn enter() -> Option<Lingering> {
+        use std::sync::atomic::Ordering;
+        LINGERING.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_LINGERING).then_some(n + 1)).ok().map(|_| Lingering)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        LINGERING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// The answer of a connection over a limit, written without waiting on the client.
 fn too_many(message: &str) -> Vec<u8> {
@@ -112,29 +134,33 @@ pub async fn serve(listener: UnixListener, router: Router, cfg: ServeConfig, mut
                     let message = refused.message();
                     warn!(uid = peer.uid, reason = %message, "connection refused");
                     // A best-effort answer, so it knows why: after its request when that comes
-                    // within a moment (an HTTP client that is answered before it has written
-                    // its request reports a broken connection, not the answer), never waiting
-                    // longer, never reading more than a request head.
-                    // The connection is then kept, reading and dropping what comes, until the
-                    // client closes it or the moment is over: a client still writing its
-                    // request would otherwise see a broken pipe instead of the answer.
-                    let deadline = tokio::time::Instant::now() + REFUSAL_WAIT;
+                    // within REFUSAL_WAIT (an HTTP client answered before it has written its
+                    // request reports a broken connection, not the answer), then kept until the
+                    // client closes it or REFUSAL_LINGER is over, reading and dropping what comes
+                    // (a client still writing would otherwise see a broken pipe). At most
+                    // MAX_LINGERING refused connections are kept so; past that one is answered
+                    // and closed at once, so refusals never hold more descriptors than that.
+                    let Some(_lingering) = Lingering::enter() else {
+                        let _ = stream.try_write(&too_many(&message));
+                        return;
+                    };
+                    let start = tokio::time::Instant::now();
                     let mut scratch = [0u8; 16 * 1024];
-                    let mut answered = false;
-                    while let Ok(Ok(())) = tokio::time::timeout_at(deadline, stream.readable()).await {
+                    // (Readiness may be reported before anything is there: only bytes count.)
+                    while let Ok(Ok(())) = tokio::time::timeout_at(start + REFUSAL_WAIT, stream.readable()).await {
+                        match stream.try_read(&mut scratch) {
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                            _ => break,
+                        }
+                    }
+                    let _ = stream.try_write(&too_many(&message));
+                    while let Ok(Ok(())) = tokio::time::timeout_at(start + REFUSAL_LINGER, stream.readable()).await {
                         match stream.try_read(&mut scratch) {
                             Ok(0) => break,
-                            Ok(_) if !answered => {
-                                answered = true;
-                                let _ = stream.try_write(&too_many(&message));
-                            }
                             Ok(_) => {}
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                             Err(_) => break,
                         }
-                    }
-                    if !answered {
-                        let _ = stream.try_write(&too_many(&message));
                     }
                     return;
                 }
