@@ -63,6 +63,15 @@ pub(crate) fn is_subvolume(path: &Path) -> bool {
 }
 
 impl BtrfsDriver {
+    /// The subvolume of snapshot `name` of container `id`, if there is one.
+    fn snapshot_subvol(&self, id: &str, name: &str) -> Result<PathBuf> {
+        let p = self.snapshots_dir(id).join(name);
+        if !p.is_dir() {
+            return Err(StorageError::SnapshotNotFound(name.to_owned()));
+        }
+        Ok(p)
+    }
+
     /// Container `id`'s root as a writable snapshot of the subvolume `from` (an image or a
     /// snapshot: O(1)), bounded by `limits` before anything can write to it; nothing is left
     /// when it fails.
@@ -151,10 +160,7 @@ impl StorageDriver for BtrfsDriver {
     }
 
     fn fork_container(&self, _image: &str, source: &str, snapshot_name: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
-        let snap = self.snapshots_dir(source).join(snapshot_name);
-        if !snap.is_dir() {
-            return Err(StorageError::SnapshotNotFound(snapshot_name.to_owned()));
-        }
+        let snap = self.snapshot_subvol(source, snapshot_name)?;
         self.root_from(&snap, id, limits)
     }
 
@@ -165,10 +171,7 @@ impl StorageDriver for BtrfsDriver {
         snapshot: &str,
         read: &mut (dyn FnMut(&Path) -> Result<crate::ImportReport> + Send),
     ) -> Result<crate::ImportReport> {
-        let snap = self.snapshots_dir(id).join(snapshot);
-        if !snap.is_dir() {
-            return Err(StorageError::SnapshotNotFound(snapshot.to_owned()));
-        }
+        let snap = self.snapshot_subvol(id, snapshot)?;
         read(&snap)
     }
 
@@ -225,10 +228,7 @@ impl StorageDriver for BtrfsDriver {
         checkpoint: &dyn Fn(&'static str) -> std::io::Result<()>,
     ) -> Result<()> {
         let quota = self.quota.as_ref().ok();
-        let snap = self.snapshots_dir(id).join(name);
-        if !snap.is_dir() {
-            return Err(StorageError::SnapshotNotFound(name.to_owned()));
-        }
+        let snap = self.snapshot_subvol(id, name)?;
         let dir = self.container_dir(id);
         let staged = dir.join(".restore");
         self.cleanup_restore(id)?;

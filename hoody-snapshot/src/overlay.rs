@@ -20,6 +20,15 @@ pub struct OverlayDriver {
 }
 
 impl OverlayDriver {
+    /// The upper layer kept by snapshot `name` of container `id`, if there is one.
+    fn snapshot_upper(&self, id: &str, name: &str) -> Result<PathBuf> {
+        let p = self.snapshots_dir(id).join(name).join("upper");
+        if !p.is_dir() {
+            return Err(StorageError::SnapshotNotFound(name.to_owned()));
+        }
+        Ok(p)
+    }
+
     pub fn new(root: PathBuf, quota: std::result::Result<ProjectQuota, String>) -> Self {
         if let Err(e) = &quota {
             tracing::info!(path = %root.display(), reason = %e, "no project quotas: disk and inode limits are refused");
@@ -108,10 +117,7 @@ impl StorageDriver for OverlayDriver {
     }
 
     fn fork_container(&self, image: &str, source: &str, snapshot: &str, id: &str, limits: &DiskLimits) -> Result<ContainerRoot> {
-        let snap = self.snapshots_dir(source).join(snapshot).join("upper");
-        if !snap.is_dir() {
-            return Err(StorageError::SnapshotNotFound(snapshot.to_owned()));
-        }
+        let snap = self.snapshot_upper(source, snapshot)?;
         let root = self.create_container(image, id, limits)?;
         let upper = self.container_dir(id).join("upper");
         // The snapshot's upper layer (whiteouts and opaque directories with it) replaces the
@@ -136,10 +142,7 @@ impl StorageDriver for OverlayDriver {
         snapshot: &str,
         read: &mut (dyn FnMut(&Path) -> Result<crate::ImportReport> + Send),
     ) -> Result<crate::ImportReport> {
-        let upper = self.snapshots_dir(id).join(snapshot).join("upper");
-        if !upper.is_dir() {
-            return Err(StorageError::SnapshotNotFound(snapshot.to_owned()));
-        }
+        let upper = self.snapshot_upper(id, snapshot)?;
         // The mount point is a staging entry: a crash leaves it to the start-up reconcile.
         let at = self.stage_image()?;
         let r = crate::snapshot_view::with_overlay_view(&self.image_path(image), &upper, &at, |view| read(view));
@@ -211,10 +214,7 @@ impl StorageDriver for OverlayDriver {
         // The staging directory is made inside the container directory and so takes its
         // project, whose limits already hold; the copy keeps CAP_SYS_RESOURCE (a restore is
         // never refused for quota).
-        let snap = self.snapshots_dir(id).join(name).join("upper");
-        if !snap.is_dir() {
-            return Err(StorageError::SnapshotNotFound(name.to_owned()));
-        }
+        let snap = self.snapshot_upper(id, name)?;
         let dir = self.container_dir(id);
         let staged = dir.join(".restore");
         self.cleanup_restore(id)?;
