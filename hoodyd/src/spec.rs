@@ -88,6 +88,14 @@ pub enum FailureKind {
 }
 
 /// Default environment of a container's processes.
+/// Sets `KEY=VALUE` in `env`, in place of any value `KEY` had.
+pub fn set_env(env: &mut Vec<String>, kv: String) {
+    let key = kv.split('=').next().unwrap_or_default();
+    let prefix = format!("{key}=");
+    env.retain(|e| !e.starts_with(&prefix));
+    env.push(kv);
+}
+
 pub fn default_env(hostname: &str) -> Vec<String> {
     vec![
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),

@@ -84,9 +84,7 @@ impl Runtime {
             env.push("TERM=xterm".into());
         }
         for kv in &req.env {
-            let key = kv.split('=').next().unwrap_or_default();
-            env.retain(|e| !e.starts_with(&format!("{key}=")));
-            env.push(kv.clone());
+            crate::spec::set_env(&mut env, kv.clone());
         }
         let exec_id = crate::ids::new_id();
         let cgroup = format!("{}/exec-{exec_id}", c.id);

@@ -57,12 +57,10 @@ pub struct Fork {
     pub snapshot: String,
 }
 
-/// A fork's environment: the source's, with the defaults that name the container (its
-/// hostname) made the fork's.
+/// A fork's environment: the source's, with its own hostname.
 fn fork_env(source: &[String], name: &str) -> Vec<String> {
-    let mut env = crate::spec::default_env(name);
-    let keys: Vec<String> = env.iter().map(|kv| kv.split('=').next().unwrap_or_default().to_owned()).collect();
-    env.extend(source.iter().filter(|kv| !keys.iter().any(|k| kv.starts_with(&format!("{k}=")))).cloned());
+    let mut env = source.to_vec();
+    crate::spec::set_env(&mut env, format!("HOSTNAME={name}"));
     env
 }
 
@@ -96,9 +94,7 @@ impl Runtime {
         if let Some(extra) = req.env {
             validate_strings("env", &extra, true)?;
             for kv in extra {
-                let key = kv.split('=').next().unwrap_or_default().to_owned();
-                env.retain(|e| !e.starts_with(&format!("{key}=")));
-                env.push(kv);
+                crate::spec::set_env(&mut env, kv);
             }
         }
         let (snapshot_schedule, snapshot_expiry) = validate_snapshot_policy(req.snapshots.as_ref(), None, None)?;
