@@ -123,7 +123,7 @@ impl From<FieldError> for ApiError {
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
         match &e {
-            RuntimeError::NotFound(_) | RuntimeError::ImageNotFound(_) => ApiError::not_found(e.to_string()),
+            RuntimeError::NotFound(_) | RuntimeError::Missing(_) | RuntimeError::ImageNotFound(_) => ApiError::not_found(e.to_string()),
             RuntimeError::Conflict(m) => ApiError::conflict(m.clone()),
             RuntimeError::State(code, m) => ApiError::state(*code, m.clone()),
             RuntimeError::Invalid(f) => ApiError::from(f.clone()),

@@ -447,7 +447,7 @@ pub async fn get(
     let (view, out) = tokio::task::spawn_blocking(move || rt.execs().get(&c.id, &eid))
         .await
         .map_err(|e| ApiError::from(crate::runtime::RuntimeError::from(e)))?
-        .ok_or_else(|| ApiError::from(crate::runtime::RuntimeError::NotFound(format!("exec {exec_id}"))))?;
+        .ok_or_else(|| ApiError::from(crate::runtime::RuntimeError::Missing(format!("exec {exec_id:?}"))))?;
     let output = out.map(|o| output(o.stdout, o.stderr, Truncated { stdout: o.truncated_stdout, stderr: o.truncated_stderr }));
     Ok(data(ExecDetail { exec: view, output: output.unwrap_or_default() }))
 }

@@ -180,7 +180,7 @@ impl Runtime {
     /// restarted), with the instance: no stream when it has ended (its end and kept output are
     /// in its directory).
     pub async fn exec_reattach(&self, container: &str, exec_id: &str) -> Result<(ExecView, Option<Started>)> {
-        let (view, _) = self.execs.get(container, exec_id).ok_or_else(|| RuntimeError::NotFound(format!("exec {exec_id}")))?;
+        let (view, _) = self.execs.get(container, exec_id).ok_or_else(|| RuntimeError::Missing(format!("exec {exec_id:?}")))?;
         if view.detached {
             return Err(RuntimeError::Conflict("a detached exec has no stream to attach to: read its output with GET".into()));
         }
@@ -189,7 +189,7 @@ impl Runtime {
         }
         let dir = self.execs.dir_of(exec_id);
         let record: ExecRecord =
-            rec::read_json(&dir, rec::RECORD).ok_or_else(|| RuntimeError::NotFound(format!("the record of exec {exec_id}")))?;
+            rec::read_json(&dir, rec::RECORD).ok_or_else(|| RuntimeError::Missing(format!("the record of exec {exec_id:?}")))?;
         let pids: ShimPids = rec::read_json(&dir, rec::PIDS)
             .ok_or_else(|| RuntimeError::State(hoody_api::envelope::ErrorCode::InProgress, "the exec is still starting".into()))?;
         let link = match tokio::net::UnixStream::connect(dir.join(rec::SOCKET)).await {

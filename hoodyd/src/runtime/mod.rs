@@ -39,6 +39,9 @@ use crate::store::{ContainerFilter, Store, StoreError};
 pub enum RuntimeError {
     #[error("container {0:?} not found")]
     NotFound(String),
+    /// Something of a container that is not there (a snapshot, a rule, an exec): what it is.
+    #[error("{0} not found")]
+    Missing(String),
     #[error("image {0:?} not found")]
     ImageNotFound(String),
     #[error("{0}")]

@@ -101,7 +101,7 @@ impl Runtime {
         let pos = rules
             .iter()
             .position(|r| r.rule.id == rule_id && r.rule.spec.direction == direction)
-            .ok_or_else(|| RuntimeError::NotFound(format!("{direction:?} rule {rule_id}").to_lowercase()))?;
+            .ok_or_else(|| RuntimeError::Missing(format!("{} rule {rule_id:?}", format!("{direction:?}").to_lowercase())))?;
         rules.remove(pos);
         self.firewall.update(&self.firewall_of(c, rules)).await?;
         // A crash here: the start-up reconcile rebuilds the table from the store (the rule,

@@ -52,7 +52,10 @@ impl Runtime {
 
     pub(super) async fn snapshot_record(&self, c: &Container, name: &str) -> Result<SnapshotRecord> {
         let (id, n) = (c.id.clone(), name.to_owned());
-        self.store.call(move |db| store::get_snapshot(db, &id, &n)).await?.ok_or_else(|| RuntimeError::NotFound(format!("snapshot {name}")))
+        self.store
+            .call(move |db| store::get_snapshot(db, &id, &n))
+            .await?
+            .ok_or_else(|| RuntimeError::Missing(format!("snapshot {name:?} of {:?}", c.name)))
     }
 
     /// Refuses, as a restore would, a snapshot that is not recorded.
