@@ -305,7 +305,7 @@ pub struct CreateArgs {
     /// snapshot (O(1) on btrfs, a copy on overlay); its limits, egress policy and rules,
     /// command and environment are the source's unless given here.
     #[arg(long, value_name = "CONTAINER/SNAPSHOT", conflicts_with = "image")]
-    pub from: Option<String>,
+    pub from: Option<SnapshotArg>,
     /// Realm the container belongs to (repeatable).
     #[arg(long = "realm", value_name = "ID")]
     pub realms: Vec<String>,
@@ -561,7 +561,7 @@ pub enum ImagesCmd {
         name: String,
         /// The snapshot: CONTAINER/SNAPSHOT.
         #[arg(long, value_name = "CONTAINER/SNAPSHOT")]
-        from: String,
+        from: SnapshotArg,
     },
     /// Every image, by name (a page at a time with --limit).
     List(super::pages::PageArgs),
@@ -718,20 +718,24 @@ async fn firewall(client: &Client, out: Output, cmd: FirewallCmd) -> anyhow::Res
     }
 }
 
-/// `--from CONTAINER/SNAPSHOT`: the container and the snapshot.
-fn snapshot_ref(from: &str) -> anyhow::Result<(String, String)> {
-    match from.split_once('/') {
-        Some((container, snapshot)) if !container.is_empty() && !snapshot.is_empty() && !snapshot.contains('/') => {
-            Ok((container.to_owned(), snapshot.to_owned()))
-        }
-        _ => Err(anyhow!("--from: CONTAINER/SNAPSHOT, e.g. --from app/ready (got {from:?})")),
-    }
+/// `--from CONTAINER/SNAPSHOT`: a snapshot of a container (checked when the command line is
+/// read, so a malformed one is a usage error).
+#[derive(Clone, Debug)]
+pub struct SnapshotArg {
+    pub container: String,
+    pub snapshot: String,
 }
 
-/// `--from CONTAINER/SNAPSHOT` as a create's source.
-fn fork_source(from: &str) -> anyhow::Result<ContainerSource> {
-    let (container, snapshot) = snapshot_ref(from)?;
-    Ok(ContainerSource { container: Some(container), snapshot: Some(snapshot), image: None })
+impl std::str::FromStr for SnapshotArg {
+    type Err = String;
+    fn from_str(from: &str) -> Result<Self, String> {
+        match from.split_once('/') {
+            Some((container, snapshot)) if !container.is_empty() && !snapshot.is_empty() && !snapshot.contains('/') => {
+                Ok(SnapshotArg { container: container.to_owned(), snapshot: snapshot.to_owned() })
+            }
+            _ => Err(format!("CONTAINER/SNAPSHOT, e.g. app/ready (got {from:?})")),
+        }
+    }
 }
 
 async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow::Result<i32> {
@@ -742,7 +746,7 @@ async fn containers(client: &Client, out: Output, cmd: ContainersCmd) -> anyhow:
                 limits: c.limits.to_request(),
                 name: c.name,
                 image: c.image.unwrap_or_default(),
-                source: c.from.as_deref().map(fork_source).transpose()?,
+                source: c.from.map(|f| ContainerSource { container: Some(f.container), snapshot: Some(f.snapshot), image: None }),
                 realm_ids: c.realms,
                 project_id: c.project_id,
                 egress: c.egress.as_deref().map(str::parse).transpose().map_err(|e: String| anyhow!("--egress: {e}"))?,
@@ -858,10 +862,7 @@ async fn images(client: &Client, out: Output, cmd: ImagesCmd) -> anyhow::Result<
                 Err(e) => emit(out, Err::<(), _>(e)),
             }
         }
-        ImagesCmd::Publish { name, from } => {
-            let (container, snapshot) = snapshot_ref(&from)?;
-            emit(out, client.publish_snapshot(&name, &container, &snapshot).await)
-        }
+        ImagesCmd::Publish { name, from } => emit(out, client.publish_snapshot(&name, &from.container, &from.snapshot).await),
         ImagesCmd::List(page) => super::pages::emit_page(out, client.images_page(&page.query()).await),
         ImagesCmd::Get { name } => emit(out, client.image(&name).await),
         ImagesCmd::Delete { name } => emit(out, client.delete_image(&name).await),

@@ -124,6 +124,9 @@ fn forks_of_one_snapshot(driver: Driver) {
     // Refused: an unknown snapshot, a malformed source, a source the caller cannot see.
     let c = w.ctl(&["containers", "create", "--name", "nope", "--from", "base/missing"]);
     assert_eq!(c.code, 3, "{c:?}");
+    assert!(c.stderr.contains(r#"snapshot "missing" of "base" not found"#), "the answer names what is missing: {c:?}");
+    let c = w.ctl(&["containers", "create", "--name", "nope", "--from", "base"]);
+    assert_eq!(c.code, 2, "a malformed --from is a usage error: {c:?}");
     let c = w.ctl(&["--output", "json", "containers", "create", "--name", "nope", "--image", "busybox", "--from", "base/ready"]);
     assert_eq!(c.code, 2, "a fork's image is its source's: {c:?}");
     let realm = w.ok(&["realms", "create", "--description", "tenant"])["id"].as_str().unwrap().to_owned();
